@@ -1,0 +1,37 @@
+"""llm-roofline: how fast a large language model runs on a device, and why.
+
+The public API. ``analyze`` takes a model, a device and a workload (by name, path or record) and
+returns frozen records: every operator's FLOPs, bytes, arithmetic intensity, bound and time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from .errors import InputError
+from .formats import NumberFormat, get_format
+from .hardware import HardwareSpec, custom_hardware, hardware_names, load_hardware
+from .models import ModelSpec, load_model, model_names
+from .roofline import Analysis, MemoryFit, OpResult, Totals
+from .roofline import analyze as _analyze
+from .transformer import Workload
+
+__all__ = [
+    "Analysis", "HardwareSpec", "InputError", "MemoryFit", "ModelSpec", "NumberFormat", "OpResult",
+    "Totals", "Workload", "analyze", "custom_hardware", "get_format", "hardware_names", "load_hardware",
+    "load_model", "model_names",
+]
+__version__ = "0.1.0"
+
+
+def analyze(model: str | ModelSpec, hardware: str | HardwareSpec, workload: Workload | None = None,
+            **workload_fields: Any) -> Analysis:
+    """Analyze one forward step.
+
+    >>> a = analyze("llama-2-7b", "jetson-orin-nx", phase="decode", batch=1, seq_len=1024)
+    >>> a.totals.bound
+    'memory'
+    """
+    base = workload if workload is not None else Workload()
+    return _analyze(load_model(model), load_hardware(hardware), replace(base, **workload_fields))

@@ -1,0 +1,287 @@
+"""The ``llm-roofline`` command: parse, call the API, format. Nothing is computed here.
+
+Bad input exits with status 2 and one line on stderr (``llm-roofline: error: ...``), no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from .errors import InputError
+
+DEFAULT_MODEL = "llama-2-7b"
+DEFAULT_HARDWARE = "jetson-orin-nx"
+FORMATS = ("table", "json", "csv")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
+    parser.add_argument("--format", "-f", choices=choices, default="table", help="output format (default: table)")
+
+
+def _add_hardware(parser: argparse.ArgumentParser, default: str | None) -> None:
+    group = parser.add_argument_group("device", "a catalogue name or file, and/or explicit figures")
+    group.add_argument("--hardware", "-H", default=None,
+                       help=f"device name (see 'llm-roofline hardware') or a .toml/.json file (default: {default})"
+                       if default else "device name or .toml/.json file")
+    group.add_argument("--bandwidth-gb-s", type=_positive_float, help="memory bandwidth in GB/s (1e9 B/s)")
+    group.add_argument("--peak-tflops", type=_positive_float, help="peak compute in TFLOP/s (1e12 FLOP/s)")
+    group.add_argument("--peak-precision", default="fp16",
+                       help="precision that --peak-tflops is for (default: fp16)")
+    group.add_argument("--memory-gb", type=_positive_float, help="memory capacity in GB (1e9 B)")
+    parser.set_defaults(default_hardware=default)
+
+
+def _hardware_from_args(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from .formats import PRECISIONS
+    from .hardware import custom_hardware, load_hardware
+
+    explicit = args.bandwidth_gb_s or args.peak_tflops or args.memory_gb
+    name = args.hardware or (None if explicit else args.default_hardware)
+    if args.peak_precision not in PRECISIONS:
+        raise InputError(f"unknown --peak-precision '{args.peak_precision}'; known: {', '.join(PRECISIONS)}")
+    if name is None:
+        if not (args.bandwidth_gb_s and args.peak_tflops):
+            raise InputError("a custom device needs both --bandwidth-gb-s and --peak-tflops (or give --hardware)")
+        return custom_hardware(args.bandwidth_gb_s * 1e9, {args.peak_precision: args.peak_tflops * 1e12},
+                               None if args.memory_gb is None else args.memory_gb * 1e9)
+    spec = load_hardware(name)
+    changes: dict[str, Any] = {}
+    if args.bandwidth_gb_s:
+        changes["memory_bytes_per_s"] = args.bandwidth_gb_s * 1e9
+    if args.peak_tflops:
+        changes["peak_flops_per_s"] = {**spec.peak_flops_per_s, args.peak_precision: args.peak_tflops * 1e12}
+    if args.memory_gb:
+        changes["memory_bytes"] = args.memory_gb * 1e9
+    return replace(spec, **changes) if changes else spec
+
+
+def _cmd_analyze(args: argparse.Namespace) -> str:
+    from . import analyze
+    from .render import analysis_csv, analysis_text
+    from .transformer import Workload
+
+    workload = Workload(
+        phase=args.phase, batch=args.batch, seq_len=args.seq_len, weights=args.weights,
+        activations=args.activations, kv_cache=args.kv_cache, flash_attention=args.flash_attention,
+        causal_skip=args.causal_skip, lm_head=args.lm_head,
+    )
+    result = analyze(args.model, _hardware_from_args(args), workload)
+    if args.format == "json":
+        return json.dumps(result.to_dict(), indent=2)
+    if args.format == "csv":
+        return analysis_csv(result).rstrip("\n")
+    return analysis_text(result)
+
+
+def _cmd_hardware(args: argparse.Namespace) -> str:
+    from .hardware import hardware_names, load_hardware
+    from .render import table, to_csv
+    from .units import binary_bytes, si
+
+    specs = [load_hardware(name) for name in hardware_names()]
+    if args.format == "json":
+        return json.dumps([s.to_dict() for s in specs], indent=2)
+    precisions = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+    headers = ["name", "kind", "memory", "bandwidth", *precisions]
+    if args.format == "csv":
+        rows = [[s.name, s.kind, s.memory_bytes, s.memory_bytes_per_s,
+                 *(s.peak_flops_per_s.get(p, "") for p in precisions)] for s in specs]
+        return to_csv(["name", "kind", "memory_bytes", "memory_bytes_per_s",
+                       *(f"peak_{p}_flops_per_s" for p in precisions)], rows).rstrip("\n")
+    rows = [[s.name, s.kind, binary_bytes(s.memory_bytes) if s.memory_bytes else "?", si(s.memory_bytes_per_s, "B/s"),
+             *(si(s.peak_flops_per_s[p], "FLOP/s") if p in s.peak_flops_per_s else "-" for p in precisions)]
+            for s in specs]
+    return table(headers, rows, align="llrr" + "r" * len(precisions))
+
+
+def _cmd_models(args: argparse.Namespace) -> str:
+    from .models import load_model, model_names
+    from .render import table, to_csv
+    from .units import si
+
+    specs = [load_model(name) for name in model_names()]
+    if args.format == "json":
+        return json.dumps([s.to_dict() for s in specs], indent=2)
+    headers = ["name", "family", "params", "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab"]
+    raw = [[s.name, s.family, s.params, s.num_layers, s.hidden_size, s.num_heads, s.num_kv_heads, s.head_dim,
+            s.intermediate_size, s.vocab_size] for s in specs]
+    if args.format == "csv":
+        return to_csv(headers, raw).rstrip("\n")
+    return table(headers, [[r[0], r[1], si(r[2], digits=4), *r[3:]] for r in raw], align="ll" + "r" * 8)
+
+
+def _cmd_matmul(args: argparse.Namespace) -> str:
+    from .formats import get_format
+    from .ops import gemm
+    from .roofline import attainable_flops_per_s, bound_of
+    from .units import seconds, si
+
+    fmt = get_format(args.precision)
+    size = fmt.bytes_per_element
+    cost = gemm(args.batch, args.m, args.n, args.k, size, size, size, args.shared_b)
+    intensity = cost.flops / cost.bytes
+    out: dict[str, Any] = {"batch": args.batch, "m": args.m, "n": args.n, "k": args.k, "precision": fmt.name,
+                           "flops": cost.flops, "bytes": cost.bytes, "arithmetic_intensity": intensity}
+    if args.hardware or args.bandwidth_gb_s or args.peak_tflops:
+        hw = _hardware_from_args(args)
+        peak_precision, peak = hw.peak_for(fmt.math)
+        ridge = peak / hw.memory_bytes_per_s
+        time_s = max(cost.flops / peak, cost.bytes / hw.memory_bytes_per_s)
+        out |= {"hardware": hw.name, "peak_precision": peak_precision, "peak_flops_per_s": peak,
+                "memory_bytes_per_s": hw.memory_bytes_per_s, "ridge_point": ridge,
+                "attainable_flops_per_s": attainable_flops_per_s(intensity, peak, hw.memory_bytes_per_s),
+                "bound": bound_of(intensity, ridge), "time_s": time_s}
+    if args.format == "json":
+        return json.dumps(out, indent=2)
+    shape = f"[{args.batch}, {args.m}, {args.k}] x [{args.batch if not args.shared_b else 1}, {args.k}, {args.n}]"
+    lines = [f"matmul {shape} in {fmt.name}",
+             f"FLOPs                  {si(cost.flops, 'FLOP')}  (2·B·M·N·K)",
+             f"bytes                  {si(cost.bytes, 'B')}  ((B·M·K + B·K·N + B·M·N) × {size:g} B, no reuse)",
+             f"arithmetic intensity   {intensity:.4g} FLOP/B"]
+    if "hardware" in out:
+        lines += [f"ridge point            {out['ridge_point']:.4g} FLOP/B on {out['hardware']} ({peak_precision})",
+                  f"attainable             {si(out['attainable_flops_per_s'], 'FLOP/s')}",
+                  f"bound                  {out['bound']}",
+                  f"time                   {seconds(out['time_s'])}"]
+    return "\n".join(lines)
+
+
+def _cmd_roofline(args: argparse.Namespace) -> str:
+    from .roofline import attainable_flops_per_s, bound_of
+    from .units import si
+
+    hw = _hardware_from_args(args)
+    bandwidth = hw.memory_bytes_per_s
+    points = []
+    for precision, peak in hw.peak_flops_per_s.items():
+        ridge = peak / bandwidth
+        entry: dict[str, Any] = {"precision": precision, "peak_flops_per_s": peak, "ridge_point": ridge,
+                                 "points": []}
+        for intensity in args.intensity or ():
+            entry["points"].append({"arithmetic_intensity": intensity,
+                                    "attainable_flops_per_s": attainable_flops_per_s(intensity, peak, bandwidth),
+                                    "bound": bound_of(intensity, ridge)})
+        points.append(entry)
+    out = {"hardware": hw.name, "memory_bytes_per_s": bandwidth, "ceilings": points}
+    if args.format == "json":
+        return json.dumps(out, indent=2)
+    lines = [f"{hw.display_name}: memory bandwidth {si(bandwidth, 'B/s')}"]
+    for entry in points:
+        lines.append(f"  {entry['precision']:5s} peak {si(entry['peak_flops_per_s'], 'FLOP/s'):>14s}   "
+                     f"ridge point {entry['ridge_point']:.4g} FLOP/B")
+        for p in entry["points"]:
+            lines.append(f"        at I = {p['arithmetic_intensity']:g} FLOP/B: "
+                         f"P = min(peak, I × BW) = {si(p['attainable_flops_per_s'], 'FLOP/s')}, {p['bound']}-bound")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="llm-roofline", description="Roofline analysis of LLM inference on real devices.")
+    parser.add_argument("--version", action="version", version="llm-roofline 0.1.0")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    analyze = commands.add_parser("analyze", help="per-operator roofline of one prefill or decode step")
+    analyze.add_argument("--model", "-m", default=DEFAULT_MODEL,
+                         help=f"model name (see 'llm-roofline models'), or a config.json file or folder "
+                              f"(default: {DEFAULT_MODEL})")
+    _add_hardware(analyze, DEFAULT_HARDWARE)
+    analyze.add_argument("--phase", "-p", choices=("prefill", "decode"), default="decode",
+                         help="prefill (process the prompt) or decode (one new token per sequence); default decode")
+    analyze.add_argument("--batch", "-b", type=_positive_int, default=1, help="sequences in the batch (default 1)")
+    analyze.add_argument("--seq-len", "-l", type=_positive_int, default=1024,
+                         help="prefill: prompt tokens; decode: tokens already in the KV cache (default 1024)")
+    analyze.add_argument("--weights", "-w", default="fp16", help="weight format: fp32, fp16, bf16, fp8, int8, int4 "
+                         "or bits per weight (default fp16)")
+    analyze.add_argument("--activations", "-a", default="fp16", help="activation format (default fp16)")
+    analyze.add_argument("--kv-cache", default=None, help="KV-cache format (default: the activation format)")
+    analyze.add_argument("--flash-attention", action="store_true",
+                         help="fused attention: no score matrix written or read back")
+    analyze.add_argument("--causal-skip", action=argparse.BooleanOptionalAction, default=None,
+                         help="count only the unmasked half of the prefill scores (default: on with "
+                              "--flash-attention, off without, as eager kernels compute the full square)")
+    analyze.add_argument("--lm-head", choices=("last", "all"), default="last",
+                         help="logits for the last token of each sequence (generation) or for all tokens")
+    _add_format(analyze)
+    analyze.set_defaults(run=_cmd_analyze)
+
+    hardware = commands.add_parser("hardware", help="list the device catalogue")
+    _add_format(hardware)
+    hardware.set_defaults(run=_cmd_hardware)
+
+    models = commands.add_parser("models", help="list the built-in models")
+    _add_format(models)
+    models.set_defaults(run=_cmd_models)
+
+    matmul = commands.add_parser("matmul", help="intensity and bound of a GEMM, GEMV or batched matmul")
+    matmul.add_argument("--m", type=_positive_int, required=True, help="rows of A and C")
+    matmul.add_argument("--k", type=_positive_int, required=True, help="columns of A, rows of B")
+    matmul.add_argument("--n", type=_positive_int, required=True, help="columns of B and C")
+    matmul.add_argument("--batch", type=_positive_int, default=1, help="batch of independent products (default 1)")
+    matmul.add_argument("--shared-b", action="store_true", help="one B shared by the whole batch (a weight)")
+    matmul.add_argument("--precision", default="fp32", help="element format (default fp32)")
+    _add_hardware(matmul, None)
+    _add_format(matmul, ("table", "json"))
+    matmul.set_defaults(run=_cmd_matmul)
+
+    roofline = commands.add_parser("roofline", help="a device's ceilings and ridge points; attainable FLOP/s "
+                                                    "at given intensities")
+    _add_hardware(roofline, DEFAULT_HARDWARE)
+    roofline.add_argument("--intensity", "-i", type=float, nargs="+", help="arithmetic intensities in FLOP/B")
+    _add_format(roofline, ("table", "json"))
+    roofline.set_defaults(run=_cmd_roofline)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        run: Callable[[argparse.Namespace], str] | None = getattr(args, "run", None)
+        if run is None:
+            parser.print_help()
+            return 0
+        output = run(args)
+    except InputError as err:
+        print(f"llm-roofline: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    print(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The one exception type for bad input, and the helper that names close matches."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class InputError(ValueError):
+    """Bad input from a user: an unknown name, a malformed file, an out-of-range number.
+
+    The message is one line that says what is wrong and what would be accepted. The CLI prints it
+    and exits with status 2; no traceback.
+    """
+
+
+def unknown_name(what: str, name: str, known: Iterable[str]) -> InputError:
+    """An error for an unknown catalogue name, suggesting the closest known names."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
+    if not close:
+        close = [k for k in known if name.lower() in k][:3]
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return InputError(f"unknown {what} '{name}': {hint}known: {', '.join(known)}")
+
+
+def positive(name: str, value: float) -> float:
+    """Return value if it is a finite number > 0, else raise an InputError naming the parameter."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or value != value:
+        raise InputError(f"{name} must be a number > 0, got {value!r}")
+    if value == float("inf"):
+        raise InputError(f"{name} must be finite, got {value!r}")
+    return value

@@ -1,0 +1,229 @@
+"""The registry of operator cost formulas: every FLOP and byte the analyzer counts comes from here.
+
+Counting conventions, stated once:
+
+1. **FLOP = 2 x MAC** for every matrix product, lm_head included. A bias add is one FLOP per output
+   element, counted in the projection that owns the bias.
+2. **Bytes are compulsory DRAM traffic** of one kernel: each input read once, each output written
+   once (perfect on-chip reuse inside an operator, none across operators unless they are fused).
+   Bytes are split into weights read, activations read and written, KV cache read and written.
+3. **Elementwise FLOPs** count each arithmetic operation and each transcendental (exp, tanh, erf,
+   rsqrt) as one FLOP. Per element: residual add 1; RMSNorm 4 (square, accumulate, scale by the
+   inverse RMS, scale by the weight); LayerNorm 7 (mean, subtract, square, accumulate, normalize,
+   weight, bias); softmax 5 (max, subtract, exp, sum, divide); RoPE 3 (x cos + rotate(x) sin);
+   SiLU 4 (negate, exp, add 1, divide); tanh-GELU 9; erf-GELU 5; ReLU 1; the gated multiply of
+   SwiGLU/GeGLU 1 more.
+4. **Attention pairs.** ``pairs`` is the number of (query, key) scores per sequence and head. The
+   full count is q_len x kv_len; with causal skipping (as efficient kernels do) a query only meets
+   the keys at or before it: q_len x past + q_len (q_len + 1) / 2.
+5. **GQA/MQA.** K and V have ``kv_heads`` heads; each is read once for its whole group of query
+   heads. Q, the scores and the output always have ``heads`` heads.
+
+Every formula is a pure function of shapes and byte sizes made of arithmetic only, so it evaluates
+on numpy arrays (a grid of configurations) exactly as on Python numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .formats import NumberFormat
+from .units import Quantity
+
+
+@dataclass(frozen=True, slots=True)
+class OpCost:
+    """The work of one operator instance: FLOPs and the DRAM bytes it moves, by category."""
+
+    flops: Quantity
+    weight_bytes: Quantity = 0
+    act_read_bytes: Quantity = 0
+    act_write_bytes: Quantity = 0
+    kv_read_bytes: Quantity = 0
+    kv_write_bytes: Quantity = 0
+
+    @property
+    def bytes(self) -> Quantity:
+        return (self.weight_bytes + self.act_read_bytes + self.act_write_bytes
+                + self.kv_read_bytes + self.kv_write_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Formula:
+    """A registered cost formula and the kind of operator it prices."""
+
+    name: str
+    kind: str
+    cost: Callable[..., OpCost]
+
+
+FORMULAS: dict[str, Formula] = {}
+
+
+def register(name: str, kind: str) -> Callable[[Callable[..., OpCost]], Callable[..., OpCost]]:
+    """Add a formula to the registry; registering a name twice is an error."""
+
+    def add(cost: Callable[..., OpCost]) -> Callable[..., OpCost]:
+        if name in FORMULAS:
+            raise ValueError(f"cost formula {name!r} is registered twice")
+        FORMULAS[name] = Formula(name, kind, cost)
+        return cost
+
+    return add
+
+
+ACTIVATION_FLOPS_PER_ELEMENT = {"silu": 4, "gelu_tanh": 9, "gelu": 5, "relu": 1}
+NORM_FLOPS_PER_ELEMENT = {"rmsnorm": 4, "layernorm": 7}
+NORM_PARAMS_PER_CHANNEL = {"rmsnorm": 1, "layernorm": 2}
+SOFTMAX_FLOPS_PER_ELEMENT = 5
+ROPE_FLOPS_PER_ELEMENT = 3
+
+
+@register("linear", kind="matmul")
+def linear(tokens: Quantity, in_features: int, out_features: int, weight: NumberFormat,
+           act_bytes: float, out_bytes: float, bias: bool = False, to_kv_cache: bool = False) -> OpCost:
+    """y = x W (+ b): a projection of ``tokens`` rows; its output goes to activations or the KV cache."""
+    # x (tokens, in) @ W (in, out) -> y (tokens, out)
+    flops = 2 * tokens * in_features * out_features + bias * tokens * out_features
+    weight_bytes = weight.tensor_bytes(in_features * out_features, out_features) + bias * out_features * act_bytes
+    written = tokens * out_features * out_bytes
+    return OpCost(
+        flops=flops,
+        weight_bytes=weight_bytes,
+        act_read_bytes=tokens * in_features * act_bytes,
+        act_write_bytes=0 if to_kv_cache else written,
+        kv_write_bytes=written if to_kv_cache else 0,
+    )
+
+
+@register("attention_scores", kind="matmul")
+def attention_scores(batch: Quantity, q_len: Quantity, kv_len: Quantity, pairs: Quantity, heads: int,
+                     kv_heads: int, head_dim: int, act_bytes: float, kv_bytes: float) -> OpCost:
+    """S = Q K^T, for the ``pairs`` scores each head computes; the scores are written out."""
+    # Q (B, H, q, hd) @ K^T (B, Hkv, hd, kv) -> S (B, H, q, kv), pairs of the q x kv computed
+    return OpCost(
+        flops=2 * batch * heads * pairs * head_dim,
+        act_read_bytes=batch * q_len * heads * head_dim * act_bytes,
+        kv_read_bytes=batch * kv_len * kv_heads * head_dim * kv_bytes,
+        act_write_bytes=batch * heads * pairs * act_bytes,
+    )
+
+
+@register("softmax", kind="softmax")
+def softmax(batch: Quantity, pairs: Quantity, heads: int, act_bytes: float) -> OpCost:
+    """P = softmax(S / sqrt(hd)) row by row: the score matrix is read and the probabilities written."""
+    # S (B, H, q, kv) -> P (B, H, q, kv)
+    elements = batch * heads * pairs
+    return OpCost(
+        flops=SOFTMAX_FLOPS_PER_ELEMENT * elements,
+        act_read_bytes=elements * act_bytes,
+        act_write_bytes=elements * act_bytes,
+    )
+
+
+@register("attention_values", kind="matmul")
+def attention_values(batch: Quantity, q_len: Quantity, kv_len: Quantity, pairs: Quantity, heads: int,
+                     kv_heads: int, head_dim: int, act_bytes: float, kv_bytes: float) -> OpCost:
+    """O = P V: probabilities read back, V read from the cache, the per-head outputs written."""
+    # P (B, H, q, kv) @ V (B, Hkv, kv, hd) -> O (B, H, q, hd)
+    return OpCost(
+        flops=2 * batch * heads * pairs * head_dim,
+        act_read_bytes=batch * heads * pairs * act_bytes,
+        kv_read_bytes=batch * kv_len * kv_heads * head_dim * kv_bytes,
+        act_write_bytes=batch * q_len * heads * head_dim * act_bytes,
+    )
+
+
+@register("flash_attention", kind="attention")
+def flash_attention(batch: Quantity, q_len: Quantity, kv_len: Quantity, pairs: Quantity, heads: int,
+                    kv_heads: int, head_dim: int, act_bytes: float, kv_bytes: float) -> OpCost:
+    """Fused attention (FlashAttention): scores and probabilities never leave the chip.
+
+    FLOPs are those of Q K^T, softmax and P V composed. Bytes: Q read once, K and V read once per
+    KV head (the query blocks of a head, and the query heads of a GQA group, share them through
+    on-chip memory and the last-level cache), O written once.
+    """
+    scores = attention_scores(batch, q_len, kv_len, pairs, heads, kv_heads, head_dim, act_bytes, kv_bytes)
+    values = attention_values(batch, q_len, kv_len, pairs, heads, kv_heads, head_dim, act_bytes, kv_bytes)
+    return OpCost(
+        flops=scores.flops + softmax(batch, pairs, heads, act_bytes).flops + values.flops,
+        act_read_bytes=scores.act_read_bytes,
+        kv_read_bytes=scores.kv_read_bytes + values.kv_read_bytes,
+        act_write_bytes=values.act_write_bytes,
+    )
+
+
+@register("norm", kind="norm")
+def norm(tokens: Quantity, width: int, kind: str, act_bytes: float, param_bytes: float) -> OpCost:
+    """RMSNorm or LayerNorm over ``width`` channels, with its weight (and LayerNorm's bias)."""
+    # x (tokens, width) -> y (tokens, width)
+    return OpCost(
+        flops=NORM_FLOPS_PER_ELEMENT[kind] * tokens * width,
+        weight_bytes=NORM_PARAMS_PER_CHANNEL[kind] * width * param_bytes,
+        act_read_bytes=tokens * width * act_bytes,
+        act_write_bytes=tokens * width * act_bytes,
+    )
+
+
+@register("activation", kind="activation")
+def activation(tokens: Quantity, width: int, function: str, gated: bool, act_bytes: float) -> OpCost:
+    """act(x), or act(gate) * up for a gated MLP (SwiGLU, GeGLU): both inputs are read."""
+    # gate (tokens, width) [, up (tokens, width)] -> h (tokens, width)
+    elements = tokens * width
+    return OpCost(
+        flops=(ACTIVATION_FLOPS_PER_ELEMENT[function] + gated) * elements,
+        act_read_bytes=(1 + gated) * elements * act_bytes,
+        act_write_bytes=elements * act_bytes,
+    )
+
+
+@register("residual_add", kind="elementwise")
+def residual_add(tokens: Quantity, width: int, act_bytes: float) -> OpCost:
+    """x + f(x): two operands read, one written."""
+    # x (tokens, width) + y (tokens, width) -> (tokens, width)
+    elements = tokens * width
+    return OpCost(flops=elements, act_read_bytes=2 * elements * act_bytes, act_write_bytes=elements * act_bytes)
+
+
+@register("rope", kind="elementwise")
+def rope(tokens: Quantity, heads: int, kv_heads: int, head_dim: int, act_bytes: float) -> OpCost:
+    """Rotary position embedding applied to Q and the new K, with its cos/sin rows read."""
+    # q (tokens, H, hd), k (tokens, Hkv, hd) rotated in place; cos, sin (tokens, hd)
+    elements = tokens * (heads + kv_heads) * head_dim
+    return OpCost(
+        flops=ROPE_FLOPS_PER_ELEMENT * elements,
+        act_read_bytes=elements * act_bytes + 2 * tokens * head_dim * act_bytes,
+        act_write_bytes=elements * act_bytes,
+    )
+
+
+@register("embedding", kind="embedding")
+def embedding(tokens: Quantity, width: int, table: NumberFormat, act_bytes: float,
+              learned_positions: bool = False, scaled: bool = False) -> OpCost:
+    """Token embedding: one table row gathered per token (plus a position row and add for GPT-2,
+    and Gemma's multiply by sqrt(hidden))."""
+    # ids (tokens,) -> x (tokens, width)
+    elements = tokens * width
+    rows = table.tensor_bytes(elements, tokens)
+    return OpCost(
+        flops=(learned_positions + scaled) * elements,
+        weight_bytes=rows * (1 + learned_positions),
+        act_write_bytes=elements * act_bytes,
+    )
+
+
+@register("gemm", kind="matmul")
+def gemm(batch: Quantity, m: Quantity, n: Quantity, k: Quantity, a_bytes: float, b_bytes: float,
+         c_bytes: float, shared_b: bool = False) -> OpCost:
+    """A (batched) matrix product C = A B with no reuse across calls (chapter 2.1.2 and 2.4.1).
+
+    ``shared_b``: one B for every batch entry (a weight matrix), read once.
+    """
+    # A (batch, m, k) @ B (batch or 1, k, n) -> C (batch, m, n)
+    b_copies = 1 if shared_b else batch
+    return OpCost(
+        flops=2 * batch * m * n * k,
+        act_read_bytes=batch * m * k * a_bytes + b_copies * k * n * b_bytes,
+        act_write_bytes=batch * m * n * c_bytes,
+    )

@@ -1,0 +1,182 @@
+"""The roofline: operators + a device -> per-operator time and bound, totals and memory fit.
+
+For an operator of F FLOPs moving B bytes, with the compute ceiling P of the precision its math runs
+in and the device's memory bandwidth W:
+
+    arithmetic intensity  I = F / B                      (FLOP/byte)
+    attainable            P_att = min(P, I x W)          (FLOP/s)
+    time                  t = max(F / P, B / W)          (= F / P_att)
+    bound                 "compute" if F / P > B / W, else "memory"
+
+Operators run one after another: the step time is the sum of the operators' times (no overlap
+between kernels, no launch overhead: a pure roofline is an upper bound on speed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .hardware import HardwareSpec
+from .models import ModelSpec
+from .transformer import Op, Workload, build_ops, kv_cache_bytes, weight_storage_bytes
+
+
+def attainable_flops_per_s(intensity_flop_per_byte: float, peak_flops_per_s: float,
+                           memory_bytes_per_s: float) -> float:
+    """P = min(P_peak, I x BW)."""
+    return min(peak_flops_per_s, intensity_flop_per_byte * memory_bytes_per_s)
+
+
+def bound_of(intensity_flop_per_byte: float, ridge_flop_per_byte: float) -> str:
+    """'compute' when the intensity is above the ridge point, else 'memory'."""
+    return "compute" if intensity_flop_per_byte > ridge_flop_per_byte else "memory"
+
+
+@dataclass(frozen=True, slots=True)
+class OpResult:
+    """One operator's figures, per instance; its share of the totals is its figures x count."""
+
+    name: str
+    kind: str
+    group: str
+    count: int
+    flops: float
+    bytes: float
+    weight_bytes: float
+    act_read_bytes: float
+    act_write_bytes: float
+    kv_read_bytes: float
+    kv_write_bytes: float
+    arithmetic_intensity: float
+    precision: str
+    peak_precision: str
+    peak_flops_per_s: float
+    attainable_flops_per_s: float
+    compute_time_s: float
+    memory_time_s: float
+    time_s: float
+    bound: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Sums over all operators (x count) for one step."""
+
+    flops: float
+    bytes: float
+    weight_bytes: float
+    act_read_bytes: float
+    act_write_bytes: float
+    kv_read_bytes: float
+    kv_write_bytes: float
+    arithmetic_intensity: float
+    time_s: float
+    compute_bound_time_s: float
+    memory_bound_time_s: float
+    bound: str
+    tokens: int
+    tokens_per_s: float
+    kv_cache_bytes: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryFit:
+    """What must be resident in device memory, against its capacity."""
+
+    weight_bytes: float
+    kv_cache_bytes: float
+    total_bytes: float
+    capacity_bytes: float | None
+    fits: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """A model run on a device: every operator's roofline figures, the totals, and the memory fit."""
+
+    model: ModelSpec
+    hardware: HardwareSpec
+    workload: Workload
+    ops: tuple[OpResult, ...]
+    totals: Totals
+    memory: MemoryFit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_dict(),
+            "hardware": self.hardware.to_dict(),
+            "workload": self.workload.to_dict(),
+            "ops": [op.to_dict() for op in self.ops],
+            "totals": self.totals.to_dict(),
+            "memory": self.memory.to_dict(),
+        }
+
+
+def evaluate_op(op: Op, hardware: HardwareSpec) -> OpResult:
+    """The roofline figures of one operator instance on a device."""
+    cost = op.cost
+    flops, moved = cost.flops, cost.bytes
+    peak_precision, peak = hardware.peak_for(op.math)
+    bandwidth = hardware.memory_bytes_per_s
+    compute_time = flops / peak
+    memory_time = moved / bandwidth
+    intensity = flops / moved
+    return OpResult(
+        name=op.name, kind=op.kind, group=op.group, count=op.count,
+        flops=flops, bytes=moved,
+        weight_bytes=cost.weight_bytes, act_read_bytes=cost.act_read_bytes, act_write_bytes=cost.act_write_bytes,
+        kv_read_bytes=cost.kv_read_bytes, kv_write_bytes=cost.kv_write_bytes,
+        arithmetic_intensity=intensity,
+        precision=op.math, peak_precision=peak_precision, peak_flops_per_s=peak,
+        attainable_flops_per_s=min(peak, intensity * bandwidth),
+        compute_time_s=compute_time, memory_time_s=memory_time,
+        time_s=max(compute_time, memory_time),
+        bound="compute" if compute_time > memory_time else "memory",
+    )
+
+
+def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Analysis:
+    """Every operator of one forward step of ``model`` on ``hardware`` under the roofline."""
+    results = tuple(evaluate_op(op, hardware) for op in build_ops(model, workload))
+    sums = {key: 0.0 for key in ("flops", "bytes", "weight_bytes", "act_read_bytes", "act_write_bytes",
+                                 "kv_read_bytes", "kv_write_bytes")}
+    time_by_bound = {"compute": 0.0, "memory": 0.0}
+    for op in results:
+        for key in sums:
+            sums[key] += getattr(op, key) * op.count
+        time_by_bound[op.bound] += op.time_s * op.count
+    time_s = time_by_bound["compute"] + time_by_bound["memory"]
+    context_len = workload.past_len + workload.q_len
+    kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
+    totals = Totals(
+        **sums,
+        arithmetic_intensity=sums["flops"] / sums["bytes"],
+        time_s=time_s,
+        compute_bound_time_s=time_by_bound["compute"],
+        memory_bound_time_s=time_by_bound["memory"],
+        bound="compute" if time_by_bound["compute"] > time_by_bound["memory"] else "memory",
+        tokens=workload.tokens,
+        tokens_per_s=workload.tokens / time_s,
+        kv_cache_bytes=kv_bytes,
+    )
+    weights = weight_storage_bytes(model, workload.weight_format, workload.activation_format)
+    capacity = hardware.memory_bytes
+    resident = weights + kv_bytes
+    memory = MemoryFit(
+        weight_bytes=weights,
+        kv_cache_bytes=kv_bytes,
+        total_bytes=resident,
+        capacity_bytes=capacity,
+        fits=None if capacity is None else resident <= capacity,
+    )
+    return Analysis(model, hardware, workload, results, totals, memory)

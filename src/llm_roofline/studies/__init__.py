@@ -1,0 +1,1 @@
+"""The chapter's analyses, built on the core analyzer (they reuse its formulas, never copy them)."""

@@ -1,0 +1,55 @@
+"""SI constants and the one formatter that turns raw SI numbers into human-readable figures.
+
+Everything inside the package is in SI base units (FLOP, byte, second, FLOP/s, byte/s). Decimal
+prefixes are powers of 1000 (GB = 1e9 bytes); binary prefixes are powers of 1024 (GiB = 2**30).
+The two are never mixed: only this module converts, and only at the edges (tables, CLI flags).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# A cost formula's argument or result: a Python number, or a numpy array when a grid is evaluated.
+Quantity: TypeAlias = "float | int | np.ndarray"
+
+KILO = 1e3
+MEGA = 1e6
+GIGA = 1e9
+TERA = 1e12
+GIB = 2**30
+
+_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def si(value: float, unit: str = "", digits: int = 3) -> str:
+    """Format a raw SI value with a decimal prefix: si(3.36e7, 'FLOP') -> '33.6 MFLOP'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return f"inf {unit}".strip()
+    magnitude = abs(value)
+    for scale, prefix in _PREFIXES:
+        if magnitude >= scale:
+            return f"{value / scale:.{digits}g} {prefix}{unit}".strip()
+    return f"{value:.{digits}g} {unit}".strip()
+
+
+def seconds(value_s: float) -> str:
+    """Format a duration in seconds with the most readable unit: 0.0092 -> '9.2 ms'."""
+    magnitude = abs(value_s)
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if magnitude >= scale:
+            return f"{value_s / scale:.3g} {unit}"
+    return f"{value_s / 1e-9:.3g} ns"
+
+
+def binary_bytes(value_bytes: float) -> str:
+    """Format a memory capacity in binary units: 17179869184 -> '16 GiB'."""
+    for scale, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(value_bytes) >= scale:
+            return f"{value_bytes / scale:.3g} {unit}"
+    return f"{value_bytes:.0f} B"
