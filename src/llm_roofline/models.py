@@ -275,7 +275,11 @@ def model_from_hf_config(data: dict[str, Any], name: str = "custom", where: str 
         raise InputError(f"{where}: missing required key 'model_type' (one of {', '.join(FAMILIES)})")
     if family not in FAMILIES:
         raise InputError(f"{where}: unsupported model_type {family!r}; supported: {', '.join(FAMILIES)}")
-    spec = FAMILIES[family](_Config(data, where), name)
+    try:
+        spec = FAMILIES[family](_Config(data, where), name)
+    except InputError as err:
+        message = str(err)
+        raise InputError(message if message.startswith(where) else f"{where}: {message}") from None
     display = data.get("_display_name", name)
     source = data.get("_source", where)
     return replace(spec, display_name=str(display), source=str(source))
