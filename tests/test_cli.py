@@ -131,7 +131,7 @@ def test_malformed_config_files(tmp_path: Path, capsys: pytest.CaptureFixture[st
     for name, text in cases.items():
         path = tmp_path / name
         path.write_text(text)
-        code, out, err = run(capsys, "analyze", "-m", str(path))
+        code, _, err = run(capsys, "analyze", "-m", str(path))
         assert code == 2, name
         assert len(err.strip().splitlines()) == 1, (name, err)
         assert str(path) in err, (name, err)

@@ -16,10 +16,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import hf_reference as ref  # noqa: E402
-
-from llm_roofline import analyze, custom_hardware  # noqa: E402
-from llm_roofline.models import model_from_hf_config  # noqa: E402
+import hf_reference as ref
+from llm_roofline import analyze, custom_hardware
+from llm_roofline.models import model_from_hf_config
 
 DEVICE = custom_hardware(1e12, {"fp32": 1e12})
 

@@ -7,11 +7,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import hf_reference as ref  # noqa: E402
-from test_flops_vs_torch import CONFIGS  # noqa: E402
-
-from llm_roofline import load_model, model_names  # noqa: E402
-from llm_roofline.models import catalogue_config, model_from_hf_config  # noqa: E402
+import hf_reference as ref
+from llm_roofline import load_model, model_names
+from llm_roofline.models import catalogue_config, model_from_hf_config
+from test_flops_vs_torch import CONFIGS
 
 # Published totals (model cards / papers), an anchor independent of both implementations.
 PUBLISHED = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -277,9 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"llm-roofline: error: {err}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 0
-    print(output)
+    try:
+        print(output, flush=True)
+    except BrokenPipeError:  # the reader went away (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -160,14 +160,16 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
     result.append(proj("attn.o_proj", "attention", model.q_size, d, model.out_bias))
     result.append(layer("attn_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
     result.append(layer("mlp_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
+    mlp_act = layer("mlp.act", "activation", "ffn",
+                    ops.activation(tokens, inter, model.activation, model.gated_mlp, act))
     if model.gated_mlp:
         result.append(proj("mlp.gate_proj", "ffn", d, inter, model.mlp_bias))
         result.append(proj("mlp.up_proj", "ffn", d, inter, model.mlp_bias))
-        result.append(layer("mlp.act", "activation", "ffn", ops.activation(tokens, inter, model.activation, True, act)))
+        result.append(mlp_act)
         result.append(proj("mlp.down_proj", "ffn", inter, d, model.mlp_bias))
     else:
         result.append(proj("mlp.fc", "ffn", d, inter, model.mlp_bias))
-        result.append(layer("mlp.act", "activation", "ffn", ops.activation(tokens, inter, model.activation, False, act)))
+        result.append(mlp_act)
         result.append(proj("mlp.proj", "ffn", inter, d, model.mlp_bias))
     result.append(layer("mlp_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
     result.append(Op("final_norm", "norm", "norm", 1, ops.norm(tokens, d, model.norm, act, param_bytes), other_math))
