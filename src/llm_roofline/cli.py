@@ -6,6 +6,7 @@ Bad input exits with status 2 and one line on stderr (``llm-roofline: error: ...
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -18,6 +19,11 @@ DEFAULT_MODEL = "llama-2-7b"
 DEFAULT_HARDWARE = "jetson-orin-nx"
 FORMATS = ("table", "json", "csv")
 
+# Modules that add their own subcommands. Each defines ``add_commands(commands)``, taking the
+# subparsers object, and imports nothing heavy at module level (handlers import lazily).
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors."""
@@ -26,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -36,7 +42,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -46,24 +52,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_format(parser: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
+def add_format_option(parser: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
     parser.add_argument("--format", "-f", choices=choices, default="table", help="output format (default: table)")
 
 
-def _add_hardware(parser: argparse.ArgumentParser, default: str | None) -> None:
+def add_hardware_options(parser: argparse.ArgumentParser, default: str | None) -> None:
     group = parser.add_argument_group("device", "a catalogue name or file, and/or explicit figures")
     group.add_argument("--hardware", "-H", default=None,
                        help=f"device name (see 'llm-roofline hardware') or a .toml/.json file (default: {default})"
                        if default else "device name or .toml/.json file")
-    group.add_argument("--bandwidth-gb-s", type=_positive_float, help="memory bandwidth in GB/s (1e9 B/s)")
-    group.add_argument("--peak-tflops", type=_positive_float, help="peak compute in TFLOP/s (1e12 FLOP/s)")
+    group.add_argument("--bandwidth-gb-s", type=positive_float, help="memory bandwidth in GB/s (1e9 B/s)")
+    group.add_argument("--peak-tflops", type=positive_float, help="peak compute in TFLOP/s (1e12 FLOP/s)")
     group.add_argument("--peak-precision", default="fp16",
                        help="precision that --peak-tflops is for (default: fp16)")
-    group.add_argument("--memory-gb", type=_positive_float, help="memory capacity in GB (1e9 B)")
+    group.add_argument("--memory-gb", type=positive_float, help="memory capacity in GB (1e9 B)")
     parser.set_defaults(default_hardware=default)
 
 
-def _hardware_from_args(args: argparse.Namespace) -> Any:
+def hardware_from_args(args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
     from .formats import PRECISIONS
@@ -89,17 +95,47 @@ def _hardware_from_args(args: argparse.Namespace) -> Any:
     return replace(spec, **changes) if changes else spec
 
 
-def _cmd_analyze(args: argparse.Namespace) -> str:
-    from . import analyze
-    from .render import analysis_csv, analysis_text
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", default=DEFAULT_MODEL,
+                        help=f"model name (see 'llm-roofline models'), or a config.json file or folder "
+                             f"(default: {DEFAULT_MODEL})")
+
+
+def add_workload_options(parser: argparse.ArgumentParser) -> None:
+    """Phase, batch, length, number formats and kernel options: the fields of a ``Workload``."""
+    parser.add_argument("--phase", "-p", choices=("prefill", "decode"), default="decode",
+                         help="prefill (process the prompt) or decode (one new token per sequence); default decode")
+    parser.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences in the batch (default 1)")
+    parser.add_argument("--seq-len", "-l", type=positive_int, default=1024,
+                         help="prefill: prompt tokens; decode: tokens already in the KV cache (default 1024)")
+    parser.add_argument("--weights", "-w", default="fp16", help="weight format: fp32, fp16, bf16, fp8, int8, int4 "
+                         "or bits per weight (default fp16)")
+    parser.add_argument("--activations", "-a", default="fp16", help="activation format (default fp16)")
+    parser.add_argument("--kv-cache", default=None, help="KV-cache format (default: the activation format)")
+    parser.add_argument("--flash-attention", action="store_true",
+                         help="fused attention: no score matrix written or read back")
+    parser.add_argument("--causal-skip", action=argparse.BooleanOptionalAction, default=None,
+                         help="count only the unmasked half of the prefill scores (default: on with "
+                              "--flash-attention, off without, as eager kernels compute the full square)")
+    parser.add_argument("--lm-head", choices=("last", "all"), default="last",
+                         help="logits for the last token of each sequence (generation) or for all tokens")
+
+
+def workload_from_args(args: argparse.Namespace) -> Any:
     from .transformer import Workload
 
-    workload = Workload(
+    return Workload(
         phase=args.phase, batch=args.batch, seq_len=args.seq_len, weights=args.weights,
         activations=args.activations, kv_cache=args.kv_cache, flash_attention=args.flash_attention,
         causal_skip=args.causal_skip, lm_head=args.lm_head,
     )
-    result = analyze(args.model, _hardware_from_args(args), workload)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> str:
+    from . import analyze
+    from .render import analysis_csv, analysis_text
+
+    result = analyze(args.model, hardware_from_args(args), workload_from_args(args))
     if args.format == "json":
         return json.dumps(result.to_dict(), indent=2)
     if args.format == "csv":
@@ -157,7 +193,7 @@ def _cmd_matmul(args: argparse.Namespace) -> str:
     out: dict[str, Any] = {"batch": args.batch, "m": args.m, "n": args.n, "k": args.k, "precision": fmt.name,
                            "flops": cost.flops, "bytes": cost.bytes, "arithmetic_intensity": intensity}
     if args.hardware or args.bandwidth_gb_s or args.peak_tflops:
-        hw = _hardware_from_args(args)
+        hw = hardware_from_args(args)
         peak_precision, peak = hw.peak_for(fmt.math)
         ridge = peak / hw.memory_bytes_per_s
         time_s = max(cost.flops / peak, cost.bytes / hw.memory_bytes_per_s)
@@ -184,7 +220,7 @@ def _cmd_roofline(args: argparse.Namespace) -> str:
     from .roofline import attainable_flops_per_s, bound_of
     from .units import si
 
-    hw = _hardware_from_args(args)
+    hw = hardware_from_args(args)
     bandwidth = hw.memory_bytes_per_s
     points = []
     for precision, peak in hw.peak_flops_per_s.items():
@@ -215,54 +251,40 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     analyze = commands.add_parser("analyze", help="per-operator roofline of one prefill or decode step")
-    analyze.add_argument("--model", "-m", default=DEFAULT_MODEL,
-                         help=f"model name (see 'llm-roofline models'), or a config.json file or folder "
-                              f"(default: {DEFAULT_MODEL})")
-    _add_hardware(analyze, DEFAULT_HARDWARE)
-    analyze.add_argument("--phase", "-p", choices=("prefill", "decode"), default="decode",
-                         help="prefill (process the prompt) or decode (one new token per sequence); default decode")
-    analyze.add_argument("--batch", "-b", type=_positive_int, default=1, help="sequences in the batch (default 1)")
-    analyze.add_argument("--seq-len", "-l", type=_positive_int, default=1024,
-                         help="prefill: prompt tokens; decode: tokens already in the KV cache (default 1024)")
-    analyze.add_argument("--weights", "-w", default="fp16", help="weight format: fp32, fp16, bf16, fp8, int8, int4 "
-                         "or bits per weight (default fp16)")
-    analyze.add_argument("--activations", "-a", default="fp16", help="activation format (default fp16)")
-    analyze.add_argument("--kv-cache", default=None, help="KV-cache format (default: the activation format)")
-    analyze.add_argument("--flash-attention", action="store_true",
-                         help="fused attention: no score matrix written or read back")
-    analyze.add_argument("--causal-skip", action=argparse.BooleanOptionalAction, default=None,
-                         help="count only the unmasked half of the prefill scores (default: on with "
-                              "--flash-attention, off without, as eager kernels compute the full square)")
-    analyze.add_argument("--lm-head", choices=("last", "all"), default="last",
-                         help="logits for the last token of each sequence (generation) or for all tokens")
-    _add_format(analyze)
+    add_model_option(analyze)
+    add_hardware_options(analyze, DEFAULT_HARDWARE)
+    add_workload_options(analyze)
+    add_format_option(analyze)
     analyze.set_defaults(run=_cmd_analyze)
 
     hardware = commands.add_parser("hardware", help="list the device catalogue")
-    _add_format(hardware)
+    add_format_option(hardware)
     hardware.set_defaults(run=_cmd_hardware)
 
     models = commands.add_parser("models", help="list the built-in models")
-    _add_format(models)
+    add_format_option(models)
     models.set_defaults(run=_cmd_models)
 
     matmul = commands.add_parser("matmul", help="intensity and bound of a GEMM, GEMV or batched matmul")
-    matmul.add_argument("--m", type=_positive_int, required=True, help="rows of A and C")
-    matmul.add_argument("--k", type=_positive_int, required=True, help="columns of A, rows of B")
-    matmul.add_argument("--n", type=_positive_int, required=True, help="columns of B and C")
-    matmul.add_argument("--batch", type=_positive_int, default=1, help="batch of independent products (default 1)")
+    matmul.add_argument("--m", type=positive_int, required=True, help="rows of A and C")
+    matmul.add_argument("--k", type=positive_int, required=True, help="columns of A, rows of B")
+    matmul.add_argument("--n", type=positive_int, required=True, help="columns of B and C")
+    matmul.add_argument("--batch", type=positive_int, default=1, help="batch of independent products (default 1)")
     matmul.add_argument("--shared-b", action="store_true", help="one B shared by the whole batch (a weight)")
     matmul.add_argument("--precision", default="fp32", help="element format (default fp32)")
-    _add_hardware(matmul, None)
-    _add_format(matmul, ("table", "json"))
+    add_hardware_options(matmul, None)
+    add_format_option(matmul, ("table", "json"))
     matmul.set_defaults(run=_cmd_matmul)
 
     roofline = commands.add_parser("roofline", help="a device's ceilings and ridge points; attainable FLOP/s "
                                                     "at given intensities")
-    _add_hardware(roofline, DEFAULT_HARDWARE)
+    add_hardware_options(roofline, DEFAULT_HARDWARE)
     roofline.add_argument("--intensity", "-i", type=float, nargs="+", help="arithmetic intensities in FLOP/B")
-    _add_format(roofline, ("table", "json"))
+    add_format_option(roofline, ("table", "json"))
     roofline.set_defaults(run=_cmd_roofline)
+
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_commands(commands)
     return parser
 
 
