@@ -15,7 +15,7 @@ between kernels, no launch overhead: a pure roofline is an upper bound on speed)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .hardware import HardwareSpec
 from .models import ModelSpec
@@ -33,8 +33,7 @@ def bound_of(intensity_flop_per_byte: float, ridge_flop_per_byte: float) -> str:
     return "compute" if intensity_flop_per_byte > ridge_flop_per_byte else "memory"
 
 
-@dataclass(frozen=True, slots=True)
-class OpResult:
+class OpResult(NamedTuple):
     """One operator's figures, per instance; its share of the totals is its figures x count."""
 
     name: str
@@ -59,11 +58,10 @@ class OpResult:
     bound: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return self._asdict()
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(NamedTuple):
     """Sums over all operators (x count) for one step."""
 
     flops: float
@@ -83,11 +81,10 @@ class Totals:
     kv_cache_bytes: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return self._asdict()
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryFit:
+class MemoryFit(NamedTuple):
     """What must be resident in device memory, against its capacity."""
 
     weight_bytes: float
@@ -97,7 +94,7 @@ class MemoryFit:
     fits: bool | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return self._asdict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,43 +121,55 @@ class Analysis:
 
 def evaluate_op(op: Op, hardware: HardwareSpec) -> OpResult:
     """The roofline figures of one operator instance on a device."""
-    cost = op.cost
-    flops, moved = cost.flops, cost.bytes
-    peak_precision, peak = hardware.peak_for(op.math)
-    bandwidth = hardware.memory_bytes_per_s
-    compute_time = flops / peak
+    return _evaluate(op, hardware.peak_for(op.math), hardware.memory_bytes_per_s)
+
+
+def _evaluate(op: Op, peak: tuple[str, float], bandwidth: float) -> OpResult:
+    flops, weight, act_read, act_write, kv_read, kv_write = op.cost
+    moved = weight + act_read + act_write + kv_read + kv_write
+    peak_precision, peak_flops = peak
+    compute_time = flops / peak_flops
     memory_time = moved / bandwidth
     intensity = flops / moved
+    compute_bound = compute_time > memory_time
+    # Positional, in OpResult's field order (hot path: one call per operator).
     return OpResult(
-        name=op.name, kind=op.kind, group=op.group, count=op.count,
-        flops=flops, bytes=moved,
-        weight_bytes=cost.weight_bytes, act_read_bytes=cost.act_read_bytes, act_write_bytes=cost.act_write_bytes,
-        kv_read_bytes=cost.kv_read_bytes, kv_write_bytes=cost.kv_write_bytes,
-        arithmetic_intensity=intensity,
-        precision=op.math, peak_precision=peak_precision, peak_flops_per_s=peak,
-        attainable_flops_per_s=min(peak, intensity * bandwidth),
-        compute_time_s=compute_time, memory_time_s=memory_time,
-        time_s=max(compute_time, memory_time),
-        bound="compute" if compute_time > memory_time else "memory",
+        op.name, op.kind, op.group, op.count, flops, moved, weight, act_read, act_write, kv_read, kv_write,
+        intensity, op.math, peak_precision, peak_flops, peak_flops if compute_bound else intensity * bandwidth,
+        compute_time, memory_time, compute_time if compute_bound else memory_time,
+        "compute" if compute_bound else "memory",
     )
 
 
 def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Analysis:
     """Every operator of one forward step of ``model`` on ``hardware`` under the roofline."""
-    results = tuple(evaluate_op(op, hardware) for op in build_ops(model, workload))
-    sums = {key: 0.0 for key in ("flops", "bytes", "weight_bytes", "act_read_bytes", "act_write_bytes",
-                                 "kv_read_bytes", "kv_write_bytes")}
+    bandwidth = hardware.memory_bytes_per_s
+    peaks: dict[str, tuple[str, float]] = {}
+    results = []
+    flops = moved = weight = act_read = act_write = kv_read = kv_write = 0.0
     time_by_bound = {"compute": 0.0, "memory": 0.0}
-    for op in results:
-        for key in sums:
-            sums[key] += getattr(op, key) * op.count
-        time_by_bound[op.bound] += op.time_s * op.count
+    for op in build_ops(model, workload):
+        peak = peaks.get(op.math)
+        if peak is None:
+            peak = peaks[op.math] = hardware.peak_for(op.math)
+        r = _evaluate(op, peak, bandwidth)
+        results.append(r)
+        n = r.count
+        flops += r.flops * n
+        moved += r.bytes * n
+        weight += r.weight_bytes * n
+        act_read += r.act_read_bytes * n
+        act_write += r.act_write_bytes * n
+        kv_read += r.kv_read_bytes * n
+        kv_write += r.kv_write_bytes * n
+        time_by_bound[r.bound] += r.time_s * n
     time_s = time_by_bound["compute"] + time_by_bound["memory"]
     context_len = workload.past_len + workload.q_len
     kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
     totals = Totals(
-        **sums,
-        arithmetic_intensity=sums["flops"] / sums["bytes"],
+        flops=flops, bytes=moved, weight_bytes=weight, act_read_bytes=act_read, act_write_bytes=act_write,
+        kv_read_bytes=kv_read, kv_write_bytes=kv_write,
+        arithmetic_intensity=flops / moved,
         time_s=time_s,
         compute_bound_time_s=time_by_bound["compute"],
         memory_bound_time_s=time_by_bound["memory"],
@@ -179,4 +188,4 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         capacity_bytes=capacity,
         fits=None if capacity is None else resident <= capacity,
     )
-    return Analysis(model, hardware, workload, results, totals, memory)
+    return Analysis(model, hardware, workload, tuple(results), totals, memory)

@@ -8,6 +8,7 @@ cached. Layers are identical, so each per-layer operator appears once with ``cou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import ops
 from .errors import InputError
@@ -88,8 +89,7 @@ class Workload:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(NamedTuple):
     """One named operator of the model, its cost per instance, and how many instances run."""
 
     name: str
