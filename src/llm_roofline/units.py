@@ -53,3 +53,13 @@ def binary_bytes(value_bytes: float) -> str:
         if abs(value_bytes) >= scale:
             return f"{value_bytes / scale:.3g} {unit}"
     return f"{value_bytes:.0f} B"
+
+
+def minimum(a: Quantity, b: Quantity) -> Quantity:
+    """min(a, b) made of arithmetic, so that it works on numbers and numpy arrays alike."""
+    return a - (a > b) * (a - b)
+
+
+def maximum(a: Quantity, b: Quantity) -> Quantity:
+    """max(a, b) made of arithmetic, so that it works on numbers and numpy arrays alike."""
+    return a + (b > a) * (b - a)
