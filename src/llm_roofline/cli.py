@@ -22,6 +22,7 @@ FORMATS = ("table", "json", "csv")
 # Modules that add their own subcommands. Each defines ``add_commands(commands)``, taking the
 # subparsers object, and imports nothing heavy at module level (handlers import lazily).
 COMMAND_MODULES: tuple[str, ...] = (
+    "llm_roofline.sweep_commands",
 )
 
 

@@ -1,0 +1,270 @@
+"""Whole design spaces at once: the cost model evaluated over numpy arrays of batch and length.
+
+The sweep does not have a cost model of its own. It calls ``transformer.step_ops`` — the very
+function ``analyze()`` uses — with numpy arrays for batch, q_len and past_len, so every formula of
+``ops.py`` evaluates a whole chunk of configurations in one call. Structural choices (model, phase,
+number formats, FlashAttention) are looped over; devices are broadcast along a second axis. The
+roofline step (time = max(F / P, B / W) per operator, summed) is the same as ``roofline.analyze``.
+
+Grids are processed in chunks, so memory stays bounded whatever the grid's size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .formats import NumberFormat, get_format
+from .hardware import HardwareSpec, load_hardware
+from .models import ModelSpec, load_model
+from .transformer import (
+    LM_HEAD_MODES,
+    PHASES,
+    Op,
+    kv_cache_bytes,
+    step_ops,
+    weight_storage_bytes,
+)
+
+DEFAULT_CHUNK = 1 << 16
+# Columns of a sweep's output, in order. Figures are raw SI numbers (per configuration, per step).
+COLUMNS = (
+    "model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention", "batch", "seq_len",
+    "flops", "bytes", "arithmetic_intensity", "time_s", "tokens_per_s", "bound", "compute_bound_time_s",
+    "weight_bytes", "kv_cache_bytes", "memory_bytes", "fits",
+)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A grid: the product of every list below. ``batch`` and ``seq_len`` are vectorized."""
+
+    models: tuple[ModelSpec, ...]
+    hardware: tuple[HardwareSpec, ...]
+    batch: tuple[int, ...]
+    seq_len: tuple[int, ...]
+    phases: tuple[str, ...] = ("decode",)
+    weights: tuple[NumberFormat, ...] = ()
+    activations: tuple[NumberFormat, ...] = ()
+    kv_cache: tuple[NumberFormat | None, ...] = (None,)
+    flash_attention: tuple[bool, ...] = (False,)
+    causal_skip: bool | None = None
+    lm_head: str = "last"
+
+    def __post_init__(self) -> None:
+        if not self.weights:
+            object.__setattr__(self, "weights", (get_format("fp16"),))
+        if not self.activations:
+            object.__setattr__(self, "activations", (get_format("fp16"),))
+        for label in ("models", "hardware", "batch", "seq_len", "phases", "kv_cache", "flash_attention"):
+            if not getattr(self, label):
+                raise InputError(f"sweep: {label} needs at least one value")
+        for label in ("batch", "seq_len"):
+            values = getattr(self, label)
+            if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
+                raise InputError(f"sweep: every {label} must be an integer >= 1")
+        for phase in self.phases:
+            if phase not in PHASES:
+                raise InputError(f"sweep: phase must be one of {', '.join(PHASES)}, got {phase!r}")
+        if self.lm_head not in LM_HEAD_MODES:
+            raise InputError(f"sweep: lm_head must be one of {', '.join(LM_HEAD_MODES)}, got {self.lm_head!r}")
+
+    @property
+    def size(self) -> int:
+        """Number of configurations in the grid."""
+        return math.prod(len(v) for v in (self.models, self.hardware, self.batch, self.seq_len, self.phases,
+                                          self.weights, self.activations, self.kv_cache, self.flash_attention))
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """Figures of a block of configurations: per-operator cost arrays and per-configuration totals.
+
+    Arrays over configurations have shape (devices, points) for times and (points,) for work.
+    """
+
+    ops: tuple[Op, ...]
+    op_time_s: tuple[np.ndarray, ...]
+    flops: np.ndarray
+    bytes: np.ndarray
+    time_s: np.ndarray
+    compute_bound_time_s: np.ndarray
+    tokens: np.ndarray
+    kv_cache_bytes: np.ndarray
+    weight_storage_bytes: float
+
+
+def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, batch: np.ndarray,
+                  seq_len: np.ndarray, weights: NumberFormat, activations: NumberFormat,
+                  kv_format: NumberFormat, flash_attention: bool, causal_skip: bool | None = None,
+                  lm_head: str = "last") -> GridResult:
+    """The roofline of every (device, point) pair, for points given as parallel batch/seq_len arrays."""
+    batch = np.asarray(batch, dtype=np.int64)
+    seq_len = np.asarray(seq_len, dtype=np.int64)
+    if phase == "prefill":
+        q_len, past_len = seq_len, np.zeros_like(seq_len)
+    else:
+        q_len, past_len = np.ones_like(seq_len), seq_len
+    skip = flash_attention if causal_skip is None else causal_skip
+    op_list = tuple(step_ops(model, batch, q_len, past_len, weights, activations, kv_format, flash_attention,
+                             skip, lm_head == "all"))
+    n = batch.shape[0]
+    bandwidth = np.array([[d.memory_bytes_per_s] for d in devices], dtype=np.float64)  # (devices, 1)
+    peaks: dict[str, np.ndarray] = {}
+    flops_total = np.zeros(n)
+    bytes_total = np.zeros(n)
+    time_total = np.zeros((len(devices), n))
+    compute_time_total = np.zeros((len(devices), n))
+    op_times = []
+    for op in op_list:
+        if op.math not in peaks:
+            peaks[op.math] = np.array([[d.peak_for(op.math)[1]] for d in devices], dtype=np.float64)
+        flops = np.broadcast_to(np.asarray(op.cost.flops, dtype=np.float64), (n,))
+        moved = np.broadcast_to(np.asarray(op.cost.bytes, dtype=np.float64), (n,))
+        compute_time = flops / peaks[op.math]  # (devices, points)
+        memory_time = moved / bandwidth
+        op_time = np.maximum(compute_time, memory_time)
+        op_times.append(op_time)
+        flops_total += flops * op.count
+        bytes_total += moved * op.count
+        time_total += op_time * op.count
+        compute_time_total += np.where(compute_time > memory_time, op_time, 0.0) * op.count
+    return GridResult(
+        ops=op_list,
+        op_time_s=tuple(op_times),
+        flops=flops_total,
+        bytes=bytes_total,
+        time_s=time_total,
+        compute_bound_time_s=compute_time_total,
+        tokens=batch * q_len,
+        kv_cache_bytes=np.asarray(kv_cache_bytes(model, batch, past_len + q_len, kv_format), dtype=np.float64),
+        weight_storage_bytes=weight_storage_bytes(model, weights, activations),
+    )
+
+
+def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dict[str, np.ndarray]]:
+    """The grid's totals, as column chunks of at most ``chunk_size`` x devices rows."""
+    if chunk_size < 1:
+        raise InputError(f"sweep: chunk size must be >= 1, got {chunk_size}")
+    batch_grid, seq_grid = (a.ravel() for a in np.meshgrid(np.array(spec.batch, dtype=np.int64),
+                                                           np.array(spec.seq_len, dtype=np.int64), indexing="ij"))
+    devices = spec.hardware
+    capacity = np.array([[d.memory_bytes if d.memory_bytes else np.nan] for d in devices])
+    device_names = np.array([d.name for d in devices], dtype=object)
+    structure = itertools.product(spec.models, spec.phases, spec.weights, spec.activations, spec.kv_cache,
+                                  spec.flash_attention)
+    for model, phase, weights, activations, kv_cache, flash in structure:
+        kv_format = activations if kv_cache is None else kv_cache
+        for start in range(0, batch_grid.shape[0], chunk_size):
+            batch = batch_grid[start:start + chunk_size]
+            seq = seq_grid[start:start + chunk_size]
+            grid = evaluate_grid(model, devices, phase, batch, seq, weights, activations, kv_format, flash,
+                                 spec.causal_skip, spec.lm_head)
+            n_dev, n = grid.time_s.shape
+            memory = grid.weight_storage_bytes + grid.kv_cache_bytes  # (points,)
+            time_s = grid.time_s.ravel()
+            compute_time = grid.compute_bound_time_s.ravel()
+            yield {
+                "model": np.full(n_dev * n, model.name, dtype=object),
+                "hardware": np.repeat(device_names, n),
+                "phase": np.full(n_dev * n, phase, dtype=object),
+                "weights": np.full(n_dev * n, weights.name, dtype=object),
+                "activations": np.full(n_dev * n, activations.name, dtype=object),
+                "kv_cache": np.full(n_dev * n, kv_format.name, dtype=object),
+                "flash_attention": np.full(n_dev * n, flash),
+                "batch": np.tile(batch, n_dev),
+                "seq_len": np.tile(seq, n_dev),
+                "flops": np.tile(grid.flops, n_dev),
+                "bytes": np.tile(grid.bytes, n_dev),
+                "arithmetic_intensity": np.tile(grid.flops / grid.bytes, n_dev),
+                "time_s": time_s,
+                "tokens_per_s": np.tile(grid.tokens, n_dev) / time_s,
+                "bound": np.where(compute_time > time_s - compute_time, "compute", "memory").astype(object),
+                "compute_bound_time_s": compute_time,
+                "weight_bytes": np.full(n_dev * n, grid.weight_storage_bytes),
+                "kv_cache_bytes": np.tile(grid.kv_cache_bytes, n_dev),
+                "memory_bytes": np.tile(memory, n_dev),
+                "fits": (memory[None, :] <= capacity).ravel(),
+            }
+
+
+def sweep_totals(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[GridResult]:
+    """The grid as raw ``GridResult`` blocks (no per-row labels): the fastest path, for queries."""
+    batch_grid, seq_grid = (a.ravel() for a in np.meshgrid(np.array(spec.batch, dtype=np.int64),
+                                                           np.array(spec.seq_len, dtype=np.int64), indexing="ij"))
+    structure = itertools.product(spec.models, spec.phases, spec.weights, spec.activations, spec.kv_cache,
+                                  spec.flash_attention)
+    for model, phase, weights, activations, kv_cache, flash in structure:
+        kv_format = activations if kv_cache is None else kv_cache
+        for start in range(0, batch_grid.shape[0], chunk_size):
+            yield evaluate_grid(model, spec.hardware, phase, batch_grid[start:start + chunk_size],
+                                seq_grid[start:start + chunk_size], weights, activations, kv_format, flash,
+                                spec.causal_skip, spec.lm_head)
+
+
+def parse_values(text: str, label: str) -> tuple[int, ...]:
+    """Integers from a list or a range: ``1,2,8``, ``1..256`` (every integer), ``1..256:8`` (step 8),
+    ``128..32768:log`` (doubling), ``1..1000:x10`` (factor 10); pieces can be mixed with commas."""
+    values: list[int] = []
+    for piece in text.split(","):
+        piece = piece.strip()
+        try:
+            if ".." not in piece:
+                values.append(int(piece))
+                continue
+            bounds, _, step = piece.partition(":")
+            low_text, high_text = bounds.split("..")
+            low, high = int(low_text), int(high_text)
+            if high < low:
+                raise InputError(f"--{label}: range {piece!r} ends below its start")
+            if step in ("", "1"):
+                values.extend(range(low, high + 1))
+            elif step == "log" or step.startswith("x"):
+                factor = 2.0 if step == "log" else float(step[1:])
+                if factor <= 1 or low < 1:
+                    raise InputError(f"--{label}: a geometric range needs a start >= 1 and a factor > 1")
+                value = float(low)
+                while value <= high * (1 + 1e-12):
+                    values.append(round(value))
+                    value *= factor
+            else:
+                stride = int(step)
+                if stride < 1:
+                    raise InputError(f"--{label}: step must be >= 1")
+                values.extend(range(low, high + 1, stride))
+        except ValueError:
+            raise InputError(f"--{label}: cannot read {piece!r}; use a list (1,2,8) or a range "
+                             f"(1..256, 1..256:8, 128..32768:log, 1..1000:x10)") from None
+    if not values or min(values) < 1:
+        raise InputError(f"--{label}: values must be integers >= 1, got {text!r}")
+    if len(values) > 10_000_000:
+        raise InputError(f"--{label}: {len(values)} values is too many (at most 10,000,000)")
+    return tuple(dict.fromkeys(values))
+
+
+def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | HardwareSpec], batch: Sequence[int],
+              seq_len: Sequence[int], phases: Sequence[str] = ("decode",),
+              weights: Sequence[str | float | NumberFormat] = ("fp16",),
+              activations: Sequence[str | float | NumberFormat] = ("fp16",),
+              kv_cache: Sequence[str | float | NumberFormat | None] = (None,),
+              flash_attention: Sequence[bool] = (False,), causal_skip: bool | None = None,
+              lm_head: str = "last") -> SweepSpec:
+    """A ``SweepSpec`` from names (models, devices, formats) as the CLI and users give them."""
+    return SweepSpec(
+        models=tuple(load_model(m) for m in models),
+        hardware=tuple(load_hardware(h) for h in hardware),
+        batch=tuple(int(b) for b in batch),
+        seq_len=tuple(int(s) for s in seq_len),
+        phases=tuple(phases),
+        weights=tuple(get_format(w) for w in weights),
+        activations=tuple(get_format(a) for a in activations),
+        kv_cache=tuple(None if k is None else get_format(k) for k in kv_cache),
+        flash_attention=tuple(flash_attention),
+        causal_skip=causal_skip,
+        lm_head=lm_head,
+    )
