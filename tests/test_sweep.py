@@ -34,7 +34,8 @@ def test_sweep_equals_scalar_analyze_operator_by_operator() -> None:
         model = rng.choice(model_names())
         device = rng.choice(hardware_names())
         phase = rng.choice(["prefill", "decode"])
-        weights, activations, kv = rng.choice(FORMATS), rng.choice(["fp32", "fp16", "bf16", "int8"]), rng.choice(FORMATS)
+        weights, kv = rng.choice(FORMATS), rng.choice(FORMATS)
+        activations = rng.choice(["fp32", "fp16", "bf16", "int8"])
         if not _usable(device, activations):
             continue
         flash = rng.random() < 0.5

@@ -26,7 +26,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
         "sweep", help="evaluate a whole grid of configurations (vectorized), write it or query it",
         description="Every combination of the lists below. Integer grids: a list (1,2,8) or a range "
                     "(1..256, 1..256:8 step, 128..32768:log doubling, 1..1000:x10 factor).")
-    sweep.add_argument("--model", "-m", default="llama-2-7b", help="model name(s) or config.json path(s), comma-separated")
+    sweep.add_argument("--model", "-m", default="llama-2-7b",
+                       help="model name(s) or config.json path(s), comma-separated")
     add_hardware_options(sweep, "jetson-orin-nx")
     sweep.add_argument("--phase", "-p", default="decode", help="prefill, decode, or both comma-separated")
     sweep.add_argument("--batch", "-b", default="1", help="batch sizes: list or range (default 1)")
@@ -172,8 +173,7 @@ def _write_csv(chunks: Iterator[dict[str, Any]], out: TextIO, columns: tuple[str
     out.write(",".join(columns) + "\n")
     rows = 0
     for chunk in chunks:
-        table = np.column_stack([chunk[c].astype(str) if chunk[c].dtype == object else chunk[c].astype(str)
-                                 for c in columns])
+        table = np.column_stack([chunk[c].astype(str) for c in columns])
         out.write("\n".join(",".join(row) for row in table) + "\n")
         rows += table.shape[0]
     return rows
@@ -288,8 +288,8 @@ def _query_table(query: str, rows: list[dict[str, Any]]) -> str:
     keys = [k for k in rows[0] if k not in ("time_s", "tokens_per_s", "memory_bytes")]
     varying = [k for k in keys if len({r[k] for r in rows}) > 1 or k in ("hardware", "weights", "batch", "seq_len")]
     headers = [*varying, "time", "tokens/s", "memory"]
-    body = [[*(r[k] for k in varying), seconds(r["time_s"]), f"{r['tokens_per_s']:.4g}", binary_bytes(r["memory_bytes"])]
-            for r in rows]
+    body = [[*(r[k] for k in varying), seconds(r["time_s"]), f"{r['tokens_per_s']:.4g}",
+             binary_bytes(r["memory_bytes"])] for r in rows]
     return table(headers, body, align="l" * len(varying) + "rrr")
 
 
