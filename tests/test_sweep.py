@@ -13,6 +13,7 @@ import pytest
 from llm_roofline import InputError, analyze, hardware_names, load_hardware, load_model, model_names
 from llm_roofline.cli import main
 from llm_roofline.formats import get_format
+from llm_roofline.quant import weight_scheme
 from llm_roofline.sweep import evaluate_grid, iter_sweep, make_spec, parse_values
 
 FORMATS = ["fp32", "fp16", "bf16", "int8", "int4", "fp8"]
@@ -34,7 +35,7 @@ def test_sweep_equals_scalar_analyze_operator_by_operator() -> None:
         model = rng.choice(model_names())
         device = rng.choice(hardware_names())
         phase = rng.choice(["prefill", "decode"])
-        weights, kv = rng.choice(FORMATS), rng.choice(FORMATS)
+        weights, kv = rng.choice([*FORMATS, "q4_k_m", "q8_0", "q4_0", None]), rng.choice(FORMATS)
         activations = rng.choice(["fp32", "fp16", "bf16", "int8"])
         if not _usable(device, activations):
             continue
@@ -43,7 +44,8 @@ def test_sweep_equals_scalar_analyze_operator_by_operator() -> None:
         lm_head = rng.choice(["last", "all"])
         batch = np.array([rng.randint(1, 512) for _ in range(50)])
         seq = np.array([rng.randint(1, 8192) for _ in range(50)])
-        grid = evaluate_grid(load_model(model), [load_hardware(device)], phase, batch, seq, get_format(weights),
+        spec = load_model(model)
+        grid = evaluate_grid(spec, [load_hardware(device)], phase, batch, seq, weight_scheme(spec, weights),
                              get_format(activations), get_format(kv), flash, causal, lm_head)
         for j in range(len(batch)):
             scalar = analyze(model, device, phase=phase, batch=int(batch[j]), seq_len=int(seq[j]), weights=weights,
@@ -131,11 +133,12 @@ def test_queries(capsys: pytest.CaptureFixture[str]) -> None:
     ref_at = analyze("llama-2-7b", "nvidia-a100-80gb-sxm", phase="prefill", batch=rows[0]["batch"], seq_len=1)
     assert (ref_below.totals.bound, ref_at.totals.bound) == ("memory", "compute")
 
-    assert main(["sweep", "-H", "nvidia-rtx-4090", "-w", "int4", "-b", "1..64", "-l", "512",
+    assert main(["sweep", "-H", "nvidia-rtx-4090", "-w", "q4_k_m", "-b", "1..64", "-l", "512",
                  "-q", "max-batch", "--latency-target-ms", "10", "-f", "json"]) == 0
     best = json.loads(capsys.readouterr().out)["rows"][0]
     assert best["time_s"] <= 0.010
-    above = analyze("llama-2-7b", "nvidia-rtx-4090", batch=best["batch"] + 1, seq_len=512, weights="int4")
+    assert best["weights"] == "q4_k_m"
+    above = analyze("llama-2-7b", "nvidia-rtx-4090", batch=best["batch"] + 1, seq_len=512, weights="q4_k_m")
     assert above.totals.time_s > 0.010
 
     assert main(["sweep", "-H", "nvidia-rtx-4090", "-w", "fp16,int4", "-b", "1..64:log", "-l", "512,4096",

@@ -34,15 +34,25 @@ class HardwareSpec:
     peak_flops_per_s: dict[str, float] = field(hash=False)
     source: str
     notes: str = ""
+    # Memory an application can use when the OS keeps part of it (phones); None: all of memory_bytes.
+    usable_memory_bytes: float | None = None
+    # Sequential read bandwidth of the device's storage (UFS, NVMe, SD card), for streaming weights.
+    storage_bytes_per_s: float | None = None
 
     def __post_init__(self) -> None:
         where = f"hardware '{self.name}'"
         if self.kind not in KINDS:
             raise InputError(f"{where}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         for label, value in (("memory_bytes", self.memory_bytes),
-                             ("memory_bytes_per_s", self.memory_bytes_per_s)):
-            if not (value is None and label == "memory_bytes") and not _finite_positive(value):
+                             ("memory_bytes_per_s", self.memory_bytes_per_s),
+                             ("usable_memory_bytes", self.usable_memory_bytes),
+                             ("storage_bytes_per_s", self.storage_bytes_per_s)):
+            if not (value is None and label != "memory_bytes_per_s") and not _finite_positive(value):
                 raise InputError(f"{where}: {label} must be a number > 0, got {value!r}")
+        if (self.usable_memory_bytes is not None and self.memory_bytes is not None
+                and self.usable_memory_bytes > self.memory_bytes):
+            raise InputError(f"{where}: usable_memory_bytes ({self.usable_memory_bytes:g}) exceeds memory_bytes "
+                             f"({self.memory_bytes:g})")
         if not self.peak_flops_per_s:
             raise InputError(f"{where}: peak_flops_per_s needs at least one precision ({', '.join(PRECISIONS)})")
         for precision, value in self.peak_flops_per_s.items():
@@ -67,6 +77,11 @@ class HardwareSpec:
             f"(tried {', '.join(PEAK_FALLBACK[precision])}); it has {', '.join(self.peak_flops_per_s)}"
         )
 
+    @property
+    def available_memory_bytes(self) -> float | None:
+        """What a model may occupy: the usable share where the OS keeps some, else the whole capacity."""
+        return self.memory_bytes if self.usable_memory_bytes is None else self.usable_memory_bytes
+
     def ridge_point(self, precision: str) -> float:
         """Arithmetic intensity (FLOP/byte) where the compute roof meets the memory slope."""
         return self.peak_for(precision)[1] / self.memory_bytes_per_s
@@ -81,6 +96,8 @@ class HardwareSpec:
             "peak_flops_per_s": dict(self.peak_flops_per_s),
             "source": self.source,
             "notes": self.notes,
+            "usable_memory_bytes": self.usable_memory_bytes,
+            "storage_bytes_per_s": self.storage_bytes_per_s,
         }
 
 
@@ -110,6 +127,8 @@ def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
             peak_flops_per_s=dict(peaks),
             source=str(data["source"]),
             notes=str(data.get("notes", "")),
+            usable_memory_bytes=data.get("usable_memory_bytes"),
+            storage_bytes_per_s=data.get("storage_bytes_per_s"),
         )
     except InputError as err:
         raise InputError(f"{where}: {err}") from None

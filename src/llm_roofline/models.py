@@ -1,10 +1,14 @@
 """Models: a frozen description of a decoder-only transformer's structure, and where it comes from.
 
 A model is read from a Hugging Face ``config.json`` (a file, or a folder holding one) through one
-small adapter per family, or from the built-in catalogue under ``data/models/`` (the same JSON
-form, plus ``_source`` and ``_display_name``). Only structure is kept: sizes, head counts, which
-projections carry biases, the norm and activation, tied embeddings. ``params`` is the analytic
-parameter count; tests check it equals what ``transformers`` reports for the same config.
+small adapter per family, from a GGUF file's header (``gguf.py``), or from the built-in catalogue
+under ``data/models/`` (the same JSON form, plus ``_source`` and ``_display_name``). Only structure
+is kept: sizes, head counts, which projections carry biases, the norm and activation, tied
+embeddings, experts, the attention window. ``params`` is the analytic parameter count; tests check it
+equals what ``transformers`` reports for the same config. A model read from a quantized file also
+carries the format each of its tensors is stored in (``stored_weights``).
+
+A dense model is a mixture of experts with one expert used by every token: ``num_experts = 1``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InputError, unknown_name
+from .formats import WeightScheme
 
 NORMS = ("rmsnorm", "layernorm")
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu")
@@ -49,6 +54,10 @@ class ModelSpec:
     sliding_window: int | None = None
     display_name: str = ""
     source: str = ""
+    num_experts: int = 1  # experts per MoE layer; 1 for a dense model
+    experts_per_token: int = 1  # top-k routing
+    sliding_window_layers: int | None = None  # layers that use the window; None: all (when a window is set)
+    stored_weights: WeightScheme | None = None  # the formats of a quantized file's tensors
 
     def __post_init__(self) -> None:
         where = f"model '{self.name}'"
@@ -66,6 +75,18 @@ class ModelSpec:
             raise InputError(f"{where}: activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.sliding_window is not None and self.sliding_window <= 0:
             raise InputError(f"{where}: sliding_window must be > 0, got {self.sliding_window!r}")
+        for label in ("num_experts", "experts_per_token"):
+            value = getattr(self, label)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise InputError(f"{where}: {label} must be an integer > 0, got {value!r}")
+        if self.experts_per_token > self.num_experts:
+            raise InputError(f"{where}: experts_per_token ({self.experts_per_token}) must not exceed "
+                             f"num_experts ({self.num_experts})")
+        if self.num_experts > 1 and (self.mlp_bias or not self.gated_mlp):
+            raise InputError(f"{where}: mixture-of-experts layers are modelled as gated MLPs without biases")
+        if self.sliding_window_layers is not None and not 0 <= self.sliding_window_layers <= self.num_layers:
+            raise InputError(f"{where}: sliding_window_layers must be between 0 and num_layers, "
+                             f"got {self.sliding_window_layers!r}")
 
     @property
     def q_size(self) -> int:
@@ -82,13 +103,34 @@ class ModelSpec:
         return self.hidden_size * (2 if self.norm == "layernorm" else 1)
 
     @property
-    def layer_params(self) -> int:
+    def is_moe(self) -> bool:
+        return self.num_experts > 1
+
+    @property
+    def windowed_layers(self) -> int:
+        """Layers whose attention is limited to the last ``sliding_window`` tokens."""
+        if self.sliding_window is None:
+            return 0
+        return self.num_layers if self.sliding_window_layers is None else self.sliding_window_layers
+
+    @property
+    def expert_params(self) -> int:
+        """Parameters of one MLP (one expert of an MoE layer)."""
         d, inter = self.hidden_size, self.intermediate_size
+        mlp_matrices = 3 if self.gated_mlp else 2
+        return mlp_matrices * d * inter + self.mlp_bias * ((mlp_matrices - 1) * inter + d)
+
+    @property
+    def router_params(self) -> int:
+        """The router of an MoE layer: a d x E matrix (none in a dense model)."""
+        return self.hidden_size * self.num_experts if self.is_moe else 0
+
+    @property
+    def layer_params(self) -> int:
+        d = self.hidden_size
         attention = (d * self.q_size + 2 * d * self.kv_size + self.q_size * d
                      + self.qkv_bias * (self.q_size + 2 * self.kv_size) + self.out_bias * d)
-        mlp_matrices = 3 if self.gated_mlp else 2
-        mlp = mlp_matrices * d * inter + self.mlp_bias * ((mlp_matrices - 1) * inter + d)
-        return attention + mlp + 2 * self.norm_params
+        return attention + self.router_params + self.num_experts * self.expert_params + 2 * self.norm_params
 
     @property
     def embedding_params(self) -> int:
@@ -105,6 +147,41 @@ class ModelSpec:
         """Total parameters, counted once when embeddings are tied (as ``transformers`` does)."""
         return (self.embedding_params + self.num_layers * self.layer_params + self.norm_params
                 + self.lm_head_params)
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token uses: all but the experts it is not routed to (embeddings included)."""
+        return self.params - self.num_layers * (self.num_experts - self.experts_per_token) * self.expert_params
+
+    def weight_tensors(self) -> tuple[WeightTensor, ...]:
+        """Every stored weight tensor by role, with its shape; norm weights and biases as one 'vectors' entry.
+
+        ``sum(t.count * t.elements)`` equals ``params``.
+        """
+        d, inter, q, kv, layers = self.hidden_size, self.intermediate_size, self.q_size, self.kv_size, self.num_layers
+        experts = layers * self.num_experts
+        tensors = [WeightTensor("embed", 1, self.vocab_size * d, self.vocab_size, 0, d)]
+        if self.learned_positions:
+            tensors.append(WeightTensor("embed.positions", 1, self.max_position_embeddings * d,
+                                        self.max_position_embeddings, 0, d))
+        tensors += [WeightTensor("attn.q_proj", layers, d * q, q, d, d),
+                    WeightTensor("attn.k_proj", layers, d * kv, kv, d, d),
+                    WeightTensor("attn.v_proj", layers, d * kv, kv, d, d),
+                    WeightTensor("attn.o_proj", layers, q * d, d, q, q)]
+        if self.is_moe:
+            tensors.append(WeightTensor("mlp.router", layers, d * self.num_experts, self.num_experts, d, d))
+        if self.gated_mlp:
+            tensors += [WeightTensor("mlp.gate_proj", experts, d * inter, inter, d, d),
+                        WeightTensor("mlp.up_proj", experts, d * inter, inter, d, d),
+                        WeightTensor("mlp.down_proj", experts, inter * d, d, inter, inter)]
+        else:
+            tensors += [WeightTensor("mlp.fc", experts, d * inter, inter, d, d),
+                        WeightTensor("mlp.proj", experts, inter * d, d, inter, inter)]
+        if not self.tied_embeddings:
+            tensors.append(WeightTensor("lm_head", 1, self.vocab_size * d, self.vocab_size, d, d))
+        matrices = sum(t.count * t.elements for t in tensors)
+        tensors.append(WeightTensor("vectors", 1, self.params - matrices, 0, 0, 1))
+        return tuple(tensors)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,8 +202,29 @@ class ModelSpec:
             "gated_mlp": self.gated_mlp,
             "tied_embeddings": self.tied_embeddings,
             "sliding_window": self.sliding_window,
+            "windowed_layers": self.windowed_layers,
+            "num_experts": self.num_experts,
+            "experts_per_token": self.experts_per_token,
+            "active_params": self.active_params,
+            "stored_weights": None if self.stored_weights is None else self.stored_weights.name,
             "source": self.source,
         }
+
+
+class WeightTensor(NamedTuple):
+    """A stored weight tensor: its role, instances (layers x experts), elements per instance, and the
+    output rows and input columns that carry per-row or per-column quantization data.
+
+    ``row_length`` is ggml's ``ne[0]``: the elements of one stored row (a matrix's input channels, an
+    embedding's width), which must be a whole number of a block format's blocks.
+    """
+
+    role: str
+    count: int
+    elements: int
+    rows: int
+    columns: int
+    row_length: int
 
 
 # --- Hugging Face config.json adapters: one small function per family -------------------------
@@ -214,9 +312,25 @@ def _mistral(cfg: _Config, name: str) -> ModelSpec:
                        sliding_window=cfg.int("sliding_window") if window is not None else None)
 
 
+def _mixtral(cfg: _Config, name: str) -> ModelSpec:
+    spec = _mistral(cfg, name)
+    return replace(spec, family="mixtral", num_experts=cfg.int("num_local_experts"),
+                   experts_per_token=cfg.int("num_experts_per_tok"))
+
+
 def _qwen2(cfg: _Config, name: str) -> ModelSpec:
-    window = cfg.int("sliding_window") if cfg.bool("use_sliding_window", False) else None
-    return _llama_like(cfg, name, "qwen2", qkv_bias=True, out_bias=False, sliding_window=window)
+    # transformers' Qwen2: layers i >= max_window_layers use the window, when use_sliding_window is set.
+    spec = _llama_like(cfg, name, "qwen2", qkv_bias=True, out_bias=False)
+    if not cfg.bool("use_sliding_window", False) or cfg.data.get("sliding_window") is None:
+        return spec
+    first = cfg.data.get("max_window_layers", 28)
+    if not isinstance(first, int) or isinstance(first, bool) or first < 0:
+        raise InputError(f"{cfg.where}: 'max_window_layers' must be an integer >= 0, got {first!r}")
+    windowed = max(0, spec.num_layers - first)
+    if windowed == 0:
+        return spec
+    return replace(spec, sliding_window=cfg.int("sliding_window"),
+                   sliding_window_layers=None if windowed == spec.num_layers else windowed)
 
 
 def _phi3(cfg: _Config, name: str) -> ModelSpec:
@@ -259,6 +373,7 @@ def _gpt2(cfg: _Config, name: str) -> ModelSpec:
 FAMILIES: dict[str, Callable[[_Config, str], ModelSpec]] = {
     "llama": _llama,
     "mistral": _mistral,
+    "mixtral": _mixtral,
     "qwen2": _qwen2,
     "phi3": _phi3,
     "gemma": _gemma,
@@ -325,12 +440,16 @@ def catalogue_config(name: str) -> dict[str, Any]:
 
 
 def load_model(name_or_path: str | ModelSpec) -> ModelSpec:
-    """A built-in model by name (case-insensitive), or a config.json file or folder by path."""
+    """A built-in model by name (case-insensitive), a GGUF file, or a config.json file or folder by path."""
     if isinstance(name_or_path, ModelSpec):
         return name_or_path
     key = str(name_or_path).strip()
     if key.lower() in _catalogue_files():
         return _load_catalogue_entry(key.lower())
+    if key.lower().endswith(".gguf"):
+        from .gguf import load_gguf_model
+
+        return load_gguf_model(key)
     if key.lower().endswith(".json") or "/" in key or Path(key).is_dir():
         return load_model_file(key)
     raise unknown_name("model", key, _catalogue_files())

@@ -18,6 +18,11 @@ Counting conventions, stated once:
    the keys at or before it: q_len x past + q_len (q_len + 1) / 2.
 5. **GQA/MQA.** K and V have ``kv_heads`` heads; each is read once for its whole group of query
    heads. Q, the scores and the output always have ``heads`` heads.
+6. **Sliding window.** With a window of W keys a query at position p meets the keys in (p - W, p]:
+   a step reads min(kv_len, W + q_len - 1) cached keys, and causal pairs are counted inside the window.
+7. **Mixture of experts.** Each token runs through ``experts_per_token`` (k) of ``experts`` (E) expert
+   MLPs: FLOPs are those of T·k token rows. Weights are read once per *distinct* expert a step touches;
+   under uniform, independent top-k routing that is E (1 - (1 - k/E)^T) experts in expectation.
 
 Every formula is a pure function of shapes and byte sizes made of arithmetic only, so it evaluates
 on numpy arrays (a grid of configurations) exactly as on Python numbers.
@@ -85,11 +90,17 @@ ROPE_FLOPS_PER_ELEMENT = 3
 
 @register("linear", kind="matmul")
 def linear(tokens: Quantity, in_features: int, out_features: int, weight: NumberFormat,
-           act_bytes: float, out_bytes: float, bias: bool = False, to_kv_cache: bool = False) -> OpCost:
-    """y = x W (+ b): a projection of ``tokens`` rows; its output goes to activations or the KV cache."""
+           act_bytes: float, out_bytes: float, bias: bool = False, to_kv_cache: bool = False,
+           bias_bytes: float | None = None) -> OpCost:
+    """y = x W (+ b): a projection of ``tokens`` rows; its output goes to activations or the KV cache.
+
+    ``bias_bytes``: bytes per bias element (default: ``act_bytes``).
+    """
     # x (tokens, in) @ W (in, out) -> y (tokens, out)
     flops = 2 * tokens * in_features * out_features + bias * tokens * out_features
-    weight_bytes = weight.tensor_bytes(in_features * out_features, out_features) + bias * out_features * act_bytes
+    per_bias = act_bytes if bias_bytes is None else bias_bytes
+    weight_bytes = (weight.tensor_bytes(in_features * out_features, out_features, in_features)
+                    + bias * out_features * per_bias)
     written = tokens * out_features * out_bytes
     return OpCost(
         flops=flops,
@@ -203,16 +214,50 @@ def rope(tokens: Quantity, heads: int, kv_heads: int, head_dim: int, act_bytes: 
 
 @register("embedding", kind="embedding")
 def embedding(tokens: Quantity, width: int, table: NumberFormat, act_bytes: float,
-              learned_positions: bool = False, scaled: bool = False) -> OpCost:
-    """Token embedding: one table row gathered per token (plus a position row and add for GPT-2,
-    and Gemma's multiply by sqrt(hidden))."""
+              learned_positions: bool = False, scaled: bool = False,
+              positions: NumberFormat | None = None) -> OpCost:
+    """Token embedding: one table row gathered per token (plus a position row and add for GPT-2, its
+    table in ``positions``' format, default ``table``'s; and Gemma's multiply by sqrt(hidden))."""
     # ids (tokens,) -> x (tokens, width)
     elements = tokens * width
-    rows = table.tensor_bytes(elements, tokens)
+    position_table = table if positions is None else positions
+    rows = table.tensor_bytes(elements, tokens) + learned_positions * position_table.tensor_bytes(elements, tokens)
     return OpCost(
         flops=(learned_positions + scaled) * elements,
-        weight_bytes=rows * (1 + learned_positions),
+        weight_bytes=rows,
         act_write_bytes=elements * act_bytes,
+    )
+
+
+def expected_experts_touched(tokens: Quantity, experts: int, experts_per_token: int) -> Quantity:
+    """Distinct experts that ``tokens`` tokens route to, in expectation: E (1 - (1 - k/E)^T).
+
+    Assumes uniform, independent routing: each token picks k of the E experts, so a given expert is
+    missed by one token with probability 1 - k/E and by all T tokens with probability (1 - k/E)^T.
+    Real routers are skewed, which touches fewer experts; this is the upper estimate of weight reads.
+    """
+    return experts * (1 - (1 - experts_per_token / experts) ** tokens)
+
+
+@register("expert_linear", kind="matmul")
+def expert_linear(tokens: Quantity, experts_per_token: int, experts_touched: Quantity, in_features: int,
+                  out_features: int, weight: NumberFormat, act_bytes: float, out_bytes: float) -> OpCost:
+    """One projection of an MoE layer's experts: T·k token rows in all, each distinct expert's
+    weights read once (composed from ``linear`` over the routed rows)."""
+    # x (T·k, in), rows grouped by expert @ W_e (in, out) for each touched e -> y (T·k, out)
+    routed = linear(tokens * experts_per_token, in_features, out_features, weight, act_bytes, out_bytes)
+    return routed._replace(weight_bytes=experts_touched * routed.weight_bytes)
+
+
+@register("moe_combine", kind="elementwise")
+def moe_combine(tokens: Quantity, experts_per_token: int, width: int, act_bytes: float) -> OpCost:
+    """y = sum over the k chosen experts of routing weight x expert output: a multiply and an add each."""
+    # outputs (T, k, width), weights (T, k) -> y (T, width)
+    routed = tokens * experts_per_token
+    return OpCost(
+        flops=2 * routed * width,
+        act_read_bytes=routed * width * act_bytes + routed * act_bytes,
+        act_write_bytes=tokens * width * act_bytes,
     )
 
 

@@ -14,7 +14,7 @@ between kernels, no launch overhead: a pure roofline is an upper bound on speed)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from .hardware import HardwareSpec
@@ -143,6 +143,8 @@ def _evaluate(op: Op, peak: tuple[str, float], bandwidth: float) -> OpResult:
 
 def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Analysis:
     """Every operator of one forward step of ``model`` on ``hardware`` under the roofline."""
+    if workload.weights is None and model.stored_weights is not None:
+        workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
     bandwidth = hardware.memory_bytes_per_s
     peaks: dict[str, tuple[str, float]] = {}
     results = []
@@ -178,8 +180,8 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         tokens_per_s=workload.tokens / time_s,
         kv_cache_bytes=kv_bytes,
     )
-    weights = weight_storage_bytes(model, workload.weight_format, workload.activation_format)
-    capacity = hardware.memory_bytes
+    weights = weight_storage_bytes(model, workload.weight_scheme(model), workload.activation_format)
+    capacity = hardware.available_memory_bytes  # what the OS lets a model use (phones keep some)
     resident = weights + kv_bytes
     memory = MemoryFit(
         weight_bytes=weights,

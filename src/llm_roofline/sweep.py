@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .formats import NumberFormat, get_format
+from .formats import NumberFormat, WeightScheme, get_format
 from .hardware import HardwareSpec, load_hardware
 from .models import ModelSpec, load_model
+from .quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
 from .transformer import (
     LM_HEAD_MODES,
     PHASES,
@@ -49,7 +50,7 @@ class SweepSpec:
     batch: tuple[int, ...]
     seq_len: tuple[int, ...]
     phases: tuple[str, ...] = ("decode",)
-    weights: tuple[NumberFormat, ...] = ()
+    weights: tuple[WeightsSpec, ...] = (None,)  # formats, llama.cpp mixes, or None: the model's own
     activations: tuple[NumberFormat, ...] = ()
     kv_cache: tuple[NumberFormat | None, ...] = (None,)
     flash_attention: tuple[bool, ...] = (False,)
@@ -57,11 +58,9 @@ class SweepSpec:
     lm_head: str = "last"
 
     def __post_init__(self) -> None:
-        if not self.weights:
-            object.__setattr__(self, "weights", (get_format("fp16"),))
         if not self.activations:
             object.__setattr__(self, "activations", (get_format("fp16"),))
-        for label in ("models", "hardware", "batch", "seq_len", "phases", "kv_cache", "flash_attention"):
+        for label in ("models", "hardware", "batch", "seq_len", "phases", "weights", "kv_cache", "flash_attention"):
             if not getattr(self, label):
                 raise InputError(f"sweep: {label} needs at least one value")
         for label in ("batch", "seq_len"):
@@ -100,10 +99,13 @@ class GridResult:
 
 
 def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, batch: np.ndarray,
-                  seq_len: np.ndarray, weights: NumberFormat, activations: NumberFormat,
+                  seq_len: np.ndarray, weights: NumberFormat | WeightScheme, activations: NumberFormat,
                   kv_format: NumberFormat, flash_attention: bool, causal_skip: bool | None = None,
                   lm_head: str = "last") -> GridResult:
-    """The roofline of every (device, point) pair, for points given as parallel batch/seq_len arrays."""
+    """The roofline of every (device, point) pair, for points given as parallel batch/seq_len arrays.
+
+    ``weights``: one format, or the model's ``WeightScheme`` (``quant.weight_scheme(model, weights)``).
+    """
     batch = np.asarray(batch, dtype=np.int64)
     seq_len = np.asarray(seq_len, dtype=np.int64)
     if phase == "prefill":
@@ -154,16 +156,17 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
     batch_grid, seq_grid = (a.ravel() for a in np.meshgrid(np.array(spec.batch, dtype=np.int64),
                                                            np.array(spec.seq_len, dtype=np.int64), indexing="ij"))
     devices = spec.hardware
-    capacity = np.array([[d.memory_bytes if d.memory_bytes else np.nan] for d in devices])
+    capacity = np.array([[d.available_memory_bytes or np.nan] for d in devices])
     device_names = np.array([d.name for d in devices], dtype=object)
     structure = itertools.product(spec.models, spec.phases, spec.weights, spec.activations, spec.kv_cache,
                                   spec.flash_attention)
     for model, phase, weights, activations, kv_cache, flash in structure:
         kv_format = activations if kv_cache is None else kv_cache
+        scheme = weight_scheme(model, weights)
         for start in range(0, batch_grid.shape[0], chunk_size):
             batch = batch_grid[start:start + chunk_size]
             seq = seq_grid[start:start + chunk_size]
-            grid = evaluate_grid(model, devices, phase, batch, seq, weights, activations, kv_format, flash,
+            grid = evaluate_grid(model, devices, phase, batch, seq, scheme, activations, kv_format, flash,
                                  spec.causal_skip, spec.lm_head)
             n_dev, n = grid.time_s.shape
             memory = grid.weight_storage_bytes + grid.kv_cache_bytes  # (points,)
@@ -173,7 +176,8 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
                 "model": np.full(n_dev * n, model.name, dtype=object),
                 "hardware": np.repeat(device_names, n),
                 "phase": np.full(n_dev * n, phase, dtype=object),
-                "weights": np.full(n_dev * n, weights.name, dtype=object),
+                "weights": np.full(n_dev * n, scheme.name if weights is None else weights_label(weights),
+                                   dtype=object),
                 "activations": np.full(n_dev * n, activations.name, dtype=object),
                 "kv_cache": np.full(n_dev * n, kv_format.name, dtype=object),
                 "flash_attention": np.full(n_dev * n, flash),
@@ -201,9 +205,10 @@ def sweep_totals(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[G
                                   spec.flash_attention)
     for model, phase, weights, activations, kv_cache, flash in structure:
         kv_format = activations if kv_cache is None else kv_cache
+        scheme = weight_scheme(model, weights)
         for start in range(0, batch_grid.shape[0], chunk_size):
             yield evaluate_grid(model, spec.hardware, phase, batch_grid[start:start + chunk_size],
-                                seq_grid[start:start + chunk_size], weights, activations, kv_format, flash,
+                                seq_grid[start:start + chunk_size], scheme, activations, kv_format, flash,
                                 spec.causal_skip, spec.lm_head)
 
 
@@ -249,7 +254,7 @@ def parse_values(text: str, label: str) -> tuple[int, ...]:
 
 def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | HardwareSpec], batch: Sequence[int],
               seq_len: Sequence[int], phases: Sequence[str] = ("decode",),
-              weights: Sequence[str | float | NumberFormat] = ("fp16",),
+              weights: Sequence[WeightsSpec] = (None,),
               activations: Sequence[str | float | NumberFormat] = ("fp16",),
               kv_cache: Sequence[str | float | NumberFormat | None] = (None,),
               flash_attention: Sequence[bool] = (False,), causal_skip: bool | None = None,
@@ -261,10 +266,17 @@ def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | Hardwa
         batch=tuple(int(b) for b in batch),
         seq_len=tuple(int(s) for s in seq_len),
         phases=tuple(phases),
-        weights=tuple(get_format(w) for w in weights),
+        weights=tuple(_checked_weights(w) for w in weights),
         activations=tuple(get_format(a) for a in activations),
         kv_cache=tuple(None if k is None else get_format(k) for k in kv_cache),
         flash_attention=tuple(flash_attention),
         causal_skip=causal_skip,
         lm_head=lm_head,
     )
+
+
+def _checked_weights(weights: WeightsSpec) -> WeightsSpec:
+    """A format or mix name, validated now (an unknown name fails before the sweep starts)."""
+    if weights is not None and not isinstance(weights, WeightScheme):
+        default_weight_format(weights)
+    return weights

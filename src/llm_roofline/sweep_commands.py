@@ -32,7 +32,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     sweep.add_argument("--phase", "-p", default="decode", help="prefill, decode, or both comma-separated")
     sweep.add_argument("--batch", "-b", default="1", help="batch sizes: list or range (default 1)")
     sweep.add_argument("--seq-len", "-l", default="1024", help="lengths: list or range (default 1024)")
-    sweep.add_argument("--weights", "-w", default="fp16", help="weight formats, comma-separated")
+    sweep.add_argument("--weights", "-w", default=None,
+                       help="weight formats or llama.cpp mixes (q4_k_m), comma-separated (default: the model's own, "
+                            "fp16 for a config.json)")
     sweep.add_argument("--activations", "-a", default="fp16", help="activation formats, comma-separated")
     sweep.add_argument("--kv-cache", default=None, help="KV-cache formats, comma-separated (default: activations)")
     sweep.add_argument("--flash-attention", choices=("off", "on", "both"), default="off")
@@ -75,7 +77,7 @@ def _spec(args: argparse.Namespace) -> Any:
     return make_spec(
         models=_split(args.model), hardware=_hardware_list(args),
         batch=parse_values(args.batch, "batch"), seq_len=parse_values(args.seq_len, "seq-len"),
-        phases=_split(args.phase), weights=_split(args.weights), activations=_split(args.activations),
+        phases=_split(args.phase), weights=_split(args.weights) or [None], activations=_split(args.activations),
         kv_cache=kv, flash_attention=flash, lm_head=args.lm_head,
     )
 

@@ -1,25 +1,29 @@
 """A model and a workload become a list of named operators: prefill and decode are one code path.
 
 A step processes ``q_len`` new tokens per sequence against ``past_len`` tokens already in the KV
-cache: prefill is q_len = prompt length, past_len = 0; decode is q_len = 1, past_len = tokens
-cached. Layers are identical, so each per-layer operator appears once with ``count = num_layers``.
+cache: prefill is q_len = prompt length, past_len = 0; decode is q_len = 1 (or the ``new_tokens`` a
+speculative verification checks), past_len = tokens cached. Layers are identical, so each per-layer
+operator appears once with ``count = num_layers``; where layers differ (a per-layer mix of weight
+formats), the per-instance figures are the mean over layers, so count x figures is the exact total.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import ops
 from .errors import InputError
-from .formats import NumberFormat, get_format
+from .formats import NumberFormat, WeightScheme, get_format
 from .models import ModelSpec
-from .units import Quantity
+from .quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
+from .units import Quantity, minimum
 
 PHASES = ("prefill", "decode")
 LM_HEAD_MODES = ("last", "all")
 # Elementwise kernels (norms, softmax, adds) run in 16-bit even when the matmuls take 8-bit inputs.
-_NARROW_MATH = {"int8": "fp16", "int4": "fp16", "fp8": "fp16"}
+_NARROW_MATH = {"int8": "fp16", "int4": "fp16", "fp8": "fp16", "fp4": "fp16"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,17 +32,24 @@ class Workload:
 
     ``seq_len`` is the prompt length for prefill and the number of tokens already cached for
     decode (the new token attends to them and to itself).
+
+    ``weights``: a format (every matrix in it), a llama.cpp mix (``q4_k_m``), a ``WeightScheme``, or
+    None for the model's own formats (a GGUF file's tensor types; fp16 for a config.json model).
+    ``weight_format`` is the format most weights are in; ``weight_scheme(model)`` is the full scheme.
+    ``new_tokens``: decode only, the tokens each sequence processes in the step (1; gamma + 1 when a
+    target model verifies gamma drafted tokens).
     """
 
     phase: str = "decode"
     batch: int = 1
     seq_len: int = 1024
-    weights: NumberFormat | str | float = "fp16"
+    weights: WeightsSpec = None
     activations: NumberFormat | str | float = "fp16"
     kv_cache: NumberFormat | str | float | None = None  # None: the activations' format
     flash_attention: bool = False
     causal_skip: bool | None = None  # None: skip masked scores exactly when flash_attention is on
     lm_head: str = "last"  # "last": logits for the last token of each sequence; "all": every token
+    new_tokens: int = 1
     weight_format: NumberFormat = field(init=False, repr=False, compare=False)
     activation_format: NumberFormat = field(init=False, repr=False, compare=False)
     kv_format: NumberFormat = field(init=False, repr=False, compare=False)
@@ -46,19 +57,21 @@ class Workload:
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
             raise InputError(f"phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
-        for label, value in (("batch", self.batch), ("seq_len", self.seq_len)):
+        for label, value in (("batch", self.batch), ("seq_len", self.seq_len), ("new_tokens", self.new_tokens)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise InputError(f"{label} must be an integer >= 1, got {value!r}")
+        if self.phase == "prefill" and self.new_tokens != 1:
+            raise InputError("new_tokens applies to decode steps; a prefill step processes seq_len tokens")
         if self.lm_head not in LM_HEAD_MODES:
             raise InputError(f"lm_head must be one of {', '.join(LM_HEAD_MODES)}, got {self.lm_head!r}")
         activations = get_format(self.activations)
-        object.__setattr__(self, "weight_format", get_format(self.weights))
+        object.__setattr__(self, "weight_format", default_weight_format(self.weights))
         object.__setattr__(self, "activation_format", activations)
         object.__setattr__(self, "kv_format", activations if self.kv_cache is None else get_format(self.kv_cache))
 
     @property
     def q_len(self) -> int:
-        return self.seq_len if self.phase == "prefill" else 1
+        return self.seq_len if self.phase == "prefill" else self.new_tokens
 
     @property
     def past_len(self) -> int:
@@ -73,6 +86,15 @@ class Workload:
         """Tokens this step produces per second of work: prompt tokens (prefill) or new tokens (decode)."""
         return self.batch * self.q_len
 
+    @property
+    def weights_label(self) -> str:
+        """The weights' name in outputs: a mix's or scheme's name, else the format's."""
+        return weights_label(self.weights)
+
+    def weight_scheme(self, model: ModelSpec) -> WeightScheme:
+        """The format of each of ``model``'s weight tensors under this workload."""
+        return weight_scheme(model, self.weights)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "phase": self.phase,
@@ -80,7 +102,7 @@ class Workload:
             "seq_len": self.seq_len,
             "q_len": self.q_len,
             "past_len": self.past_len,
-            "weights": self.weight_format.name,
+            "weights": self.weights_label,
             "activations": self.activation_format.name,
             "kv_cache": self.kv_format.name,
             "flash_attention": self.flash_attention,
@@ -100,46 +122,79 @@ class Op(NamedTuple):
     math: str  # the precision its arithmetic runs in
 
 
-def attention_pairs(q_len: Quantity, past_len: Quantity, causal_skip: bool) -> Quantity:
-    """(query, key) scores per sequence and head (conventions 4 in ops.py)."""
+def attention_pairs(q_len: Quantity, past_len: Quantity, causal_skip: bool, window: int | None = None) -> Quantity:
+    """(query, key) scores per sequence and head (conventions 4 and 6 in ops.py)."""
     kv_len = past_len + q_len
+    if window is not None:
+        if causal_skip:
+            return _window_prefix_pairs(kv_len, window) - _window_prefix_pairs(past_len, window)
+        return q_len * keys_read(q_len, past_len, window)
     if causal_skip:
         return q_len * past_len + q_len * (q_len + 1) // 2
     return q_len * kv_len
 
 
+def keys_read(q_len: Quantity, past_len: Quantity, window: int | None = None) -> Quantity:
+    """Keys (and values) per sequence a step reads: all of them, or the window its queries span."""
+    kv_len = past_len + q_len
+    return kv_len if window is None else minimum(kv_len, window + q_len - 1)
+
+
+def _window_prefix_pairs(length: Quantity, window: int) -> Quantity:
+    """Causal pairs of the first ``length`` positions with a window: sum over j <= length of min(j, W)."""
+    inside = minimum(length, window)
+    return inside * (inside + 1) // 2 + (length - inside) * window
+
+
 def build_ops(model: ModelSpec, workload: Workload) -> list[Op]:
     """The operators of one forward step, in execution order, layers aggregated."""
-    return step_ops(model, workload.batch, workload.q_len, workload.past_len, workload.weight_format,
+    return step_ops(model, workload.batch, workload.q_len, workload.past_len, workload.weight_scheme(model),
                     workload.activation_format, workload.kv_format, workload.flash_attention,
                     workload.skips_masked_scores, workload.lm_head == "all")
 
 
 def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
-             weights: NumberFormat, activations: NumberFormat, kv_format: NumberFormat,
+             weights: NumberFormat | WeightScheme, activations: NumberFormat, kv_format: NumberFormat,
              flash_attention: bool, causal_skip: bool, lm_head_all_tokens: bool) -> list[Op]:
-    """The operator list for any batch, q_len and past_len (numbers or numpy arrays)."""
+    """The operator list for any batch, q_len and past_len (numbers or numpy arrays).
+
+    ``weights``: one format for every matrix, or a ``WeightScheme`` built for this model
+    (``Workload.weight_scheme(model)``) that gives each tensor role its own.
+    """
+    scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
     d, inter, layers = model.hidden_size, model.intermediate_size, model.num_layers
     heads, kv_heads, head_dim = model.num_heads, model.num_kv_heads, model.head_dim
     act = activations.bytes_per_element
     kv = kv_format.bytes_per_element
     matmul_math = activations.math
     other_math = _NARROW_MATH.get(matmul_math, matmul_math)
-    param_bytes = vector_param_bytes(activations)
+    vectors = scheme.vector_format()
+    param_bytes = vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element
     tokens = batch * q_len
-    kv_len = past_len + q_len
-    pairs = attention_pairs(q_len, past_len, causal_skip)
 
-    def layer(name: str, kind: str, group: str, cost: ops.OpCost, math: str = other_math) -> Op:
-        return Op(f"layer.{name}", kind, group, layers, cost, math)
+    def layer(name: str, kind: str, group: str, cost: ops.OpCost, math: str = other_math,
+              count: int = layers) -> Op:
+        return Op(f"layer.{name}", kind, group, count, cost, math)
 
     def proj(name: str, group: str, n_in: int, n_out: int, bias: bool, to_kv: bool = False) -> Op:
-        cost = ops.linear(tokens, n_in, n_out, weights, act, kv if to_kv else act, bias, to_kv)
+        cost = ops.linear(tokens, n_in, n_out, scheme.format_for(name), act, kv if to_kv else act, bias, to_kv,
+                          bias_bytes=param_bytes)
         return layer(name, "matmul", group, cost, matmul_math)
 
-    result = [Op("embed", "embedding", "embedding", 1,
-                 ops.embedding(tokens, d, weights, act, model.learned_positions, model.embedding_scale),
-                 other_math)]
+    def attention_core(prefix: str, count: int, window: int | None) -> list[Op]:
+        pairs = attention_pairs(q_len, past_len, causal_skip, window)
+        shape = (batch, q_len, keys_read(q_len, past_len, window), pairs, heads, kv_heads, head_dim, act, kv)
+        if flash_attention:
+            return [layer(f"{prefix}.flash", "attention", "attention", ops.flash_attention(*shape), matmul_math, count)]
+        return [
+            layer(f"{prefix}.qk", "matmul", "attention", ops.attention_scores(*shape), matmul_math, count),
+            layer(f"{prefix}.softmax", "softmax", "attention", ops.softmax(batch, pairs, heads, act), count=count),
+            layer(f"{prefix}.sv", "matmul", "attention", ops.attention_values(*shape), matmul_math, count),
+        ]
+
+    embed = ops.embedding(tokens, d, scheme.format_for("embed"), act, model.learned_positions,
+                          model.embedding_scale, positions=scheme.format_for("embed.positions"))
+    result = [Op("embed", "embedding", "embedding", 1, embed, other_math)]
     result.append(layer("attn_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
     result.append(proj("attn.q_proj", "attention", d, model.q_size, model.qkv_bias))
     result.append(proj("attn.k_proj", "attention", d, model.kv_size, model.qkv_bias, to_kv=True))
@@ -147,36 +202,57 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
     if not model.learned_positions:
         result.append(layer("attn.rope", "elementwise", "attention",
                             ops.rope(tokens, heads, kv_heads, head_dim, act)))
-    attention_shape = (batch, q_len, kv_len, pairs, heads, kv_heads, head_dim, act, kv)
-    if flash_attention:
-        result.append(layer("attn.flash", "attention", "attention",
-                            ops.flash_attention(*attention_shape), matmul_math))
-    else:
-        result += [
-            layer("attn.qk", "matmul", "attention", ops.attention_scores(*attention_shape), matmul_math),
-            layer("attn.softmax", "softmax", "attention", ops.softmax(batch, pairs, heads, act)),
-            layer("attn.sv", "matmul", "attention", ops.attention_values(*attention_shape), matmul_math),
-        ]
+    windowed = model.windowed_layers
+    if windowed < layers:
+        result += attention_core("attn", layers - windowed, None)
+    if windowed:
+        result += attention_core("attn" if windowed == layers else "attn.window", windowed, model.sliding_window)
     result.append(proj("attn.o_proj", "attention", model.q_size, d, model.out_bias))
     result.append(layer("attn_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
     result.append(layer("mlp_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
-    mlp_act = layer("mlp.act", "activation", "ffn",
-                    ops.activation(tokens, inter, model.activation, model.gated_mlp, act))
-    if model.gated_mlp:
-        result.append(proj("mlp.gate_proj", "ffn", d, inter, model.mlp_bias))
-        result.append(proj("mlp.up_proj", "ffn", d, inter, model.mlp_bias))
-        result.append(mlp_act)
-        result.append(proj("mlp.down_proj", "ffn", inter, d, model.mlp_bias))
+    if model.is_moe:
+        result += _moe_ops(model, tokens, scheme, act, layer, matmul_math)
     else:
-        result.append(proj("mlp.fc", "ffn", d, inter, model.mlp_bias))
-        result.append(mlp_act)
-        result.append(proj("mlp.proj", "ffn", inter, d, model.mlp_bias))
+        mlp_act = layer("mlp.act", "activation", "ffn",
+                        ops.activation(tokens, inter, model.activation, model.gated_mlp, act))
+        if model.gated_mlp:
+            result.append(proj("mlp.gate_proj", "ffn", d, inter, model.mlp_bias))
+            result.append(proj("mlp.up_proj", "ffn", d, inter, model.mlp_bias))
+            result.append(mlp_act)
+            result.append(proj("mlp.down_proj", "ffn", inter, d, model.mlp_bias))
+        else:
+            result.append(proj("mlp.fc", "ffn", d, inter, model.mlp_bias))
+            result.append(mlp_act)
+            result.append(proj("mlp.proj", "ffn", inter, d, model.mlp_bias))
     result.append(layer("mlp_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
     result.append(Op("final_norm", "norm", "norm", 1, ops.norm(tokens, d, model.norm, act, param_bytes), other_math))
     lm_tokens = tokens if lm_head_all_tokens else batch
+    lm_format = scheme.format_for("embed" if model.tied_embeddings else "lm_head")
     result.append(Op("lm_head", "matmul", "lm_head", 1,
-                     ops.linear(lm_tokens, d, model.vocab_size, weights, act, act), matmul_math))
+                     ops.linear(lm_tokens, d, model.vocab_size, lm_format, act, act), matmul_math))
     return result
+
+
+def _moe_ops(model: ModelSpec, tokens: Quantity, scheme: WeightScheme, act: float,
+             layer: Callable[..., Op], matmul_math: str) -> list[Op]:
+    """A mixture-of-experts MLP: router, softmax/top-k over its logits, the routed experts, the weighted sum."""
+    d, inter, experts, k = model.hidden_size, model.intermediate_size, model.num_experts, model.experts_per_token
+    touched = ops.expected_experts_touched(tokens, experts, k)
+
+    def expert(name: str, n_in: int, n_out: int) -> Op:
+        cost = ops.expert_linear(tokens, k, touched, n_in, n_out, scheme.format_for(name), act, act)
+        return layer(name, "matmul", "ffn", cost, matmul_math)
+
+    router = ops.linear(tokens, d, experts, scheme.format_for("mlp.router"), act, act)
+    return [
+        layer("mlp.router", "matmul", "ffn", router, matmul_math),
+        layer("mlp.router_softmax", "softmax", "ffn", ops.softmax(tokens, 1, experts, act)),
+        expert("mlp.gate_proj", d, inter),
+        expert("mlp.up_proj", d, inter),
+        layer("mlp.act", "activation", "ffn", ops.activation(tokens * k, inter, model.activation, True, act)),
+        expert("mlp.down_proj", inter, d),
+        layer("mlp.combine", "elementwise", "ffn", ops.moe_combine(tokens, k, d, act)),
+    ]
 
 
 def vector_param_bytes(activations: NumberFormat) -> float:
@@ -185,20 +261,30 @@ def vector_param_bytes(activations: NumberFormat) -> float:
 
 
 def kv_cache_bytes(model: ModelSpec, batch: Quantity, context_len: Quantity, kv_format: NumberFormat) -> Quantity:
-    """KV cache held for ``batch`` sequences of ``context_len`` tokens: K and V, every layer."""
-    elements = 2 * model.num_layers * batch * context_len * model.kv_size
+    """KV cache held for ``batch`` sequences of ``context_len`` tokens: K and V, every layer.
+
+    A layer with a sliding window keeps only its last W tokens (a rolling buffer, as Mistral's
+    reference implementation does: Jiang et al. 2023, arXiv:2310.06825, section 2).
+    """
+    windowed = model.windowed_layers
+    held = (model.num_layers - windowed) * context_len
+    if windowed:
+        held = held + windowed * minimum(context_len, model.sliding_window)
+    elements = 2 * batch * held * model.kv_size
     return kv_format.tensor_bytes(elements)
 
 
-def weight_storage_bytes(model: ModelSpec, weights: NumberFormat, activations: NumberFormat) -> float:
-    """Bytes of the stored weights: matrices (and embedding tables) in the weight format, norms and
-    biases unquantized; a tied lm_head is stored once."""
-    d, inter, q, kv = model.hidden_size, model.intermediate_size, model.q_size, model.kv_size
-    mlp_shapes = [(d, inter), (d, inter), (inter, d)] if model.gated_mlp else [(d, inter), (inter, d)]
-    matrices = [(d, q), (d, kv), (d, kv), (q, d), *mlp_shapes]
-    per_layer = sum(weights.tensor_bytes(n_in * n_out, n_out) for n_in, n_out in matrices)
-    vectors = model.num_layers * (model.layer_params - sum(n_in * n_out for n_in, n_out in matrices))
-    vectors += model.norm_params
-    tables = weights.tensor_bytes(model.embedding_params, model.embedding_params // d)
-    lm_head = 0 if model.tied_embeddings else weights.tensor_bytes(model.vocab_size * d, model.vocab_size)
-    return model.num_layers * per_layer + vectors * vector_param_bytes(activations) + tables + lm_head
+def weight_storage_bytes(model: ModelSpec, weights: NumberFormat | WeightScheme, activations: NumberFormat) -> float:
+    """Bytes of the stored weights: every tensor in its scheme's format (norms and biases unquantized
+    unless the scheme names their format); a tied lm_head is stored once."""
+    scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
+    total = 0.0
+    for tensor in model.weight_tensors():
+        if tensor.role == "vectors":
+            vectors = scheme.vector_format()
+            per_element = vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element
+            total += tensor.elements * per_element
+        else:
+            fmt = scheme.format_for(tensor.role)
+            total += tensor.count * fmt.tensor_bytes(tensor.elements, tensor.rows, tensor.columns)
+    return total

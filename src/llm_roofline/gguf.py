@@ -1,0 +1,479 @@
+"""GGUF files: the model's structure from the header's metadata, and each tensor's real format and size.
+
+Only the header is read: the key/value metadata and the tensor infos (name, shape, ggml type,
+offset). Tensor data is never touched, so a 40 GB file analyzes in milliseconds. The layout is
+the GGUF specification's (https://github.com/ggml-org/ggml/blob/master/docs/gguf.md); type ids,
+block sizes and key names come from the ``gguf`` package (llama.cpp's gguf-py), and a test checks
+this reader against ``gguf.GGUFReader`` on files written by ``gguf.GGUFWriter``.
+
+The reader is hand-written rather than ``GGUFReader`` because that one builds a numpy view per
+array element (seconds for a 150k-token vocabulary) and raises numpy errors on corrupt input; this
+one skips string arrays by their lengths and turns every malformation into a one-line ``InputError``.
+
+Mapping (llama.cpp's tensor names, ``gguf.TENSOR_NAMES``): ``token_embd`` -> embed, ``position_embd``
+-> embed.positions, ``blk.N.attn_q/k/v/output`` (or a fused ``attn_qkv``) -> the attention
+projections, ``ffn_gate/up/down`` (or ``*_exps`` experts, a fused gate+up ``ffn_up``) -> the MLP,
+``ffn_gate_inp`` -> the MoE router, ``output`` -> lm_head (absent: tied to token_embd), norms and
+biases -> vectors. Each role's format is its tensors' type (a per-layer mix is averaged by
+elements), so the analysis' weight bytes equal the file's tensor bytes.
+"""
+
+from __future__ import annotations
+
+import mmap
+import re
+import struct
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .errors import InputError
+from .formats import NumberFormat, WeightScheme, blend_formats, format_for_ggml_type
+from .models import ModelSpec
+
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "phi3", "gemma", "gpt2")
+_FAMILY = {"llama": "llama", "qwen2": "qwen2", "phi3": "phi3", "gemma": "gemma", "gpt2": "gpt2"}
+_MAX_DIMS = 4  # GGML_MAX_DIMS
+_MAX_ARRAY_DEPTH = 4
+_KEPT_ARRAY_LENGTH = 4096  # numeric arrays longer than this are skipped, not decoded
+_HEADER_BYTES = 24  # magic, version, tensor count, key/value count
+
+
+class ArrayValue(NamedTuple):
+    """A metadata array: its element type name, its length, and its values when short and numeric."""
+
+    element_type: str
+    length: int
+    values: tuple[Any, ...] | None
+
+
+class TensorInfo(NamedTuple):
+    """One tensor of the file, as its header describes it (``dims`` in ggml order: ne[0] first)."""
+
+    name: str
+    ggml_type: str
+    dims: tuple[int, ...]
+    elements: int
+    bytes: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class GGUFHeader:
+    """Everything before the tensor data."""
+
+    path: str
+    version: int
+    metadata: dict[str, Any]
+    tensors: tuple[TensorInfo, ...]
+    data_offset: int
+    file_bytes: int
+
+    @property
+    def tensor_bytes(self) -> int:
+        return sum(t.bytes for t in self.tensors)
+
+
+@dataclass(frozen=True, slots=True)
+class GGUFModel:
+    """A GGUF file read as a model: the spec (with ``stored_weights``), and the bytes it accounts for."""
+
+    model: ModelSpec
+    header: GGUFHeader
+    file_type: str
+    bytes_by_type: tuple[tuple[str, int], ...]
+    unmodelled_tensors: tuple[str, ...]  # tensors outside the cost model (e.g. rope_freqs)
+    unmodelled_bytes: int
+
+    @property
+    def modelled_bytes(self) -> int:
+        return self.header.tensor_bytes - self.unmodelled_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.header.path,
+            "version": self.header.version,
+            "architecture": self.header.metadata.get("general.architecture"),
+            "file_type": self.file_type,
+            "file_bytes": self.header.file_bytes,
+            "tensor_count": len(self.header.tensors),
+            "tensor_bytes": self.header.tensor_bytes,
+            "modelled_tensor_bytes": self.modelled_bytes,
+            "unmodelled_tensors": list(self.unmodelled_tensors),
+            "bytes_by_type": dict(self.bytes_by_type),
+            "formats_by_role": {role: fmt.name for role, fmt in self.model.stored_weights.by_role}
+            if self.model.stored_weights else {},
+            "model": self.model.to_dict(),
+        }
+
+
+# --- the header ---------------------------------------------------------------------------------
+
+
+def _one_line(message: str, limit: int = 400) -> str:
+    """An error message safe to print on one line: keys and names from the file may hold any bytes."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+
+class _Cursor:
+    """Sequential reads from the mapped header; running past the end means the file is truncated."""
+
+    def __init__(self, buffer: Any, size: int, where: str, endian: str) -> None:
+        self.buffer, self.size, self.where, self.endian, self.offset = buffer, size, where, endian, 0
+
+    def fail(self, message: str) -> InputError:
+        return InputError(f"{self.where}: {message}")
+
+    def need(self, count: int, what: str) -> None:
+        if count < 0 or self.offset + count > self.size:
+            raise self.fail(f"truncated or corrupt GGUF file: {what} at byte {self.offset} runs past the end "
+                            f"({self.size} bytes)")
+
+    def scalar(self, code: str, what: str) -> Any:
+        width = struct.calcsize(code)
+        self.need(width, what)
+        value = struct.unpack_from(self.endian + code, self.buffer, self.offset)[0]
+        self.offset += width
+        return value
+
+    def string(self, what: str) -> str:
+        length = self.scalar("Q", what)
+        self.need(length, what)
+        raw = bytes(self.buffer[self.offset:self.offset + length])
+        self.offset += length
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(f"{what} is not valid UTF-8 (byte {self.offset - length})") from None
+
+    def skip_string(self, what: str) -> None:
+        length = self.scalar("Q", what)
+        self.need(length, what)
+        self.offset += length
+
+
+def _value_codes() -> dict[int, tuple[str, str]]:
+    """GGUF value type id -> (name, struct code) for the scalar types."""
+    from gguf import GGUFValueType
+
+    codes = {"UINT8": "B", "INT8": "b", "UINT16": "H", "INT16": "h", "UINT32": "I", "INT32": "i",
+             "FLOAT32": "f", "BOOL": "?", "UINT64": "Q", "INT64": "q", "FLOAT64": "d"}
+    return {member.value: (member.name, codes[member.name]) for member in GGUFValueType if member.name in codes}
+
+
+def _read_value(cursor: _Cursor, type_id: int, key: str, scalars: dict[int, tuple[str, str]], depth: int = 0) -> Any:
+    from gguf import GGUFValueType
+
+    if type_id in scalars:
+        return cursor.scalar(scalars[type_id][1], f"value of '{key}'")
+    if type_id == GGUFValueType.STRING:
+        return cursor.string(f"value of '{key}'")
+    if type_id != GGUFValueType.ARRAY:
+        raise cursor.fail(f"key '{key}' has unknown value type {type_id}")
+    if depth >= _MAX_ARRAY_DEPTH:
+        raise cursor.fail(f"key '{key}' nests arrays more than {_MAX_ARRAY_DEPTH} deep")
+    element_type = cursor.scalar("I", f"array type of '{key}'")
+    length = cursor.scalar("Q", f"array length of '{key}'")
+    if element_type in scalars:
+        name, code = scalars[element_type]
+        width = struct.calcsize(code)
+        cursor.need(length * width, f"array '{key}'")
+        values = None
+        if length <= _KEPT_ARRAY_LENGTH:
+            values = struct.unpack_from(f"{cursor.endian}{length}{code}", cursor.buffer, cursor.offset)
+        cursor.offset += length * width
+        return ArrayValue(name, length, values)
+    if element_type == GGUFValueType.STRING:
+        cursor.need(length * 8, f"array '{key}'")  # each string has at least its 8-byte length
+        for _ in range(length):
+            cursor.skip_string(f"array '{key}'")
+        return ArrayValue("STRING", length, None)
+    if element_type == GGUFValueType.ARRAY:
+        cursor.need(length * 12, f"array '{key}'")  # each nested array has at least type and length
+        for _ in range(length):
+            _read_value(cursor, element_type, key, scalars, depth + 1)
+        return ArrayValue("ARRAY", length, None)
+    raise cursor.fail(f"array '{key}' has unknown element type {element_type}")
+
+
+def read_gguf_header(path: str | Path) -> GGUFHeader:
+    """The metadata and tensor infos of a GGUF file (versions 2 and 3, either byte order)."""
+    try:
+        return _read_header(path)
+    except InputError as err:
+        raise InputError(_one_line(str(err))) from None
+
+
+def _read_header(path: str | Path) -> GGUFHeader:
+    from gguf import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGMLQuantizationType
+
+    where = str(path)
+    try:
+        with open(path, "rb") as file:
+            size = Path(path).stat().st_size
+            if size < _HEADER_BYTES:
+                raise InputError(f"{where}: not a GGUF file ({size} bytes, shorter than a GGUF header)")
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
+                return _parse(buffer, size, where, GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC,
+                              GGMLQuantizationType)
+    except OSError as err:
+        raise InputError(f"cannot read GGUF file {where}: {err.strerror or err.__class__.__name__}") from None
+
+
+def _parse(buffer: Any, size: int, where: str, quant_sizes: dict[Any, tuple[int, int]], default_alignment: int,
+           magic: int, quant_type: Any) -> GGUFHeader:
+    if struct.unpack_from("<I", buffer, 0)[0] != magic:
+        raise InputError(f"{where}: not a GGUF file (no 'GGUF' magic at the start)")
+    version = struct.unpack_from("<I", buffer, 4)[0]
+    endian = "<"
+    if version & 0xFFFF == 0:  # written on a big-endian machine
+        endian, version = ">", struct.unpack_from(">I", buffer, 4)[0]
+    if version not in (2, 3):
+        raise InputError(f"{where}: unsupported GGUF version {version} (llm-roofline reads versions 2 and 3)")
+    cursor = _Cursor(buffer, size, where, endian)
+    cursor.offset = 8
+    tensor_count = cursor.scalar("Q", "tensor count")
+    kv_count = cursor.scalar("Q", "key/value count")
+    # Every key/value takes at least 12 bytes and every tensor info at least 24: bound the counts.
+    if kv_count * 12 + tensor_count * 24 > size:
+        raise cursor.fail(f"truncated or corrupt GGUF file: {kv_count} keys and {tensor_count} tensors cannot fit "
+                          f"in {size} bytes")
+    scalars = _value_codes()
+    metadata: dict[str, Any] = {}
+    for _ in range(kv_count):
+        key = cursor.string("metadata key")
+        type_id = cursor.scalar("I", f"value type of '{key}'")
+        if key in metadata:
+            raise cursor.fail(f"metadata key '{key}' appears twice")
+        metadata[key] = _read_value(cursor, type_id, key, scalars)
+    tensors_raw = []
+    for _ in range(tensor_count):
+        name = cursor.string("tensor name")
+        n_dims = cursor.scalar("I", f"dimensions of tensor '{name}'")
+        if not 1 <= n_dims <= _MAX_DIMS:
+            raise cursor.fail(f"tensor '{name}' has {n_dims} dimensions (1 to {_MAX_DIMS} allowed)")
+        dims = tuple(cursor.scalar("Q", f"shape of tensor '{name}'") for _ in range(n_dims))
+        type_id = cursor.scalar("I", f"type of tensor '{name}'")
+        offset = cursor.scalar("Q", f"offset of tensor '{name}'")
+        tensors_raw.append((name, dims, type_id, offset))
+    alignment = metadata.get("general.alignment", default_alignment)
+    if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment & (alignment - 1):
+        raise cursor.fail(f"general.alignment must be a power of two, got {alignment!r}")
+    data_offset = -(-cursor.offset // alignment) * alignment
+    tensors, names = [], set()
+    for name, dims, type_id, offset in tensors_raw:
+        if name in names:
+            raise cursor.fail(f"tensor '{name}' appears twice")
+        names.add(name)
+        try:
+            ggml_type = quant_type(type_id)
+            block, type_bytes = quant_sizes[ggml_type]
+        except (ValueError, KeyError):
+            raise cursor.fail(f"tensor '{name}' has unknown ggml type id {type_id}") from None
+        elements = 1
+        for dim in dims:
+            elements *= dim
+        if elements == 0 or dims[0] % block:
+            raise cursor.fail(f"tensor '{name}' of type {ggml_type.name} has shape {list(dims)}: rows must be "
+                              f"non-empty whole blocks of {block}")
+        nbytes = elements // block * type_bytes
+        if data_offset + offset + nbytes > size:
+            raise cursor.fail(f"truncated GGUF file: tensor '{name}' ends at byte {data_offset + offset + nbytes}, "
+                              f"the file has {size}")
+        tensors.append(TensorInfo(name, ggml_type.name, dims, elements, nbytes, offset))
+    return GGUFHeader(where, version, metadata, tuple(tensors), data_offset, size)
+
+
+# --- header -> model ----------------------------------------------------------------------------
+
+
+class _Metadata:
+    """Typed access to the architecture's keys, with errors that name the file and the key."""
+
+    def __init__(self, header: GGUFHeader, arch: str) -> None:
+        self.data, self.arch, self.where = header.metadata, arch, header.path
+
+    def int(self, suffix: str, default: int | None = None) -> int:
+        key = f"{self.arch}.{suffix}"
+        value = self.data.get(key)
+        if value is None:
+            if default is None:
+                raise InputError(f"{self.where}: missing metadata key '{key}'")
+            return default
+        if isinstance(value, ArrayValue):
+            raise InputError(f"{self.where}: '{key}' is an array (per-layer values are not supported)")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise InputError(f"{self.where}: '{key}' must be an integer > 0, got {value!r}")
+        return value
+
+
+_LAYER_TENSOR = re.compile(r"blk\.(\d+)\.(.+)\.(weight|bias)")
+_ATTENTION = {"attn_q": "attn.q_proj", "attn_k": "attn.k_proj", "attn_v": "attn.v_proj", "attn_output": "attn.o_proj"}
+_EXPERT = re.compile(r"ffn_(gate|up|down)(?:_exps|\.\d+)")
+_VECTORS = ("attn_norm", "ffn_norm")
+
+
+def _model_from_header(header: GGUFHeader) -> ModelSpec:
+    arch = header.metadata.get("general.architecture")
+    if arch is None:
+        raise InputError(f"{header.path}: missing metadata key 'general.architecture'")
+    if not isinstance(arch, str) or arch not in SUPPORTED_ARCHITECTURES:
+        raise InputError(f"{header.path}: unsupported architecture {arch!r}; supported: "
+                         f"{', '.join(SUPPORTED_ARCHITECTURES)}")
+    meta = _Metadata(header, arch)
+    names = {t.name: t for t in header.tensors}
+    if "token_embd.weight" not in names:
+        raise InputError(f"{header.path}: no 'token_embd.weight' tensor")
+    hidden = meta.int("embedding_length")
+    heads = meta.int("attention.head_count")
+    if hidden % heads and f"{arch}.attention.key_length" not in header.metadata:
+        raise InputError(f"{header.path}: embedding_length ({hidden}) is not a multiple of head_count ({heads}) "
+                         f"and no attention.key_length is given")
+    embed_dims = names["token_embd.weight"].dims
+    vocab = embed_dims[1] if len(embed_dims) == 2 else 0
+    if len(embed_dims) != 2 or embed_dims[0] != hidden:
+        raise InputError(f"{header.path}: token_embd.weight has shape {list(embed_dims)}, expected "
+                         f"[{hidden}, vocabulary]")
+    experts = meta.int("expert_count", default=1)
+    used = meta.int("expert_used_count", default=1) if experts > 1 else 1
+    window = header.metadata.get(f"{arch}.attention.sliding_window")
+    gpt2 = arch == "gpt2"
+    return ModelSpec(
+        name=Path(header.path).stem,
+        family="mixtral" if arch == "llama" and experts > 1 else _FAMILY[arch],
+        hidden_size=hidden,
+        num_layers=meta.int("block_count"),
+        num_heads=heads,
+        num_kv_heads=meta.int("attention.head_count_kv", default=heads),
+        head_dim=meta.int("attention.key_length", default=hidden // heads),
+        intermediate_size=meta.int("expert_feed_forward_length", default=0) or meta.int("feed_forward_length"),
+        vocab_size=vocab,
+        max_position_embeddings=meta.int("context_length"),
+        norm="layernorm" if gpt2 else "rmsnorm",
+        activation="gelu_tanh" if arch in ("gemma", "gpt2") else "silu",
+        gated_mlp=not gpt2,
+        qkv_bias="blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
+        out_bias="blk.0.attn_output.bias" in names,
+        mlp_bias="blk.0.ffn_up.bias" in names,
+        tied_embeddings="output.weight" not in names,
+        learned_positions=gpt2,
+        embedding_scale=arch == "gemma",
+        sliding_window=meta.int("attention.sliding_window") if window is not None else None,
+        display_name=str(header.metadata.get("general.name") or Path(header.path).stem),
+        source=header.path,
+        num_experts=experts,
+        experts_per_token=used,
+    )
+
+
+def _split_fused(spec: ModelSpec, tensor: TensorInfo, part: str) -> list[tuple[str, int]]:
+    """(role, elements) of a tensor; fused Q/K/V and gate+up tensors split by their shares."""
+    d, q, kv, inter = spec.hidden_size, spec.q_size, spec.kv_size, spec.intermediate_size
+    if part == "attn_qkv":
+        if tensor.elements != d * (q + 2 * kv):
+            raise InputError(f"tensor '{tensor.name}' has shape {list(tensor.dims)}; the metadata implies "
+                             f"[{d}, {q + 2 * kv}]")
+        return [("attn.q_proj", d * q), ("attn.k_proj", d * kv), ("attn.v_proj", d * kv)]
+    if part == "ffn_up" and spec.gated_mlp and tensor.elements == 2 * d * inter:
+        return [("mlp.gate_proj", d * inter), ("mlp.up_proj", d * inter)]  # Phi-3's fused gate and up
+    up, down = ("mlp.up_proj", "mlp.down_proj") if spec.gated_mlp else ("mlp.fc", "mlp.proj")
+    role = {"ffn_gate": "mlp.gate_proj", "ffn_up": up, "ffn_down": down, "ffn_gate_inp": "mlp.router",
+            **_ATTENTION}.get(part)
+    return [] if role is None else [(role, tensor.elements)]
+
+
+def _role_elements(spec: ModelSpec, tensor: TensorInfo) -> list[tuple[str, int]]:
+    """Which model roles a tensor's elements belong to; empty for a tensor outside the cost model."""
+    if tensor.name == "token_embd.weight":
+        return [("embed", tensor.elements)]
+    if tensor.name == "position_embd.weight":
+        return [("embed.positions", tensor.elements)]
+    if tensor.name == "output.weight":
+        return [("lm_head", tensor.elements)]
+    if tensor.name in ("output_norm.weight", "output_norm.bias"):
+        return [("vectors", tensor.elements)]
+    match = _LAYER_TENSOR.fullmatch(tensor.name)
+    if match is None or int(match.group(1)) >= spec.num_layers:
+        return []
+    part, kind = match.group(2), match.group(3)
+    if kind == "bias" or part in _VECTORS:
+        return [("vectors", tensor.elements)]
+    expert = _EXPERT.fullmatch(part)
+    if expert:
+        part = f"ffn_{expert.group(1)}"
+    return _split_fused(spec, tensor, part)
+
+
+def _scheme(spec: ModelSpec, header: GGUFHeader, file_type: str) -> tuple[WeightScheme, tuple[str, ...], int]:
+    """The file's formats by role; the tensors outside the model and their bytes."""
+    parts: dict[str, dict[NumberFormat, int]] = {}
+    unmodelled, unmodelled_bytes = [], 0
+    for tensor in header.tensors:
+        try:
+            roles = _role_elements(spec, tensor)
+        except InputError as err:
+            raise InputError(f"{header.path}: {err}") from None
+        if not roles:
+            unmodelled.append(tensor.name)
+            unmodelled_bytes += tensor.bytes
+            continue
+        fmt = format_for_ggml_type(tensor.ggml_type)
+        if fmt is None:
+            raise InputError(f"{header.path}: tensor '{tensor.name}' has ggml type {tensor.ggml_type}, "
+                             f"which has no entry in llm-roofline's format table")
+        for role, elements in roles:
+            parts.setdefault(role, {})
+            parts[role][fmt] = parts[role].get(fmt, 0) + elements
+    expected = {t.role: t.count * t.elements for t in spec.weight_tensors()}
+    for role, count in expected.items():
+        found = sum(parts.get(role, {}).values())
+        if found != count:
+            raise InputError(f"{header.path}: the tensors for '{role}' hold {found} elements; the metadata "
+                             f"implies {count} (missing or misshapen tensors)")
+    by_role = tuple((role, blend_formats(parts[role].items())) for role in expected)
+    matrices: dict[NumberFormat, int] = {}
+    for role, formats in parts.items():
+        if role != "vectors":
+            for fmt, elements in formats.items():
+                matrices[fmt] = matrices.get(fmt, 0) + elements
+    default = max(matrices.items(), key=lambda item: (item[1], item[0].name))[0]
+    scheme = WeightScheme(name=f"gguf:{file_type}", default=default, by_role=by_role,
+                          source=f"tensor types of {header.path}")
+    return scheme, tuple(unmodelled), unmodelled_bytes
+
+
+def _file_type(header: GGUFHeader) -> str:
+    from gguf import LlamaFileType
+
+    value = header.metadata.get("general.file_type")
+    try:
+        return LlamaFileType(value).name.removeprefix("MOSTLY_").lower()
+    except ValueError:
+        return "mixed"
+
+
+def read_gguf_model(path: str | Path) -> GGUFModel:
+    """A GGUF file as a model whose ``stored_weights`` are its tensors' formats, with a byte account."""
+    try:
+        return _read_gguf_model(path)
+    except InputError as err:
+        raise InputError(_one_line(str(err))) from None
+
+
+def _read_gguf_model(path: str | Path) -> GGUFModel:
+    header = _read_header(path)
+    spec = _model_from_header(header)
+    file_type = _file_type(header)
+    scheme, unmodelled, unmodelled_bytes = _scheme(spec, header, file_type)
+    by_type: dict[str, int] = {}
+    for tensor in header.tensors:
+        by_type[tensor.ggml_type] = by_type.get(tensor.ggml_type, 0) + tensor.bytes
+    return GGUFModel(replace(spec, stored_weights=scheme), header, file_type,
+                     tuple(sorted(by_type.items(), key=lambda item: -item[1])), unmodelled, unmodelled_bytes)
+
+
+def load_gguf_model(path: str | Path) -> ModelSpec:
+    """The model of a GGUF file (``models.load_model`` sends ``.gguf`` paths here)."""
+    return read_gguf_model(path).model

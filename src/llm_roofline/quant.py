@@ -1,0 +1,185 @@
+"""Which format each weight tensor is stored in: a uniform format, llama.cpp's mixes, or a file's own.
+
+``weight_scheme(model, weights)`` turns whatever a user gave as ``weights`` into a ``WeightScheme``
+for that model:
+
+- nothing: the model's own formats (a GGUF file's tensor types), fp16 for a config.json model;
+- a llama.cpp file type (``q4_k_m``, ``q5_k_m``, ``q8_0``; ``data/mixes.toml``): the type
+  llama-quantize gives each tensor, following ``llama_tensor_get_type_impl`` in
+  src/llama-quant.cpp (ggml-org/llama.cpp @ 007dbbf);
+- any other format name or a number of bits: every matrix and embedding table in that format.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+
+from .errors import InputError, unknown_name
+from .formats import NumberFormat, WeightScheme, blend_formats, format_names, get_format
+from .models import ModelSpec
+
+WeightsSpec = NumberFormat | WeightScheme | str | float | int | None
+
+# tensor_type_fallback: a row that is not a whole number of the type's blocks gets a type with smaller blocks.
+_FALLBACK = {"q2_k": "q4_0", "q3_k": "q4_0", "q4_k": "q5_0", "q5_k": "q5_1", "q6_k": "q8_0",
+             "iq3_s": "iq4_nl", "iq4_xs": "iq4_nl"}
+# Tensors llama-quantize leaves as converted: 1-D tensors (norms, biases), the MoE router
+# (ffn_gate_inp) and position embeddings; convert_hf_to_gguf.py writes them as F32.
+_UNQUANTIZED = ("vectors", "mlp.router", "embed.positions")
+# Families whose GGUF files fuse Q, K and V into one attn_qkv tensor (quantized by the attn_v rules).
+_FUSED_QKV = ("phi3", "gpt2")
+
+
+@dataclass(frozen=True, slots=True)
+class LlamaCppMix:
+    """A llama.cpp file type: its default type and the exceptions it makes (``data/mixes.toml``)."""
+
+    name: str
+    base: NumberFormat
+    more_bits: NumberFormat | None
+    attn_output_8_experts: NumberFormat | None
+    source: str
+
+
+@functools.cache
+def _mixes() -> dict[str, LlamaCppMix]:
+    text = resources.files(__package__).joinpath("data/mixes.toml").read_text()
+    mixes = {}
+    for name, entry in tomllib.loads(text).items():
+        if not entry.get("source"):
+            raise ValueError(f"mixes.toml: {name}: a mix needs a source")
+        optional = {key: get_format(entry[key]) if key in entry else None
+                    for key in ("more_bits", "attn_output_8_experts")}
+        mixes[name] = LlamaCppMix(name=name, base=get_format(entry["base"]), source=entry["source"], **optional)
+    return mixes
+
+
+def mix_names() -> list[str]:
+    return list(_mixes())
+
+
+def get_mix(name: str) -> LlamaCppMix | None:
+    """The llama.cpp mix of that name (case-insensitive), or None if the name is not one."""
+    return _mixes().get(name.strip().lower())
+
+
+def use_more_bits(layer: int, layers: int) -> bool:
+    """llama.cpp's choice of the layers that get more bits: the first and last eighth, every third between."""
+    return layer < layers // 8 or layer >= 7 * layers // 8 or (layer - layers // 8) % 3 == 2
+
+
+def _fits_blocks(fmt: NumberFormat, row_length: int) -> NumberFormat:
+    """tensor_type_fallback: the format llama-quantize falls back to when a row is not whole blocks."""
+    if row_length % fmt.block_elements == 0:
+        return fmt
+    fallback = get_format(_FALLBACK.get(fmt.name, "fp16"))
+    return fallback if row_length % fallback.block_elements == 0 else get_format("fp16")
+
+
+def _is_type_70b(model: ModelSpec) -> bool:
+    """llama.cpp's LLM_TYPE_70B for the llama architecture: 80 layers with grouped KV heads."""
+    return model.family == "llama" and model.num_layers == 80 and model.num_kv_heads < model.num_heads
+
+
+def _layer_types(mix: LlamaCppMix, model: ModelSpec, role: str) -> list[NumberFormat]:
+    """The type llama_tensor_get_type_impl picks for ``role`` in each layer (before the row fallback)."""
+    layers = model.num_layers
+    category = role
+    if model.family in _FUSED_QKV and role in ("attn.q_proj", "attn.k_proj", "attn.v_proj"):
+        category = "attn.v_proj"  # attn_qkv is treated like attn_v
+    if category == "attn.v_proj":
+        types = [mix.more_bits if mix.more_bits and use_more_bits(i, layers) else mix.base for i in range(layers)]
+        if _is_type_70b(model):
+            types = [get_format("q5_k") if t.name in ("q3_k", "q4_k") else t for t in types]
+        if model.num_experts == 8:
+            types = [get_format("q8_0")] * layers
+        return types
+    if category == "attn.k_proj" and model.num_experts == 8:
+        return [get_format("q8_0")] * layers
+    if category == "attn.o_proj" and model.num_experts == 8 and mix.attn_output_8_experts:
+        return [mix.attn_output_8_experts] * layers
+    if category in ("mlp.down_proj", "mlp.proj") and mix.more_bits:
+        return [mix.more_bits if use_more_bits(i, layers) else mix.base for i in range(layers)]
+    return [mix.base] * layers
+
+
+def _output_type(mix: LlamaCppMix, row_length: int) -> NumberFormat:
+    """output.weight (and a tied token_embd): Q6_K, or Q8_0 for a Q8_0 file or rows of partial blocks."""
+    if row_length % mix.base.block_elements or mix.base.name == "q8_0":
+        return get_format("q8_0")
+    return get_format("q6_k")
+
+
+def llama_cpp_mix(model: ModelSpec, name: str) -> WeightScheme:
+    """The formats llama-quantize gives ``model``'s tensors for file type ``name`` (q4_k_m, ...)."""
+    return _llama_cpp_mix(model, name.strip().lower())
+
+
+@functools.lru_cache(maxsize=256)
+def _llama_cpp_mix(model: ModelSpec, name: str) -> WeightScheme:
+    mix = _mixes()[name]
+    by_role: list[tuple[str, NumberFormat]] = []
+    for tensor in model.weight_tensors():
+        role = tensor.role
+        if role in _UNQUANTIZED:
+            fmt = get_format("fp32")
+        elif role == "lm_head" or (role == "embed" and model.tied_embeddings):
+            fmt = _output_type(mix, tensor.row_length)
+        elif role == "embed":
+            fmt = _fits_blocks(mix.base, tensor.row_length)
+        else:
+            types = _layer_types(mix, model, role)
+            fmt = blend_formats((_fits_blocks(t, tensor.row_length), 1) for t in types)
+        by_role.append((role, fmt))
+    return WeightScheme(name=mix.name, default=mix.base, by_role=tuple(by_role), source=mix.source)
+
+
+def weight_scheme(model: ModelSpec, weights: WeightsSpec) -> WeightScheme:
+    """The scheme ``weights`` means for ``model`` (see the module docstring)."""
+    if isinstance(weights, WeightScheme):
+        return weights
+    if weights is None:
+        return model.stored_weights or WeightScheme.uniform(get_format("fp16"))
+    if isinstance(weights, str) and get_mix(weights) is not None:
+        return llama_cpp_mix(model, weights)
+    return WeightScheme.uniform(_weight_format(weights))
+
+
+def _weight_format(weights: NumberFormat | str | float | int) -> NumberFormat:
+    try:
+        return get_format(weights)
+    except InputError:
+        if isinstance(weights, str) and not _is_number(weights):
+            raise unknown_name("precision", weights, {*format_names(), *mix_names()}) from None
+        raise
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def default_weight_format(weights: WeightsSpec) -> NumberFormat:
+    """The format most weights of ``weights`` are in, without a model: a mix's base, a scheme's default."""
+    if isinstance(weights, WeightScheme):
+        return weights.default
+    if weights is None:
+        return get_format("fp16")
+    if isinstance(weights, str) and (mix := get_mix(weights)) is not None:
+        return mix.base
+    return _weight_format(weights)
+
+
+def weights_label(weights: WeightsSpec) -> str:
+    """How ``weights`` is named in outputs: the mix or scheme name, else the format's name."""
+    if isinstance(weights, WeightScheme):
+        return weights.name
+    if isinstance(weights, str) and (mix := get_mix(weights)) is not None:
+        return mix.name
+    return default_weight_format(weights).name
