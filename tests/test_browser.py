@@ -1,0 +1,224 @@
+"""The web page and the offline report in a real browser: Playwright driving Debian's Chromium.
+
+One server and one browser for the whole module; a fresh browser context per test. Each test saves a
+screenshot under test-artifacts/browser/ (git-ignored). Skipped when Chromium or Playwright is absent
+(outside CI: .ci/run installs Chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from live_server import live_server
+from llm_roofline import analyze
+from llm_roofline.models import catalogue_config
+from llm_roofline.report import report_html
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Outside CI a machine without Chromium skips these tests; in CI (.ci/run installs it) they must run.
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
+                                reason="needs Debian's chromium (.ci/run installs it)")
+sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("uvicorn")
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+# The flags this machine needs: no sandbox as root, no GPU, no background calls to the network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    with live_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+class Page:
+    """A page in a fresh context that records console errors and failed requests."""
+
+    def __init__(self, browser: Any, **context_options: Any) -> None:
+        self.context = browser.new_context(viewport={"width": 1280, "height": 1000}, **context_options)
+        self.context.set_default_timeout(TIMEOUT_MS)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def updates(self) -> int:
+        return int(self.page.locator("body").get_attribute("data-updates") or 0)
+
+    def wait_for_update(self, after: int) -> None:
+        # A selector, not a script: the page's Content-Security-Policy forbids evaluating strings.
+        self.page.wait_for_selector(f'body[data-updates="{after + 1}"]', state="attached")
+
+    def cells(self, selector: str, column: int) -> list[str]:
+        return self.page.locator(f"{selector} tbody tr").evaluate_all(
+            f"rows => rows.map(r => r.cells[{column}].textContent)")
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
+    opened = Page(browser)
+    yield opened
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    opened.page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    opened.context.close()
+
+
+def test_page_loads_and_draws_without_console_errors(page: Page, server_url: str) -> None:
+    page.page.goto(server_url)
+    page.wait_for_update(0)
+    expected = analyze("llama-2-7b", "jetson-orin-nx")
+    names = page.page.locator("svg.roofline .op-point").evaluate_all(
+        "points => points.flatMap(p => p.dataset.names.split(' '))")
+    assert sorted(names) == sorted(op.name for op in expected.ops if op.arithmetic_intensity > 0)
+    assert page.page.locator("svg.roofline .ceiling").count() == 2  # Orin NX: fp16 and fp32 roofs
+    assert page.page.locator("svg.roofline .ridge").count() == 2
+    assert page.cells(".ops-table", 0) == [op.name for op in expected.ops]
+    assert page.cells(".totals-table", 3) == [f"{expected.totals.tokens_per_s:.4g}"]
+    # Hovering a point shows its figures; operators on the same spot share a marker and its tooltip.
+    page.page.locator('svg.roofline .op-point[data-names~="layer.mlp.down_proj"]').hover()
+    tooltip = page.page.locator("#roofline-chart .chart-tooltip")
+    assert tooltip.is_visible() and "layer.mlp.down_proj" in tooltip.inner_text()
+    assert "layer.attn.q_proj 1 FLOP/B" in tooltip.inner_text()
+    assert page.errors == []
+
+
+def test_model_device_and_batch_changes_update_chart_and_table(page: Page, server_url: str) -> None:
+    page.page.goto(server_url)
+    page.wait_for_update(0)
+
+    seen = page.updates()
+    page.page.select_option("#model", "llama-3.2-1b")
+    page.wait_for_update(seen)
+    assert set(page.cells(".ops-table", 3)) == {"1", "16"}  # counts: 16 layers (and the single ops)
+    assert "Llama-3.2-1B" in page.page.locator("#headline").inner_text()
+
+    seen = page.updates()
+    page.page.select_option("#hardware", ["jetson-orin-nx", "nvidia-rtx-4090"])
+    page.wait_for_update(seen)
+    devices = page.page.locator("svg.roofline .op-point").evaluate_all(
+        "points => [...new Set(points.map(p => p.dataset.device))]")
+    assert sorted(devices) == ["jetson-orin-nx", "nvidia-rtx-4090"]
+    assert page.page.locator("svg.roofline .ceiling").count() == 2 + 5
+    assert len(page.cells(".totals-table", 0)) == 2
+
+    seen = page.updates()
+    page.page.fill("#batch", "8")
+    page.wait_for_update(seen)
+    expected = [analyze("llama-3.2-1b", d, batch=8) for d in ("jetson-orin-nx", "nvidia-rtx-4090")]
+    assert page.cells(".totals-table", 3) == [f"{a.totals.tokens_per_s:.4g}" for a in expected]
+    q_proj = next(op for op in expected[0].ops if op.name == "layer.attn.q_proj")
+    # Keyboard focus shows the same details as hovering (and reaches a marker under a smaller one).
+    page.page.locator('svg.roofline .op-point[data-names~="layer.attn.q_proj"]').first.focus()
+    tooltip = page.page.locator("#roofline-chart .chart-tooltip").inner_text()
+    assert f"layer.attn.q_proj {q_proj.arithmetic_intensity:.3g} FLOP/B" in tooltip
+
+    seen = page.updates()
+    page.page.select_option("#phase", "prefill")
+    page.wait_for_update(seen)
+    assert page.page.locator("svg.roofline .op-point.prefill").count() > 0
+    assert page.page.locator("svg.roofline .op-point.decode").count() == 0
+    assert page.errors == []
+
+
+def tiny_config() -> dict[str, Any]:
+    return catalogue_config("llama-3.2-1b") | {"num_hidden_layers": 3, "_display_name": "Tiny Llama (3 layers)"}
+
+
+def test_uploaded_config_is_analyzed(page: Page, server_url: str) -> None:
+    page.page.goto(server_url)
+    page.wait_for_update(0)
+    seen = page.updates()
+    page.page.set_input_files("#upload", files=[{"name": "config.json", "mimeType": "application/json",
+                                                 "buffer": json.dumps(tiny_config()).encode()}])
+    page.wait_for_update(seen)
+    assert page.page.locator("#model option:checked").inner_text().startswith("uploaded: config.json")
+    assert set(page.cells(".ops-table", 3)) == {"1", "3"}
+    assert page.page.locator("#error").inner_text() == ""
+    # The uploaded model stays selected while the workload changes.
+    seen = page.updates()
+    page.page.fill("#seq_len", "4096")
+    page.wait_for_update(seen)
+    assert set(page.cells(".ops-table", 3)) == {"1", "3"}
+    assert page.errors == []
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"{this is not json", "not valid JSON"),
+    (json.dumps({"model_type": "bert", "hidden_size": 8}).encode(), "unsupported model_type 'bert'"),
+], ids=["not-json", "unsupported-family"])
+def test_bad_upload_shows_a_readable_error(page: Page, server_url: str, content: bytes, message: str) -> None:
+    page.page.goto(server_url)
+    page.wait_for_update(0)
+    page.page.set_input_files("#upload", files=[{"name": "broken.json", "mimeType": "application/json",
+                                                 "buffer": content}])
+    error = page.page.locator("#error")
+    sync_api.expect(error).to_contain_text(message)
+    text = error.inner_text()
+    assert text.startswith("Could not use broken.json:") and message in text
+    assert page.page.locator("#model").input_value() == "llama-2-7b"  # the previous model stays
+    assert page.page.locator("svg.roofline .op-point").count() > 0
+    # The browser logs the refused request (HTTP 400) itself; nothing else may go wrong.
+    assert [e for e in page.errors if "400" not in e] == []
+
+
+def test_bad_number_shows_the_servers_message(page: Page, server_url: str) -> None:
+    page.page.goto(server_url)
+    page.wait_for_update(0)
+    page.page.fill("#batch", "0")
+    sync_api.expect(page.page.locator("#error")).to_contain_text("batch: Input should be greater than or equal to 1")
+
+
+def test_report_opens_offline_and_draws_its_charts(browser: Any, request: pytest.FixtureRequest) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "report.html"
+    analyses = [analyze("llama-2-7b", d, phase=p) for d in ("jetson-orin-nx", "apple-m2-gpu") for p in
+                ("prefill", "decode")]
+    path.write_text(report_html(analyses), encoding="utf-8")
+    opened = Page(browser, offline=True, java_script_enabled=True)
+    requested: list[str] = []
+
+    def only_the_file(route: Any) -> None:
+        requested.append(route.request.url)
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            route.abort()
+
+    opened.context.route("**/*", only_the_file)
+    try:
+        opened.page.goto(path.as_uri())
+        opened.page.wait_for_selector('body[data-drawn="true"]', state="attached")
+        assert requested == [path.as_uri()]  # the file itself, and nothing else
+        points = opened.page.locator("svg.roofline .op-point")
+        names = points.evaluate_all("points => points.flatMap(p => p.dataset.names.split(' '))")
+        assert len(names) == sum(sum(op.arithmetic_intensity > 0 for op in a.ops) for a in analyses)
+        assert opened.page.locator("svg.breakdown .group-bar").count() > 0
+        assert len(opened.cells(".totals-table", 0)) == 4
+        assert len(opened.cells(".ops-table", 0)) == len(analyses[0].ops)
+        opened.page.select_option("#table-choice", "3")
+        assert opened.cells(".ops-table", 3)[2] == "32"
+        points.last.hover()
+        assert opened.page.locator("#roofline-chart .chart-tooltip").is_visible()
+        assert opened.page.locator(".recommendations li").count() >= 4
+        assert opened.errors == []
+    finally:
+        opened.page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        opened.context.close()

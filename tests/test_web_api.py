@@ -1,0 +1,218 @@
+"""The JSON API: the same numbers as analyze(), 4xx with a message for every bad parameter (never 500),
+the body size cap, bounded sweeps, the OpenAPI description, and a short bounded load with no errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llm_roofline import analyze
+from llm_roofline.models import catalogue_config
+from llm_roofline.web.app import MAX_BODY_BYTES, MAX_DEVICES, MAX_SWEEP_POINTS, STATIC, create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def post(client: TestClient, body: Any, path: str = "/api/analyze") -> Any:
+    return client.post(path, json=body)
+
+
+def test_analyze_returns_what_analyze_computes(client: TestClient) -> None:
+    response = post(client, {"model": "llama-3-8b", "hardware": ["nvidia-l4", "apple-m3-gpu"], "phase": "prefill",
+                             "batch": 2, "seq_len": 256, "weights": "int4", "flash_attention": True})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    for result, device in zip(results, ["nvidia-l4", "apple-m3-gpu"], strict=True):
+        expected = analyze("llama-3-8b", device, phase="prefill", batch=2, seq_len=256, weights="int4",
+                           flash_attention=True)
+        assert result["totals"] == pytest.approx(expected.totals.to_dict())
+        assert [op["name"] for op in result["ops"]] == [op.name for op in expected.ops]
+        assert result["ops"][3]["time_s"] == expected.ops[3].time_s
+        assert result["workload"]["weights"] == "int4"
+        assert result["ceilings"] and result["time_by_group_s"]
+
+
+def test_defaults_and_catalogue(client: TestClient) -> None:
+    response = post(client, {})
+    assert response.status_code == 200
+    (result,) = response.json()["results"]
+    assert result["model"]["name"] == "llama-2-7b" and result["hardware"]["name"] == "jetson-orin-nx"
+    catalogue = client.get("/api/catalogue").json()
+    assert {"llama-2-7b", "gpt2"} <= {m["name"] for m in catalogue["models"]}
+    assert "jetson-orin-nx" in {d["name"] for d in catalogue["hardware"]}
+    assert {"fp16", "int4"} <= set(catalogue["formats"])
+    assert catalogue["limits"]["max_body_bytes"] == MAX_BODY_BYTES
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"batch": 0}, 422, "greater than or equal to 1"),
+    ({"batch": "many"}, 422, "valid integer"),
+    ({"batch": 1.5}, 422, "integer"),
+    ({"seq_len": 10**12}, 422, "less than or equal"),
+    ({"phase": "train"}, 422, "'prefill' or 'decode'"),
+    ({"hardware": []}, 422, "at least 1 item"),
+    ({"hardware": ["jetson-orin-nx"] * (MAX_DEVICES + 1)}, 422, f"at most {MAX_DEVICES} items"),
+    ({"hardware": "jetson-orin-nx"}, 422, "valid list"),
+    ({"lm_head": "some"}, 422, "'last' or 'all'"),
+    ({"precisions": ["fp7"]}, 422, "fp16"),
+    ({"typo": 1}, 422, "Extra inputs are not permitted"),
+    ({"hardware": ["nope"]}, 400, "unknown hardware 'nope'"),
+    ({"precisions": ["int4"]}, 400, "jetson-orin-nx has none of the precisions int4"),
+    ({"hardware": ["../../etc/passwd.toml"]}, 400, "unknown hardware"),  # names only, never a path
+    ({"model": "/etc/hostname"}, 400, "unknown model"),
+    ({"model": "src/llm_roofline/data/models/gpt2.json"}, 400, "unknown model"),
+    ({"weights": "fp3"}, 400, "unknown precision 'fp3'"),
+    ({"kv_cache": "100"}, 400, "between 1 and 64"),
+    ({"config": {"hidden_size": 64}}, 400, "missing required key 'model_type'"),
+    ({"config": {"model_type": "bert"}}, 400, "unsupported model_type 'bert'"),
+    ({"config": catalogue_config("gpt2") | {"n_head": 0}}, 400, "'n_head' must be an integer > 0"),
+    ({"config": catalogue_config("llama-2-7b") | {"hidden_act": ["silu"]}}, 400, "not a usable model config"),
+    ({"config": catalogue_config("llama-2-7b") | {"hidden_size": 10**400, "num_attention_heads": 1,
+                                                  "num_key_value_heads": 1}}, 400,
+     "out of range"),
+    ({"config": "gpt2"}, 422, "valid dictionary"),
+])
+def test_bad_parameters_get_a_4xx_with_a_message(client: TestClient, body: dict, status: int, message: str) -> None:
+    response = post(client, body)
+    assert response.status_code == status, response.text
+    assert message in response.text
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"batch": Infinity}', b'{"batch": NaN}', b'{"model": NaN}',
+                                     b"[]", b"null"])
+def test_malformed_json_is_422(client: TestClient, content: bytes) -> None:
+    response = client.post("/api/analyze", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"][0]["msg"]
+
+
+def test_deeply_nested_json_is_refused(client: TestClient) -> None:
+    nested = b'{"config": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = client.post("/api/analyze", content=nested, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["detail"]
+
+
+json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                | st.text(max_size=8))
+json_values = st.recursive(json_scalars, lambda children: st.lists(children, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), children, max_size=4), max_leaves=12)
+FIELDS = ["model", "config", "hardware", "phase", "batch", "seq_len", "weights", "activations", "kv_cache",
+          "flash_attention", "causal_skip", "lm_head", "precisions"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=5))
+def test_random_bodies_never_cause_a_server_error(client: TestClient, body: dict) -> None:
+    assert post(client, body).status_code in (200, 400, 422)
+
+
+def test_sweeps_are_bounded(client: TestClient) -> None:
+    response = post(client, {"hardware": ["jetson-orin-nx", "nvidia-rtx-4090"], "vary": "batch",
+                             "values": [1, 8, 64]}, "/api/sweep")
+    assert response.status_code == 200
+    points = response.json()["points"]
+    assert [p["batch"] for p in points] == [1, 8, 64]
+    assert points[1]["totals"][1]["time_s"] == analyze("llama-2-7b", "nvidia-rtx-4090", batch=8).totals.time_s
+    too_many = post(client, {"vary": "seq_len", "values": list(range(1, MAX_SWEEP_POINTS + 2))}, "/api/sweep")
+    assert too_many.status_code == 422 and f"at most {MAX_SWEEP_POINTS} items" in too_many.text
+    assert post(client, {"vary": "batch", "values": [2**30]}, "/api/sweep").status_code == 422
+    assert post(client, {"vary": "heads", "values": [1]}, "/api/sweep").status_code == 422
+
+
+def parse(client: TestClient, content: bytes | Iterator[bytes], name: str = "config.json") -> Any:
+    return client.post(f"/api/models/parse?name={name}", content=content,
+                       headers={"Content-Type": "application/json"})
+
+
+def test_upload_is_parsed_in_memory(client: TestClient) -> None:
+    config = catalogue_config("qwen2.5-0.5b")
+    response = parse(client, json.dumps(config).encode())
+    assert response.status_code == 200
+    data = response.json()
+    assert data["model"]["family"] == "qwen2" and data["model"]["params"] == 494_032_768
+    assert data["config"] == config
+    analyzed = post(client, {"config": data["config"]}).json()["results"][0]
+    assert analyzed["totals"]["time_s"] == analyze("qwen2.5-0.5b", "jetson-orin-nx").totals.time_s
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "expected a JSON object"),
+    (b"\xff\xfe\x00binary", "not a text file"),
+    (b'{"model_type": "llama"}', "missing required key 'hidden_size'"),
+    (b"", "not valid JSON"),
+    (b"[" * 100_000, "nested too deeply"),
+])
+def test_bad_uploads_get_400_with_a_message(client: TestClient, content: bytes, message: str) -> None:
+    response = parse(client, content)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+
+
+def test_uploads_are_size_capped(client: TestClient) -> None:
+    padding = json.dumps(catalogue_config("gpt2") | {"notes": "x" * MAX_BODY_BYTES}).encode()
+    response = parse(client, padding)
+    assert response.status_code == 413 and str(MAX_BODY_BYTES) in response.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the cap counts what arrives
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b" " * 65536
+
+    assert parse(client, chunks()).status_code == 413
+    huge_analyze = client.post("/api/analyze", content=b" " * (MAX_BODY_BYTES + 1),
+                               headers={"Content-Type": "application/json"})
+    assert huge_analyze.status_code == 413
+    assert parse(client, json.dumps(catalogue_config("gpt2")).encode()).status_code == 200  # still serving
+
+
+def test_openapi_describes_the_api(client: TestClient) -> None:
+    spec = client.get("/api/openapi.json").json()
+    assert {"/api/analyze", "/api/sweep", "/api/models/parse", "/api/catalogue"} <= set(spec["paths"])
+    schema = spec["components"]["schemas"]["AnalyzeRequest"]["properties"]
+    assert schema["batch"]["minimum"] == 1 and schema["hardware"]["maxItems"] == MAX_DEVICES
+
+
+def test_page_and_assets_are_served_locally(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for src in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        assert src.startswith(("/static/", "data:")), src
+        if src.startswith("/static/"):
+            assert client.get(src).status_code == 200
+    for asset in ("app.js", "charts.js", "report.js", "style.css", "index.html"):
+        text = STATIC.joinpath(asset).read_text().replace("http://www.w3.org/2000/svg", "")  # a name, not a fetch
+        assert not re.search(r"https?://", text), asset
+    assert client.get("/static/../app.py").status_code == 404
+
+
+def test_short_bounded_load_has_no_errors() -> None:
+    """A few hundred real HTTP requests over loopback: all answered correctly. The requests/s figure is
+    measured by bench/web_load.py and recorded in docs/benchmarks.md, not asserted here."""
+    from live_server import live_server
+
+    spec = importlib.util.spec_from_file_location("web_load", ROOT / "bench" / "web_load.py")
+    assert spec and spec.loader
+    web_load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(web_load)
+    with live_server() as url:
+        result = web_load.load(int(url.rsplit(":", 1)[1]), total_requests=300, connections=4, time_limit_s=60)
+    assert result.requests == 300 and result.errors == 0
