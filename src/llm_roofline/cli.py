@@ -23,6 +23,9 @@ FORMATS = ("table", "json", "csv")
 # subparsers object, and imports nothing heavy at module level (handlers import lazily).
 COMMAND_MODULES: tuple[str, ...] = (
     "llm_roofline.sweep_commands",
+    "llm_roofline.viz_commands",
+    "llm_roofline.studies.commands",
+    "llm_roofline.deploy_commands",
 )
 
 
@@ -98,7 +101,7 @@ def hardware_from_args(args: argparse.Namespace) -> Any:
 
 def add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", default=DEFAULT_MODEL,
-                        help=f"model name (see 'llm-roofline models'), or a config.json file or folder "
+                        help=f"model name (see 'llm-roofline models'), a .gguf file, or a config.json file or folder "
                              f"(default: {DEFAULT_MODEL})")
 
 
@@ -109,8 +112,10 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences in the batch (default 1)")
     parser.add_argument("--seq-len", "-l", type=positive_int, default=1024,
                          help="prefill: prompt tokens; decode: tokens already in the KV cache (default 1024)")
-    parser.add_argument("--weights", "-w", default="fp16", help="weight format: fp32, fp16, bf16, fp8, int8, int4 "
-                         "or bits per weight (default fp16)")
+    parser.add_argument("--weights", "-w", default=None,
+                         help="weight format (fp16, int4, q4_k, awq, nf4, ... see 'llm-roofline formats'), a llama.cpp "
+                              "mix (q4_k_m, q5_k_m, q8_0), or bits per weight (default: the model's own: a GGUF file's "
+                              "tensor types, fp16 for a config.json)")
     parser.add_argument("--activations", "-a", default="fp16", help="activation format (default fp16)")
     parser.add_argument("--kv-cache", default=None, help="KV-cache format (default: the activation format)")
     parser.add_argument("--flash-attention", action="store_true",
