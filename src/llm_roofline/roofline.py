@@ -149,23 +149,25 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     peaks: dict[str, tuple[str, float]] = {}
     results = []
     flops = moved = weight = act_read = act_write = kv_read = kv_write = 0.0
-    time_by_bound = {"compute": 0.0, "memory": 0.0}
+    compute_bound_time = memory_bound_time = 0.0
     for op in build_ops(model, workload):
-        peak = peaks.get(op.math)
-        if peak is None:
-            peak = peaks[op.math] = hardware.peak_for(op.math)
-        r = _evaluate(op, peak, bandwidth)
-        results.append(r)
-        n = r.count
-        flops += r.flops * n
-        moved += r.bytes * n
-        weight += r.weight_bytes * n
-        act_read += r.act_read_bytes * n
-        act_write += r.act_write_bytes * n
-        kv_read += r.kv_read_bytes * n
-        kv_write += r.kv_write_bytes * n
-        time_by_bound[r.bound] += r.time_s * n
-    time_s = time_by_bound["compute"] + time_by_bound["memory"]
+        peak = peaks.get(op.math) or peaks.setdefault(op.math, hardware.peak_for(op.math))
+        result = _evaluate(op, peak, bandwidth)
+        results.append(result)
+        n = op.count
+        op_flops, op_weight, op_act_read, op_act_write, op_kv_read, op_kv_write = op.cost
+        flops += op_flops * n
+        moved += result.bytes * n
+        weight += op_weight * n
+        act_read += op_act_read * n
+        act_write += op_act_write * n
+        kv_read += op_kv_read * n
+        kv_write += op_kv_write * n
+        if result.bound == "compute":
+            compute_bound_time += result.time_s * n
+        else:
+            memory_bound_time += result.time_s * n
+    time_s = compute_bound_time + memory_bound_time
     context_len = workload.past_len + workload.q_len
     kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
     totals = Totals(
@@ -173,9 +175,9 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         kv_read_bytes=kv_read, kv_write_bytes=kv_write,
         arithmetic_intensity=flops / moved,
         time_s=time_s,
-        compute_bound_time_s=time_by_bound["compute"],
-        memory_bound_time_s=time_by_bound["memory"],
-        bound="compute" if time_by_bound["compute"] > time_by_bound["memory"] else "memory",
+        compute_bound_time_s=compute_bound_time,
+        memory_bound_time_s=memory_bound_time,
+        bound="compute" if compute_bound_time > memory_bound_time else "memory",
         tokens=workload.tokens,
         tokens_per_s=workload.tokens / time_s,
         kv_cache_bytes=kv_bytes,

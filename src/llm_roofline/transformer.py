@@ -9,6 +9,7 @@ formats), the per-instance figures are the mean over layers, so count x figures 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -274,9 +275,13 @@ def kv_cache_bytes(model: ModelSpec, batch: Quantity, context_len: Quantity, kv_
     return kv_format.tensor_bytes(elements)
 
 
+@functools.lru_cache(maxsize=1024)
 def weight_storage_bytes(model: ModelSpec, weights: NumberFormat | WeightScheme, activations: NumberFormat) -> float:
     """Bytes of the stored weights: every tensor in its scheme's format (norms and biases unquantized
-    unless the scheme names their format); a tied lm_head is stored once."""
+    unless the scheme names their format); a tied lm_head is stored once.
+
+    Memoized: a pure function of frozen records, asked again for every workload of the same model.
+    """
     scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
     total = 0.0
     for tensor in model.weight_tensors():
