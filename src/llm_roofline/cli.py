@@ -36,24 +36,31 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see '{self.prog} --help')")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def number_arg(cast: Callable[[str], float], low: float, high: float = float("inf"),
+               low_inclusive: bool = True) -> Callable[[str], Any]:
+    """An argparse ``type`` that reads an int or float within [low, high] (or (low, high]), finite."""
+    kind = "an integer" if cast is int else "a number"
+    bounds = (f"{'>=' if low_inclusive else '>'} {low:g}" if high == float("inf")
+              else f"between {low:g} and {high:g}")
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind} {bounds}, got {text!r}") from None
+        above_low = value >= low if low_inclusive else value > low
+        if not (above_low and value <= high and value != float("inf")):
+            raise argparse.ArgumentTypeError(f"expected {kind} {bounds}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+positive_int = number_arg(int, 1)
+positive_float = number_arg(float, 0, low_inclusive=False)
+non_negative_int = number_arg(int, 0)
+non_negative_float = number_arg(float, 0)
+fraction = number_arg(float, 0, 1)
 
 
 def add_format_option(parser: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:

@@ -11,52 +11,24 @@ import json
 from typing import Any
 
 from .cli import (
+    DEFAULT_HARDWARE,
     add_format_option,
     add_hardware_options,
     add_model_option,
     add_workload_options,
+    fraction,
     hardware_from_args,
+    non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     workload_from_args,
 )
 
-DEFAULT_HARDWARE = "jetson-orin-nx"
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
 
 def _deployment_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("memory")
-    group.add_argument("--overhead-gb", type=_non_negative, default=0.5,
+    group.add_argument("--overhead-gb", type=non_negative_float, default=0.5,
                        help="runtime overhead in GB (CUDA context, allocator slack; default 0.5)")
     group.add_argument("--prefill-chunk", type=positive_int, default=512,
                        help="prompt tokens processed per step, for peak activations (llama.cpp n_ubatch; default 512)")
@@ -65,7 +37,7 @@ def _deployment_options(parser: argparse.ArgumentParser) -> None:
 def _link_options(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_argument_group("link", "the connection between devices")
     group.add_argument("--link-gb-s", type=positive_float, required=required, help="link bandwidth in GB/s (1e9 B/s)")
-    group.add_argument("--link-latency-us", type=_non_negative, default=0.0,
+    group.add_argument("--link-latency-us", type=non_negative_float, default=0.0,
                        help="latency of one message in microseconds (default 0)")
 
 
@@ -359,7 +331,7 @@ def add_commands(commands: Any) -> None:
     offload.add_argument("--storage-gb-s", type=positive_float,
                          help="storage read bandwidth in GB/s (default: the device's storage_bytes_per_s)")
     offload.add_argument("--host", help="host CPU device: split layers between --hardware and this device")
-    offload.add_argument("--gpu-layers", "-ngl", type=_non_negative_int,
+    offload.add_argument("--gpu-layers", "-ngl", type=non_negative_int,
                          help="llama.cpp -ngl: layers on the accelerator, the output layer counted "
                               "(default: as many as fit)")
     _link_options(offload, required=False)
@@ -387,7 +359,7 @@ def add_commands(commands: Any) -> None:
                              help="draft weight format (default: the draft's own, fp16 for a config.json)")
     speculative.add_argument("--draft-tokens", "-g", type=positive_int, default=4,
                              help="tokens drafted per cycle, gamma (default 4)")
-    speculative.add_argument("--acceptance", type=_fraction, default=0.7,
+    speculative.add_argument("--acceptance", type=fraction, default=0.7,
                              help="probability the target accepts a drafted token, alpha (default 0.7)")
     speculative.add_argument("--target-ms", type=positive_float,
                              help="time per token to reach, in ms: prints the acceptance rate it needs")

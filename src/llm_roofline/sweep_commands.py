@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from .cli import add_hardware_options, positive_float, positive_int
+from .cli import DEFAULT_HARDWARE, add_hardware_options, positive_float, positive_int
 from .errors import InputError
 
 QUERIES = ("pareto", "max-batch", "max-seq-len", "boundary")
@@ -28,7 +28,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                     "(1..256, 1..256:8 step, 128..32768:log doubling, 1..1000:x10 factor).")
     sweep.add_argument("--model", "-m", default="llama-2-7b",
                        help="model name(s) or config.json path(s), comma-separated")
-    add_hardware_options(sweep, "jetson-orin-nx")
+    add_hardware_options(sweep, DEFAULT_HARDWARE)
     sweep.add_argument("--phase", "-p", default="decode", help="prefill, decode, or both comma-separated")
     sweep.add_argument("--batch", "-b", default="1", help="batch sizes: list or range (default 1)")
     sweep.add_argument("--seq-len", "-l", default="1024", help="lengths: list or range (default 1024)")

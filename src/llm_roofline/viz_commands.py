@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from .cli import (
+    DEFAULT_HARDWARE,
     add_hardware_options,
     add_model_option,
     add_workload_options,
     hardware_from_args,
+    number_arg,
     positive_int,
     workload_from_args,
 )
 from .errors import InputError
 
-DEFAULT_HARDWARE = "jetson-orin-nx"
 # Lengths of the share curve: 64 to 65,536 tokens, four per doubling.
 DEFAULT_SHARE_LENGTHS = tuple(sorted({round(2 ** (e / 4)) for e in range(24, 65)}))
 MAX_TIMELINE_STEPS = 1_000_000
@@ -181,13 +182,6 @@ def _cmd_report(args: argparse.Namespace) -> str:
     return f"wrote {path}"
 
 
-def _port(text: str) -> int:
-    port = int(text) if text.isdigit() else 0
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}")
-    return port
-
-
 def _cmd_serve(args: argparse.Namespace) -> str:
     _require("fastapi", "serve")
     _require("uvicorn", "serve")
@@ -253,7 +247,7 @@ def add_commands(commands: Any) -> None:
                                 description="Serve the page and the JSON API (/api/, OpenAPI at "
                                             "/api/openapi.json). Listens on 127.0.0.1 unless --host says otherwise.")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
-    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=number_arg(int, 1, 65535), default=8000, help="port (default 8000)")
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="warning",
                        help="server log level (default warning)")
     serve.set_defaults(run=_cmd_serve)
