@@ -22,11 +22,12 @@ GIGA = 1e9
 TERA = 1e12
 GIB = 2**30
 
-_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"),
+             (1e-9, "n"))
 
 
 def si(value: float, unit: str = "", digits: int = 3) -> str:
-    """Format a raw SI value with a decimal prefix: si(3.36e7, 'FLOP') -> '33.6 MFLOP'."""
+    """Format a raw SI value with a decimal prefix: si(3.36e7, 'FLOP') -> '33.6 MFLOP', si(2e-3, 'J') -> '2 mJ'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if math.isinf(value):
@@ -39,8 +40,10 @@ def si(value: float, unit: str = "", digits: int = 3) -> str:
 
 
 def seconds(value_s: float) -> str:
-    """Format a duration in seconds with the most readable unit: 0.0092 -> '9.2 ms'."""
+    """Format a duration in seconds with the most readable unit: 0.0092 -> '9.2 ms', 4321 -> '4321 s'."""
     magnitude = abs(value_s)
+    if magnitude >= 1000:
+        return f"{value_s:.0f} s"
     for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
         if magnitude >= scale:
             return f"{value_s / scale:.3g} {unit}"

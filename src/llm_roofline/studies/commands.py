@@ -104,23 +104,6 @@ def _lines(*parts: str) -> str:
     return "\n".join(line.rstrip() for part in parts for line in part.split("\n"))
 
 
-def _small(value: float, unit: str) -> str:
-    """Below 1 with milli/micro/nano prefixes (``units.si`` prefixes only upwards), else ``units.si``."""
-    from ..units import si
-
-    for scale, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n")):
-        if abs(value) >= scale:
-            return si(value, unit) if scale == 1.0 else f"{value / scale:.3g} {prefix}{unit}"
-    return si(value, unit)
-
-
-def _duration(value_s: float) -> str:
-    """``units.seconds``, but without exponents past 1000 s."""
-    from ..units import seconds
-
-    return seconds(value_s) if value_s < 1000 else f"{value_s:.0f} s"
-
-
 def _percent(fraction: float) -> str:
     return f"{100 * fraction:.1f}%"
 
@@ -318,19 +301,21 @@ def _cmd_timeline(args: argparse.Namespace) -> str:
             out["per_step"] = {"past_len": timeline.past_len.tolist(), "step_time_s": timeline.step_time_s.tolist(),
                                "flops": timeline.step_flops.tolist(), "bytes": timeline.step_bytes.tolist()}
         return json.dumps(out, indent=2)
+    from ..units import seconds
+
     changes = "; ".join(f"step {c.step} ({c.past_len} cached): {c.name} {c.from_bound} → {c.to_bound}"
                         for c in timeline.changes) or "none"
-    rows = [[s["step"], s["past_len"], _duration(s["step_time_s"]), _duration(s["time_s"]), si(s["flops"], "FLOP"),
+    rows = [[s["step"], s["past_len"], seconds(s["step_time_s"]), seconds(s["time_s"]), si(s["flops"], "FLOP"),
              si(s["bytes"], "B"), s["bound"]] for s in samples]
     fits = {True: "yes", False: "NO", None: "unknown"}[t.fits]
     return _lines(*[
         f"{model.display_name or model.name} on {hardware.display_name}: prompt {timeline.prompt_len} tokens, "
         f"{timeline.steps} decode steps, batch {workload.batch}; {_formats_line(workload)}",
         "",
-        f"time to first token   {_duration(t.ttft_s)} (prefill, {t.prefill_bound}-bound)",
-        f"decode                {_duration(t.decode_time_s)}: first step {_duration(t.first_step_time_s)}, "
-        f"last {_duration(t.last_step_time_s)}, mean {_duration(t.mean_step_time_s)}",
-        f"total                 {_duration(t.total_time_s)} for {t.new_tokens} new tokens per sequence",
+        f"time to first token   {seconds(t.ttft_s)} (prefill, {t.prefill_bound}-bound)",
+        f"decode                {seconds(t.decode_time_s)}: first step {seconds(t.first_step_time_s)}, "
+        f"last {seconds(t.last_step_time_s)}, mean {seconds(t.mean_step_time_s)}",
+        f"total                 {seconds(t.total_time_s)} for {t.new_tokens} new tokens per sequence",
         f"tokens/s              {t.tokens_per_s:.4g} end to end, {t.decode_tokens_per_s:.4g} while decoding "
         f"(over the batch)",
         f"FLOPs                 {si(t.prefill_flops, 'FLOP')} prefill, {si(t.flops, 'FLOP')} in all",
@@ -483,7 +468,7 @@ def _cmd_scaling(args: argparse.Namespace) -> str:
                "energy/token", "moving data"]
     body = [[r.model, si(r.params, digits=4), r.weights, si(r.memory_bytes, "B"), _yes(r.fits),
              si(r.bytes_per_token, "B"), f"{r.arithmetic_intensity:.3g}", seconds(r.time_per_token_s),
-             f"{r.tokens_per_s:.3g}", _small(r.energy_per_token_j, "J"), _percent(r.data_movement_share)]
+             f"{r.tokens_per_s:.3g}", si(r.energy_per_token_j, "J"), _percent(r.data_movement_share)]
             for r in rows]
     if target is not None:
         headers.insert(9, f"BW for {args.target_ms:g} ms")
@@ -586,12 +571,12 @@ def _cmd_energy(args: argparse.Namespace) -> str:
         f"memory      {e.memory}: {e.dram_pj_per_byte:g} pJ/B  ({memory_source})",
         f"arithmetic  {flop.name}: {flop.picojoules:g} pJ/FLOP  ({flop.source})",
         "",
-        f"data movement   {_small(e.data_movement_j, 'J')} ({_percent(e.data_movement_share)}): weights "
-        f"{_small(e.weight_movement_j, 'J')}, KV cache {_small(e.kv_movement_j, 'J')}, activations "
-        f"{_small(e.activation_movement_j, 'J')}  ({si(e.bytes, 'B')})",
-        f"arithmetic      {_small(e.arithmetic_j, 'J')} ({_percent(1 - e.data_movement_share)})  "
+        f"data movement   {si(e.data_movement_j, 'J')} ({_percent(e.data_movement_share)}): weights "
+        f"{si(e.weight_movement_j, 'J')}, KV cache {si(e.kv_movement_j, 'J')}, activations "
+        f"{si(e.activation_movement_j, 'J')}  ({si(e.bytes, 'B')})",
+        f"arithmetic      {si(e.arithmetic_j, 'J')} ({_percent(1 - e.data_movement_share)})  "
         f"({si(e.flops, 'FLOP')})",
-        f"total           {_small(e.total_j, 'J')} per step, {_small(e.energy_per_token_j, 'J')} per token "
+        f"total           {si(e.total_j, 'J')} per step, {si(e.energy_per_token_j, 'J')} per token "
         f"({e.tokens} token{'s' if e.tokens != 1 else ''} per step)",
         f"power           {si(e.average_power_w, 'W')} at the roofline's {seconds(e.time_s)} per step",
     ])
