@@ -42,6 +42,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "mistral": dict(model_type="mistral", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                     num_attention_heads=8, num_key_value_heads=4, vocab_size=128, max_position_embeddings=256,
                     sliding_window=None),
+    # Post-attention and post-MLP norms, head_dim 32 != 64 / 4, a window of 8 on every other layer (1-based odd).
+    "gemma2": dict(model_type="gemma2", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                   num_attention_heads=4, num_key_value_heads=2, head_dim=32, vocab_size=96,
+                   max_position_embeddings=256, sliding_window=8),
+    # Gemma-2's norms plus per-head q/k norms, MQA; windowed layers 1 and 2 of 3 (pattern 3), window 8.
+    "gemma3": dict(model_type="gemma3_text", hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                   num_attention_heads=4, num_key_value_heads=1, head_dim=32, vocab_size=96,
+                   max_position_embeddings=256, sliding_window=8, sliding_window_pattern=3),
 }
 
 

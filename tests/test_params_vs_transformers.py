@@ -18,6 +18,7 @@ PUBLISHED = {
     "llama-2-13b": 13_015_864_320,
     "llama-2-70b": 68_976_648_192,
     "llama-3-8b": 8_030_261_248,
+    "llama-3.1-8b": 8_030_261_248,  # the same architecture as Llama-3-8B
     "mistral-7b": 7_241_732_096,
     "gpt2": 124_439_808,
 }

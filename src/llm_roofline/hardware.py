@@ -2,7 +2,9 @@
 
 One TOML file per device under ``data/hardware/``. A user's own device comes from a file path
 (TOML or JSON in the same schema) or from explicit figures (``custom_hardware``). Every figure is in
-SI base units and every file must name its ``source``: loading fails without one.
+SI base units and every file must name its ``source``: loading fails without one. A file may carry an
+``[efficiency]`` table (``efficiency.py``; ``llm-roofline calibrate`` writes one): the device's own
+fitted efficiency parameters, which replace its class's defaults.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .efficiency import EfficiencyParams, params_from_dict
 from .errors import InputError, unknown_name
 from .formats import PEAK_FALLBACK, PRECISIONS
 
@@ -38,6 +41,8 @@ class HardwareSpec:
     usable_memory_bytes: float | None = None
     # Sequential read bandwidth of the device's storage (UFS, NVMe, SD card), for streaming weights.
     storage_bytes_per_s: float | None = None
+    # Efficiency parameters fitted for this very device (``llm-roofline calibrate``); None: its class's defaults.
+    efficiency: EfficiencyParams | None = None
 
     def __post_init__(self) -> None:
         where = f"hardware '{self.name}'"
@@ -98,6 +103,7 @@ class HardwareSpec:
             "notes": self.notes,
             "usable_memory_bytes": self.usable_memory_bytes,
             "storage_bytes_per_s": self.storage_bytes_per_s,
+            "efficiency": None if self.efficiency is None else self.efficiency.to_dict(),
         }
 
 
@@ -129,6 +135,7 @@ def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
             notes=str(data.get("notes", "")),
             usable_memory_bytes=data.get("usable_memory_bytes"),
             storage_bytes_per_s=data.get("storage_bytes_per_s"),
+            efficiency=None if data.get("efficiency") is None else params_from_dict(data["efficiency"], where),
         )
     except InputError as err:
         raise InputError(f"{where}: {err}") from None

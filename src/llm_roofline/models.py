@@ -58,6 +58,8 @@ class ModelSpec:
     experts_per_token: int = 1  # top-k routing
     sliding_window_layers: int | None = None  # layers that use the window; None: all (when a window is set)
     stored_weights: WeightScheme | None = None  # the formats of a quantized file's tensors
+    post_norms: bool = False  # Gemma-2/3: each sublayer's output is normalized again before the residual add
+    qk_norm: bool = False  # Gemma-3: every head's query and key are normalized (a head_dim-wide norm) before RoPE
 
     def __post_init__(self) -> None:
         where = f"model '{self.name}'"
@@ -103,6 +105,13 @@ class ModelSpec:
         return self.hidden_size * (2 if self.norm == "layernorm" else 1)
 
     @property
+    def layer_norm_params(self) -> int:
+        """Norm weights (and LayerNorm biases) of one layer: the two pre-norms, Gemma-2/3's two
+        post-norms, and Gemma-3's per-head query and key norms (one head_dim-wide weight each)."""
+        per_channel = self.norm_params // self.hidden_size
+        return (2 + 2 * self.post_norms) * self.norm_params + 2 * self.qk_norm * per_channel * self.head_dim
+
+    @property
     def is_moe(self) -> bool:
         return self.num_experts > 1
 
@@ -130,7 +139,7 @@ class ModelSpec:
         d = self.hidden_size
         attention = (d * self.q_size + 2 * d * self.kv_size + self.q_size * d
                      + self.qkv_bias * (self.q_size + 2 * self.kv_size) + self.out_bias * d)
-        return attention + self.router_params + self.num_experts * self.expert_params + 2 * self.norm_params
+        return attention + self.router_params + self.num_experts * self.expert_params + self.layer_norm_params
 
     @property
     def embedding_params(self) -> int:
@@ -206,6 +215,8 @@ class ModelSpec:
             "num_experts": self.num_experts,
             "experts_per_token": self.experts_per_token,
             "active_params": self.active_params,
+            "post_norms": self.post_norms,
+            "qk_norm": self.qk_norm,
             "stored_weights": None if self.stored_weights is None else self.stored_weights.name,
             "source": self.source,
         }
@@ -343,6 +354,35 @@ def _gemma(cfg: _Config, name: str) -> ModelSpec:
     return replace(spec, activation=cfg.activation("hidden_activation", default="gelu_tanh"))
 
 
+def _windowed_layers(cfg: _Config, layers: int, pattern: int) -> dict[str, int | None]:
+    """Gemma-2/3 interleave windowed and global layers: ``layer_types`` names each layer; without it,
+    every ``pattern``-th layer (1-based) is global, as transformers' configs default."""
+    if cfg.data.get("sliding_window") is None:
+        return {"sliding_window": None, "sliding_window_layers": None}
+    types = cfg.data.get("layer_types")
+    if types is not None:
+        if not isinstance(types, list) or len(types) != layers:
+            raise InputError(f"{cfg.where}: 'layer_types' must list one type per layer ({layers})")
+        windowed = sum(t == "sliding_attention" for t in types)
+    else:
+        windowed = sum(1 for i in range(layers) if (i + 1) % pattern)
+    return {"sliding_window": cfg.int("sliding_window") if windowed else None,
+            "sliding_window_layers": None if windowed in (0, layers) else windowed}
+
+
+def _gemma2(cfg: _Config, name: str) -> ModelSpec:
+    # transformers' Gemma2: a norm after attention and after the MLP too; odd layers (1-based) windowed.
+    spec = replace(_gemma(cfg, name), family="gemma2", post_norms=True)
+    return replace(spec, **_windowed_layers(cfg, spec.num_layers, pattern=2))
+
+
+def _gemma3_text(cfg: _Config, name: str) -> ModelSpec:
+    # transformers' Gemma3 (text): Gemma-2's norms plus per-head q/k norms; 5 of every 6 layers windowed.
+    pattern = cfg.int("sliding_window_pattern", default=6)
+    spec = replace(_gemma(cfg, name), family="gemma3_text", post_norms=True, qk_norm=True)
+    return replace(spec, **_windowed_layers(cfg, spec.num_layers, pattern=pattern))
+
+
 def _gpt2(cfg: _Config, name: str) -> ModelSpec:
     hidden = cfg.int("n_embd", "hidden_size")
     heads = cfg.int("n_head", "num_attention_heads")
@@ -377,6 +417,8 @@ FAMILIES: dict[str, Callable[[_Config, str], ModelSpec]] = {
     "qwen2": _qwen2,
     "phi3": _phi3,
     "gemma": _gemma,
+    "gemma2": _gemma2,
+    "gemma3_text": _gemma3_text,
     "gpt2": _gpt2,
 }
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,3 +91,49 @@ def analysis_csv(result: Analysis) -> str:
                  t.kv_read_bytes, t.kv_write_bytes, t.arithmetic_intensity, "", "", "", "", "", "", t.time_s,
                  t.bound])
     return to_csv(OP_COLUMNS, rows)
+
+
+def toml_text(data: dict[str, Any], _prefix: str = "") -> str:
+    """TOML for nested dicts of numbers, strings, booleans and lists (a device profile, a defaults table).
+
+    None values are left out (TOML has no null); dicts become tables, lists of dicts arrays of tables.
+    """
+    scalars, tables, arrays = [], [], []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            arrays.append((key, value))
+        else:
+            scalars.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    parts = ["\n".join(scalars)] if scalars else []
+    for key, table_data in tables:
+        name = f"{_prefix}{_toml_key(key)}"
+        body = toml_text(table_data, f"{name}.").rstrip("\n")
+        has_own_keys = any(not isinstance(v, (dict, list)) or (isinstance(v, list) and not all(
+            isinstance(item, dict) for item in v)) for v in table_data.values() if v is not None)
+        parts.append(f"[{name}]\n{body}" if has_own_keys or not body else body)
+    for key, items in arrays:
+        name = f"{_prefix}{_toml_key(key)}"
+        parts += [f"[[{name}]]\n{toml_text(item, f'{name}.')}".rstrip("\n") for item in items]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "_-" for c in key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if math.isfinite(value) else ("nan" if value != value else ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + " }"
+    raise TypeError(f"no TOML form for {type(value).__name__}")

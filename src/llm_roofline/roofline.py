@@ -9,7 +9,9 @@ in and the device's memory bandwidth W:
     bound                 "compute" if F / P > B / W, else "memory"
 
 Operators run one after another: the step time is the sum of the operators' times (no overlap
-between kernels, no launch overhead: a pure roofline is an upper bound on speed).
+between kernels, no launch overhead: a pure roofline is an upper bound on speed). Beside it, the totals
+carry the efficiency model's expected time (``efficiency.py``: achievable fractions of the two roofs and
+fixed overheads, fitted on published measurements; docs/validation.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from .efficiency import expected_time_s, params_for, step_cost
 from .hardware import HardwareSpec
 from .models import ModelSpec
 from .transformer import Op, Workload, build_ops, kv_cache_bytes, weight_storage_bytes
@@ -79,6 +82,8 @@ class Totals(NamedTuple):
     tokens: int
     tokens_per_s: float
     kv_cache_bytes: float
+    expected_time_s: float  # the efficiency model's forecast (efficiency.py): fractions of the roofs + overheads
+    expected_tokens_per_s: float
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
@@ -170,6 +175,8 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     time_s = compute_bound_time + memory_bound_time
     context_len = workload.past_len + workload.q_len
     kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
+    cost = step_cost(results, workload.weight_scheme(model), workload.activation_format, model.tied_embeddings)
+    expected_s = expected_time_s(cost, params_for(hardware))
     totals = Totals(
         flops=flops, bytes=moved, weight_bytes=weight, act_read_bytes=act_read, act_write_bytes=act_write,
         kv_read_bytes=kv_read, kv_write_bytes=kv_write,
@@ -181,6 +188,8 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         tokens=workload.tokens,
         tokens_per_s=workload.tokens / time_s,
         kv_cache_bytes=kv_bytes,
+        expected_time_s=expected_s,
+        expected_tokens_per_s=workload.tokens / expected_s,
     )
     weights = weight_storage_bytes(model, workload.weight_scheme(model), workload.activation_format)
     capacity = hardware.available_memory_bytes  # what the OS lets a model use (phones keep some)

@@ -200,6 +200,11 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
     result.append(proj("attn.q_proj", "attention", d, model.q_size, model.qkv_bias))
     result.append(proj("attn.k_proj", "attention", d, model.kv_size, model.qkv_bias, to_kv=True))
     result.append(proj("attn.v_proj", "attention", d, model.kv_size, model.qkv_bias, to_kv=True))
+    if model.qk_norm:  # one head_dim-wide norm over each query head and each new key head
+        result.append(layer("attn.q_norm", "norm", "norm", ops.norm(tokens * heads, head_dim, model.norm, act,
+                                                                    param_bytes)))
+        result.append(layer("attn.k_norm", "norm", "norm", ops.norm(tokens * kv_heads, head_dim, model.norm, act,
+                                                                    param_bytes)))
     if not model.learned_positions:
         result.append(layer("attn.rope", "elementwise", "attention",
                             ops.rope(tokens, heads, kv_heads, head_dim, act)))
@@ -209,6 +214,8 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
     if windowed:
         result += attention_core("attn" if windowed == layers else "attn.window", windowed, model.sliding_window)
     result.append(proj("attn.o_proj", "attention", model.q_size, d, model.out_bias))
+    if model.post_norms:
+        result.append(layer("attn_post_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
     result.append(layer("attn_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
     result.append(layer("mlp_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
     if model.is_moe:
@@ -225,6 +232,8 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
             result.append(proj("mlp.fc", "ffn", d, inter, model.mlp_bias))
             result.append(mlp_act)
             result.append(proj("mlp.proj", "ffn", inter, d, model.mlp_bias))
+    if model.post_norms:
+        result.append(layer("mlp_post_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
     result.append(layer("mlp_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
     result.append(Op("final_norm", "norm", "norm", 1, ops.norm(tokens, d, model.norm, act, param_bytes), other_math))
     lm_tokens = tokens if lm_head_all_tokens else batch

@@ -1,0 +1,296 @@
+"""validate and calibrate: rows read as models, formats and devices; the cross-validated acceptance on the
+published measurements; llama-bench output; calibrated profiles; malformed files refused in one line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from llm_roofline import analyze, load_hardware
+from llm_roofline.cli import main
+from llm_roofline.efficiency import PARAMETERS, default_params
+from llm_roofline.errors import InputError
+from llm_roofline.hardware import KINDS
+from llm_roofline.measurements import CALIBRATION_COLUMNS, read_measurements
+from llm_roofline.validation import Case, Skip, cross_validate, predict, read_case, summary
+
+ROOT = Path(__file__).resolve().parents[1]
+CALIBRATION = ROOT / "bench/data/calibration.csv"
+SHARED = ROOT.parent / "shared/data/measured/calibration.csv"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def published() -> tuple[list[Case | Skip], list, list, int]:
+    rows = read_measurements(CALIBRATION)
+    cases = [read_case(m) for m in rows]
+    predictions, skipped = predict(cases)
+    return cases, predictions, skipped, len(rows)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="the shared measurements are not next to this checkout")
+def test_bundled_copy_equals_the_shared_measurements() -> None:
+    assert CALIBRATION.read_bytes() == SHARED.read_bytes()
+
+
+def test_rows_become_models_formats_and_devices(published: tuple) -> None:
+    cases, _, _, _ = published
+    by_row = {c.measurement.row: c for c in cases}
+    assert isinstance(by_row[68], Skip) and "SmolLM2" in by_row[68].reason  # no size: not identified
+    phi = by_row[67]  # "Phi 3.5 3B (Phi-3.5-mini)", 3.82 B: the name in parentheses
+    assert isinstance(phi, Case) and phi.model.name == "phi-3.5-mini"
+    assert phi.hardware.name == "nvidia-jetson-orin-nano-8gb" and phi.device_from == "catalogue"
+    assert phi.weights.bits_per_element == 4.5  # "INT4 (MLC, q4f16_*)", "~4.5": bits, not the int4 format
+    assert by_row[1].device_from == "row" and not by_row[1].has_compute_peak  # M1 7-core: binned, no peak
+    assert by_row[3].hardware.name == "apple-m1-gpu"  # M1 8-core: the catalogue's configuration
+    assert by_row[54].weights == "q4_k_m" and by_row[54].model.name == "llama-3-8b"
+    assert (by_row[70].activations, by_row[70].weights.bits_per_element) == ("int8", 7.33)  # 8da4w
+    assert by_row[79].activations == "fp32" and by_row[79].model.name == "gemma-3-1b"
+    assert by_row[75].weights.bits_per_element == pytest.approx(4.2)  # "~4.1-4.3 (approx)": the midpoint
+    assert {c.family for c in cases if isinstance(c, Case)} == {
+        "Apple M1", "Apple M2", "Jetson", "NVIDIA desktop", "Raspberry Pi", "Snapdragon"}
+
+
+def test_summary_counts_and_errors(published: tuple) -> None:
+    _, predictions, skipped, rows = published
+    result = summary(predictions, rows)
+    assert (result["rows"], result["rows_used"], result["rows_skipped"]) == (93, 92, 1)
+    assert result["prefill"]["n"] + result["decode"]["n"] == len(predictions)
+    assert {s.phase for s in skipped} == {"both", "prefill"}
+    assert all("compute ceiling" in s.reason for s in skipped if s.phase == "prefill")
+    # The expectation beats the bound on the rows it was fitted on.
+    for phase in ("prefill", "decode"):
+        assert result[phase]["median_ape"] < result["bound"][phase]["median_ape"]
+    assert set(result["by_backend"]) == {"cpu", "gpu"}
+
+
+def test_cross_validated_acceptance(published: tuple) -> None:
+    """Leave one device family out; expected decode median APE <= 15 %, prefill <= 25 % (issue 7)."""
+    _, predictions, _, rows = published
+    held_out, folds = cross_validate(predictions, "family")
+    assert len(held_out) == len(predictions) and set(folds) == {p.case.family for p in predictions}
+    result = summary(held_out, rows)
+    assert result["decode"]["median_ape"] <= 0.15
+    assert result["prefill"]["median_ape"] <= 0.25
+    assert result["bound"]["decode"]["median_ape"] > 0.3  # the pure roofline, reported beside it
+
+
+def test_shipped_defaults_are_what_calibrate_by_class_writes(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out_path = tmp_path / "efficiency.toml"
+    code, _, err = run(capsys, "calibrate", str(CALIBRATION), "--by-class", "--save", str(out_path))
+    assert code == 0, err
+    written = tomllib.loads(out_path.read_text())
+    shipped = tomllib.loads((ROOT / "src/llm_roofline/data/efficiency.toml").read_text())
+    assert written["class"] == shipped["class"]  # deterministic fit, 4 significant digits
+    assert shipped["command"] == ("llm-roofline calibrate bench/data/calibration.csv --by-class "
+                                  "--save src/llm_roofline/data/efficiency.toml")
+    for kind in KINDS:
+        assert default_params(kind).values() == tuple(shipped["class"][kind][name] for name in PARAMETERS)
+
+
+def test_a_row_may_name_a_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "tiny" / "config.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps(dict(model_type="llama", hidden_size=64, intermediate_size=128,
+                                      num_hidden_layers=2, num_attention_heads=4, vocab_size=100)))
+    path = tmp_path / "rows.csv"
+    path.write_text(_calibration_text({"model": str(config), "params_B": "", "hardware": "my box",
+                                       "backend": "CPU", "quant": "F32", "bits_per_weight": ""}))
+    case = read_case(read_measurements(path)[0])
+    assert isinstance(case, Case) and case.model.hidden_size == 64 and case.activations == "fp32"
+    assert case.device_from == "row" and case.hardware.kind == "cpu"
+
+
+def test_validate_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", str(CALIBRATION), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    s = data["summary"]
+    for part in (s, s["bound"]):
+        for phase in ("prefill", "decode"):
+            assert 0 < part[phase]["median_ape"] <= part[phase]["p90_ape"] < 5
+    assert (s["rows_used"], s["rows_skipped"]) == (92, 1)
+    assert s["by_backend"]["gpu"]["bound"]["decode"]["n"] == s["by_backend"]["gpu"]["decode"]["n"]
+    row = data["rows"][0]
+    assert row["expected_ape"] == pytest.approx(abs(row["expected_tokens_per_s"] / row["measured_tokens_per_s"] - 1))
+    assert any(skip["reason"].startswith("model 'SmolLM2'") for skip in data["skipped"])
+
+
+def test_validate_table_and_folds(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "validate", str(CALIBRATION), "--cross-validate", "family", "--no-rows")
+    assert code == 0
+    assert "left out" in out and "Snapdragon" in out and "expected median" in out
+    assert "row 68 (both): model 'SmolLM2'" in out
+
+
+# --- llama-bench ------------------------------------------------------------------------------------
+
+def _bench_entry(**changes: object) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "build_commit": "c76b420e", "build_number": 6100, "cpu_info": "AMD Ryzen 9 5950X 16-Core Processor",
+        "gpu_info": "NVIDIA GeForce RTX 3090", "backends": "CUDA", "model_filename": "models/llama-2-7b.Q4_0.gguf",
+        "model_type": "llama 7B Q4_0", "model_size": 3825065984, "model_n_params": 6738415616, "n_batch": 2048,
+        "n_ubatch": 512, "n_threads": 16, "type_k": "f16", "type_v": "f16", "n_gpu_layers": 99,
+        "flash_attn": False, "n_prompt": 512, "n_gen": 0, "n_depth": 0, "avg_ns": 98942000, "stddev_ns": 500000,
+        "avg_ts": 5174.69, "stddev_ts": 25.1,
+    }
+    return {**entry, **changes}
+
+
+BENCH = [_bench_entry(), _bench_entry(n_prompt=0, n_gen=128, avg_ns=809306000, avg_ts=158.16)]
+
+
+def _write_bench_csv(path: Path, entries: list[dict[str, object]]) -> Path:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(entries[0]))
+    writer.writeheader()
+    writer.writerows([{k: str(v).lower() if isinstance(v, bool) else v for k, v in e.items()} for e in entries])
+    path.write_text(out.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("form", ["json", "jsonl", "csv"])
+def test_llama_bench_output_is_read(tmp_path: Path, form: str) -> None:
+    path = tmp_path / f"bench.{form}"
+    if form == "csv":
+        _write_bench_csv(path, BENCH)
+    else:
+        path.write_text(json.dumps(BENCH) if form == "json" else "\n".join(json.dumps(e) for e in BENCH))
+    prefill, decode = read_measurements(path)
+    assert (prefill.prompt_tokens, prefill.prefill_tokens_per_s, prefill.decode_tokens_per_s) == (512, 5174.69, None)
+    assert (decode.gen_tokens, decode.decode_tokens_per_s) == (128, 158.16)
+    assert decode.hardware == "NVIDIA GeForce RTX 3090" and decode.backend == "gpu" and decode.quant == "q4_0"
+    assert decode.bits_per_weight == pytest.approx(8 * 3825065984 / 6738415616)
+    case = read_case(decode)
+    assert isinstance(case, Case) and case.model.name == "llama-2-7b"  # by its exact parameter count
+    assert case.workload("decode").seq_len == 64  # tg128 from an empty cache: 64 cached tokens on average
+
+
+@pytest.mark.parametrize(("model_type", "quant"), [
+    ("llama 7B mostly Q4_0", "q4_0"), ("qwen2 7B Q4_K - Medium", "q4_k_m"), ("llama 8B Q5_K - Small", "q5_k_s"),
+    ("llama 8B IQ4_XS - 4.25 bpw", "iq4_xs"), ("llama 7B F16", "f16"),
+])
+def test_llama_bench_file_type_labels(tmp_path: Path, model_type: str, quant: str) -> None:
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps([_bench_entry(model_type=model_type)]))
+    assert read_measurements(path)[0].quant == quant
+
+
+def test_calibrate_writes_a_profile_the_analyzer_uses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(BENCH))
+    profile = tmp_path / "rtx3090.toml"
+    code, out, err = run(capsys, "calibrate", str(bench), "--hardware", "nvidia-rtx-3090", "--save", str(profile))
+    assert code == 0, err
+    assert f"use it as --hardware {profile}" in out
+    assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file and a rename
+    data = tomllib.loads(profile.read_text())
+    assert data["name"] == "nvidia-rtx-3090-calibrated" and set(PARAMETERS) <= set(data["efficiency"])
+    assert "llm-roofline calibrate" in data["efficiency"]["source"]
+    device = load_hardware(str(profile))
+    assert device.efficiency is not None and device.memory_bytes_per_s == 936e9
+    # The calibrated device now reproduces its own measurements closely, through analyze's totals.
+    decode = analyze("llama-2-7b", device, seq_len=64, weights="q4_0").totals
+    assert decode.expected_tokens_per_s == pytest.approx(158.16, rel=0.08)
+    assert decode.tokens_per_s > decode.expected_tokens_per_s  # the bound is unchanged and still above
+    code, out, _ = run(capsys, "validate", str(bench), "--hardware", str(profile), "--format", "json")
+    assert code == 0 and json.loads(out)["summary"]["decode"]["median_ape"] < 0.08
+
+
+def test_calibrate_keeps_a_measured_profile_s_own_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    measured = {**{k: v for k, v in load_hardware("nvidia-rtx-3090").to_dict().items() if v is not None},
+                "name": "measured-box", "measured": {"host": "box", "levels": [{"bytes": 1.0}]}}
+    source = tmp_path / "measured.json"
+    source.write_text(json.dumps(measured))
+    bench = _write_bench_csv(tmp_path / "bench.csv", BENCH)
+    out_path = tmp_path / "calibrated.json"
+    code, _, err = run(capsys, "calibrate", str(bench), "--hardware", str(source), "--save", str(out_path),
+                       "--name", "box-calibrated")
+    assert code == 0, err
+    saved = json.loads(out_path.read_text())
+    assert saved["measured"] == measured["measured"] and saved["name"] == "box-calibrated"
+    assert saved["efficiency"]["bandwidth_efficiency"] <= 1
+
+
+def test_calibrate_from_the_schema_fits_one_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = CALIBRATION.read_text().splitlines()
+    m2_ultra = [line for line in rows[1:] if "Apple M2 Ultra (76-core GPU)," in line]
+    path = tmp_path / "m2-ultra.csv"
+    path.write_text("\n".join([rows[0], *m2_ultra]) + "\n")
+    code, out, err = run(capsys, "calibrate", str(path), "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["device"] == "apple-m2-ultra-gpu" and data["class"] == "gpu"
+    assert all(m["expected_ape"] < 0.12 for m in data["measurements"])
+    code, _, err = run(capsys, "calibrate", str(CALIBRATION))
+    assert code == 2 and "describe" in err and "calibrate fits one" in err
+
+
+# --- malformed input ----------------------------------------------------------------------------------
+
+def _calibration_text(change: dict[str, str] | None = None, drop: str | None = None) -> str:
+    row = {"source": "test", "hardware": "Apple M2 Ultra (76-core GPU)", "hw_mem_bw_GBps": "800",
+           "hw_peak_fp16_TFLOPS": "27.2", "model": "Llama-2-7B", "params_B": "6.74", "quant": "Q4_0",
+           "bits_per_weight": "4.5", "framework": "llama.cpp", "backend": "GPU", "batch": "1",
+           "prompt_tokens": "512", "gen_tokens": "128", "prefill_tok_s": "1238.48", "decode_tok_s": "94.27",
+           "notes": "", **(change or {})}
+    columns = [c for c in CALIBRATION_COLUMNS if c != drop]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    writer.writerow([row[c] for c in columns])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "empty file"),
+    ("\n  \n", "empty file"),
+    (",".join(CALIBRATION_COLUMNS) + "\n", "no measurement rows after the header"),
+    (_calibration_text(drop="decode_tok_s"), "line 1 (the header): missing column(s) decode_tok_s"),
+    (_calibration_text({"decode_tok_s": "fast"}),
+     "row 1 (line 2), column 'decode_tok_s': expected a number, got 'fast'"),
+    (_calibration_text({"hw_mem_bw_GBps": "-5"}), "row 1 (line 2), column 'hw_mem_bw_GBps': expected a number > 0"),
+    (_calibration_text({"batch": "1.5"}), "row 1 (line 2), column 'batch': expected an integer >= 1"),
+    (_calibration_text({"backend": "TPU"}), "row 1 (line 2), column 'backend': expected one of GPU, CPU, NPU"),
+    (_calibration_text({"bits_per_weight": "four"}), "row 1 (line 2), column 'bits_per_weight': expected bits"),
+    (_calibration_text({"model": ""}), "row 1 (line 2), column 'model': must not be blank"),
+    (_calibration_text() + "x,y\n", "row 2 (line 3): 2 fields, the header has 16"),
+    ("[{\"model_type\": \"llama 7B Q4_0\"}]", "test 1: missing field(s) model_n_params, n_prompt, n_gen, avg_ts"),
+    (json.dumps([_bench_entry(avg_ts="fast")]), "test 1, field 'avg_ts': expected a number, got 'fast'"),
+    (json.dumps([_bench_entry(n_gen=128)]), "test 1: a test measures prefill"),
+    ("[{]", "not valid llama-bench JSON"),
+    ("build_commit,model_type\nx,y\n", "missing column(s) model_n_params, n_prompt, n_gen, avg_ts"),
+])
+@pytest.mark.parametrize("command", ["validate", "calibrate"])
+def test_malformed_files_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str,
+                                                 text: str, message: str) -> None:
+    path = tmp_path / "measurements.csv"
+    path.write_text(text)
+    code, out, err = run(capsys, command, str(path))
+    assert code == 2 and out == ""
+    assert err.startswith("llm-roofline: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_reader_errors_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        read_measurements(tmp_path / "missing.csv")
+
+
+def test_calibrate_refuses_a_bad_save_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(BENCH))
+    code, _, err = run(capsys, "calibrate", str(bench), "--hardware", "nvidia-rtx-3090", "--save",
+                       str(tmp_path / "profile.txt"))
+    assert code == 2 and "must be a .toml or .json file" in err
