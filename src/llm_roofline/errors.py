@@ -14,6 +14,11 @@ class InputError(ValueError):
     """
 
 
+# Catalogues longer than this are not spelled out in an error: the listing command is named instead.
+_LISTED_IN_FULL = 12
+_LISTINGS = {"model": "models", "hardware": "hardware", "precision": "formats"}
+
+
 def unknown_name(what: str, name: str, known: Iterable[str]) -> InputError:
     """An error for an unknown catalogue name, suggesting the closest known names."""
     known = sorted(known)
@@ -21,6 +26,8 @@ def unknown_name(what: str, name: str, known: Iterable[str]) -> InputError:
     if not close:
         close = [k for k in known if name.lower() in k][:3]
     hint = f"did you mean {', '.join(close)}? " if close else ""
+    if len(known) > _LISTED_IN_FULL and what in _LISTINGS:
+        return InputError(f"unknown {what} '{name}': {hint}'llm-roofline {_LISTINGS[what]}' lists all {len(known)}")
     return InputError(f"unknown {what} '{name}': {hint}known: {', '.join(known)}")
 
 
