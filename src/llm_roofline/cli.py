@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "llm_roofline.viz_commands",
     "llm_roofline.studies.commands",
     "llm_roofline.deploy_commands",
+    "llm_roofline.measure.commands",
     "llm_roofline.validation_commands",
 )
 

@@ -1,0 +1,422 @@
+"""``llm-roofline measure``: structure and sanity of a real (tiny-budget) measurement, the saved profile,
+the timing statistics, the kernels' arithmetic and byte counts, backend selection, and bad options.
+
+No test asserts an absolute speed: the machine may be shared. Ratios that the roofline guarantees by
+orders of magnitude (a GEMV against a GEMM, DRAM against a cache) are checked with wide tolerances.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_roofline import cli, load_hardware
+from llm_roofline.errors import InputError
+from llm_roofline.measure import experiment, profile, stream, timing
+from llm_roofline.measure.backends import choose_backend, operand_copies
+from llm_roofline.measure.system import Cache
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# --- one real measurement, shared by the structure tests -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """``measure --quick`` on a 2-second budget, compared with a catalogue device and saved."""
+    saved = tmp_path_factory.mktemp("measure") / "saved.toml"
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(["measure", "--quick", "--budget-s", "2", "--format", "json", "--no-progress",
+                         "--hardware", "amd-epyc-9654", "--save", str(saved)])
+    assert code == 0
+    return json.loads(out.getvalue()), saved
+
+
+def test_json_has_the_documented_keys(measured: tuple[dict[str, Any], Path]) -> None:
+    data, _ = measured
+    assert data["memory"]["bytes_per_s"] > 0
+    assert data["memory"]["levels"] and data["memory"]["hierarchy"]
+    for level in data["memory"]["levels"]:
+        assert level["working_set_bytes"] > 0 and level["bytes_per_s"] > 0
+        assert set(level["kernels"]) == set(stream.KERNELS)
+        for figures in level["kernels"].values():
+            low, high = figures["bytes_per_s_iqr"]
+            assert low <= figures["bytes_per_s"] <= high <= figures["bytes_per_s_best"] * (1 + 1e-12)
+    assert data["compute"]["flops_per_s"]
+    assert all(value > 0 for value in data["compute"]["flops_per_s"].values())
+    assert {"fp64", "fp32"} <= set(data["compute"]["flops_per_s"])
+    assert "bf16" in data["compute"]["unavailable"]  # numpy has no bfloat16: reported, not measured
+    assert data["points"]
+    for point in data["points"]:
+        for key in ("m", "k", "n", "flops", "bytes", "arithmetic_intensity", "time_s", "flops_per_s", "bound"):
+            assert key in point
+        assert point["flops"] == 2 * point["m"] * point["k"] * point["n"]
+        assert point["arithmetic_intensity"] == point["flops"] / point["bytes"]
+    for details in data["compute"]["details"].values():
+        assert details["peak_from"] and details["kernel"]
+    assert data["compute"]["details"]["fp16"]["fast"] is False  # numpy's float16 matmul: no BLAS kernel
+    assert data["comparison"]["hardware"] == "amd-epyc-9654"
+    assert data["comparison"]["figures"][0]["figure"] == "memory_bytes_per_s"
+
+
+def test_ridge_is_peak_over_dram_bandwidth_exactly(measured: tuple[dict[str, Any], Path]) -> None:
+    data, _ = measured
+    bandwidth = data["memory"]["bytes_per_s"]
+    assert data["ridge"] == {p: flops / bandwidth for p, flops in data["compute"]["flops_per_s"].items()}
+
+
+def test_bandwidth_rises_toward_l1(measured: tuple[dict[str, Any], Path]) -> None:
+    """DRAM is the slowest level by a clear margin; inward, no level falls below half the next one out.
+
+    Judged on each level's best run (a neighbour's burst hurts the medians of a tiny budget more).
+    """
+    data, _ = measured
+    order = [level["level"] for level in data["memory"]["hierarchy"]]
+    assert order[-1] == "DRAM" and len(order) >= 3
+    best = {name: max(figures["bytes_per_s_best"] for level in data["memory"]["levels"] if level["level"] == name
+                      for figures in level["kernels"].values()) for name in order}
+    figures = [best[name] for name in order]
+    assert max(figures[:-1]) > 1.5 * figures[-1]
+    for inner, outer in itertools.pairwise(figures):
+        assert inner > 0.5 * outer
+
+
+def test_equal_flops_series_has_equal_flops(measured: tuple[dict[str, Any], Path]) -> None:
+    data, _ = measured
+    series = [p for p in data["points"] if p["series"] == "equal-flops"]
+    assert {p["shape"] for p in series} == {"tall-skinny", "square", "wide"}
+    assert len({p["flops"] for p in series}) == 1
+
+
+def test_saved_profile_loads_and_analyze_accepts_it(measured: tuple[dict[str, Any], Path],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    data, saved = measured
+    spec = load_hardware(str(saved))
+    assert spec.kind == "cpu"
+    assert spec.memory_bytes_per_s == data["memory"]["bytes_per_s"]
+    assert spec.source.startswith("measured on ") and "llm-roofline measure" in spec.source
+    assert "numpy" in spec.source
+    assert set(spec.peak_flops_per_s) == {"fp64", "fp32"}  # fp16/int8 are numpy's reference loop: left out
+    raw = tomllib.loads(saved.read_text())
+    assert raw["measured"]["ridge"] == data["ridge"]
+    code, out, _ = run_cli(capsys, "analyze", "--hardware", str(saved), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["totals"]["time_s"] > 0
+
+
+def test_shape_experiment_reproduces_the_chapter_picture(capsys: pytest.CaptureFixture[str]) -> None:
+    """GEMV -> GEMM: the memory-bound points rise with intensity, the compute-bound ones saturate.
+
+    Intensity goes 0.5, 2, 7.9, 31, 114 FLOP/B (fp32, 4096 x 4096 weights, M = 1 ... 256); the ridge
+    of a CPU is a few FLOP/B. One thread and best runs: on a shared machine a neighbour stalls a BLAS
+    thread team at every synchronisation (a 2-core VM under load loses 10x), and its bursts hurt the
+    median more than the best; a lone thread is merely slowed.
+    """
+    code, out, _ = run_cli(capsys, "measure", "--quick", "--budget-s", "3", "--precisions", "fp32", "--threads",
+                           "1", "--format", "json", "--no-progress")
+    assert code == 0
+    data = json.loads(out)
+    series = {p["m"]: p for p in data["points"] if p["series"] == "gemv-to-gemm"}
+    assert sorted(series) == [1, 4, 16, 64, 256]
+    intensity = [series[m]["arithmetic_intensity"] for m in sorted(series)]
+    assert intensity == sorted(intensity)
+    assert series[1]["bound"] == "memory" and series[256]["bound"] == "compute"
+    rate = {m: p["flops_per_s_best"] for m, p in series.items()}
+    assert rate[16] > 1.5 * rate[1]  # intensity x16 from a memory-bound start: throughput follows
+    assert rate[256] > 3 * rate[1]
+    assert rate[256] < 2.5 * rate[64]  # intensity x3.7 past the ridge: throughput saturates
+    equal = [p for p in data["points"] if p["series"] == "equal-flops"]
+    square = next(p for p in equal if p["shape"] == "square")
+    skinny = next(p for p in equal if p["m"] == 1)  # 1 x N x N²: a GEMV in disguise
+    assert square["flops_per_s_best"] > 4 * skinny["flops_per_s_best"]  # same FLOPs, N/3 x the intensity
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
+def test_torch_cpu_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "measure", "--backend", "torch", "--device", "cpu", "--quick", "--budget-s",
+                           "1", "--precisions", "fp32,bf16", "--format", "json", "--no-progress")
+    assert code == 0
+    data = json.loads(out)
+    assert data["backend"] == "torch" and data["device"] == "cpu"
+    assert set(data["compute"]["flops_per_s"]) == {"fp32", "bf16"}
+    assert all(v > 0 for v in data["compute"]["flops_per_s"].values())
+    assert data["library"]["torch"]
+    assert "torch.matmul" in data["compute"]["details"]["bf16"]["kernel"]
+
+
+# --- bad options: one line, exit 2, before any measuring --------------------------------------------------
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--budget-s", "0"], "argument --budget-s"),
+    (["--backend", "jax"], "argument --backend"),
+    (["--threads", "0"], "argument --threads"),
+    (["--precisions", "fp7"], "argument --precisions"),
+    (["--save", "/nonexistent-folder/x.toml"], "does not exist"),
+    (["--save", "/proc/llm-roofline-measured.toml"], "cannot write"),
+    (["--save", "profile.txt"], "must be a .toml or .json file"),
+    (["--hardware", "no-such-device"], "unknown hardware"),
+    (["--precisions", "bf16"], "offers no bf16"),
+])
+def test_bad_options_exit_2_with_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(experiment, "_measure_bandwidth", _must_not_run)
+    code, out, err = run_cli(capsys, "measure", "--quick", *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("llm-roofline: error: ") and message in err
+
+
+def _must_not_run(*_: object) -> None:
+    raise AssertionError("measured despite a bad option")
+
+
+def test_a_directory_is_not_a_profile(tmp_path: Path) -> None:
+    folder = tmp_path / "dir.toml"
+    folder.mkdir()
+    with pytest.raises(InputError, match="not a file"):
+        profile.check_writable(folder)
+
+
+# --- backend selection (the CUDA path's logic, without a GPU) ---------------------------------------------
+
+@pytest.mark.parametrize(("backend", "device", "torch", "cuda", "expected"), [
+    ("numpy", "auto", False, False, ("numpy", "cpu")),
+    ("numpy", "cpu", True, True, ("numpy", "cpu")),
+    ("torch", "auto", True, False, ("torch", "cpu")),
+    ("torch", "auto", True, True, ("torch", "cuda")),
+    ("torch", "cpu", True, True, ("torch", "cpu")),
+    ("torch", "cuda", True, True, ("torch", "cuda")),
+])
+def test_backend_choice(backend: str, device: str, torch: bool, cuda: bool, expected: tuple[str, str]) -> None:
+    choice = choose_backend(backend, device, torch_installed=torch, cuda_available=cuda)
+    assert (choice.backend, choice.device) == expected
+
+
+@pytest.mark.parametrize(("backend", "device", "torch", "cuda", "message"), [
+    ("numpy", "cuda", True, True, "CPU only"),
+    ("torch", "auto", False, False, "needs PyTorch"),
+    ("torch", "cuda", True, False, "no CUDA GPU"),
+    ("jax", "auto", True, True, "unknown backend"),
+    ("torch", "tpu", True, True, "unknown device"),
+])
+def test_backend_choice_refuses(backend: str, device: str, torch: bool, cuda: bool, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        choose_backend(backend, device, torch_installed=torch, cuda_available=cuda)
+
+
+# --- timing statistics ------------------------------------------------------------------------------------
+
+def test_timing_statistics() -> None:
+    t = timing.Timing((4.0, 1.0, 3.0, 2.0, 5.0))
+    assert t.median_s == 3.0
+    assert t.quartiles_s == (2.0, 4.0)  # inclusive quartiles of 1..5
+    assert t.spread == (4.0 - 2.0) / 3.0
+    rate = t.rate(12.0, "bytes")
+    assert rate["bytes_per_s"] == 4.0  # 12 / 3
+    assert rate["bytes_per_s_iqr"] == [3.0, 6.0]  # 12 / 4, 12 / 2
+    assert rate["bytes_per_s_best"] == 12.0  # 12 / 1
+    assert timing.Timing((1.0, 3.0)).quartiles_s == (1.0, 3.0)  # too few runs for quartiles: the extremes
+
+
+def test_sample_sizes_repetitions_from_the_budget() -> None:
+    calls = []
+
+    def run() -> float:
+        calls.append(1)
+        return 0.01
+
+    t = timing.sample(run, budget_s=0.1, min_reps=3, warmup=2)
+    assert len(t.times_s) == 10  # 0.1 s / 0.01 s
+    assert len(calls) == 12  # two warm-ups, not counted
+    assert len(timing.sample(run, budget_s=0.0, min_reps=3).times_s) == 3  # no budget: the minimum
+
+
+def test_sample_stops_a_run_away_measurement() -> None:
+    durations = iter([0.001] + [1.0] * 100)  # the estimate says 1 ms; then every run takes 1 s
+    t = timing.sample(lambda: next(durations), budget_s=0.1, min_reps=3)
+    assert len(t.times_s) == 3
+
+
+def test_autorange_grows_until_a_run_is_long_enough() -> None:
+    def make_run(repeat: int) -> timing.Run:
+        return lambda: repeat * 1e-4
+
+    repeat, run = timing.autorange(make_run, min_run_s=0.01)
+    assert repeat * 1e-4 >= 0.01 and run() == repeat * 1e-4
+
+
+def test_schedule_gives_later_steps_what_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([0.0, 0.0, 6.0, 6.0])  # start; first step starts at 0 s; the second at 6 s
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    schedule = timing.Schedule(budget_s=10.0, total_weight=2.0, show=False)
+    with schedule.step("first", 1.0) as first_s:
+        assert first_s == 5.0  # half the weight, half of 10 s
+    with schedule.step("second", 1.0) as second_s:
+        assert second_s == 4.0  # the first overran by 1 s: the second gets the 4 s left
+
+
+# --- kernels: STREAM's byte count and the arithmetic of each kernel -----------------------------------------
+
+def test_stream_counts_bytes_without_write_allocate() -> None:
+    assert stream.counted_bytes("copy", 1000) == 16_000  # read a, write c: 2 x 8 B
+    assert stream.counted_bytes("scale", 1000) == 16_000
+    assert stream.counted_bytes("add", 1000) == 24_000  # read a and b, write c: 3 x 8 B
+    assert stream.counted_bytes("triad", 1000) == 24_000
+
+
+@pytest.mark.parametrize("working_set_bytes", [48 * 2**10, 16 * 2**20])  # triad in one block, and blocked
+def test_kernels_compute_stream_arithmetic(working_set_bytes: int) -> None:
+    """a=1, b=2, c=0; copy c=a -> 1; scale b=3c -> 3; add c=a+b -> 4; triad a=b+3c -> 3+12 = 15."""
+    bench = stream.NumpyStream(threads=2, max_working_set_bytes=16 * 2**20)
+    try:
+        expected = {"copy": ("c", 1.0), "scale": ("b", 3.0), "add": ("c", 4.0), "triad": ("a", 15.0)}
+        for kernel in stream.KERNELS:
+            run, counted = bench.make_run(kernel, working_set_bytes, repeat=3)
+            assert run() > 0
+            elements = bench.elements_per_thread(kernel, working_set_bytes)
+            assert counted == 3 * stream.counted_bytes(kernel, 2 * elements)
+            name, value = expected[kernel]
+            for index in range(2):
+                region = bench._region(getattr(bench, name), index, elements)
+                assert (region == value).all(), (kernel, index)
+        blocked = bench.elements_per_thread("triad", working_set_bytes) > stream.TRIAD_BLOCK_ELEMENTS
+        assert blocked == (working_set_bytes > 2**20)
+    finally:
+        bench.close()
+
+
+def test_worker_pool_reraises_a_task_error() -> None:
+    pool = stream.WorkerPool(2)
+    try:
+        def fail() -> None:
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            pool.run([lambda: None, fail])
+        assert pool.run([lambda: None, lambda: None]) >= 0  # still usable
+    finally:
+        pool.close()
+
+
+# --- planning -------------------------------------------------------------------------------------------------
+
+def test_level_labels_follow_the_caches() -> None:
+    caches = [Cache("L1", 32 * 2**10, 1), Cache("L2", 2**20, 1), Cache("L3", 32 * 2**20, 2)]
+    dram = 4 * 32 * 2**20
+    assert experiment.level_of(64 * 2**10, caches, threads=2, dram_min_bytes=dram) == "L1"  # 2 x 32 KiB
+    assert experiment.level_of(65 * 2**10, caches, threads=2, dram_min_bytes=dram) == "L2"
+    assert experiment.level_of(32 * 2**20, caches, threads=2, dram_min_bytes=dram) == "L3"
+    assert experiment.level_of(64 * 2**20, caches, threads=2, dram_min_bytes=dram) == "L3/DRAM"
+    assert experiment.level_of(dram, caches, threads=2, dram_min_bytes=dram) == "DRAM"
+
+
+def test_equal_flops_shapes() -> None:
+    shapes = experiment.equal_flops_shapes(384, quick=False)
+    assert shapes[0] == ("tall-skinny", 1, 384, 147456)  # 1 x N x N², the chapter's long matrix
+    assert shapes[-1] == ("wide", 147456, 384, 1)  # N² x N x 1
+    assert ("square", 384, 384, 384) in shapes
+    assert {m * k * n for _, m, k, n in shapes} == {384**3}
+
+
+def test_operand_copies_span_four_times_the_cache() -> None:
+    llc = 32 * 2**20
+    assert operand_copies(64 * 2**20, llc) == 2  # 2 x 64 MiB >= 128 MiB
+    assert operand_copies(256 * 2**20, llc) == 1
+    assert operand_copies(2**20, llc) == 64  # capped
+    assert operand_copies(2**30, llc, limit_bytes=2**29) == 1
+
+
+# --- the profile file ---------------------------------------------------------------------------------------
+
+def test_toml_writer_round_trips() -> None:
+    data = {"name": "x", "n": 3, "f": 1.5e-7, "big": 4.5e10, "flag": True, "s": 'quote " and \\ and é',
+            "list": [1.0, 2.0], "peak_flops_per_s": {"fp32": 1e12},
+            "measured": {"ridge": {"fp32": 2.5}, "levels": [{"a": 1, "iqr": [1.0, 2.0], "k": {"x": 1}}],
+                         "deep": {"deeper": {"v": 1}}}}
+    assert tomllib.loads(profile.toml_dumps(data)) == data
+
+
+def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interruption between writing and renaming leaves the old file whole and no temporary behind."""
+    target = tmp_path / "machine.toml"
+    target.write_text("old = 1\n")
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(profile.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        profile.save_profile(_synthetic_measurement(), target)
+    assert target.read_text() == "old = 1\n"
+    assert os.listdir(tmp_path) == ["machine.toml"]
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_saved_profile_round_trips(tmp_path: Path, suffix: str) -> None:
+    m = _synthetic_measurement()
+    spec = profile.save_profile(m, tmp_path / f"machine{suffix}", name="my-box")
+    loaded = load_hardware(str(tmp_path / f"machine{suffix}"))
+    assert loaded == spec
+    assert loaded.name == "my-box"
+    assert loaded.memory_bytes_per_s == 40e9  # the DRAM point: 4e9 counted bytes in 0.1 s
+    assert loaded.peak_flops_per_s == {"fp32": 200e9}  # fp16 had no fast kernel: left out
+    assert loaded.ridge_point("fp32") == 200e9 / 40e9
+    assert "fp16" in loaded.notes
+
+
+def test_comparison_with_a_catalogue_device() -> None:
+    rows = profile.comparison(_synthetic_measurement(), load_hardware("amd-epyc-9654"))
+    assert rows[0]["achieved_fraction"] == 40e9 / 460.8e9
+    assert [r["figure"] for r in rows] == ["memory_bytes_per_s", "peak_flops_per_s.fp32"]
+
+
+def _synthetic_measurement() -> experiment.Measurement:
+    """Figures chosen for exact arithmetic: 40 GB/s DRAM, 200 GFLOP/s fp32."""
+    def steady(seconds: float) -> timing.Timing:
+        return timing.Timing((seconds,) * 5)
+
+    plan = experiment.Plan(budget_s=1.0, working_sets_bytes=(2**15, 2**28), dram_min_bytes=2**27,
+                           precisions=("fp32", "fp16"), gemm_start_n=128, gemm_floor_n=512, gemm_max_n=1024,
+                           shape_precision="fp32", shape_n=64, series_k=256, series_m=(1,), min_run_s=0.001)
+    bandwidth = (experiment.BandwidthPoint("add", 2**15, 2**15, "L1", 2 * 10**9, 1000, steady(0.01)),
+                 experiment.BandwidthPoint("add", 2**28, 2**28, "DRAM", 4 * 10**9, 1, steady(0.1)))
+    peaks = (experiment.ComputePeak("fp32", 1024, 2e9, "sgemm", True, steady(0.01)),
+             experiment.ComputePeak("fp16", 128, 1e6, "loop", False, steady(0.01)))
+    shape = experiment.ShapePoint("gemv-to-gemm", "M=1", 1, 256, 256, "fp32", 2 * 256 * 256.0,
+                                  4.0 * (256 + 256 * 256 + 256), 1, 1, steady(0.001))
+    return experiment.Measurement(
+        host="box", date="2026-01-01T00:00:00+00:00", command="llm-roofline measure", backend="numpy",
+        device="cpu", kind="cpu", display_name="Test CPU", threads=2, memory_bytes=2**34,
+        library={"numpy": "2.0", "blas": "OpenBLAS 0.3", "blas_kernel": "Haswell"},
+        caches=(Cache("L1", 2**15, 1),), plan=plan, bandwidth=bandwidth, peaks=peaks, unavailable={},
+        shapes=(shape,), load_before=0.0, neighbours=None, elapsed_s=1.0, warnings=())
+
+
+def test_synthetic_measurement_derives_levels_and_ridge() -> None:
+    m = _synthetic_measurement()
+    assert m.dram_bytes_per_s == 40e9  # 4e9 B / 0.1 s
+    assert [h["level"] for h in m.hierarchy()] == ["L1", "DRAM"]
+    assert m.hierarchy()[0]["bytes_per_s"] == 200e9  # 2e9 B / 0.01 s
+    assert m.ridge() == {"fp32": 200e9 / 40e9, "fp16": 1e8 / 40e9}
+    point = m.to_dict()["points"][0]
+    assert point["arithmetic_intensity"] == 131072 / 264192  # 2·256² / (4·(256 + 256² + 256))
+    assert point["bound"] == "memory"
+    assert math.isclose(point["attainable_flops_per_s"], point["arithmetic_intensity"] * 40e9)
