@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -276,24 +274,14 @@ def _write_atomically(path_text: str, data: dict[str, Any]) -> None:
     What is written is first loaded back as a device (refuse to write what --hardware would not load).
     """
     from .hardware import hardware_from_dict
-    from .render import toml_text
+    from .render import toml_text, write_text_atomically
 
     path = Path(path_text)
     is_json = path.suffix.lower() == ".json"
     text = json.dumps(data, indent=2) + "\n" if is_json else toml_text(data)
     if "class" not in data:
         hardware_from_dict(json.loads(text) if is_json else tomllib.loads(text), str(path))
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, text)
 
 
 def _calibrate_classes(args: argparse.Namespace) -> str:

@@ -12,7 +12,6 @@ back to the next precision (``formats.PEAK_FALLBACK``) as an inference engine wo
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -21,6 +20,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..hardware import HardwareSpec, hardware_from_dict
+from ..render import toml_text, write_text_atomically
 from .experiment import Measurement
 
 PROFILE_SUFFIXES = (".toml", ".json")
@@ -101,69 +101,13 @@ def _without_none(value: Any) -> Any:
     return value
 
 
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"no TOML form for {type(value).__name__}")
-
-
-def toml_dumps(data: dict[str, Any], prefix: str = "") -> str:
-    """TOML for nested dicts of numbers, strings, lists and dicts (tables, arrays of tables, inline)."""
-    scalars, tables, arrays = [], [], []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            arrays.append((key, value))
-        else:
-            scalars.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    parts = ["\n".join(scalars)] if scalars else []
-    for key, table in tables:
-        name = f"{prefix}{_toml_key(key)}"
-        body = toml_dumps(table, f"{name}.")
-        parts.append(f"[{name}]\n{body}" if not body.startswith("[") else f"[{name}]\n\n{body}")
-    for key, items in arrays:
-        name = f"{prefix}{_toml_key(key)}"
-        for item in items:
-            parts.append(f"[[{name}]]\n" + "\n".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in item.items()))
-    return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
-
-
 def save_profile(measurement: Measurement, path: str | Path, name: str | None = None) -> HardwareSpec:
     """Write the profile atomically (a temporary file in the same folder, then a rename) and load it back."""
     path = check_writable(path)
     data = profile_dict(measurement, name)
-    text = json.dumps(data, indent=2) + "\n" if path.suffix.lower() == ".json" else toml_dumps(data)
+    text = json.dumps(data, indent=2) + "\n" if path.suffix.lower() == ".json" else toml_text(data)
     spec = hardware_from_dict(json.loads(json.dumps(data)), str(path))  # refuse to write what would not load
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, text)
     return spec
 
 
