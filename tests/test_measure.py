@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from llm_roofline import cli, load_hardware
+from llm_roofline import cli, load_hardware, render
 from llm_roofline.errors import InputError
 from llm_roofline.measure import experiment, profile, stream, timing
 from llm_roofline.measure.backends import choose_backend, operand_copies
 from llm_roofline.measure.system import Cache
-from llm_roofline.render import toml_text
+from llm_roofline.render import check_writable, toml_text
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -193,7 +193,7 @@ def test_a_directory_is_not_a_profile(tmp_path: Path) -> None:
     folder = tmp_path / "dir.toml"
     folder.mkdir()
     with pytest.raises(InputError, match="not a file"):
-        profile.check_writable(folder)
+        check_writable(folder)
 
 
 # --- backend selection (the CUDA path's logic, without a GPU) ---------------------------------------------
@@ -363,7 +363,7 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(profile.os, "replace", interrupted)
+    monkeypatch.setattr(render.os, "replace", interrupted)  # the one atomic write profiles go through
     with pytest.raises(KeyboardInterrupt):
         profile.save_profile(_synthetic_measurement(), target)
     assert target.read_text() == "old = 1\n"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError
 from .roofline import Analysis
 from .units import binary_bytes, seconds, si
 
@@ -157,3 +158,24 @@ def write_text_atomically(path: str | Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail now, before minutes of measuring, if ``path`` cannot take the profile."""
+    path = Path(path)
+    if path.suffix.lower() not in (".toml", ".json"):
+        raise InputError(f"--save {path}: the profile must be a .toml or .json file (what --hardware reads)")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"--save {path}: folder {folder} does not exist")
+    if path.exists() and not path.is_file():
+        raise InputError(f"--save {path}: exists and is not a file")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".check"):
+            pass
+    except OSError as err:
+        why = err.strerror or err.__class__.__name__
+        raise InputError(f"--save {path}: cannot write in {folder} ({why})") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"--save {path}: the file is not writable")
+    return path

@@ -15,6 +15,7 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -149,15 +150,27 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
     )
 
 
-def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dict[str, np.ndarray]]:
-    """The grid's totals, as column chunks of at most ``chunk_size`` x devices rows."""
+class _Block(NamedTuple):
+    """One evaluated chunk of the grid, with the structural choices it was evaluated under."""
+
+    model: ModelSpec
+    phase: str
+    weights: WeightsSpec
+    scheme: WeightScheme
+    activations: NumberFormat
+    kv_format: NumberFormat
+    flash_attention: bool
+    batch: np.ndarray
+    seq_len: np.ndarray
+    grid: GridResult
+
+
+def _blocks(spec: SweepSpec, chunk_size: int) -> Iterator[_Block]:
+    """The grid, chunk by chunk: structural choices looped over, batch x length vectorized."""
     if chunk_size < 1:
         raise InputError(f"sweep: chunk size must be >= 1, got {chunk_size}")
     batch_grid, seq_grid = (a.ravel() for a in np.meshgrid(np.array(spec.batch, dtype=np.int64),
                                                            np.array(spec.seq_len, dtype=np.int64), indexing="ij"))
-    devices = spec.hardware
-    capacity = np.array([[d.available_memory_bytes or np.nan] for d in devices])
-    device_names = np.array([d.name for d in devices], dtype=object)
     structure = itertools.product(spec.models, spec.phases, spec.weights, spec.activations, spec.kv_cache,
                                   spec.flash_attention)
     for model, phase, weights, activations, kv_cache, flash in structure:
@@ -166,50 +179,50 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
         for start in range(0, batch_grid.shape[0], chunk_size):
             batch = batch_grid[start:start + chunk_size]
             seq = seq_grid[start:start + chunk_size]
-            grid = evaluate_grid(model, devices, phase, batch, seq, scheme, activations, kv_format, flash,
+            grid = evaluate_grid(model, spec.hardware, phase, batch, seq, scheme, activations, kv_format, flash,
                                  spec.causal_skip, spec.lm_head)
-            n_dev, n = grid.time_s.shape
-            memory = grid.weight_storage_bytes + grid.kv_cache_bytes  # (points,)
-            time_s = grid.time_s.ravel()
-            compute_time = grid.compute_bound_time_s.ravel()
-            yield {
-                "model": np.full(n_dev * n, model.name, dtype=object),
-                "hardware": np.repeat(device_names, n),
-                "phase": np.full(n_dev * n, phase, dtype=object),
-                "weights": np.full(n_dev * n, scheme.name if weights is None else weights_label(weights),
-                                   dtype=object),
-                "activations": np.full(n_dev * n, activations.name, dtype=object),
-                "kv_cache": np.full(n_dev * n, kv_format.name, dtype=object),
-                "flash_attention": np.full(n_dev * n, flash),
-                "batch": np.tile(batch, n_dev),
-                "seq_len": np.tile(seq, n_dev),
-                "flops": np.tile(grid.flops, n_dev),
-                "bytes": np.tile(grid.bytes, n_dev),
-                "arithmetic_intensity": np.tile(grid.flops / grid.bytes, n_dev),
-                "time_s": time_s,
-                "tokens_per_s": np.tile(grid.tokens, n_dev) / time_s,
-                "bound": np.where(compute_time > time_s - compute_time, "compute", "memory").astype(object),
-                "compute_bound_time_s": compute_time,
-                "weight_bytes": np.full(n_dev * n, grid.weight_storage_bytes),
-                "kv_cache_bytes": np.tile(grid.kv_cache_bytes, n_dev),
-                "memory_bytes": np.tile(memory, n_dev),
-                "fits": (memory[None, :] <= capacity).ravel(),
-            }
+            yield _Block(model, phase, weights, scheme, activations, kv_format, flash, batch, seq, grid)
 
 
 def sweep_totals(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[GridResult]:
     """The grid as raw ``GridResult`` blocks (no per-row labels): the fastest path, for queries."""
-    batch_grid, seq_grid = (a.ravel() for a in np.meshgrid(np.array(spec.batch, dtype=np.int64),
-                                                           np.array(spec.seq_len, dtype=np.int64), indexing="ij"))
-    structure = itertools.product(spec.models, spec.phases, spec.weights, spec.activations, spec.kv_cache,
-                                  spec.flash_attention)
-    for model, phase, weights, activations, kv_cache, flash in structure:
-        kv_format = activations if kv_cache is None else kv_cache
-        scheme = weight_scheme(model, weights)
-        for start in range(0, batch_grid.shape[0], chunk_size):
-            yield evaluate_grid(model, spec.hardware, phase, batch_grid[start:start + chunk_size],
-                                seq_grid[start:start + chunk_size], scheme, activations, kv_format, flash,
-                                spec.causal_skip, spec.lm_head)
+    for block in _blocks(spec, chunk_size):
+        yield block.grid
+
+
+def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dict[str, np.ndarray]]:
+    """The grid's totals, as column chunks of at most ``chunk_size`` x devices rows."""
+    capacity = np.array([[d.available_memory_bytes or np.nan] for d in spec.hardware])
+    device_names = np.array([d.name for d in spec.hardware], dtype=object)
+    for block in _blocks(spec, chunk_size):
+        grid, batch, seq = block.grid, block.batch, block.seq_len
+        n_dev, n = grid.time_s.shape
+        memory = grid.weight_storage_bytes + grid.kv_cache_bytes  # (points,)
+        time_s = grid.time_s.ravel()
+        compute_time = grid.compute_bound_time_s.ravel()
+        label = block.scheme.name if block.weights is None else weights_label(block.weights)
+        yield {
+            "model": np.full(n_dev * n, block.model.name, dtype=object),
+            "hardware": np.repeat(device_names, n),
+            "phase": np.full(n_dev * n, block.phase, dtype=object),
+            "weights": np.full(n_dev * n, label, dtype=object),
+            "activations": np.full(n_dev * n, block.activations.name, dtype=object),
+            "kv_cache": np.full(n_dev * n, block.kv_format.name, dtype=object),
+            "flash_attention": np.full(n_dev * n, block.flash_attention),
+            "batch": np.tile(batch, n_dev),
+            "seq_len": np.tile(seq, n_dev),
+            "flops": np.tile(grid.flops, n_dev),
+            "bytes": np.tile(grid.bytes, n_dev),
+            "arithmetic_intensity": np.tile(grid.flops / grid.bytes, n_dev),
+            "time_s": time_s,
+            "tokens_per_s": np.tile(grid.tokens, n_dev) / time_s,
+            "bound": np.where(compute_time > time_s - compute_time, "compute", "memory").astype(object),
+            "compute_bound_time_s": compute_time,
+            "weight_bytes": np.full(n_dev * n, grid.weight_storage_bytes),
+            "kv_cache_bytes": np.tile(grid.kv_cache_bytes, n_dev),
+            "memory_bytes": np.tile(memory, n_dev),
+            "fits": (memory[None, :] <= capacity).ravel(),
+        }
 
 
 def parse_values(text: str, label: str) -> tuple[int, ...]:

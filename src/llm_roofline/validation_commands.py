@@ -160,8 +160,10 @@ def _summary_table(result: dict[str, Any]) -> str:
 # --- calibrate --------------------------------------------------------------------------------------
 
 def _cmd_calibrate(args: argparse.Namespace) -> str:
+    from .render import check_writable
+
     if args.save:
-        _check_writable(args.save)
+        check_writable(args.save)
     if args.by_class:
         return _calibrate_classes(args)
     return _calibrate_device(args)
@@ -255,17 +257,6 @@ def _profile_dict(args: argparse.Namespace, device: Any, name: str, fitted: Any)
     data["name"] = name
     data["efficiency"] = fitted.to_dict()
     return data
-
-
-def _check_writable(path_text: str) -> None:
-    path = Path(path_text)
-    if path.suffix.lower() not in (".toml", ".json"):
-        raise InputError(f"--save {path}: must be a .toml or .json file")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"--save {path}: folder {folder} does not exist")
-    if path.exists() and not path.is_file():
-        raise InputError(f"--save {path}: exists and is not a file")
 
 
 def _write_atomically(path_text: str, data: dict[str, Any]) -> None:

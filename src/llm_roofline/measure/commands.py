@@ -40,8 +40,9 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def _cmd_measure(args: argparse.Namespace) -> str:
+    from ..render import check_writable
     from .experiment import MeasureOptions, measure
-    from .profile import check_writable, comparison, save_profile
+    from .profile import comparison, save_profile
     from .report import measurement_text
 
     if args.save:

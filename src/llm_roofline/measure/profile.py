@@ -12,39 +12,13 @@ back to the next precision (``formats.PEAK_FALLBACK``) as an inference engine wo
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
 from ..hardware import HardwareSpec, hardware_from_dict
-from ..render import toml_text, write_text_atomically
+from ..render import check_writable, toml_text, write_text_atomically
 from .experiment import Measurement
-
-PROFILE_SUFFIXES = (".toml", ".json")
-
-
-def check_writable(path: str | Path) -> Path:
-    """Fail now, before minutes of measuring, if ``path`` cannot take the profile."""
-    path = Path(path)
-    if path.suffix.lower() not in PROFILE_SUFFIXES:
-        raise InputError(f"--save {path}: the profile must be a .toml or .json file (what --hardware reads)")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"--save {path}: folder {folder} does not exist")
-    if path.exists() and not path.is_file():
-        raise InputError(f"--save {path}: exists and is not a file")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".check"):
-            pass
-    except OSError as err:
-        why = err.strerror or err.__class__.__name__
-        raise InputError(f"--save {path}: cannot write in {folder} ({why})") from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise InputError(f"--save {path}: the file is not writable")
-    return path
 
 
 def _slug(text: str) -> str:
