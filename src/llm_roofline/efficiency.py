@@ -40,15 +40,17 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
+
 from .errors import InputError
-from .units import Quantity, maximum
+from .transformer import weight_role
+from .units import Quantity
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .formats import NumberFormat, WeightScheme
     from .hardware import HardwareSpec
     from .roofline import OpResult
+    from .transformer import StepPlan
 
 # The parameters in the order they are stored and reported, with their meaning.
 PARAMETERS: dict[str, str] = {
@@ -89,7 +91,8 @@ class EfficiencyParams:
 
     def values(self) -> tuple[float, ...]:
         """The five parameters, in ``PARAMETERS`` order."""
-        return tuple(getattr(self, name) for name in PARAMETERS)
+        return (self.bandwidth_efficiency, self.compute_efficiency, self.dequant_compute_factor,
+                self.overhead_per_op_s, self.overhead_per_step_s)
 
     def to_dict(self) -> dict[str, Any]:
         return {**{name: getattr(self, name) for name in PARAMETERS}, "source": self.source}
@@ -149,30 +152,40 @@ def op_time_s(compute_time_s: Quantity, memory_time_s: Quantity, dequantizes: Qu
     unpacks quantized weights, else 0.
     """
     eta_m, eta_c, dequant, per_op, _ = params
-    compute_efficiency = eta_c * (1 + dequantizes * (dequant - 1))
-    return maximum(compute_time_s / compute_efficiency, memory_time_s / eta_m) + per_op
+    compute_efficiency = eta_c + dequantizes * (eta_c * (dequant - 1))  # eta_c x (dequant if dequantizes else 1)
+    return np.maximum(compute_time_s / compute_efficiency, memory_time_s / eta_m) + per_op
 
 
 class StepCost(NamedTuple):
     """What the expected time of a step depends on: per operator, its instances, its roofline times
-    and whether it unpacks quantized weights."""
+    and whether it unpacks quantized weights (tuples, or numpy arrays over the operators)."""
 
-    counts: tuple[int, ...]
-    compute_time_s: tuple[float, ...]  # per instance, at the device's peak
-    memory_time_s: tuple[float, ...]  # per instance, at the device's bandwidth
-    dequantizes: tuple[int, ...]  # 1 or 0
+    counts: Sequence[int]
+    compute_time_s: Sequence[float]  # per instance, at the device's peak
+    memory_time_s: Sequence[float]  # per instance, at the device's bandwidth
+    dequantizes: Sequence[int]  # 1 or 0
+
+
+def dequantizes(weight_format: NumberFormat | None, activations: NumberFormat) -> int:
+    """1 when a matmul's weights are stored in fewer bits per element than the activations they
+    multiply (the kernel unpacks them as it goes), else 0; ``None``: the operator reads no weights."""
+    return int(weight_format is not None and weight_format.bits_per_element < activations.bits_per_element)
+
+
+@functools.lru_cache(maxsize=256)
+def plan_dequantizes(plan: StepPlan) -> np.ndarray:
+    """``dequantizes`` for each operator of a step plan, as floats (memoized: a plan is built once and kept)."""
+    flags = np.array([dequantizes(fmt, plan.activations) for fmt in plan.weight_formats], dtype=np.float64)
+    flags.setflags(write=False)
+    return flags
 
 
 def step_cost(ops: Iterable[OpResult], weights: WeightScheme, activations: NumberFormat,
               tied_embeddings: bool = False) -> StepCost:
-    """The figures of an analysis' operators that the expected time needs.
-
-    A matmul dequantizes when its weights are stored in fewer bits per element than its activations.
-    """
-    bits = activations.bits_per_element
+    """The figures of an analysis' operators that the expected time needs."""
     rows = [(op.count, op.compute_time_s, op.memory_time_s,
-             int(op.kind == "matmul" and op.weight_bytes > 0
-                 and weights.format_for(_weight_role(op.name, tied_embeddings)).bits_per_element < bits))
+             dequantizes(weights.format_for(weight_role(op.name, tied_embeddings))
+                         if op.kind == "matmul" and op.weight_bytes > 0 else None, activations))
             for op in ops]
     if not rows:
         return StepCost((), (), (), ())
@@ -180,18 +193,12 @@ def step_cost(ops: Iterable[OpResult], weights: WeightScheme, activations: Numbe
     return StepCost(counts, compute, memory, flags)
 
 
-def _weight_role(op_name: str, tied_embeddings: bool) -> str:
-    """The weight tensor an operator reads: its name without ``layer.`` (a tied lm_head reads the embedding)."""
-    if op_name == "lm_head" and tied_embeddings:
-        return "embed"
-    return op_name.removeprefix("layer.")
-
-
 def expected_time_s(cost: StepCost, params: EfficiencyParams) -> float:
     """The expected time of one step: the per-step overhead plus every operator instance's time."""
     values = params.values()
-    return float(values[4] + sum(n * op_time_s(compute, memory, dequantizes, values)
-                                 for n, compute, memory, dequantizes in zip(*cost, strict=True)))
+    per_op = op_time_s(np.asarray(cost.compute_time_s, dtype=float), np.asarray(cost.memory_time_s, dtype=float),
+                       np.asarray(cost.dequantizes, dtype=float), values)
+    return float(values[4] + per_op.dot(np.asarray(cost.counts, dtype=float)))
 
 
 # --- fitting ------------------------------------------------------------------------------------------
@@ -207,8 +214,6 @@ class _Stacked:
     """Many steps' operators in flat arrays, so a fit evaluates many candidates at once."""
 
     def __init__(self, costs: Sequence[StepCost]) -> None:
-        import numpy as np
-
         self.counts = np.concatenate([np.asarray(c.counts, dtype=float) for c in costs])
         self.compute = np.concatenate([np.asarray(c.compute_time_s, dtype=float) for c in costs])
         self.memory = np.concatenate([np.asarray(c.memory_time_s, dtype=float) for c in costs])
@@ -217,8 +222,6 @@ class _Stacked:
 
     def expected_times_s(self, candidates: np.ndarray) -> np.ndarray:
         """candidates (k, 5) -> expected step times (k, steps), through ``op_time_s``."""
-        import numpy as np
-
         columns = [candidates[:, i:i + 1] for i in range(candidates.shape[1])]
         per_op = op_time_s(self.compute[None, :], self.memory[None, :], self.dequantizes[None, :], columns)
         return np.add.reduceat(per_op * self.counts[None, :], self.starts, axis=1) + columns[4]
@@ -241,8 +244,6 @@ def fit_params(observations: Sequence[Observation], prior: EfficiencyParams | No
     cannot tell apart stays near the prior. Deterministic: a coarse grid over ``BOUNDS``; from its six
     best points (and the prior), a Nelder-Mead simplex search; the best result.
     """
-    import numpy as np
-
     if not observations:
         raise InputError("nothing to fit: no measurement could be predicted")
     stacked = _Stacked([o.cost for o in observations])
@@ -278,15 +279,11 @@ def fit_params(observations: Sequence[Observation], prior: EfficiencyParams | No
 
 def _prior_coordinates(values: np.ndarray, names: list[str]) -> np.ndarray:
     """Where a prior measures distance: log of each parameter (an overhead floored at a small time)."""
-    import numpy as np
-
     floors = np.array([_OVERHEAD_FLOOR_S.get(name, 0.0) for name in names])
     return np.log(values + floors)
 
 
 def _grid(name: str) -> np.ndarray:
-    import numpy as np
-
     low, high = BOUNDS[name]
     if name.startswith("overhead"):
         return np.concatenate([[0.0], np.geomspace(high * 1e-2, high, 3)])
@@ -299,8 +296,6 @@ def _nelder_mead(loss: Any, start: np.ndarray, step: float = 0.05, tolerance: fl
                  max_iterations: int = 800) -> np.ndarray:
     """The downhill simplex method (Nelder & Mead 1965) from ``start``, in coordinates scaled to [0, 1]:
     reflect, expand, contract or shrink until the simplex's losses agree within ``tolerance``."""
-    import numpy as np
-
     size = len(start)
     simplex = np.vstack([start, start + step * np.eye(size)])
     losses = np.array([loss(vertex) for vertex in simplex])

@@ -25,7 +25,11 @@ Counting conventions, stated once:
    under uniform, independent top-k routing that is E (1 - (1 - k/E)^T) experts in expectation.
 
 Every formula is a pure function of shapes and byte sizes made of arithmetic only, so it evaluates
-on numpy arrays (a grid of configurations) exactly as on Python numbers.
+on numpy arrays (a grid of configurations) exactly as on Python numbers. And every formula is
+**affine in the counts it is given** — rows (tokens), key rows read, scores computed, experts touched:
+work scales with how many of each a kernel processes. ``transformer.StepPlan`` relies on this (and
+checks it when it builds a plan): it evaluates the formulas once per model and set of formats, as
+coefficients of the counts, and every later step is a matrix-vector product.
 """
 
 from __future__ import annotations
@@ -112,23 +116,24 @@ def linear(tokens: Quantity, in_features: int, out_features: int, weight: Number
 
 
 @register("attention_scores", kind="matmul")
-def attention_scores(batch: Quantity, q_len: Quantity, kv_len: Quantity, pairs: Quantity, heads: int,
-                     kv_heads: int, head_dim: int, act_bytes: float, kv_bytes: float) -> OpCost:
-    """S = Q K^T, for the ``pairs`` scores each head computes; the scores are written out."""
-    # Q (B, H, q, hd) @ K^T (B, Hkv, hd, kv) -> S (B, H, q, kv), pairs of the q x kv computed
+def attention_scores(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
+                     act_bytes: float, kv_bytes: float) -> OpCost:
+    """S = Q K^T over a batch: ``rows`` query rows (batch x q_len), ``keys`` cached key rows read
+    (batch x keys per sequence), ``scores`` (query, key) pairs computed per head (batch x pairs)."""
+    # Q (B, H, q, hd) @ K^T (B, Hkv, hd, kv) -> S (B, H, q, kv), the scores of the q x kv computed
     return OpCost(
-        flops=2 * batch * heads * pairs * head_dim,
-        act_read_bytes=batch * q_len * heads * head_dim * act_bytes,
-        kv_read_bytes=batch * kv_len * kv_heads * head_dim * kv_bytes,
-        act_write_bytes=batch * heads * pairs * act_bytes,
+        flops=2 * heads * scores * head_dim,
+        act_read_bytes=rows * heads * head_dim * act_bytes,
+        kv_read_bytes=keys * kv_heads * head_dim * kv_bytes,
+        act_write_bytes=heads * scores * act_bytes,
     )
 
 
 @register("softmax", kind="softmax")
-def softmax(batch: Quantity, pairs: Quantity, heads: int, act_bytes: float) -> OpCost:
-    """P = softmax(S / sqrt(hd)) row by row: the score matrix is read and the probabilities written."""
+def softmax(scores: Quantity, heads: int, act_bytes: float) -> OpCost:
+    """P = softmax(S / sqrt(hd)) row by row over ``scores`` entries per head: read, and the probabilities written."""
     # S (B, H, q, kv) -> P (B, H, q, kv)
-    elements = batch * heads * pairs
+    elements = heads * scores
     return OpCost(
         flops=SOFTMAX_FLOPS_PER_ELEMENT * elements,
         act_read_bytes=elements * act_bytes,
@@ -137,34 +142,34 @@ def softmax(batch: Quantity, pairs: Quantity, heads: int, act_bytes: float) -> O
 
 
 @register("attention_values", kind="matmul")
-def attention_values(batch: Quantity, q_len: Quantity, kv_len: Quantity, pairs: Quantity, heads: int,
-                     kv_heads: int, head_dim: int, act_bytes: float, kv_bytes: float) -> OpCost:
+def attention_values(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
+                     act_bytes: float, kv_bytes: float) -> OpCost:
     """O = P V: probabilities read back, V read from the cache, the per-head outputs written."""
     # P (B, H, q, kv) @ V (B, Hkv, kv, hd) -> O (B, H, q, hd)
     return OpCost(
-        flops=2 * batch * heads * pairs * head_dim,
-        act_read_bytes=batch * heads * pairs * act_bytes,
-        kv_read_bytes=batch * kv_len * kv_heads * head_dim * kv_bytes,
-        act_write_bytes=batch * q_len * heads * head_dim * act_bytes,
+        flops=2 * heads * scores * head_dim,
+        act_read_bytes=heads * scores * act_bytes,
+        kv_read_bytes=keys * kv_heads * head_dim * kv_bytes,
+        act_write_bytes=rows * heads * head_dim * act_bytes,
     )
 
 
 @register("flash_attention", kind="attention")
-def flash_attention(batch: Quantity, q_len: Quantity, kv_len: Quantity, pairs: Quantity, heads: int,
-                    kv_heads: int, head_dim: int, act_bytes: float, kv_bytes: float) -> OpCost:
+def flash_attention(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
+                    act_bytes: float, kv_bytes: float) -> OpCost:
     """Fused attention (FlashAttention): scores and probabilities never leave the chip.
 
     FLOPs are those of Q K^T, softmax and P V composed. Bytes: Q read once, K and V read once per
     KV head (the query blocks of a head, and the query heads of a GQA group, share them through
     on-chip memory and the last-level cache), O written once.
     """
-    scores = attention_scores(batch, q_len, kv_len, pairs, heads, kv_heads, head_dim, act_bytes, kv_bytes)
-    values = attention_values(batch, q_len, kv_len, pairs, heads, kv_heads, head_dim, act_bytes, kv_bytes)
+    shape = (rows, keys, scores, heads, kv_heads, head_dim, act_bytes, kv_bytes)
+    qk, pv = attention_scores(*shape), attention_values(*shape)
     return OpCost(
-        flops=scores.flops + softmax(batch, pairs, heads, act_bytes).flops + values.flops,
-        act_read_bytes=scores.act_read_bytes,
-        kv_read_bytes=scores.kv_read_bytes + values.kv_read_bytes,
-        act_write_bytes=values.act_write_bytes,
+        flops=qk.flops + softmax(scores, heads, act_bytes).flops + pv.flops,
+        act_read_bytes=qk.act_read_bytes,
+        kv_read_bytes=qk.kv_read_bytes + pv.kv_read_bytes,
+        act_write_bytes=pv.act_write_bytes,
     )
 
 

@@ -137,8 +137,12 @@ def _llama_cpp_mix(model: ModelSpec, name: str) -> WeightScheme:
     return WeightScheme(name=mix.name, default=mix.base, by_role=tuple(by_role), source=mix.source)
 
 
+@functools.lru_cache(maxsize=1024, typed=True)
 def weight_scheme(model: ModelSpec, weights: WeightsSpec) -> WeightScheme:
-    """The scheme ``weights`` means for ``model`` (see the module docstring)."""
+    """The scheme ``weights`` means for ``model`` (see the module docstring).
+
+    Memoized: a pure function of frozen records, asked again for every workload of the same model.
+    """
     if isinstance(weights, WeightScheme):
         return weights
     if weights is None:

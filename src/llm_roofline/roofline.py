@@ -16,13 +16,17 @@ fixed overheads, fitted on published measurements; docs/validation.md).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
-from .efficiency import expected_time_s, params_for, step_cost
+import numpy as np
+
+from .efficiency import StepCost, expected_time_s, params_for, plan_dequantizes
 from .hardware import HardwareSpec
 from .models import ModelSpec
-from .transformer import Op, Workload, build_ops, kv_cache_bytes, weight_storage_bytes
+from .transformer import Op, Workload, kv_cache_bytes, step_counts, step_plan, weight_storage_bytes
 
 
 def attainable_flops_per_s(intensity_flop_per_byte: float, peak_flops_per_s: float,
@@ -124,58 +128,75 @@ class Analysis:
         }
 
 
+class Roofline(NamedTuple):
+    """The roofline of operators (numpy arrays that broadcast: operators, devices, grid points)."""
+
+    compute_time_s: np.ndarray  # F / P
+    memory_time_s: np.ndarray  # B / W
+    time_s: np.ndarray  # max(F / P, B / W)
+    compute_bound: np.ndarray  # F / P > B / W
+    arithmetic_intensity: np.ndarray  # F / B
+    attainable_flops_per_s: np.ndarray  # min(P, I x W)
+
+
+def roofline(flops: np.ndarray, moved_bytes: np.ndarray, peak_flops_per_s: np.ndarray,
+             memory_bytes_per_s: np.ndarray | float) -> Roofline:
+    """The one place operator times are computed: ``analyze``, ``evaluate_op`` and the sweep call it."""
+    compute_time = flops / peak_flops_per_s
+    memory_time = moved_bytes / memory_bytes_per_s
+    compute_bound = compute_time > memory_time
+    intensity = flops / moved_bytes
+    return Roofline(compute_time, memory_time, np.maximum(compute_time, memory_time), compute_bound, intensity,
+                    np.minimum(peak_flops_per_s, intensity * memory_bytes_per_s))
+
+
 def evaluate_op(op: Op, hardware: HardwareSpec) -> OpResult:
     """The roofline figures of one operator instance on a device."""
-    return _evaluate(op, hardware.peak_for(op.math), hardware.memory_bytes_per_s)
+    costs = np.array([(*op.cost, op.cost.bytes)], dtype=np.float64).T
+    peak_precision, peak = hardware.peak_for(op.math)
+    return _results((op.name,), (op.kind,), (op.group,), (op.count,), (op.math,), (peak_precision,), (peak,), costs,
+                    hardware.memory_bytes_per_s)[0][0]
 
 
-def _evaluate(op: Op, peak: tuple[str, float], bandwidth: float) -> OpResult:
-    flops, weight, act_read, act_write, kv_read, kv_write = op.cost
-    moved = weight + act_read + act_write + kv_read + kv_write
-    peak_precision, peak_flops = peak
-    compute_time = flops / peak_flops
-    memory_time = moved / bandwidth
-    intensity = flops / moved
-    compute_bound = compute_time > memory_time
-    # Positional, in OpResult's field order (hot path: one call per operator).
-    return OpResult(
-        op.name, op.kind, op.group, op.count, flops, moved, weight, act_read, act_write, kv_read, kv_write,
-        intensity, op.math, peak_precision, peak_flops, peak_flops if compute_bound else intensity * bandwidth,
-        compute_time, memory_time, compute_time if compute_bound else memory_time,
-        "compute" if compute_bound else "memory",
-    )
+def _results(names: Sequence[str], kinds: Sequence[str], groups: Sequence[str], counts: Sequence[int],
+             maths: Sequence[str], peak_precisions: Sequence[str], peaks: Sequence[float], costs: np.ndarray,
+             bandwidth: float) -> tuple[tuple[OpResult, ...], Roofline]:
+    """Per-operator records from costs per instance, (``transformer.COST_FIELDS``, operators)."""
+    line = roofline(costs[0], costs[6], np.array(peaks), bandwidth)
+    flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.tolist()
+    bounds = ["compute" if bound else "memory" for bound in line.compute_bound.tolist()]
+    # Columns in OpResult's field order.
+    columns = (names, kinds, groups, counts, flops, moved, weight, act_read, act_write, kv_read, kv_write,
+               line.arithmetic_intensity.tolist(), maths, peak_precisions, peaks,
+               line.attainable_flops_per_s.tolist(), line.compute_time_s.tolist(), line.memory_time_s.tolist(),
+               line.time_s.tolist(), bounds)
+    return tuple(map(_new_result, zip(*columns, strict=True))), line
+
+
+_new_result = functools.partial(tuple.__new__, OpResult)  # OpResult from a row in field order (hot path)
 
 
 def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Analysis:
     """Every operator of one forward step of ``model`` on ``hardware`` under the roofline."""
     if workload.weights is None and model.stored_weights is not None:
         workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
-    bandwidth = hardware.memory_bytes_per_s
-    peaks: dict[str, tuple[str, float]] = {}
-    results = []
-    flops = moved = weight = act_read = act_write = kv_read = kv_write = 0.0
-    compute_bound_time = memory_bound_time = 0.0
-    for op in build_ops(model, workload):
-        peak = peaks.get(op.math) or peaks.setdefault(op.math, hardware.peak_for(op.math))
-        result = _evaluate(op, peak, bandwidth)
-        results.append(result)
-        n = op.count
-        op_flops, op_weight, op_act_read, op_act_write, op_kv_read, op_kv_write = op.cost
-        flops += op_flops * n
-        moved += result.bytes * n
-        weight += op_weight * n
-        act_read += op_act_read * n
-        act_write += op_act_write * n
-        kv_read += op_kv_read * n
-        kv_write += op_kv_write * n
-        if result.bound == "compute":
-            compute_bound_time += result.time_s * n
-        else:
-            memory_bound_time += result.time_s * n
-    time_s = compute_bound_time + memory_bound_time
+    scheme = workload.weight_scheme(model)
+    plan = step_plan(model, scheme, workload.activation_format, workload.kv_format, workload.flash_attention,
+                     workload.lm_head == "all")
+    costs = plan.costs(step_counts(model, workload.batch, workload.q_len, workload.past_len,
+                                   workload.skips_masked_scores))
+    ceilings = [hardware.peak_for(math) for math in plan.unique_maths]
+    peak_precisions, peaks = zip(*[ceilings[i] for i in plan.math_index], strict=True)
+    results, line = _results(plan.names, plan.kinds, plan.groups, plan.instances, plan.maths, peak_precisions,
+                             peaks, costs, hardware.memory_bytes_per_s)
+    instances = plan.instance_weights
+    flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.dot(instances).tolist()
+    time_s = float(line.time_s.dot(instances))  # .dot: the fastest numpy call for small vectors
+    compute_bound_time = float((line.time_s * instances).dot(line.compute_bound))
+    memory_bound_time = time_s - compute_bound_time
     context_len = workload.past_len + workload.q_len
     kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
-    cost = step_cost(results, workload.weight_scheme(model), workload.activation_format, model.tied_embeddings)
+    cost = StepCost(instances, line.compute_time_s, line.memory_time_s, plan_dequantizes(plan))
     expected_s = expected_time_s(cost, params_for(hardware))
     totals = Totals(
         flops=flops, bytes=moved, weight_bytes=weight, act_read_bytes=act_read, act_write_bytes=act_write,
@@ -191,7 +212,7 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         expected_time_s=expected_s,
         expected_tokens_per_s=workload.tokens / expected_s,
     )
-    weights = weight_storage_bytes(model, workload.weight_scheme(model), workload.activation_format)
+    weights = weight_storage_bytes(model, scheme, workload.activation_format)
     capacity = hardware.available_memory_bytes  # what the OS lets a model use (phones keep some)
     resident = weights + kv_bytes
     memory = MemoryFit(
@@ -201,4 +222,4 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         capacity_bytes=capacity,
         fits=None if capacity is None else resident <= capacity,
     )
-    return Analysis(model, hardware, workload, tuple(results), totals, memory)
+    return Analysis(model, hardware, workload, results, totals, memory)

@@ -1,10 +1,10 @@
 """Whole design spaces at once: the cost model evaluated over numpy arrays of batch and length.
 
-The sweep does not have a cost model of its own. It calls ``transformer.step_ops`` — the very
-function ``analyze()`` uses — with numpy arrays for batch, q_len and past_len, so every formula of
-``ops.py`` evaluates a whole chunk of configurations in one call. Structural choices (model, phase,
-number formats, FlashAttention) are looped over; devices are broadcast along a second axis. The
-roofline step (time = max(F / P, B / W) per operator, summed) is the same as ``roofline.analyze``.
+The sweep does not have a cost model of its own. It takes the ``transformer.StepPlan`` that
+``analyze()`` uses — the formulas of ``ops.py`` as coefficients of the step counts — and evaluates
+a whole chunk of configurations as one matrix product; the time of each operator is
+``roofline.roofline``, the function ``analyze()`` calls. Structural choices (model, phase, number
+formats, FlashAttention) are looped over; devices are broadcast along a second axis.
 
 Grids are processed in chunks, so memory stays bounded whatever the grid's size.
 """
@@ -24,12 +24,18 @@ from .formats import NumberFormat, WeightScheme, get_format
 from .hardware import HardwareSpec, load_hardware
 from .models import ModelSpec, load_model
 from .quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
+from .roofline import roofline
 from .transformer import (
+    COST_FIELDS,
     LM_HEAD_MODES,
     PHASES,
     Op,
+    StepCounts,
+    StepPlan,
+    count_matrix,
     kv_cache_bytes,
-    step_ops,
+    step_counts,
+    step_plan,
     weight_storage_bytes,
 )
 
@@ -83,12 +89,13 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class GridResult:
-    """Figures of a block of configurations: per-operator cost arrays and per-configuration totals.
+    """Figures of a block of configurations: per-operator times and per-configuration totals.
 
     Arrays over configurations have shape (devices, points) for times and (points,) for work.
     """
 
-    ops: tuple[Op, ...]
+    plan: StepPlan
+    counts: StepCounts
     op_time_s: tuple[np.ndarray, ...]
     flops: np.ndarray
     bytes: np.ndarray
@@ -97,6 +104,11 @@ class GridResult:
     tokens: np.ndarray
     kv_cache_bytes: np.ndarray
     weight_storage_bytes: float
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        """Every operator with its cost arrays over the points (computed on demand)."""
+        return tuple(self.plan.ops(self.counts))
 
 
 def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, batch: np.ndarray,
@@ -114,34 +126,28 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
     else:
         q_len, past_len = np.ones_like(seq_len), seq_len
     skip = flash_attention if causal_skip is None else causal_skip
-    op_list = tuple(step_ops(model, batch, q_len, past_len, weights, activations, kv_format, flash_attention,
-                             skip, lm_head == "all"))
+    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all")
+    counts = step_counts(model, batch, q_len, past_len, skip)
     n = batch.shape[0]
+    # Only the two cost fields the roofline needs: FLOPs and bytes, (operators, points) each.
+    op_flops, op_bytes = plan.coefficients[[0, COST_FIELDS.index("bytes")]].dot(count_matrix(counts, n))
     bandwidth = np.array([[d.memory_bytes_per_s] for d in devices], dtype=np.float64)  # (devices, 1)
-    peaks: dict[str, np.ndarray] = {}
-    flops_total = np.zeros(n)
-    bytes_total = np.zeros(n)
+    ceilings = [np.array([[d.peak_for(precision)[1]] for d in devices]) for precision in plan.unique_maths]
     time_total = np.zeros((len(devices), n))
     compute_time_total = np.zeros((len(devices), n))
     op_times = []
-    for op in op_list:
-        if op.math not in peaks:
-            peaks[op.math] = np.array([[d.peak_for(op.math)[1]] for d in devices], dtype=np.float64)
-        flops = np.broadcast_to(np.asarray(op.cost.flops, dtype=np.float64), (n,))
-        moved = np.broadcast_to(np.asarray(op.cost.bytes, dtype=np.float64), (n,))
-        compute_time = flops / peaks[op.math]  # (devices, points)
-        memory_time = moved / bandwidth
-        op_time = np.maximum(compute_time, memory_time)
-        op_times.append(op_time)
-        flops_total += flops * op.count
-        bytes_total += moved * op.count
-        time_total += op_time * op.count
-        compute_time_total += np.where(compute_time > memory_time, op_time, 0.0) * op.count
+    for flops, moved, instances, ceiling in zip(op_flops, op_bytes, plan.instances, plan.math_index, strict=True):
+        line = roofline(flops, moved, ceilings[ceiling], bandwidth)  # (devices, points)
+        op_times.append(line.time_s)
+        time_total += line.time_s * instances
+        compute_time_total += np.where(line.compute_bound, line.time_s, 0.0) * instances
+    instance_weights = plan.instance_weights
     return GridResult(
-        ops=op_list,
+        plan=plan,
+        counts=counts,
         op_time_s=tuple(op_times),
-        flops=flops_total,
-        bytes=bytes_total,
+        flops=instance_weights.dot(op_flops),
+        bytes=instance_weights.dot(op_bytes),
         time_s=time_total,
         compute_bound_time_s=compute_time_total,
         tokens=batch * q_len,

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
+
 from . import ops
 from .errors import InputError
 from .formats import NumberFormat, WeightScheme, get_format
@@ -147,6 +149,142 @@ def _window_prefix_pairs(length: Quantity, window: int) -> Quantity:
     return inside * (inside + 1) // 2 + (length - inside) * window
 
 
+class StepCounts(NamedTuple):
+    """The counts a step's cost is affine in: every operator's FLOPs and bytes are c0 + sum_j c_j x count_j.
+
+    Each is a total over the batch (numbers, or numpy arrays for a grid of steps).
+    """
+
+    sequences: Quantity  # batch: the rows lm_head scores when only the last token is kept
+    tokens: Quantity  # batch x q_len: the rows through every token-wise operator
+    keys: Quantity  # batch x the cached keys a full-attention layer reads per sequence
+    scores: Quantity  # batch x the (query, key) pairs a full-attention head computes per sequence
+    window_keys: Quantity  # the same two for the sliding-window layers (0 when the model has none)
+    window_scores: Quantity
+    experts_touched: Quantity  # distinct experts an MoE layer's tokens route to, in expectation (0 when dense)
+
+
+def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
+                causal_skip: bool) -> StepCounts:
+    """The counts of a step of ``q_len`` new tokens per sequence over ``past_len`` cached ones."""
+    full = window = (0, 0)
+    if model.windowed_layers < model.num_layers:
+        full = (batch * keys_read(q_len, past_len), batch * attention_pairs(q_len, past_len, causal_skip))
+    if model.windowed_layers:
+        w = model.sliding_window
+        window = (batch * keys_read(q_len, past_len, w), batch * attention_pairs(q_len, past_len, causal_skip, w))
+    tokens = batch * q_len
+    touched = ops.expected_experts_touched(tokens, model.num_experts, model.experts_per_token) if model.is_moe else 0
+    return StepCounts(batch, tokens, *full, *window, touched)
+
+
+# The rows of a plan's coefficients: OpCost's fields (flops, weight_bytes, act_read_bytes, act_write_bytes,
+# kv_read_bytes, kv_write_bytes), then their five byte categories summed.
+COST_FIELDS = (*ops.OpCost._fields, "bytes")
+
+
+@dataclass(frozen=True, eq=False)
+class StepPlan:
+    """The operators of a step, each cost field kept as coefficients of the step counts.
+
+    Built once per (model, weights, formats, kernel options) by evaluating ``step_operators`` — the
+    formulas of ``ops.py`` — at the zero counts and at each unit count; checked at a generic point
+    (a formula that is not affine in the counts raises). Every step of that plan is then one product:
+    ``coefficients @ (1, *counts)``, for one step or a whole grid.
+    """
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    groups: tuple[str, ...]
+    instances: tuple[int, ...]  # Op.count: layers for per-layer operators, else 1
+    instance_weights: np.ndarray  # the same as float64, to sum figures x count
+    maths: tuple[str, ...]
+    weight_formats: tuple[NumberFormat | None, ...]  # the format of a matmul's weight matrix; None: reads none
+    activations: NumberFormat
+    coefficients: np.ndarray  # (COST_FIELDS, operators, 1 + counts): the constant first
+    unique_maths: tuple[str, ...]  # the precisions in ``maths``, each once
+    math_index: tuple[int, ...]  # maths[i] == unique_maths[math_index[i]]
+
+    def costs(self, counts: StepCounts) -> np.ndarray:
+        """Every operator's ``COST_FIELDS``: (7, operators) for numbers, (7, operators, n) for arrays of n steps."""
+        return self.coefficients.dot(_count_vector(counts))
+
+    def ops(self, counts: StepCounts) -> list[Op]:
+        """The operators at ``counts``, as ``Op`` records (costs are Python floats, or arrays for a grid)."""
+        costs = self.costs(counts)[:-1]
+        rows = costs.T.tolist() if costs.ndim == 2 else list(costs.swapaxes(0, 1))
+        return [Op(name, kind, group, n, ops.OpCost(*fields), math) for name, kind, group, n, math, fields
+                in zip(self.names, self.kinds, self.groups, self.instances, self.maths, rows, strict=True)]
+
+
+def _count_vector(counts: StepCounts) -> np.ndarray:
+    """(1, *counts) as float64: a vector for numbers, a (1 + counts, n) matrix for arrays of n steps."""
+    try:
+        return np.array((1.0, *counts), dtype=np.float64)
+    except ValueError:  # some counts are arrays
+        return count_matrix(counts, np.broadcast(*counts).shape[0])
+
+
+def count_matrix(counts: StepCounts, n: int) -> np.ndarray:
+    """(1, *counts) for ``n`` steps, as a (1 + counts, n) float64 matrix (numbers are repeated)."""
+    matrix = np.empty((1 + len(counts), n), dtype=np.float64)
+    matrix[0] = 1.0
+    for row, count in zip(matrix[1:], counts, strict=True):
+        row[...] = count
+    return matrix
+
+
+@functools.lru_cache(maxsize=256)
+def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activations: NumberFormat,
+              kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool) -> StepPlan:
+    """The plan of ``model``'s steps under these formats and options (memoized: a pure function of
+    frozen records; what varies from step to step is only the counts)."""
+    scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
+    size = len(StepCounts._fields)
+    # Probe points, one per column: all counts 0, each count 1 alone, then a generic point for the check.
+    generic = np.array([3.0, 7.0, 11.0, 13.0, 17.0, 19.0, 23.0])
+    probes = np.hstack([np.zeros((size, 1)), np.eye(size), generic[:, None]])
+    operators = step_operators(model, StepCounts(*probes), scheme, activations, kv_format, flash_attention,
+                               lm_head_all_tokens)
+    values = np.array([[np.broadcast_to(field, probes.shape[1:]) for field in (*op.cost, op.cost.bytes)]
+                       for op in operators]).transpose(1, 0, 2)  # (COST_FIELDS, operators, probes)
+    constant = values[:, :, :1]
+    coefficients = np.concatenate([constant, values[:, :, 1:-1] - constant], axis=2)
+    predicted = coefficients @ np.concatenate([[1.0], generic])
+    if not np.allclose(predicted, values[:, :, -1], rtol=1e-12, atol=0):
+        bad = next(op.name for op, p, v in zip(operators, predicted.T, values[:, :, -1].T, strict=True)
+                   if not np.allclose(p, v, rtol=1e-12, atol=0))
+        raise ValueError(f"the cost of operator {bad!r} is not affine in the step counts; see ops.py")
+    unique_maths = tuple(dict.fromkeys(op.math for op in operators))
+    return StepPlan(
+        names=tuple(op.name for op in operators),
+        kinds=tuple(op.kind for op in operators),
+        groups=tuple(op.group for op in operators),
+        instances=tuple(op.count for op in operators),
+        instance_weights=_frozen(np.array([op.count for op in operators], dtype=np.float64)),
+        maths=tuple(op.math for op in operators),
+        weight_formats=tuple(scheme.format_for(weight_role(op.name, model.tied_embeddings))
+                             if op.kind == "matmul" and coefficients[1, i].any() else None
+                             for i, op in enumerate(operators)),
+        activations=activations,
+        coefficients=_frozen(coefficients),
+        unique_maths=unique_maths,
+        math_index=tuple(unique_maths.index(op.math) for op in operators),
+    )
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+def weight_role(op_name: str, tied_embeddings: bool) -> str:
+    """The weight tensor an operator reads: its name without ``layer.`` (a tied lm_head reads the embedding)."""
+    if op_name == "lm_head" and tied_embeddings:
+        return "embed"
+    return op_name.removeprefix("layer.")
+
+
 def build_ops(model: ModelSpec, workload: Workload) -> list[Op]:
     """The operators of one forward step, in execution order, layers aggregated."""
     return step_ops(model, workload.batch, workload.q_len, workload.past_len, workload.weight_scheme(model),
@@ -157,12 +295,22 @@ def build_ops(model: ModelSpec, workload: Workload) -> list[Op]:
 def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
              weights: NumberFormat | WeightScheme, activations: NumberFormat, kv_format: NumberFormat,
              flash_attention: bool, causal_skip: bool, lm_head_all_tokens: bool) -> list[Op]:
-    """The operator list for any batch, q_len and past_len (numbers or numpy arrays).
+    """The operator list for any batch, q_len and past_len (numbers or numpy arrays), through the plan.
 
     ``weights``: one format for every matrix, or a ``WeightScheme`` built for this model
     (``Workload.weight_scheme(model)``) that gives each tensor role its own.
     """
-    scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
+    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all_tokens)
+    return plan.ops(step_counts(model, batch, q_len, past_len, causal_skip))
+
+
+def step_operators(model: ModelSpec, counts: StepCounts, scheme: WeightScheme, activations: NumberFormat,
+                   kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool) -> list[Op]:
+    """The operators of a step, in execution order, each priced by its formula in ``ops.py``.
+
+    This is the model's structure: which operators run, with which shapes and formats. ``step_plan``
+    evaluates it once per model and set of formats; ``step_ops`` is the way to price a step.
+    """
     d, inter, layers = model.hidden_size, model.intermediate_size, model.num_layers
     heads, kv_heads, head_dim = model.num_heads, model.num_kv_heads, model.head_dim
     act = activations.bytes_per_element
@@ -171,7 +319,7 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
     other_math = _NARROW_MATH.get(matmul_math, matmul_math)
     vectors = scheme.vector_format()
     param_bytes = vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element
-    tokens = batch * q_len
+    tokens = counts.tokens
 
     def layer(name: str, kind: str, group: str, cost: ops.OpCost, math: str = other_math,
               count: int = layers) -> Op:
@@ -182,14 +330,13 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
                           bias_bytes=param_bytes)
         return layer(name, "matmul", group, cost, matmul_math)
 
-    def attention_core(prefix: str, count: int, window: int | None) -> list[Op]:
-        pairs = attention_pairs(q_len, past_len, causal_skip, window)
-        shape = (batch, q_len, keys_read(q_len, past_len, window), pairs, heads, kv_heads, head_dim, act, kv)
+    def attention_core(prefix: str, count: int, keys: Quantity, scores: Quantity) -> list[Op]:
+        shape = (tokens, keys, scores, heads, kv_heads, head_dim, act, kv)
         if flash_attention:
             return [layer(f"{prefix}.flash", "attention", "attention", ops.flash_attention(*shape), matmul_math, count)]
         return [
             layer(f"{prefix}.qk", "matmul", "attention", ops.attention_scores(*shape), matmul_math, count),
-            layer(f"{prefix}.softmax", "softmax", "attention", ops.softmax(batch, pairs, heads, act), count=count),
+            layer(f"{prefix}.softmax", "softmax", "attention", ops.softmax(scores, heads, act), count=count),
             layer(f"{prefix}.sv", "matmul", "attention", ops.attention_values(*shape), matmul_math, count),
         ]
 
@@ -210,16 +357,17 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
                             ops.rope(tokens, heads, kv_heads, head_dim, act)))
     windowed = model.windowed_layers
     if windowed < layers:
-        result += attention_core("attn", layers - windowed, None)
+        result += attention_core("attn", layers - windowed, counts.keys, counts.scores)
     if windowed:
-        result += attention_core("attn" if windowed == layers else "attn.window", windowed, model.sliding_window)
+        result += attention_core("attn" if windowed == layers else "attn.window", windowed, counts.window_keys,
+                                 counts.window_scores)
     result.append(proj("attn.o_proj", "attention", model.q_size, d, model.out_bias))
     if model.post_norms:
         result.append(layer("attn_post_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
     result.append(layer("attn_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
     result.append(layer("mlp_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
     if model.is_moe:
-        result += _moe_ops(model, tokens, scheme, act, layer, matmul_math)
+        result += _moe_ops(model, tokens, counts.experts_touched, scheme, act, layer, matmul_math)
     else:
         mlp_act = layer("mlp.act", "activation", "ffn",
                         ops.activation(tokens, inter, model.activation, model.gated_mlp, act))
@@ -236,18 +384,17 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
         result.append(layer("mlp_post_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
     result.append(layer("mlp_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
     result.append(Op("final_norm", "norm", "norm", 1, ops.norm(tokens, d, model.norm, act, param_bytes), other_math))
-    lm_tokens = tokens if lm_head_all_tokens else batch
+    lm_tokens = tokens if lm_head_all_tokens else counts.sequences
     lm_format = scheme.format_for("embed" if model.tied_embeddings else "lm_head")
     result.append(Op("lm_head", "matmul", "lm_head", 1,
                      ops.linear(lm_tokens, d, model.vocab_size, lm_format, act, act), matmul_math))
     return result
 
 
-def _moe_ops(model: ModelSpec, tokens: Quantity, scheme: WeightScheme, act: float,
+def _moe_ops(model: ModelSpec, tokens: Quantity, touched: Quantity, scheme: WeightScheme, act: float,
              layer: Callable[..., Op], matmul_math: str) -> list[Op]:
     """A mixture-of-experts MLP: router, softmax/top-k over its logits, the routed experts, the weighted sum."""
     d, inter, experts, k = model.hidden_size, model.intermediate_size, model.num_experts, model.experts_per_token
-    touched = ops.expected_experts_touched(tokens, experts, k)
 
     def expert(name: str, n_in: int, n_out: int) -> Op:
         cost = ops.expert_linear(tokens, k, touched, n_in, n_out, scheme.format_for(name), act, act)
@@ -256,7 +403,7 @@ def _moe_ops(model: ModelSpec, tokens: Quantity, scheme: WeightScheme, act: floa
     router = ops.linear(tokens, d, experts, scheme.format_for("mlp.router"), act, act)
     return [
         layer("mlp.router", "matmul", "ffn", router, matmul_math),
-        layer("mlp.router_softmax", "softmax", "ffn", ops.softmax(tokens, 1, experts, act)),
+        layer("mlp.router_softmax", "softmax", "ffn", ops.softmax(tokens, experts, act)),
         expert("mlp.gate_proj", d, inter),
         expert("mlp.up_proj", d, inter),
         layer("mlp.act", "activation", "ffn", ops.activation(tokens * k, inter, model.activation, True, act)),

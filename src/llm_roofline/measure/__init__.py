@@ -6,6 +6,16 @@ hardware catalogue's format, so that every command accepts it as ``--hardware FI
 torch are imported only while measuring.
 """
 
-from .experiment import Measurement, MeasureOptions, measure
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = ["MeasureOptions", "Measurement", "measure"]
+
+
+def __getattr__(name: str) -> Any:
+    """The exports, imported on first use: registering the ``measure`` command imports none of this."""
+    if name in __all__:
+        return getattr(importlib.import_module(".experiment", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
