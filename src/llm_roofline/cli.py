@@ -260,7 +260,13 @@ def _cmd_roofline(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The commands defined in this module; the others live in COMMAND_MODULES.
+CORE_COMMANDS = ("analyze", "hardware", "models", "matmul", "roofline")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command`` one of ``CORE_COMMANDS``, only the core's commands (the
+    feature modules are not imported: a quicker start for the commonest call)."""
     parser = _Parser(prog="llm-roofline", description="Roofline analysis of LLM inference on real devices.")
     parser.add_argument("--version", action="version", version="llm-roofline 0.1.0")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
@@ -298,13 +304,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_format_option(roofline, ("table", "json"))
     roofline.set_defaults(run=_cmd_roofline)
 
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).add_commands(commands)
+    if command not in CORE_COMMANDS:
+        for module_name in COMMAND_MODULES:
+            importlib.import_module(module_name).add_commands(commands)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command an argument list names: its first argument that is not an option."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(argv))
     try:
         args = parser.parse_args(argv)
         run: Callable[[argparse.Namespace], str] | None = getattr(args, "run", None)

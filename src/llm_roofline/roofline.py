@@ -27,12 +27,13 @@ from .efficiency import StepCost, expected_time_s, params_for, plan_dequantizes
 from .hardware import HardwareSpec
 from .models import ModelSpec
 from .transformer import Op, Workload, kv_cache_bytes, step_counts, step_plan, weight_storage_bytes
+from .units import Quantity
 
 
-def attainable_flops_per_s(intensity_flop_per_byte: float, peak_flops_per_s: float,
-                           memory_bytes_per_s: float) -> float:
-    """P = min(P_peak, I x BW)."""
-    return min(peak_flops_per_s, intensity_flop_per_byte * memory_bytes_per_s)
+def attainable_flops_per_s(intensity_flop_per_byte: Quantity, peak_flops_per_s: Quantity,
+                           memory_bytes_per_s: Quantity) -> Quantity:
+    """P = min(P_peak, I x BW) (numbers, or numpy arrays that broadcast)."""
+    return np.minimum(peak_flops_per_s, intensity_flop_per_byte * memory_bytes_per_s)
 
 
 def bound_of(intensity_flop_per_byte: float, ridge_flop_per_byte: float) -> str:
@@ -129,14 +130,12 @@ class Analysis:
 
 
 class Roofline(NamedTuple):
-    """The roofline of operators (numpy arrays that broadcast: operators, devices, grid points)."""
+    """Operators' times under the roofline (numpy arrays that broadcast: operators, devices, grid points)."""
 
     compute_time_s: np.ndarray  # F / P
     memory_time_s: np.ndarray  # B / W
     time_s: np.ndarray  # max(F / P, B / W)
     compute_bound: np.ndarray  # F / P > B / W
-    arithmetic_intensity: np.ndarray  # F / B
-    attainable_flops_per_s: np.ndarray  # min(P, I x W)
 
 
 def roofline(flops: np.ndarray, moved_bytes: np.ndarray, peak_flops_per_s: np.ndarray,
@@ -144,10 +143,7 @@ def roofline(flops: np.ndarray, moved_bytes: np.ndarray, peak_flops_per_s: np.nd
     """The one place operator times are computed: ``analyze``, ``evaluate_op`` and the sweep call it."""
     compute_time = flops / peak_flops_per_s
     memory_time = moved_bytes / memory_bytes_per_s
-    compute_bound = compute_time > memory_time
-    intensity = flops / moved_bytes
-    return Roofline(compute_time, memory_time, np.maximum(compute_time, memory_time), compute_bound, intensity,
-                    np.minimum(peak_flops_per_s, intensity * memory_bytes_per_s))
+    return Roofline(compute_time, memory_time, np.maximum(compute_time, memory_time), compute_time > memory_time)
 
 
 def evaluate_op(op: Op, hardware: HardwareSpec) -> OpResult:
@@ -162,13 +158,16 @@ def _results(names: Sequence[str], kinds: Sequence[str], groups: Sequence[str], 
              maths: Sequence[str], peak_precisions: Sequence[str], peaks: Sequence[float], costs: np.ndarray,
              bandwidth: float) -> tuple[tuple[OpResult, ...], Roofline]:
     """Per-operator records from costs per instance, (``transformer.COST_FIELDS``, operators)."""
-    line = roofline(costs[0], costs[6], np.array(peaks), bandwidth)
+    peak = np.array(peaks)
+    line = roofline(costs[0], costs[6], peak, bandwidth)
+    intensity = costs[0] / costs[6]
     flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.tolist()
     bounds = ["compute" if bound else "memory" for bound in line.compute_bound.tolist()]
     # Columns in OpResult's field order.
     columns = (names, kinds, groups, counts, flops, moved, weight, act_read, act_write, kv_read, kv_write,
-               line.arithmetic_intensity.tolist(), maths, peak_precisions, peaks,
-               line.attainable_flops_per_s.tolist(), line.compute_time_s.tolist(), line.memory_time_s.tolist(),
+               intensity.tolist(), maths, peak_precisions, peaks,
+               attainable_flops_per_s(intensity, peak, bandwidth).tolist(), line.compute_time_s.tolist(),
+               line.memory_time_s.tolist(),
                line.time_s.tolist(), bounds)
     return tuple(map(_new_result, zip(*columns, strict=True))), line
 

@@ -130,7 +130,8 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
     counts = step_counts(model, batch, q_len, past_len, skip)
     n = batch.shape[0]
     # Only the two cost fields the roofline needs: FLOPs and bytes, (operators, points) each.
-    op_flops, op_bytes = plan.coefficients[[0, COST_FIELDS.index("bytes")]].dot(count_matrix(counts, n))
+    work = plan.coefficients[[0, COST_FIELDS.index("bytes")]]
+    op_flops, op_bytes = (work.reshape(-1, work.shape[2]) @ count_matrix(counts, n)).reshape(2, -1, n)
     bandwidth = np.array([[d.memory_bytes_per_s] for d in devices], dtype=np.float64)  # (devices, 1)
     ceilings = [np.array([[d.peak_for(precision)[1]] for d in devices]) for precision in plan.unique_maths]
     time_total = np.zeros((len(devices), n))

@@ -207,7 +207,11 @@ class StepPlan:
 
     def costs(self, counts: StepCounts) -> np.ndarray:
         """Every operator's ``COST_FIELDS``: (7, operators) for numbers, (7, operators, n) for arrays of n steps."""
-        return self.coefficients.dot(_count_vector(counts))
+        vector = _count_vector(counts)
+        if vector.ndim == 1:
+            return self.coefficients.dot(vector)
+        fields, operators, size = self.coefficients.shape  # a grid: one 2-D product (BLAS), reshaped
+        return self.coefficients.reshape(fields * operators, size).dot(vector).reshape(fields, operators, -1)
 
     def ops(self, counts: StepCounts) -> list[Op]:
         """The operators at ``counts``, as ``Op`` records (costs are Python floats, or arrays for a grid)."""
