@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from llm_roofline.transformer import (
     step_ops,
     step_plan,
 )
+from llm_roofline.units import minimum
 
 
 @pytest.mark.parametrize("name", model_names())
@@ -74,11 +76,16 @@ def test_plan_arrays_equal_plan_numbers() -> None:
     np.testing.assert_allclose(grid[-1], grid[1:-1].sum(axis=0), rtol=1e-15)
 
 
-def test_a_formula_that_is_not_affine_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    def quadratic(tokens: float, width: int, act_bytes: float) -> cost_formulas.OpCost:
-        return cost_formulas.OpCost(flops=tokens * tokens * width, act_read_bytes=tokens * width * act_bytes)
+@pytest.mark.parametrize("work", [
+    lambda tokens: tokens * tokens,  # quadratic
+    lambda tokens: minimum(tokens, 1000),  # affine over the small counts, clamped above them
+])
+def test_a_formula_that_is_not_affine_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                 work: Callable[[float], float]) -> None:
+    def residual_add(tokens: float, width: int, act_bytes: float) -> cost_formulas.OpCost:
+        return cost_formulas.OpCost(flops=work(tokens) * width, act_read_bytes=tokens * width * act_bytes)
 
-    monkeypatch.setattr(cost_formulas, "residual_add", quadratic)
+    monkeypatch.setattr(cost_formulas, "residual_add", residual_add)
     model = dataclasses.replace(load_model("llama-3.2-1b"), name="not-cached")  # a plan not built before
     fp16 = get_format("fp16")
     with pytest.raises(ValueError, match=r"layer\.attn_residual.*not affine"):

@@ -245,19 +245,21 @@ def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activation
     frozen records; what varies from step to step is only the counts)."""
     scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
     size = len(StepCounts._fields)
-    # Probe points, one per column: all counts 0, each count 1 alone, then a generic point for the check.
-    generic = np.array([3.0, 7.0, 11.0, 13.0, 17.0, 19.0, 23.0])
-    probes = np.hstack([np.zeros((size, 1)), np.eye(size), generic[:, None]])
+    # Probe points, one per column: all counts 0, each count 1 alone, then two generic points (small and
+    # large counts, every count nonzero) where the coefficients must reproduce the formulas.
+    checks = np.array([[3.0, 7.0, 11.0, 13.0, 17.0, 19.0, 23.0],
+                       [4.1e3, 2.9e6, 7.3e7, 3.7e10, 5.9e7, 1.3e10, 97.0]]).T
+    probes = np.hstack([np.zeros((size, 1)), np.eye(size), checks])
     operators = step_operators(model, StepCounts(*probes), scheme, activations, kv_format, flash_attention,
                                lm_head_all_tokens)
     values = np.array([[np.broadcast_to(field, probes.shape[1:]) for field in (*op.cost, op.cost.bytes)]
                        for op in operators]).transpose(1, 0, 2)  # (COST_FIELDS, operators, probes)
     constant = values[:, :, :1]
-    coefficients = np.concatenate([constant, values[:, :, 1:-1] - constant], axis=2)
-    predicted = coefficients @ np.concatenate([[1.0], generic])
-    if not np.allclose(predicted, values[:, :, -1], rtol=1e-12, atol=0):
-        bad = next(op.name for op, p, v in zip(operators, predicted.T, values[:, :, -1].T, strict=True)
-                   if not np.allclose(p, v, rtol=1e-12, atol=0))
+    coefficients = np.concatenate([constant, values[:, :, 1:1 + size] - constant], axis=2)
+    predicted = coefficients @ np.vstack([np.ones((1, checks.shape[1])), checks])
+    wrong = ~np.isclose(predicted, values[:, :, 1 + size:], rtol=1e-12, atol=0).all(axis=(0, 2))
+    if wrong.any():
+        bad = operators[int(np.argmax(wrong))].name
         raise ValueError(f"the cost of operator {bad!r} is not affine in the step counts; see ops.py")
     unique_maths = tuple(dict.fromkeys(op.math for op in operators))
     return StepPlan(
