@@ -273,3 +273,30 @@ def test_measured_plot_reads_the_measure_commands_profile(tmp_path: Path) -> Non
     assert profile.points == (("tall-skinny", "fp32", 0.49869792547398895, 4723785014.3),)
     fig = measured_figure(profile)
     assert len(with_gid(fig, "level:")) == 1 and len(with_gid(fig, "memory:measured-vm")) == 1
+
+
+def test_sweep_heatmap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from llm_roofline.plots import sweep_heatmap_figure
+    from llm_roofline.sweep import heatmap_panels, iter_sweep, make_spec
+
+    spec = make_spec(["llama-3.2-1b"], ["jetson-orin-nx"], [1, 2, 4, 8, 16, 32, 64], [16, 256, 4096, 65536],
+                     phases=["prefill", "decode"], weights=["int4"])
+    panels = heatmap_panels(iter_sweep(spec))
+    fig = sweep_heatmap_figure(panels)
+    assert len(with_gid(fig, "heatmap:")) == len(with_gid(fig, "boundary:")) == 2
+    assert len(with_gid(fig, "no-fit:")) == 2  # 64 sequences of 65,536 tokens overflow 16 GB
+    prefill = next(p for p in panels if p.key[2] == "prefill")
+    assert prefill.compute_bound.all()  # 16 prompt tokens already pass the Orin's ridge with int4 weights
+    assert [t.get_text() for t in with_gid(fig, "bound-everywhere:")] == ["compute-bound everywhere"]
+    decode = next(p for p in panels if p.key[2] == "decode")
+    line = with_gid(fig, f"boundary:{decode.label}")[0]
+    ys = [y for y in line.get_ydata() if y == y]  # the boundary's height, where there is one
+    assert ys and min(ys) > 1  # decode turns compute-bound only at a larger batch
+    for suffix in ("png", "svg"):
+        target = tmp_path / f"map.{suffix}"
+        assert main(["sweep", "-m", "llama-3.2-1b", "-H", "jetson-orin-nx,apple-m2-gpu", "-w", "int4",
+                     "-b", "1..64:log", "-l", "16..8192:log", "--heatmap", str(target), "--time", "expected"]) == 0
+        assert capsys.readouterr().out.strip() == f"wrote {target}"
+        assert target.read_bytes().startswith(MAGIC[suffix]) and target.stat().st_size > 10_000
+    svg = (tmp_path / "map.svg").read_text()
+    assert svg.count('id="heatmap:') == 2 and "expected tokens/s" in svg

@@ -14,7 +14,7 @@ from llm_roofline import InputError, analyze, hardware_names, load_hardware, loa
 from llm_roofline.cli import main
 from llm_roofline.formats import get_format
 from llm_roofline.quant import weight_scheme
-from llm_roofline.sweep import evaluate_grid, iter_sweep, make_spec, parse_values
+from llm_roofline.sweep import evaluate_grid, heatmap_panels, iter_sweep, make_spec, parse_values
 
 FORMATS = ["fp32", "fp16", "bf16", "int8", "int4", "fp8"]
 
@@ -59,6 +59,7 @@ def test_sweep_equals_scalar_analyze_operator_by_operator() -> None:
                 assert moved == pytest.approx(result.bytes, rel=1e-9)
                 assert op_time[0, j] == pytest.approx(result.time_s, rel=1e-9)
             assert grid.time_s[0, j] == pytest.approx(scalar.totals.time_s, rel=1e-9)
+            assert grid.expected_time_s[0, j] == pytest.approx(scalar.totals.expected_time_s, rel=1e-9)
             assert grid.flops[j] == pytest.approx(scalar.totals.flops, rel=1e-9)
             assert grid.kv_cache_bytes[j] == pytest.approx(scalar.totals.kv_cache_bytes, rel=1e-9)
             checked += 1
@@ -77,6 +78,8 @@ def test_rows_carry_the_totals_of_analyze() -> None:
                       seq_len=int(row["seq_len"]), weights=row["weights"], activations="fp32")
         assert row["time_s"] == pytest.approx(ref.totals.time_s, rel=1e-9)
         assert row["tokens_per_s"] == pytest.approx(ref.totals.tokens_per_s, rel=1e-9)
+        assert row["expected_time_s"] == pytest.approx(ref.totals.expected_time_s, rel=1e-9)
+        assert row["expected_tokens_per_s"] == pytest.approx(ref.totals.expected_tokens_per_s, rel=1e-9)
         assert row["bound"] == ref.totals.bound
         assert row["memory_bytes"] == pytest.approx(ref.memory.total_bytes, rel=1e-9)
         assert row["fits"] == ref.memory.fits
@@ -150,8 +153,50 @@ def test_queries(capsys: pytest.CaptureFixture[str]) -> None:
                         and b["memory_bytes"] <= a["memory_bytes"] and b != a)
 
 
+def test_heatmap_panels_are_the_sweep_on_a_grid() -> None:
+    spec = make_spec(["llama-3.2-1b"], ["jetson-orin-nx", "nvidia-l4"], [1, 2, 8, 32, 128], [16, 512, 8192],
+                     phases=["decode"], weights=["int4", "fp16"])
+    panels = heatmap_panels(iter_sweep(spec, chunk_size=7))  # chunks that cut across panels and devices
+    assert sorted((p.key[1], p.key[3]) for p in panels) == sorted(
+        (d, w) for d in ("jetson-orin-nx", "nvidia-l4") for w in ("int4", "fp16"))
+    for panel in panels:
+        model, device, phase, weights = panel.key[:4]
+        assert list(panel.batch) == [1, 2, 8, 32, 128] and list(panel.seq_len) == [16, 512, 8192]
+        for i, batch in enumerate(panel.batch):
+            for j, seq in enumerate(panel.seq_len):
+                ref = analyze(model, device, phase=phase, batch=int(batch), seq_len=int(seq), weights=weights)
+                assert panel.tokens_per_s[i, j] == pytest.approx(ref.totals.tokens_per_s, rel=1e-9)
+                assert panel.compute_bound[i, j] == (ref.totals.bound == "compute")
+                assert panel.fits[i, j] == ref.memory.fits
+        for j in range(len(panel.seq_len)):  # the boundary: the first compute-bound batch of each length
+            bound = panel.compute_bound[:, j]
+            expected = panel.batch[bound.argmax()] if bound.any() else None
+            assert (np.isnan(panel.boundary()[j]) if expected is None else panel.boundary()[j] == expected)
+
+
+def test_queries_on_the_expected_time(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["sweep", "-m", "llama-3-8b", "-H", "jetson-orin-nx", "-w", "int4", "-b", "1..64", "-l", "4096",
+            "-q", "max-batch", "--latency-target-ms", "100", "-f", "json"]
+    assert main(args) == 0
+    bound = json.loads(capsys.readouterr().out)
+    assert main([*args, "--time", "expected"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert (bound["time"], expected["time"]) == ("bound", "expected")
+    best = expected["rows"][0]
+    # real engines are slower than the bound: fewer sequences meet the same target
+    assert best["batch"] < bound["rows"][0]["batch"]
+    ref = analyze("llama-3-8b", "jetson-orin-nx", batch=best["batch"], seq_len=4096, weights="int4")
+    assert best["time_s"] == pytest.approx(ref.totals.expected_time_s, rel=1e-9) and best["time_s"] <= 0.1
+    above = analyze("llama-3-8b", "jetson-orin-nx", batch=best["batch"] + 1, seq_len=4096, weights="int4")
+    assert above.totals.expected_time_s > 0.1
+
+
 @pytest.mark.parametrize(("args", "fragment"), [
     (["sweep", "-b", "1..4"], "say what to do"),
+    (["sweep", "--heatmap", "map.txt"], ".png, .svg or .pdf"),
+    (["sweep", "-H", "nvidia-l4,nvidia-t4,nvidia-rtx-4090", "-w", "fp16,int8,int4,q4_0,q8_0",
+      "--heatmap", "map.png"], "at most 12"),
+    (["sweep", "-b", "1..2000", "-l", "1..2000", "--heatmap", "map.png"], "at most 2,000,000"),
     (["sweep", "-b", "x", "-q", "pareto"], "--batch"),
     (["sweep", "-q", "max-batch"], "--latency-target-ms"),
     (["sweep", "-o", "grid.txt"], ".csv, .jsonl or .parquet"),

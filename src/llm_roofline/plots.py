@@ -18,6 +18,7 @@ Artists that tests and readers look for carry a ``gid`` (kept in SVG output as e
 
 from __future__ import annotations
 
+import itertools
 import math
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from .roofline import Analysis
     from .studies.share import ShareStudy
     from .studies.timeline import Timeline
+    from .sweep import HeatmapPanel as SweepPanel
     from .transformer import Workload
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
@@ -434,4 +436,74 @@ def measured_figure(profile: MeasuredProfile) -> Figure:
     _titles(fig, ax, f"Measured roofline: {hardware.display_name}", source)
     renderer = _freeze_layout(fig)
     _label_ridges(ax, hardware, roofs, DEVICE_COLORS[0], [], renderer)
+    return fig
+
+
+def _cell_edges(values: Sequence[float]) -> tuple[list[float], bool]:
+    """Cell edges around sorted grid values, and whether the axis is logarithmic (values spanning 16x
+    or more): edges halfway between neighbours (geometrically on a log axis)."""
+    log = values[0] > 0 and values[-1] / values[0] >= 16
+    pos = [math.log(v) for v in values] if log else list(values)
+    if len(pos) == 1:
+        edges = [pos[0] - (math.log(2) / 2 if log else 0.5), pos[0] + (math.log(2) / 2 if log else 0.5)]
+    else:
+        middles = [(a + b) / 2 for a, b in itertools.pairwise(pos)]
+        edges = [2 * pos[0] - middles[0], *middles, 2 * pos[-1] - middles[-1]]
+    return ([math.exp(e) for e in edges] if log else edges), log
+
+
+def sweep_heatmap_figure(panels: Sequence[SweepPanel], value_label: str = "tokens/s") -> Figure:
+    """Tokens/s over batch x length, one panel per model, device, phase and format of a sweep: the
+    colour is the throughput (log scale), a white line the boundary above which the step is
+    compute-bound, grey the configurations whose weights and KV cache do not fit in memory."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    if not panels:
+        raise InputError("a heatmap needs at least one panel")
+    cols = 2 if len(panels) == 4 else min(len(panels), 3)
+    rows = math.ceil(len(panels) / cols)
+    fig = _new_figure(4.6 * cols + 1.2, 3.9 * rows + 1.0)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    finite = np.concatenate([p.tokens_per_s[np.isfinite(p.tokens_per_s)] for p in panels])
+    norm = LogNorm(vmin=float(finite.min()), vmax=float(finite.max()) * (1 + 1e-9))
+    mesh = None
+    for ax, panel in zip(axes, panels, strict=False):
+        x_edges, x_log = _cell_edges([float(v) for v in panel.seq_len])
+        y_edges, y_log = _cell_edges([float(v) for v in panel.batch])
+        mesh = ax.pcolormesh(x_edges, y_edges, panel.tokens_per_s, norm=norm, cmap="viridis",
+                             gid=f"heatmap:{panel.label}")
+        no_fit = np.ma.masked_where(panel.fits, np.ones(panel.fits.shape))
+        ax.pcolormesh(x_edges, y_edges, no_fit, cmap="Greys", vmin=0, vmax=1.6, alpha=0.85,
+                      gid=f"no-fit:{panel.label}")
+        boundary = panel.boundary()
+        xs: list[float] = []
+        ys: list[float] = []
+        for j, batch in enumerate(boundary):  # the lower edge of the first compute-bound cell, per column
+            y = y_edges[int(np.searchsorted(panel.batch, batch))] if np.isfinite(batch) else math.nan
+            xs += [x_edges[j], x_edges[j + 1]]
+            ys += [y, y]
+        ax.plot(xs, ys, color="white", lw=2.2, gid=f"boundary:{panel.label}")
+        uniform = ("compute" if panel.compute_bound.all() else "memory" if not panel.compute_bound.any() else None)
+        if uniform:  # no boundary inside the grid: say which side of it the whole grid is on
+            ax.text(0.03, 0.04, f"{uniform}-bound everywhere", transform=ax.transAxes, fontsize=9, color="white",
+                    gid=f"bound-everywhere:{panel.label}",
+                    bbox={"boxstyle": "round,pad=0.25", "fc": "#40466e", "ec": "none", "alpha": 0.85})
+        ax.set_xscale("log" if x_log else "linear")
+        ax.set_yscale("log" if y_log else "linear")
+        ax.set_xlim(x_edges[0], x_edges[-1])
+        ax.set_ylim(y_edges[0], y_edges[-1])
+        ax.set_xlabel("sequence length (tokens)", fontsize=9)
+        ax.set_ylabel("batch", fontsize=9)
+        ax.set_title(textwrap.fill(panel.label, 52), fontsize=9)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.colorbar(mesh, ax=axes[:len(panels)].tolist(), label=value_label, shrink=0.9)
+    fig.legend(handles=[Line2D([], [], color="white", lw=2.2), Patch(facecolor="#9a9a9a", edgecolor="none")],
+               labels=["compute-bound at and above this batch", "does not fit in memory"],
+               loc="outside lower center", ncol=2, fontsize=9, frameon=True, facecolor="#40466e",
+               labelcolor="white", edgecolor="none")
+    fig.suptitle(f"Sweep: {value_label} over batch × sequence length", fontsize=13, fontweight="bold")
     return fig

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from .efficiency import op_time_s, params_for, plan_dequantizes
 from .errors import InputError
 from .formats import NumberFormat, WeightScheme, get_format
 from .hardware import HardwareSpec, load_hardware
@@ -44,7 +45,7 @@ DEFAULT_CHUNK = 1 << 16
 COLUMNS = (
     "model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention", "batch", "seq_len",
     "flops", "bytes", "arithmetic_intensity", "time_s", "tokens_per_s", "bound", "compute_bound_time_s",
-    "weight_bytes", "kv_cache_bytes", "memory_bytes", "fits",
+    "weight_bytes", "kv_cache_bytes", "memory_bytes", "fits", "expected_time_s", "expected_tokens_per_s",
 )
 
 
@@ -101,6 +102,7 @@ class GridResult:
     bytes: np.ndarray
     time_s: np.ndarray
     compute_bound_time_s: np.ndarray
+    expected_time_s: np.ndarray  # the efficiency model's forecast (efficiency.py), (devices, points)
     tokens: np.ndarray
     kv_cache_bytes: np.ndarray
     weight_storage_bytes: float
@@ -134,14 +136,18 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
     op_flops, op_bytes = (work.reshape(-1, work.shape[2]) @ count_matrix(counts, n)).reshape(2, -1, n)
     bandwidth = np.array([[d.memory_bytes_per_s] for d in devices], dtype=np.float64)  # (devices, 1)
     ceilings = [np.array([[d.peak_for(precision)[1]] for d in devices]) for precision in plan.unique_maths]
+    efficiency = [column[:, None] for column in np.array([params_for(d).values() for d in devices]).T]
     time_total = np.zeros((len(devices), n))
     compute_time_total = np.zeros((len(devices), n))
+    expected_total = np.broadcast_to(efficiency[4], (len(devices), n)).copy()  # the per-step overhead
     op_times = []
-    for flops, moved, instances, ceiling in zip(op_flops, op_bytes, plan.instances, plan.math_index, strict=True):
+    for flops, moved, instances, ceiling, dequantizes in zip(op_flops, op_bytes, plan.instances, plan.math_index,
+                                                              plan_dequantizes(plan), strict=True):
         line = roofline(flops, moved, ceilings[ceiling], bandwidth)  # (devices, points)
         op_times.append(line.time_s)
         time_total += line.time_s * instances
         compute_time_total += np.where(line.compute_bound, line.time_s, 0.0) * instances
+        expected_total += op_time_s(line.compute_time_s, line.memory_time_s, dequantizes, efficiency) * instances
     instance_weights = plan.instance_weights
     return GridResult(
         plan=plan,
@@ -151,6 +157,7 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
         bytes=instance_weights.dot(op_bytes),
         time_s=time_total,
         compute_bound_time_s=compute_time_total,
+        expected_time_s=expected_total,
         tokens=batch * q_len,
         kv_cache_bytes=np.asarray(kv_cache_bytes(model, batch, past_len + q_len, kv_format), dtype=np.float64),
         weight_storage_bytes=weight_storage_bytes(model, weights, activations),
@@ -229,7 +236,74 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
             "kv_cache_bytes": np.tile(grid.kv_cache_bytes, n_dev),
             "memory_bytes": np.tile(memory, n_dev),
             "fits": (memory[None, :] <= capacity).ravel(),
+            "expected_time_s": grid.expected_time_s.ravel(),
+            "expected_tokens_per_s": np.tile(grid.tokens, n_dev) / grid.expected_time_s.ravel(),
         }
+
+
+PANEL_KEY = ("model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention")
+
+
+class HeatmapPanel(NamedTuple):
+    """One structural choice of a sweep over its batch x length grid (rows: batch, columns: seq_len)."""
+
+    key: tuple[Any, ...]  # the PANEL_KEY values
+    batch: np.ndarray  # sorted, (rows,)
+    seq_len: np.ndarray  # sorted, (columns,)
+    tokens_per_s: np.ndarray  # (rows, columns)
+    compute_bound: np.ndarray  # (rows, columns), the step's bound
+    fits: np.ndarray  # (rows, columns), weights + KV cache within the device's memory
+
+    @property
+    def label(self) -> str:
+        """The key's values that say which panel this is (model, device, phase, formats)."""
+        model, hardware, phase, weights, activations, kv, flash = self.key
+        label = f"{model} on {hardware}, {phase}, weights {weights}, act {activations}"
+        return label + (f", KV {kv}" if kv != activations else "") + (", FlashAttention" if flash else "")
+
+    def boundary(self) -> np.ndarray:
+        """Per length, the smallest batch whose step is compute-bound (NaN where none is)."""
+        first = np.where(self.compute_bound.any(axis=0), self.compute_bound.argmax(axis=0), -1)
+        return np.where(first >= 0, self.batch[first].astype(float), np.nan)
+
+
+def heatmap_panels(chunks: Iterable[dict[str, np.ndarray]], value: str = "tokens_per_s") -> list[HeatmapPanel]:
+    """``iter_sweep``'s chunks as one batch x length grid per structural choice (``value`` is the
+    tokens/s column to show: ``tokens_per_s``, the roofline's, or ``expected_tokens_per_s``)."""
+    columns: dict[tuple[Any, ...], list[dict[str, np.ndarray]]] = {}
+    for chunk in chunks:
+        # Label every row with its panel: a code from the key columns that vary in this chunk (usually
+        # only the device: a chunk is one structural choice on every device).
+        code = np.zeros(len(chunk["batch"]), dtype=np.int64)
+        for name in PANEL_KEY:
+            column = chunk[name]
+            if (column == column[0]).all():
+                continue
+            values, inverse = np.unique(column.astype(str), return_inverse=True)
+            code = code * len(values) + inverse
+        for panel in np.unique(code):
+            rows = code == panel
+            first = int(np.argmax(rows))
+            key = tuple(chunk[name][first] for name in PANEL_KEY)
+            columns.setdefault(key, []).append({name: chunk[name][rows] for name in
+                                                ("batch", "seq_len", value, "bound", "fits")})
+    panels = []
+    for key, parts in columns.items():
+        data = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+        batch, row = np.unique(data["batch"], return_inverse=True)
+        seq_len, column = np.unique(data["seq_len"], return_inverse=True)
+        grids = {name: np.full((len(batch), len(seq_len)), fill) for name, fill in
+                 ((value, np.nan), ("bound", False), ("fits", False))}
+        grids[value][row, column] = data[value]
+        grids["bound"][row, column] = data["bound"] == "compute"
+        grids["fits"][row, column] = data["fits"]
+        panels.append(HeatmapPanel(tuple(_plain(k) for k in key), batch, seq_len, grids[value], grids["bound"],
+                                   grids["fits"]))
+    return panels
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def parse_values(text: str, label: str) -> tuple[int, ...]:

@@ -46,7 +46,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
                             "value meeting --latency-target-ms and fitting in memory; boundary: the smallest "
                             "batch at which the step turns compute-bound")
     sweep.add_argument("--latency-target-ms", type=positive_float, help="step-time target for max-batch/max-seq-len")
-    sweep.add_argument("--heatmap", help="draw tokens/s over batch x length to this image file (PNG, SVG, PDF)")
+    sweep.add_argument("--heatmap", help="draw tokens/s over batch x length, with the compute-bound boundary and "
+                                         "what does not fit, to this image file (PNG, SVG, PDF)")
+    sweep.add_argument("--time", choices=("bound", "expected"), default="bound",
+                       help="the step time queries and the heatmap use: the roofline bound (default) or the "
+                            "efficiency model's expected time (totals.expected_time_s)")
     sweep.add_argument("--chunk", type=positive_int, default=1 << 16, help="configurations per chunk (memory bound)")
     sweep.add_argument("--format", "-f", choices=("table", "json"), default="table", help="format of query results")
     sweep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -114,16 +118,20 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
     for target in (args.output, args.heatmap):
         if target and target != "-" and not os.access(Path(target).resolve().parent, os.W_OK):
             raise InputError(f"sweep: cannot write to {target!r} (its folder does not exist or is read-only)")
+    if args.heatmap:
+        _check_heatmap(spec, args.heatmap)
     progress = _Progress(spec.size, args.progress if args.progress is not None else spec.size > 1_000_000)
     queries = _Queries(args.query, None if args.latency_target_ms is None else args.latency_target_ms / 1e3)
-    heatmap_rows: list[dict[str, Any]] = []
+    heatmap_chunks: list[dict[str, Any]] = []
 
     def chunks() -> Iterator[dict[str, Any]]:
         for chunk in iter_sweep(spec, args.chunk):
-            queries.add(chunk)
+            timed = chunk if args.time == "bound" else {
+                **chunk, "time_s": chunk["expected_time_s"], "tokens_per_s": chunk["expected_tokens_per_s"]}
+            queries.add(timed)
             if args.heatmap:
-                heatmap_rows.append({k: chunk[k] for k in ("hardware", "batch", "seq_len", "tokens_per_s", "bound",
-                                                           "phase", "weights", "model")})
+                heatmap_chunks.append({k: timed[k] for k in (*_KEY, "batch", "seq_len", "tokens_per_s", "bound",
+                                                             "fits")})
             progress.advance(len(chunk["time_s"]))
             yield chunk
 
@@ -137,12 +145,12 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
             pass
     progress.close()
     if args.heatmap:
-        summary.append(_heatmap(heatmap_rows, args.heatmap, spec))
+        summary.append(_heatmap(heatmap_chunks, args.heatmap, args.time))
     if args.query:
         result = queries.result()
         if args.format == "json":
-            return json.dumps({"query": args.query, "rows": result}, indent=2)
-        summary.append(_query_table(args.query, result))
+            return json.dumps({"query": args.query, "time": args.time, "rows": result}, indent=2)
+        summary.append(_query_table(args.query, result, args.time))
     return "\n".join(summary)
 
 
@@ -281,7 +289,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _query_table(query: str, rows: list[dict[str, Any]]) -> str:
+def _query_table(query: str, rows: list[dict[str, Any]], time: str = "bound") -> str:
     from .render import table
     from .units import binary_bytes, seconds
 
@@ -289,14 +297,35 @@ def _query_table(query: str, rows: list[dict[str, Any]]) -> str:
         return f"{query}: no configuration qualifies"
     keys = [k for k in rows[0] if k not in ("time_s", "tokens_per_s", "memory_bytes")]
     varying = [k for k in keys if len({r[k] for r in rows}) > 1 or k in ("hardware", "weights", "batch", "seq_len")]
-    headers = [*varying, "time", "tokens/s", "memory"]
+    headers = [*varying, *(("time", "tokens/s") if time == "bound" else ("expected time", "expected tokens/s")),
+               "memory"]
     body = [[*(r[k] for k in varying), seconds(r["time_s"]), f"{r['tokens_per_s']:.4g}",
              binary_bytes(r["memory_bytes"])] for r in rows]
     return table(headers, body, align="l" * len(varying) + "rrr")
 
 
-def _heatmap(rows: list[dict[str, Any]], target: str, spec: Any) -> str:
-    from .plots import sweep_heatmap
+# A heatmap is a picture: past these sizes it shows nothing more, and its rows are kept in memory.
+HEATMAP_MAX_PANELS = 12
+HEATMAP_MAX_CELLS = 2_000_000
 
-    sweep_heatmap(rows, target)
+
+def _check_heatmap(spec: Any, target: str) -> None:
+    """Refuse, before sweeping, a heatmap that could not be drawn or written."""
+    if Path(target).suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise InputError(f"sweep: --heatmap must end in .png, .svg or .pdf, got {target!r}")
+    panels = spec.size // (len(spec.batch) * len(spec.seq_len))
+    if panels > HEATMAP_MAX_PANELS:
+        raise InputError(f"sweep: --heatmap draws one panel per model, device, phase and format; this grid has "
+                         f"{panels}, at most {HEATMAP_MAX_PANELS} (narrow the lists, or --output the grid)")
+    if spec.size > HEATMAP_MAX_CELLS:
+        raise InputError(f"sweep: --heatmap draws at most {HEATMAP_MAX_CELLS:,} configurations, this grid has "
+                         f"{spec.size:,} (use coarser ranges, e.g. 1..4096:log)")
+
+
+def _heatmap(chunks: list[dict[str, Any]], target: str, time: str) -> str:
+    from .plots import save_figure, sweep_heatmap_figure
+    from .sweep import heatmap_panels
+
+    label = "tokens/s (roofline bound)" if time == "bound" else "expected tokens/s (efficiency model)"
+    save_figure(sweep_heatmap_figure(heatmap_panels(chunks), label), target)
     return f"wrote {target}"
