@@ -465,7 +465,7 @@ def sweep_heatmap_figure(panels: Sequence[SweepPanel], value_label: str = "token
         raise InputError("a heatmap needs at least one panel")
     cols = 2 if len(panels) == 4 else min(len(panels), 3)
     rows = math.ceil(len(panels) / cols)
-    fig = _new_figure(4.6 * cols + 1.2, 3.9 * rows + 1.0)
+    fig = _new_figure(max(4.6 * cols + 1.2, 8.0), 3.9 * rows + 1.0)  # wide enough for the title
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     finite = np.concatenate([p.tokens_per_s[np.isfinite(p.tokens_per_s)] for p in panels])
     norm = LogNorm(vmin=float(finite.min()), vmax=float(finite.max()) * (1 + 1e-9))
