@@ -60,6 +60,8 @@ class ModelSpec:
     stored_weights: WeightScheme | None = None  # the formats of a quantized file's tensors
     post_norms: bool = False  # Gemma-2/3: each sublayer's output is normalized again before the residual add
     qk_norm: bool = False  # Gemma-3: every head's query and key are normalized (a head_dim-wide norm) before RoPE
+    attn_logit_softcapping: float | None = None  # Gemma-2: scores become cap x tanh(scores / cap)
+    final_logit_softcapping: float | None = None  # Gemma-2: the logits, likewise
 
     def __post_init__(self) -> None:
         where = f"model '{self.name}'"
@@ -86,6 +88,10 @@ class ModelSpec:
                              f"num_experts ({self.num_experts})")
         if self.num_experts > 1 and (self.mlp_bias or not self.gated_mlp):
             raise InputError(f"{where}: mixture-of-experts layers are modelled as gated MLPs without biases")
+        for label in ("attn_logit_softcapping", "final_logit_softcapping"):
+            cap = getattr(self, label)
+            if cap is not None and (not isinstance(cap, (int, float)) or isinstance(cap, bool) or not cap > 0):
+                raise InputError(f"{where}: {label} must be a number > 0 or null, got {cap!r}")
         if self.sliding_window_layers is not None and not 0 <= self.sliding_window_layers <= self.num_layers:
             raise InputError(f"{where}: sliding_window_layers must be between 0 and num_layers, "
                              f"got {self.sliding_window_layers!r}")
@@ -217,6 +223,8 @@ class ModelSpec:
             "active_params": self.active_params,
             "post_norms": self.post_norms,
             "qk_norm": self.qk_norm,
+            "attn_logit_softcapping": self.attn_logit_softcapping,
+            "final_logit_softcapping": self.final_logit_softcapping,
             "stored_weights": None if self.stored_weights is None else self.stored_weights.name,
             "source": self.source,
         }
@@ -370,16 +378,28 @@ def _windowed_layers(cfg: _Config, layers: int, pattern: int) -> dict[str, int |
             "sliding_window_layers": None if windowed in (0, layers) else windowed}
 
 
+def _softcapping(cfg: _Config) -> dict[str, float | None]:
+    """Gemma-2/3's soft-capping of attention scores and of the final logits (null: none)."""
+    caps: dict[str, float | None] = {}
+    for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+        value = cfg.data.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0):
+            raise InputError(f"{cfg.where}: '{key}' must be a number > 0 or null, got {value!r}")
+        caps[key] = None if value is None else float(value)
+    return caps
+
+
 def _gemma2(cfg: _Config, name: str) -> ModelSpec:
-    # transformers' Gemma2: a norm after attention and after the MLP too; odd layers (1-based) windowed.
-    spec = replace(_gemma(cfg, name), family="gemma2", post_norms=True)
+    # transformers' Gemma2: a norm after attention and after the MLP too; odd layers (1-based) windowed;
+    # scores and logits soft-capped.
+    spec = replace(_gemma(cfg, name), family="gemma2", post_norms=True, **_softcapping(cfg))
     return replace(spec, **_windowed_layers(cfg, spec.num_layers, pattern=2))
 
 
 def _gemma3_text(cfg: _Config, name: str) -> ModelSpec:
     # transformers' Gemma3 (text): Gemma-2's norms plus per-head q/k norms; 5 of every 6 layers windowed.
     pattern = cfg.int("sliding_window_pattern", default=6)
-    spec = replace(_gemma(cfg, name), family="gemma3_text", post_norms=True, qk_norm=True)
+    spec = replace(_gemma(cfg, name), family="gemma3_text", post_norms=True, qk_norm=True, **_softcapping(cfg))
     return replace(spec, **_windowed_layers(cfg, spec.num_layers, pattern=pattern))
 
 

@@ -12,7 +12,7 @@ Counting conventions, stated once:
    inverse RMS, scale by the weight); LayerNorm 7 (mean, subtract, square, accumulate, normalize,
    weight, bias); softmax 5 (max, subtract, exp, sum, divide); RoPE 3 (x cos + rotate(x) sin);
    SiLU 4 (negate, exp, add 1, divide); tanh-GELU 9; erf-GELU 5; ReLU 1; the gated multiply of
-   SwiGLU/GeGLU 1 more.
+   SwiGLU/GeGLU 1 more; soft-capping 3 (cap x tanh(x / cap): divide, tanh, multiply).
 4. **Attention pairs.** ``pairs`` is the number of (query, key) scores per sequence and head. The
    full count is q_len x kv_len; with causal skipping (as efficient kernels do) a query only meets
    the keys at or before it: q_len x past + q_len (q_len + 1) / 2.
@@ -89,6 +89,7 @@ ACTIVATION_FLOPS_PER_ELEMENT = {"silu": 4, "gelu_tanh": 9, "gelu": 5, "relu": 1}
 NORM_FLOPS_PER_ELEMENT = {"rmsnorm": 4, "layernorm": 7}
 NORM_PARAMS_PER_CHANNEL = {"rmsnorm": 1, "layernorm": 2}
 SOFTMAX_FLOPS_PER_ELEMENT = 5
+SOFTCAP_FLOPS_PER_ELEMENT = 3
 ROPE_FLOPS_PER_ELEMENT = 3
 
 
@@ -156,20 +157,32 @@ def attention_values(rows: Quantity, keys: Quantity, scores: Quantity, heads: in
 
 @register("flash_attention", kind="attention")
 def flash_attention(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
-                    act_bytes: float, kv_bytes: float) -> OpCost:
+                    act_bytes: float, kv_bytes: float, softcapped: bool = False) -> OpCost:
     """Fused attention (FlashAttention): scores and probabilities never leave the chip.
 
-    FLOPs are those of Q K^T, softmax and P V composed. Bytes: Q read once, K and V read once per
-    KV head (the query blocks of a head, and the query heads of a GQA group, share them through
-    on-chip memory and the last-level cache), O written once.
+    FLOPs are those of Q K^T, softmax and P V composed (and the scores' soft-capping, ``softcapped``).
+    Bytes: Q read once, K and V read once per KV head (the query blocks of a head, and the query
+    heads of a GQA group, share them through on-chip memory and the last-level cache), O written once.
     """
     shape = (rows, keys, scores, heads, kv_heads, head_dim, act_bytes, kv_bytes)
     qk, pv = attention_scores(*shape), attention_values(*shape)
+    capping = softcapped * softcap(heads * scores, act_bytes).flops
     return OpCost(
-        flops=qk.flops + softmax(scores, heads, act_bytes).flops + pv.flops,
+        flops=qk.flops + softmax(scores, heads, act_bytes).flops + capping + pv.flops,
         act_read_bytes=qk.act_read_bytes,
         kv_read_bytes=qk.kv_read_bytes + pv.kv_read_bytes,
         act_write_bytes=pv.act_write_bytes,
+    )
+
+
+@register("softcap", kind="elementwise")
+def softcap(elements: Quantity, act_bytes: float) -> OpCost:
+    """y = cap x tanh(x / cap) over ``elements`` values (Gemma-2's scores and logits): read and written."""
+    # x (elements,) -> y (elements,)
+    return OpCost(
+        flops=SOFTCAP_FLOPS_PER_ELEMENT * elements,
+        act_read_bytes=elements * act_bytes,
+        act_write_bytes=elements * act_bytes,
     )
 
 

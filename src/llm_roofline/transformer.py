@@ -338,10 +338,15 @@ def step_operators(model: ModelSpec, counts: StepCounts, scheme: WeightScheme, a
 
     def attention_core(prefix: str, count: int, keys: Quantity, scores: Quantity) -> list[Op]:
         shape = (tokens, keys, scores, heads, kv_heads, head_dim, act, kv)
+        capped = model.attn_logit_softcapping is not None
         if flash_attention:
-            return [layer(f"{prefix}.flash", "attention", "attention", ops.flash_attention(*shape), matmul_math, count)]
+            return [layer(f"{prefix}.flash", "attention", "attention", ops.flash_attention(*shape, softcapped=capped),
+                          matmul_math, count)]
+        capping = [layer(f"{prefix}.softcap", "elementwise", "attention", ops.softcap(heads * scores, act),
+                         count=count)] if capped else []
         return [
             layer(f"{prefix}.qk", "matmul", "attention", ops.attention_scores(*shape), matmul_math, count),
+            *capping,
             layer(f"{prefix}.softmax", "softmax", "attention", ops.softmax(scores, heads, act), count=count),
             layer(f"{prefix}.sv", "matmul", "attention", ops.attention_values(*shape), matmul_math, count),
         ]
@@ -394,6 +399,9 @@ def step_operators(model: ModelSpec, counts: StepCounts, scheme: WeightScheme, a
     lm_format = scheme.format_for("embed" if model.tied_embeddings else "lm_head")
     result.append(Op("lm_head", "matmul", "lm_head", 1,
                      ops.linear(lm_tokens, d, model.vocab_size, lm_format, act, act), matmul_math))
+    if model.final_logit_softcapping is not None:
+        result.append(Op("final_softcap", "elementwise", "lm_head", 1, ops.softcap(lm_tokens * model.vocab_size, act),
+                         other_math))
     return result
 
 

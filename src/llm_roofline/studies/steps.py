@@ -16,9 +16,10 @@ from ..roofline import evaluate_op
 from ..transformer import Op, Workload, step_ops
 from ..units import Quantity
 
-# The kernels of attention proper (not its projections): unfused Q·Kᵀ, softmax, P·V, or the fused one —
-# ``layer.attn.qk``, and ``layer.attn.window.qk`` for the sliding-window layers of a mixed model.
-ATTENTION_CORE_KERNELS = ("qk", "softmax", "sv", "flash")
+# The kernels of attention proper (not its projections): unfused Q·Kᵀ, the scores' soft-capping (Gemma-2),
+# softmax, P·V, or the fused one — ``layer.attn.qk``, and ``layer.attn.window.qk`` for the sliding-window
+# layers of a mixed model.
+ATTENTION_CORE_KERNELS = ("qk", "softcap", "softmax", "sv", "flash")
 
 
 def is_attention_core(op_name: str) -> bool:
