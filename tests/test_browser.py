@@ -160,6 +160,31 @@ def test_uploaded_config_is_analyzed(page: Page, server_url: str) -> None:
     assert page.errors == []
 
 
+def test_uploaded_gguf_is_analyzed_with_its_own_formats(page: Page, server_url: str, tmp_path: Path) -> None:
+    pytest.importorskip("gguf")
+    from gguf_factory import T, llama_keys, llama_like_tensors, write_gguf
+
+    path = tmp_path / "tiny-q4.gguf"
+    write_gguf(path, "llama", llama_keys(256, 3, 4, 2, 512), llama_like_tensors(256, 3, 4, 2, 64, 512, 320),
+               lambda name, shape: T.Q6_K if name == "output.weight" else T.Q4_K)
+    page.page.goto(server_url)
+    page.wait_for_update(0)
+    seen = page.updates()
+    page.page.set_input_files("#upload", files=[{"name": "tiny-q4.gguf", "mimeType": "application/octet-stream",
+                                                 "buffer": path.read_bytes()}])
+    page.wait_for_update(seen)
+    assert page.page.locator("#model option:checked").inner_text().startswith("uploaded: tiny-q4.gguf")
+    assert page.page.locator("#weights").input_value() == ""  # "as stored": the file's formats
+    assert page.page.locator("#error").inner_text() == ""
+    assert set(page.cells(".ops-table", 3)) == {"1", "3"}  # three layers
+    # The workload line names the file's formats, as the CLI does for the same file.
+    from llm_roofline import load_model
+
+    expected = analyze(load_model(str(path)), "jetson-orin-nx")
+    sync_api.expect(page.page.locator("#headline")).to_contain_text(expected.workload.weights_label)
+    assert page.errors == []
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"{this is not json", "not valid JSON"),
     (json.dumps({"model_type": "bert", "hidden_size": 8}).encode(), "unsupported model_type 'bert'"),

@@ -216,3 +216,68 @@ def test_short_bounded_load_has_no_errors() -> None:
     with live_server() as url:
         result = web_load.load(int(url.rsplit(":", 1)[1]), total_requests=300, connections=4, time_limit_s=60)
     assert result.requests == 300 and result.errors == 0
+
+
+@pytest.fixture(scope="module")
+def q4_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small llama GGUF with Q4_K/Q6_K tensors and a 20,000-token vocabulary (a header of some size),
+    its tensor data a sparse hole (the file is as long as a real one; the upload sends only its start)."""
+    pytest.importorskip("gguf")
+    from gguf_factory import T, llama_keys, llama_like_tensors, write_gguf
+
+    path = tmp_path_factory.mktemp("gguf") / "tiny-q4.gguf"
+    tensors = llama_like_tensors(256, 4, 4, 2, 64, 512, 320)
+    write_gguf(path, "llama", llama_keys(256, 4, 4, 2, 512), tensors,
+               lambda name, shape: T.Q6_K if name == "output.weight" else T.Q4_K, with_data=False,
+               vocab_tokens=20_000)
+    return path
+
+
+def upload_gguf(client: TestClient, data: bytes, size: int, name: str = "tiny-q4.gguf") -> Any:
+    return client.post(f"/api/models/gguf?name={name}&size={size}", content=data,
+                       headers={"Content-Type": "application/octet-stream"})
+
+
+def test_gguf_header_upload_is_analyzed_with_the_files_formats(client: TestClient, q4_gguf: Path) -> None:
+    from llm_roofline import load_model
+
+    size = q4_gguf.stat().st_size
+    with open(q4_gguf, "rb") as f:
+        start = f.read(1 << 20)  # the header is ~250 kB of this; the rest is (zero) tensor data
+    response = upload_gguf(client, start, size)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["model"]["family"] == "llama" and data["file"]["file_bytes"] == size
+    assert data["file"]["bytes_by_type"].keys() == {"Q4_K", "Q6_K", "F32"}
+    body = {"gguf": data["gguf"], "weights": None, "hardware": ["jetson-orin-nx"], "seq_len": 512}
+    result = post(client, body).json()["results"][0]
+    local = analyze(load_model(str(q4_gguf)), "jetson-orin-nx", seq_len=512)
+    assert result["totals"]["time_s"] == local.totals.time_s
+    assert result["memory"]["weight_bytes"] == local.memory.weight_bytes
+    assert result["workload"]["weights"] == local.workload.weights_label
+    # another format may still be chosen for the same structure
+    fp16 = post(client, body | {"weights": "fp16"}).json()["results"][0]
+    assert fp16["memory"]["weight_bytes"] > 3 * result["memory"]["weight_bytes"]
+
+
+def test_gguf_upload_errors(client: TestClient, q4_gguf: Path) -> None:
+    size = q4_gguf.stat().st_size
+    start = q4_gguf.read_bytes()[:1 << 20]
+    cut = upload_gguf(client, start[:50_000], size)  # the vocabulary goes on past what was sent
+    assert cut.status_code == 400 and "send more of its start" in cut.json()["detail"]
+    small = upload_gguf(client, start, 1000)
+    assert small.status_code == 400 and "smaller than the" in small.json()["detail"]
+    short = upload_gguf(client, start, size - 100_000)  # the tensors end past the declared size
+    assert short.status_code == 400 and "truncated GGUF file" in short.json()["detail"]
+    not_gguf = upload_gguf(client, b"{" + b" " * 100 + b"}", 1000)
+    assert not_gguf.status_code == 400 and "not a GGUF file" in not_gguf.json()["detail"]
+    assert client.post("/api/models/gguf", content=start).status_code == 422  # no size
+    unknown = post(client, {"gguf": "0" * 24})
+    assert unknown.status_code == 400 and "upload the file again" in unknown.json()["detail"]
+    assert post(client, {"gguf": "../etc/passwd"}).status_code == 422
+
+    def chunks() -> Iterator[bytes]:  # over the header cap: refused as it arrives
+        for _ in range(65):
+            yield b"\0" * (1 << 20)
+
+    assert upload_gguf(client, chunks(), 1 << 30).status_code == 413  # type: ignore[arg-type]

@@ -95,7 +95,7 @@ def workload_label(workload: Workload, phases: Sequence[str] | None = None) -> s
     length = {"prefill": f"{workload.seq_len}-token prompt", "decode": f"{workload.seq_len} tokens cached"}
     parts = [" + ".join(f"{p} ({length[p]})" for p in phases) if len(phases) > 1 else
              f"{phases[0]}, {length[phases[0]]}", f"batch {workload.batch}",
-             f"weights {workload.weight_format.name}", f"activations {workload.activation_format.name}",
+             f"weights {workload.weights_label}", f"activations {workload.activation_format.name}",
              f"KV {workload.kv_format.name}"]
     if workload.flash_attention:
         parts.append("FlashAttention")

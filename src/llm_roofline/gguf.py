@@ -118,18 +118,26 @@ def _one_line(message: str, limit: int = 400) -> str:
 
 
 class _Cursor:
-    """Sequential reads from the mapped header; running past the end means the file is truncated."""
+    """Sequential reads from the mapped header; running past the end means the file is truncated.
 
-    def __init__(self, buffer: Any, size: int, where: str, endian: str) -> None:
+    ``available``: the bytes at hand when only the start of a ``size``-byte file was sent (an upload).
+    """
+
+    def __init__(self, buffer: Any, size: int, where: str, endian: str, available: int | None = None) -> None:
         self.buffer, self.size, self.where, self.endian, self.offset = buffer, size, where, endian, 0
+        self.available = size if available is None else min(available, size)
 
     def fail(self, message: str) -> InputError:
         return InputError(f"{self.where}: {message}")
 
     def need(self, count: int, what: str) -> None:
-        if count < 0 or self.offset + count > self.size:
-            raise self.fail(f"truncated or corrupt GGUF file: {what} at byte {self.offset} runs past the end "
-                            f"({self.size} bytes)")
+        if count >= 0 and self.offset + count <= self.available:
+            return
+        if count >= 0 and self.offset + count <= self.size:
+            raise self.fail(f"the header goes on past the first {self.available} bytes of the file ({what} at byte "
+                            f"{self.offset}); send more of its start")
+        raise self.fail(f"truncated or corrupt GGUF file: {what} at byte {self.offset} runs past the end "
+                        f"({self.size} bytes)")
 
     def scalar(self, code: str, what: str) -> Any:
         width = struct.calcsize(code)
@@ -223,7 +231,7 @@ def _read_header(path: str | Path) -> GGUFHeader:
 
 
 def _parse(buffer: Any, size: int, where: str, quant_sizes: dict[Any, tuple[int, int]], default_alignment: int,
-           magic: int, quant_type: Any) -> GGUFHeader:
+           magic: int, quant_type: Any, available: int | None = None) -> GGUFHeader:
     if struct.unpack_from("<I", buffer, 0)[0] != magic:
         raise InputError(f"{where}: not a GGUF file (no 'GGUF' magic at the start)")
     version = struct.unpack_from("<I", buffer, 4)[0]
@@ -232,7 +240,7 @@ def _parse(buffer: Any, size: int, where: str, quant_sizes: dict[Any, tuple[int,
         endian, version = ">", struct.unpack_from(">I", buffer, 4)[0]
     if version not in (2, 3):
         raise InputError(f"{where}: unsupported GGUF version {version} (llm-roofline reads versions 2 and 3)")
-    cursor = _Cursor(buffer, size, where, endian)
+    cursor = _Cursor(buffer, size, where, endian, available)
     cursor.offset = 8
     tensor_count = cursor.scalar("Q", "tensor count")
     kv_count = cursor.scalar("Q", "key/value count")
@@ -462,8 +470,29 @@ def read_gguf_model(path: str | Path) -> GGUFModel:
         raise InputError(_one_line(str(err))) from None
 
 
+def read_gguf_model_start(data: bytes, size: int, name: str) -> GGUFModel:
+    """A GGUF file from the first bytes of it (``data``: its header, at least) and its whole ``size`` in
+    bytes: what an upload sends instead of gigabytes of tensor data. Tensor extents are checked against
+    ``size``; a header longer than ``data`` is an error that says to send more."""
+    from gguf import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGMLQuantizationType
+
+    try:
+        if not isinstance(size, int) or size < len(data):
+            raise InputError(f"{name}: the file size ({size}) is smaller than the {len(data)} bytes sent")
+        if len(data) < _HEADER_BYTES:
+            raise InputError(f"{name}: not a GGUF file ({len(data)} bytes, shorter than a GGUF header)")
+        header = _parse(data, size, name, GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGMLQuantizationType,
+                        available=len(data))
+        return _model_of(header)
+    except InputError as err:
+        raise InputError(_one_line(str(err))) from None
+
+
 def _read_gguf_model(path: str | Path) -> GGUFModel:
-    header = _read_header(path)
+    return _model_of(_read_header(path))
+
+
+def _model_of(header: GGUFHeader) -> GGUFModel:
     spec = _model_from_header(header)
     file_type = _file_type(header)
     scheme, unmodelled, unmodelled_bytes = _scheme(spec, header, file_type)

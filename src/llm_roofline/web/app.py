@@ -5,16 +5,21 @@
 - ``POST /api/analyze``: one step of a model on up to ``MAX_DEVICES`` devices.
 - ``POST /api/sweep``: totals over at most ``MAX_SWEEP_POINTS`` batch sizes or lengths.
 - ``POST /api/models/parse``: a config.json sent as the raw request body, parsed in memory.
+- ``POST /api/models/gguf``: the start of a GGUF file (its header) and the file's size; the model read
+  from it is kept in memory (the last ``MAX_GGUF_MODELS``) under a key that /api/analyze accepts.
 - ``GET /api/openapi.json``: the OpenAPI description.
 
 Every parameter is validated: malformed requests get 422 (pydantic's field errors), input the
-analyzer refuses gets 400 with its one-line message, bodies over ``MAX_BODY_BYTES`` get 413. Names
-are looked up in the catalogues only: a request can never make the server open a path.
+analyzer refuses gets 400 with its one-line message, bodies over ``MAX_BODY_BYTES`` (a GGUF header:
+``MAX_GGUF_HEADER_BYTES``) get 413. Names are looked up in the catalogues only: a request can never
+make the server open a path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import OrderedDict
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -29,12 +34,17 @@ from .. import __version__
 from ..charts import INFERENCE_PRECISIONS, analysis_payload
 from ..errors import InputError
 from ..formats import PRECISIONS, format_names
+from ..gguf import read_gguf_model_start
 from ..hardware import HardwareSpec, hardware_names, load_hardware
 from ..models import ModelSpec, load_model, model_from_hf_config, model_names
 from ..roofline import analyze
 from ..transformer import Workload
 
-MAX_BODY_BYTES = 1 << 20  # 1 MiB: a config.json is a few kB; the cap holds for every request
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a config.json is a few kB; the cap holds for every request but one
+MAX_GGUF_HEADER_BYTES = 64 << 20  # the start of a GGUF file: its header (vocabularies and merges: ~1-15 MB)
+MAX_GGUF_FILE_BYTES = 1 << 50  # the size a GGUF upload may declare
+MAX_GGUF_MODELS = 16  # uploaded GGUF models kept in memory, the most recently used
+GGUF_PATH = "/api/models/gguf"
 MAX_DEVICES = 8
 MAX_BATCH = 1 << 20
 MAX_SEQ_LEN = 1 << 24
@@ -54,12 +64,14 @@ class AnalyzeRequest(BaseModel):
 
     model: str = Field("llama-2-7b", max_length=100, description="a built-in model name (see /api/catalogue)")
     config: dict[str, Any] | None = Field(None, description="a parsed config.json; replaces `model` when given")
+    gguf: str | None = Field(None, pattern="^[0-9a-f]{24}$",
+                             description=f"the key {GGUF_PATH} returned; replaces `model` when given")
     hardware: list[Annotated[str, Field(max_length=100)]] = Field(
         ["jetson-orin-nx"], min_length=1, max_length=MAX_DEVICES, description="catalogue device names")
     phase: Literal["prefill", "decode"] = "decode"
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="sequences in the batch")
     seq_len: int = Field(1024, ge=1, le=MAX_SEQ_LEN, description="prefill: prompt tokens; decode: tokens cached")
-    weights: PrecisionName = "fp16"
+    weights: PrecisionName | None = Field("fp16", description="null: the model's own formats (a GGUF file's)")
     activations: PrecisionName = "fp16"
     kv_cache: PrecisionName | None = Field(None, description="default: the activations' format")
     flash_attention: bool = False
@@ -84,23 +96,26 @@ class SweepRequest(AnalyzeRequest):
 
 
 class BodySizeLimit:
-    """Refuse (413) any request whose body is larger than ``limit`` bytes, before the app reads it.
+    """Refuse (413) any request whose body is larger than ``limit`` bytes (``limits`` by path), before the
+    app reads it.
 
     The body is counted as it arrives, so a missing or false Content-Length cannot get past the cap;
     an accepted body is handed to the app from memory.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, limits: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        self.limits = limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limits.get(scope["path"], self.default_limit)
         declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if not declared.isdigit() or int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -110,8 +125,8 @@ class BodySizeLimit:
                 return
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
+            if size > limit:
+                await self._refuse(scope, receive, send, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -126,8 +141,9 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse({"detail": f"request body too large: the limit is {self.limit} bytes"}, 413)
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = JSONResponse({"detail": f"request body too large: the limit is {limit} bytes"}, 413)
         await response(scope, receive, send)
 
 
@@ -153,7 +169,33 @@ def parse_config(data: Any, name: str = "uploaded") -> ModelSpec:
         raise InputError(f"{name}: not a usable model config ({err.__class__.__name__}: {err})") from None
 
 
-def _request_model(request: AnalyzeRequest) -> ModelSpec:
+class GGUFModels:
+    """Models read from uploaded GGUF headers, by key (a hash of what was sent), the most recent kept."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.models: OrderedDict[str, ModelSpec] = OrderedDict()
+
+    def add(self, data: bytes, size: int, name: str) -> tuple[str, Any]:
+        read = read_gguf_model_start(data, size, name)
+        key = hashlib.sha256(b"%d:%s:" % (size, name.encode()) + data).hexdigest()[:24]
+        self.models[key] = read.model
+        self.models.move_to_end(key)
+        while len(self.models) > self.capacity:
+            self.models.popitem(last=False)
+        return key, read
+
+    def get(self, key: str) -> ModelSpec:
+        if key not in self.models:
+            raise InputError(f"no uploaded GGUF model '{key}' (the server keeps the last {self.capacity} and forgets "
+                             f"them when it restarts): upload the file again")
+        self.models.move_to_end(key)
+        return self.models[key]
+
+
+def _request_model(request: AnalyzeRequest, uploads: GGUFModels) -> ModelSpec:
+    if request.gguf is not None:
+        return uploads.get(request.gguf)
     return _catalogue_model(request.model) if request.config is None else parse_config(request.config)
 
 
@@ -178,6 +220,7 @@ def create_app() -> FastAPI:
     """The application: the page, its assets and the JSON API."""
     app = FastAPI(title="llm-roofline", version=__version__, openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description="Roofline analysis of LLM inference: the same `analyze()` as the CLI.")
+    uploads = GGUFModels(MAX_GGUF_MODELS)
 
     @app.exception_handler(InputError)
     async def input_error(_request: Request, err: InputError) -> JSONResponse:
@@ -217,8 +260,9 @@ def create_app() -> FastAPI:
                           "peak_flops_per_s": d.peak_flops_per_s} for d in devices],
             "formats": format_names(),
             "precisions": list(PRECISIONS),
-            "limits": {"max_body_bytes": MAX_BODY_BYTES, "max_devices": MAX_DEVICES, "max_batch": MAX_BATCH,
-                       "max_seq_len": MAX_SEQ_LEN, "max_sweep_points": MAX_SWEEP_POINTS},
+            "limits": {"max_body_bytes": MAX_BODY_BYTES, "max_gguf_header_bytes": MAX_GGUF_HEADER_BYTES,
+                       "max_devices": MAX_DEVICES, "max_batch": MAX_BATCH, "max_seq_len": MAX_SEQ_LEN,
+                       "max_sweep_points": MAX_SWEEP_POINTS},
         })
 
     @app.post("/api/analyze", summary="per-operator roofline of one step on each device",
@@ -226,7 +270,7 @@ def create_app() -> FastAPI:
                                               "`ceilings`, `time_by_group_s` and per-operator `time_share`)"},
                          400: {"description": "input the analyzer refuses, with its message"}})
     async def analyze_endpoint(request: AnalyzeRequest) -> Response:
-        model = _request_model(request)
+        model = _request_model(request, uploads)
         workload = _workload(request)
         devices = [_catalogue_device(name) for name in request.hardware]
         return _json({"results": [analysis_payload(analyze(model, device, workload), request.precisions)
@@ -235,7 +279,7 @@ def create_app() -> FastAPI:
     @app.post("/api/sweep", summary="step totals over a bounded list of batch sizes or lengths",
               responses={200: {"description": "`points`: per value, the totals on each device"}})
     async def sweep_endpoint(request: SweepRequest) -> Response:
-        model = _request_model(request)
+        model = _request_model(request, uploads)
         devices = [_catalogue_device(name) for name in request.hardware]
         points = []
         for value in request.values:
@@ -265,6 +309,21 @@ def create_app() -> FastAPI:
         spec = parse_config(data, name)
         return _json({"model": spec.to_dict() | {"params": spec.params}, "config": data})
 
+    @app.post(GGUF_PATH, summary="read a model from the start of a GGUF file, sent as the raw request body",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+                  "schema": {"type": "string", "format": "binary",
+                             "description": "the file's first bytes: its header, at least"}}}}},
+              responses={200: {"description": "`gguf`: the key to send as `gguf` in /api/analyze; `model`: the "
+                                              "structure read; `file`: the formats and bytes of its tensors"},
+                         413: {"description": f"body over {MAX_GGUF_HEADER_BYTES} bytes"}})
+    async def parse_gguf(request: Request, size: Annotated[int, Query(ge=1, le=MAX_GGUF_FILE_BYTES)],
+                         name: Annotated[str, Query(max_length=100)] = "uploaded.gguf") -> Response:
+        body = await request.body()  # in memory, capped by BodySizeLimit; never written anywhere
+        key, read = uploads.add(body, size, name)
+        file = read.to_dict()
+        del file["path"], file["model"]
+        return _json({"gguf": key, "model": read.model.to_dict() | {"params": read.model.params}, "file": file})
+
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES, limits={GGUF_PATH: MAX_GGUF_HEADER_BYTES})
     return app

@@ -2,9 +2,10 @@
 "use strict";
 (function () {
   const UPLOADED = "__uploaded__";
+  const STORED = "";  // the weights option "as stored": the model's own formats (a GGUF file's)
   const DEFAULTS = {model: "llama-2-7b", hardware: ["jetson-orin-nx"], weights: "fp16", activations: "fp16"};
   const $ = (id) => document.getElementById(id);
-  const state = {config: null, limits: null, controller: null, timer: null, results: [], updates: 0};
+  const state = {config: null, gguf: null, limits: null, controller: null, timer: null, results: [], updates: 0};
 
   function errorMessage(status, body) {
     if (body && typeof body.detail === "string") return body.detail;
@@ -43,9 +44,11 @@
     for (const id of ["weights", "activations"]) {
       $(id).replaceChildren(...catalogue.formats.map((f) => option(f, f, f === DEFAULTS[id])));
     }
+    $("weights").prepend(option(STORED, "as stored (a GGUF file's formats)", false));
     $("kv_cache").append(...catalogue.formats.map((f) => option(f, f, false)));
     $("upload-hint").textContent =
-      `read in memory by the server, never stored; at most ${RooflineCharts.si(state.limits.max_body_bytes, "B")}`;
+      `read in memory by the server, never stored; a config.json of at most ` +
+      `${RooflineCharts.si(state.limits.max_body_bytes, "B")}; of a GGUF file only its header is sent`;
   }
 
   function requestBody() {
@@ -54,13 +57,14 @@
       phase: $("phase").value,
       batch: Number($("batch").value),
       seq_len: Number($("seq_len").value),
-      weights: $("weights").value,
+      weights: $("weights").value === STORED ? null : $("weights").value,
       activations: $("activations").value,
       kv_cache: $("kv_cache").value || null,
       flash_attention: $("flash_attention").checked,
     };
-    if ($("model").value === UPLOADED) body.config = state.config;
-    else body.model = $("model").value;
+    if ($("model").value !== UPLOADED) body.model = $("model").value;
+    else if (state.gguf) body.gguf = state.gguf;
+    else body.config = state.config;
     return body;
   }
 
@@ -111,23 +115,39 @@
     state.timer = setTimeout(update, 80);
   }
 
+  // A GGUF file: only its start (the header: metadata and tensor table) is sent, with the file's size.
+  async function uploadGGUF(file, name) {
+    const head = file.slice(0, Math.min(file.size, state.limits.max_gguf_header_bytes));
+    const data = await api(`/api/models/gguf?name=${encodeURIComponent(name)}&size=${file.size}`, {
+      method: "POST", headers: {"Content-Type": "application/octet-stream"}, body: head,
+    });
+    return {gguf: data.gguf, config: null, model: data.model, label: `, ${data.file.file_type}`};
+  }
+
+  async function uploadConfig(file, name) {
+    if (file.size > state.limits.max_body_bytes) {
+      throw new Error(`${name}: ${file.size} bytes is over the upload limit of ${state.limits.max_body_bytes} bytes`);
+    }
+    const data = await api(`/api/models/parse?name=${encodeURIComponent(name)}`, {
+      method: "POST", headers: {"Content-Type": "application/json"}, body: file,
+    });
+    return {gguf: null, config: data.config, model: data.model, label: ""};
+  }
+
   async function upload() {
     const file = $("upload").files[0];
     if (!file) return;
     const name = file.name.slice(0, 100);
-    if (file.size > state.limits.max_body_bytes) {
-      showError(`${name}: ${file.size} bytes is over the upload limit of ${state.limits.max_body_bytes} bytes`);
-      return;
-    }
     try {
-      const data = await api(`/api/models/parse?name=${encodeURIComponent(name)}`, {
-        method: "POST", headers: {"Content-Type": "application/json"}, body: file,
-      });
-      state.config = data.config;
+      const isGGUF = name.toLowerCase().endsWith(".gguf");
+      const read = await (isGGUF ? uploadGGUF : uploadConfig)(file, name);
+      state.config = read.config;
+      state.gguf = read.gguf;
       $("model").querySelector(`option[value="${UPLOADED}"]`)?.remove();
-      $("model").prepend(option(UPLOADED, `uploaded: ${name} (${RooflineCharts.si(data.model.params, "", 3)} params)`,
-                                true));
+      $("model").prepend(option(UPLOADED, `uploaded: ${name} (${RooflineCharts.si(read.model.params, "", 3)} ` +
+                                          `params${read.label})`, true));
       $("model").value = UPLOADED;
+      if (isGGUF) $("weights").value = STORED;  // the file's own formats, until another is chosen
       showError("");
       await update();
     } catch (err) {
