@@ -92,6 +92,7 @@ def test_page_loads_and_draws_without_console_errors(page: Page, server_url: str
     assert page.page.locator("svg.roofline .ridge").count() == 2
     assert page.cells(".ops-table", 0) == [op.name for op in expected.ops]
     assert page.cells(".totals-table", 3) == [f"{expected.totals.tokens_per_s:.4g}"]
+    assert page.cells(".totals-table", 4) == [f"{expected.totals.expected_tokens_per_s:.4g}"]
     # Hovering a point shows its figures; operators on the same spot share a marker and its tooltip.
     page.page.locator('svg.roofline .op-point[data-names~="layer.mlp.down_proj"]').hover()
     tooltip = page.page.locator("#roofline-chart .chart-tooltip")

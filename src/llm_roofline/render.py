@@ -75,6 +75,8 @@ def analysis_text(result: Analysis) -> str:
         f"in memory-bound operators)",
         f"time                   {seconds(totals.time_s)}",
         f"tokens/s               {totals.tokens_per_s:.4g}",
+        f"expected               {seconds(totals.expected_time_s)}, {totals.expected_tokens_per_s:.4g} tokens/s  "
+        f"(what engines reach: the efficiency model, docs/validation.md)",
         f"memory needed          {si(memory.total_bytes, 'B')} = weights {si(memory.weight_bytes, 'B')} "
         f"+ KV cache {si(memory.kv_cache_bytes, 'B')}; capacity {capacity}; fits: {fits}",
     ]

@@ -390,13 +390,15 @@
   function totalsTable(container, results) {
     const rows = results.map((r) => [
       r.hardware.display_name, r.workload.phase, seconds(r.totals.time_s), +r.totals.tokens_per_s.toPrecision(4) + "",
-      r.totals.bound, +r.totals.arithmetic_intensity.toPrecision(3) + " FLOP/B", si(r.totals.flops, "FLOP"),
+      +r.totals.expected_tokens_per_s.toPrecision(4) + "", r.totals.bound, +r.totals.arithmetic_intensity.toPrecision(3) + " FLOP/B", si(r.totals.flops, "FLOP"),
       si(r.totals.bytes, "B"), si(r.memory.total_bytes, "B"),
       r.memory.capacity_bytes ? si(r.memory.capacity_bytes, "B") : "?", fitText(r.memory),
     ]);
-    const node = table(["device", "phase", "time/step", "tokens/s", "bound", "intensity", "FLOPs", "bytes",
-                        "memory needed", "capacity", "fits"],
-                       rows, [false, false, true, true, false, true, true, true, true, true, false]);
+    const node = table(["device", "phase", "time/step", "tokens/s", "expected tokens/s", "bound", "intensity",
+                        "FLOPs", "bytes", "memory needed", "capacity", "fits"],
+                       rows, [false, false, true, true, true, false, true, true, true, true, true, false]);
+    node.querySelector("thead th:nth-child(5)").title =
+      "what engines reach: the efficiency model's expected time (achievable fractions of the roofs, fixed overheads)";
     node.classList.add("totals-table");
     container.replaceChildren(node);
     return node;
