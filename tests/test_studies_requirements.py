@@ -9,12 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_roofline import InputError, Workload, custom_hardware, load_hardware, load_model
+from llm_roofline.deploy import acceptance_rate_for_tokens, expected_tokens_per_target_pass
 from llm_roofline.studies.requirements import (
     ParamsOnly,
-    acceptance_rate_for,
     bandwidth_for_time,
     decode_ops,
-    expected_tokens_per_pass,
     feasibility,
     model_scaling,
     required_bandwidth,
@@ -69,10 +68,10 @@ def test_remedies_are_ranked_and_include_every_kind() -> None:
 
 def test_speculative_decoding_closed_form() -> None:
     # Leviathan et al. 2023: E = (1 - a^(g+1)) / (1 - a). a = 0.5, g = 4: (1 - 1/32) / 0.5 = 1.9375.
-    assert expected_tokens_per_pass(0.5, 4) == pytest.approx(1.9375)
-    assert expected_tokens_per_pass(1.0, 4) == 5
-    assert acceptance_rate_for(1.9375, 4) == pytest.approx(0.5, abs=1e-12)
-    assert acceptance_rate_for(5.1, 4) is None  # more than g + 1 tokens per pass is impossible
+    assert expected_tokens_per_target_pass(0.5, 4) == pytest.approx(1.9375)
+    assert expected_tokens_per_target_pass(1.0, 4) == 5
+    assert acceptance_rate_for_tokens(1.9375, 4) == pytest.approx(0.5, abs=1e-12)
+    assert acceptance_rate_for_tokens(5.1, 4) is None  # more than g + 1 tokens per pass is impossible
 
 
 def test_speculative_acceptance_needed_for_exercise_2_6() -> None:
@@ -82,7 +81,7 @@ def test_speculative_acceptance_needed_for_exercise_2_6() -> None:
     for option in result.speculative:
         assert option.tokens_per_pass_needed == pytest.approx(2.8, rel=1e-3)
         if option.acceptance_rate_needed is not None:
-            assert expected_tokens_per_pass(option.acceptance_rate_needed, option.draft_tokens) == pytest.approx(
+            assert expected_tokens_per_target_pass(option.acceptance_rate_needed, option.draft_tokens) == pytest.approx(
                 option.tokens_per_pass_needed, rel=1e-9)
     assert result.speculative[0].acceptance_rate_needed is None  # g = 1 gives at most 2 tokens per pass
 

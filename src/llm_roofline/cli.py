@@ -198,7 +198,8 @@ def _cmd_models(args: argparse.Namespace) -> str:
 def _cmd_matmul(args: argparse.Namespace) -> str:
     from .formats import get_format
     from .ops import gemm
-    from .roofline import attainable_flops_per_s, bound_of
+    from .roofline import evaluate_op
+    from .transformer import Op
     from .units import seconds, si
 
     fmt = get_format(args.precision)
@@ -209,13 +210,12 @@ def _cmd_matmul(args: argparse.Namespace) -> str:
                            "flops": cost.flops, "bytes": cost.bytes, "arithmetic_intensity": intensity}
     if args.hardware or args.bandwidth_gb_s or args.peak_tflops:
         hw = hardware_from_args(args)
-        peak_precision, peak = hw.peak_for(fmt.math)
-        ridge = peak / hw.memory_bytes_per_s
-        time_s = max(cost.flops / peak, cost.bytes / hw.memory_bytes_per_s)
-        out |= {"hardware": hw.name, "peak_precision": peak_precision, "peak_flops_per_s": peak,
-                "memory_bytes_per_s": hw.memory_bytes_per_s, "ridge_point": ridge,
-                "attainable_flops_per_s": attainable_flops_per_s(intensity, peak, hw.memory_bytes_per_s),
-                "bound": bound_of(intensity, ridge), "time_s": time_s}
+        result = evaluate_op(Op("matmul", "matmul", "matmul", 1, cost, fmt.math), hw)
+        peak_precision = result.peak_precision
+        out |= {"hardware": hw.name, "peak_precision": peak_precision, "peak_flops_per_s": result.peak_flops_per_s,
+                "memory_bytes_per_s": hw.memory_bytes_per_s, "ridge_point": hw.ridge_point(fmt.math),
+                "attainable_flops_per_s": result.attainable_flops_per_s, "bound": result.bound,
+                "time_s": result.time_s}
     if args.format == "json":
         return json.dumps(out, indent=2)
     shape = f"[{args.batch}, {args.m}, {args.k}] x [{args.batch if not args.shared_b else 1}, {args.k}, {args.n}]"

@@ -577,13 +577,15 @@ class SpeculativeDecoding(NamedTuple):
 
 
 def _speculative_times(target: ModelSpec, draft: ModelSpec, hardware: HardwareSpec, workload: Workload,
-                       draft_tokens: int, draft_workload: Workload | None) -> tuple[float, float, float]:
+                       draft_tokens: int, draft_workload: Workload | None) -> tuple[float, float, float, float]:
+    """Seconds of a draft step, a plain target step, the verification, and a whole cycle (gamma draft
+    steps and one verification)."""
     if workload.phase != "decode" or workload.new_tokens != 1:
         raise InputError("speculative decoding applies to decode steps of one new token")
     draft_step = analyze(draft, hardware, draft_workload or workload).totals.time_s
     target_step = analyze(target, hardware, workload).totals.time_s
     verify = analyze(target, hardware, replace(workload, new_tokens=draft_tokens + 1)).totals.time_s
-    return draft_step, target_step, verify
+    return draft_step, target_step, verify, draft_tokens * draft_step + verify
 
 
 def speculative_decoding(target: ModelSpec, draft: ModelSpec, hardware: HardwareSpec, workload: Workload,
@@ -596,9 +598,8 @@ def speculative_decoding(target: ModelSpec, draft: ModelSpec, hardware: Hardware
     (1 - alpha^(gamma+1)) / ((1 - alpha)(gamma c + 1)), c = draft / target step time (Theorem 3.8).
     """
     tokens = expected_tokens_per_target_pass(acceptance_rate, draft_tokens)
-    draft_step, target_step, verify = _speculative_times(target, draft, hardware, workload, draft_tokens,
-                                                         draft_workload)
-    cycle = draft_tokens * draft_step + verify
+    draft_step, target_step, verify, cycle = _speculative_times(target, draft, hardware, workload, draft_tokens,
+                                                                draft_workload)
     per_token = cycle / tokens
     return SpeculativeDecoding(
         target=target.name, draft=draft.name, hardware=hardware.name, draft_tokens=draft_tokens,
@@ -653,9 +654,7 @@ def required_acceptance_rate(target: ModelSpec, draft: ModelSpec, hardware: Hard
                              draft_workload: Workload | None = None) -> AcceptanceNeeded:
     """The smallest alpha for which a cycle's expected tokens bring the time per token to the target."""
     positive("target time per token", time_per_token_s)
-    draft_step, target_step, verify = _speculative_times(target, draft, hardware, workload, draft_tokens,
-                                                         draft_workload)
-    cycle = draft_tokens * draft_step + verify
+    _, target_step, _, cycle = _speculative_times(target, draft, hardware, workload, draft_tokens, draft_workload)
     # Time per token = cycle / tokens per pass, and the batch decodes together: per sequence.
     needed = cycle / time_per_token_s
     return AcceptanceNeeded(

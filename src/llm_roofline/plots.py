@@ -64,6 +64,26 @@ def _new_figure(width_in: float, height_in: float) -> Figure:
     return fig
 
 
+def _decades(values: Sequence[float]) -> tuple[float, float]:
+    """Log-axis limits around ``values``: whole powers of ten, with room below (1/2) and above (x3)."""
+    return 10 ** math.floor(math.log10(min(values) / 2)), 10 ** math.ceil(math.log10(max(values) * 3))
+
+
+def _roofline_axes(fig: Figure, x_range: tuple[float, float], y_range: tuple[float, float], y_label: str) -> Axes:
+    """Log-log axes of arithmetic intensity (FLOP/byte) against FLOP/s, with SI tick labels and a grid."""
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(*x_range)
+    ax.set_ylim(*y_range)
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)", fontsize=11)
+    ax.set_ylabel(y_label, fontsize=11)
+    ax.xaxis.set_major_formatter(_si_formatter(""))
+    ax.yaxis.set_major_formatter(_si_formatter("FLOP/s"))
+    ax.grid(True, which="major", color="#dddddd", lw=0.6)
+    return ax
+
+
 def _titles(fig: Figure, ax: Axes, headline: str, workload: str) -> None:
     fig.suptitle(headline, fontsize=14, fontweight="bold")
     ax.set_title(workload, fontsize=10, color="#333333")
@@ -160,24 +180,13 @@ def roofline_figure(analyses: Sequence[Analysis], precisions: Iterable[str] | No
 
     intensities = [op.arithmetic_intensity for a in analyses for op in a.ops if op.arithmetic_intensity > 0]
     ridges = [c.ridge_flop_per_byte for rs in roofs.values() for c in rs]
-    x_min = 10 ** math.floor(math.log10(min([*intensities, *ridges]) / 2))
-    x_max = 10 ** math.ceil(math.log10(max([*intensities, *ridges]) * 3))
+    x_min, x_max = _decades([*intensities, *ridges])
     attained = [op.attainable_flops_per_s for a in analyses for op in a.ops if op.attainable_flops_per_s > 0]
     peaks = [c.peak_flops_per_s for rs in roofs.values() for c in rs]
-    y_min = 10 ** math.floor(math.log10(min([*attained, min(peaks) / 10]) / 2))
-    y_max = 10 ** math.ceil(math.log10(max(peaks) * 3))
+    y_min, y_max = _decades([*attained, min(peaks) / 10, max(peaks)])
 
     fig = _new_figure(11, 7.2)
-    ax = fig.add_subplot()
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(x_min, x_max)
-    ax.set_ylim(y_min, y_max)
-    ax.set_xlabel("arithmetic intensity (FLOP/byte)", fontsize=11)
-    ax.set_ylabel("attainable performance (FLOP/s)", fontsize=11)
-    ax.xaxis.set_major_formatter(_si_formatter(""))
-    ax.yaxis.set_major_formatter(_si_formatter("FLOP/s"))
-    ax.grid(True, which="major", color="#dddddd", lw=0.6)
+    ax = _roofline_axes(fig, (x_min, x_max), (y_min, y_max), "attainable performance (FLOP/s)")
     ax.grid(True, which="minor", color="#f0f0f0", lw=0.4)
 
     for device in devices:
@@ -399,22 +408,11 @@ def measured_figure(profile: MeasuredProfile) -> Figure:
     roofs = ceilings(hardware, hardware.peak_flops_per_s)
     bandwidths = [hardware.memory_bytes_per_s, *(level.bytes_per_s for level in profile.levels)]
     intensities = [p.arithmetic_intensity for p in profile.points] + [r.ridge_flop_per_byte for r in roofs]
-    x_min = 10 ** math.floor(math.log10(min([*intensities, 0.1]) / 2))
-    x_max = 10 ** math.ceil(math.log10(max(intensities) * 3))
+    x_min, x_max = _decades([*intensities, 0.1])
     y_values = [p.flops_per_s for p in profile.points] + [r.peak_flops_per_s for r in roofs]
-    y_min = 10 ** math.floor(math.log10(min([*y_values, x_min * min(bandwidths)]) / 2))
-    y_max = 10 ** math.ceil(math.log10(max(y_values) * 3))
+    y_min, y_max = _decades([*y_values, x_min * min(bandwidths)])
     fig = _new_figure(11, 7.2)
-    ax = fig.add_subplot()
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(x_min, x_max)
-    ax.set_ylim(y_min, y_max)
-    ax.set_xlabel("arithmetic intensity (FLOP/byte)", fontsize=11)
-    ax.set_ylabel("performance (FLOP/s)", fontsize=11)
-    ax.xaxis.set_major_formatter(_si_formatter(""))
-    ax.yaxis.set_major_formatter(_si_formatter("FLOP/s"))
-    ax.grid(True, which="major", color="#dddddd", lw=0.6)
+    ax = _roofline_axes(fig, (x_min, x_max), (y_min, y_max), "performance (FLOP/s)")
     _draw_roofs(ax, hardware, roofs, DEVICE_COLORS[0], (x_min, x_max), f"DRAM {si(hardware.memory_bytes_per_s, 'B/s')}")
     top = roofs[0]
     for level in profile.levels:

@@ -139,7 +139,7 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
     efficiency = [column[:, None] for column in np.array([params_for(d).values() for d in devices]).T]
     time_total = np.zeros((len(devices), n))
     compute_time_total = np.zeros((len(devices), n))
-    expected_total = np.broadcast_to(efficiency[4], (len(devices), n)).copy()  # the per-step overhead
+    expected_time_total = np.broadcast_to(efficiency[4], (len(devices), n)).copy()  # the per-step overhead
     op_times = []
     for flops, moved, instances, ceiling, dequantizes in zip(op_flops, op_bytes, plan.instances, plan.math_index,
                                                               plan_dequantizes(plan), strict=True):
@@ -147,7 +147,7 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
         op_times.append(line.time_s)
         time_total += line.time_s * instances
         compute_time_total += np.where(line.compute_bound, line.time_s, 0.0) * instances
-        expected_total += op_time_s(line.compute_time_s, line.memory_time_s, dequantizes, efficiency) * instances
+        expected_time_total += op_time_s(line.compute_time_s, line.memory_time_s, dequantizes, efficiency) * instances
     instance_weights = plan.instance_weights
     return GridResult(
         plan=plan,
@@ -157,7 +157,7 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
         bytes=instance_weights.dot(op_bytes),
         time_s=time_total,
         compute_bound_time_s=compute_time_total,
-        expected_time_s=expected_total,
+        expected_time_s=expected_time_total,
         tokens=batch * q_len,
         kv_cache_bytes=np.asarray(kv_cache_bytes(model, batch, past_len + q_len, kv_format), dtype=np.float64),
         weight_storage_bytes=weight_storage_bytes(model, weights, activations),
@@ -297,12 +297,13 @@ def heatmap_panels(chunks: Iterable[dict[str, np.ndarray]], value: str = "tokens
         grids[value][row, column] = data[value]
         grids["bound"][row, column] = data["bound"] == "compute"
         grids["fits"][row, column] = data["fits"]
-        panels.append(HeatmapPanel(tuple(_plain(k) for k in key), batch, seq_len, grids[value], grids["bound"],
+        panels.append(HeatmapPanel(tuple(plain_value(k) for k in key), batch, seq_len, grids[value], grids["bound"],
                                    grids["fits"]))
     return panels
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A numpy scalar as the Python number or bool it holds (JSON-ready); anything else as it is."""
     return value.item() if hasattr(value, "item") else value
 
 

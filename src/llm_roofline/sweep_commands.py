@@ -278,15 +278,13 @@ class _Queries:
         self.front = {k: rows[k][order][keep] for k in names}
 
     def result(self) -> list[dict[str, Any]]:
+        from .sweep import plain_value
+
         if self.query == "pareto":
             front = self.front or {}
             n = len(front.get("time_s", ()))
-            return [{k: _plain(front[k][i]) for k in front} for i in range(n)]
-        return [{k: _plain(v) for k, v in row.items()} for row in self.best.values()]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
+            return [{k: plain_value(front[k][i]) for k in front} for i in range(n)]
+        return [{k: plain_value(v) for k, v in row.items()} for row in self.best.values()]
 
 
 def _query_table(query: str, rows: list[dict[str, Any]], time: str = "bound") -> str:

@@ -27,13 +27,18 @@ _PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0,
 
 
 def si(value: float, unit: str = "", digits: int = 3) -> str:
-    """Format a raw SI value with a decimal prefix: si(3.36e7, 'FLOP') -> '33.6 MFLOP', si(2e-3, 'J') -> '2 mJ'."""
+    """Format a raw SI value with a decimal prefix: si(3.36e7, 'FLOP') -> '33.6 MFLOP', si(2e-3, 'J') -> '2 mJ'.
+
+    A plain number (no unit) takes no prefix below 1: si(0.01) -> '0.01' (a bare 'm' would read as metres).
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if math.isinf(value):
         return f"inf {unit}".strip()
     magnitude = abs(value)
     for scale, prefix in _PREFIXES:
+        if scale < 1 and not unit:
+            break
         if magnitude >= scale:
             return f"{value / scale:.{digits}g} {prefix}{unit}".strip()
     return f"{value:.{digits}g} {unit}".strip()

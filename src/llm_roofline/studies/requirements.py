@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from .. import ops
+from ..deploy import acceptance_rate_for_tokens
 from ..errors import InputError, positive
 from ..formats import NumberFormat, get_format
 from ..hardware import HardwareSpec, hardware_names, load_hardware
@@ -206,34 +207,6 @@ class Feasibility(NamedTuple):
     speculative: tuple[SpeculativeOption, ...]
 
 
-def expected_tokens_per_pass(acceptance_rate: float, draft_tokens: int) -> float:
-    """(1 - a^(g+1)) / (1 - a); g + 1 at a = 1. Leviathan, Kalman, Matias, "Fast Inference from
-    Transformers via Speculative Decoding", ICML 2023, arXiv:2211.17192."""
-    if acceptance_rate >= 1:
-        return draft_tokens + 1.0
-    return (1 - acceptance_rate ** (draft_tokens + 1)) / (1 - acceptance_rate)
-
-
-def acceptance_rate_for(tokens_per_pass: float, draft_tokens: int) -> float | None:
-    """The acceptance rate giving ``tokens_per_pass`` expected tokens; None above g + 1.
-
-    E(a) = 1 + a + ... + a^g rises strictly from 1 to g + 1 on [0, 1], so bisection converges to
-    the unique root (to the float's precision, 100 halvings).
-    """
-    if tokens_per_pass > draft_tokens + 1:
-        return None
-    if tokens_per_pass <= 1:
-        return 0.0
-    low, high = 0.0, 1.0
-    for _ in range(100):
-        middle = (low + high) / 2
-        if expected_tokens_per_pass(middle, draft_tokens) < tokens_per_pass:
-            low = middle
-        else:
-            high = middle
-    return high
-
-
 def speculative_options(subject: Subject, hardware: HardwareSpec, workload: Workload, target_s: float,
                         draft: Subject | None = None, draft_cost_ratio: float = 0.0) -> tuple[SpeculativeOption, ...]:
     """The acceptance rate each draft length needs to reach ``target_s`` per token.
@@ -251,7 +224,7 @@ def speculative_options(subject: Subject, hardware: HardwareSpec, workload: Work
         iteration_s = verify_s + gamma * draft_s
         needed = iteration_s / target_s
         options.append(SpeculativeOption(gamma, verify_s, draft_s, iteration_s, needed,
-                                         acceptance_rate_for(needed, gamma)))
+                                         acceptance_rate_for_tokens(needed, gamma)))
     return tuple(options)
 
 

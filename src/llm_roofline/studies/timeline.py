@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..hardware import HardwareSpec
 from ..models import ModelSpec
-from ..roofline import analyze
+from ..roofline import analyze, roofline
 from ..sweep import evaluate_grid
 from ..transformer import Workload, kv_cache_bytes, weight_storage_bytes
 
@@ -122,10 +122,9 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
     step_compute_bound = compute_time > step_time - compute_time
     changes = _changes("step", step_compute_bound, past_len)
     for op in grid.ops:
-        # The roofline's own test, elementwise: F / P > B / W.
-        peak = hardware.peak_for(op.math)[1]
-        op_compute_bound = np.asarray(op.cost.flops) / peak > np.asarray(op.cost.bytes) / hardware.memory_bytes_per_s
-        changes += _changes(op.name, np.broadcast_to(op_compute_bound, past_len.shape), past_len)
+        line = roofline(np.asarray(op.cost.flops), np.asarray(op.cost.bytes), hardware.peak_for(op.math)[1],
+                        hardware.memory_bytes_per_s)
+        changes += _changes(op.name, np.broadcast_to(line.compute_bound, past_len.shape), past_len)
     decode_time = float(step_time.sum())
     total_time = prefill.totals.time_s + decode_time
     final_kv = float(kv_cache_bytes(model, workload.batch, prompt_len + steps, workload.kv_format))

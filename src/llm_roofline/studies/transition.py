@@ -103,7 +103,7 @@ class TransitionStudy(NamedTuple):
 
 def ridge_point(op: Op, hardware: HardwareSpec) -> float:
     """The ridge point (FLOP/byte) of the ceiling this operator's math runs on."""
-    return hardware.peak_for(op.math)[1] / hardware.memory_bytes_per_s
+    return hardware.ridge_point(op.math)
 
 
 def _whole_step(ops: Sequence[Op]) -> tuple[float, float]:
