@@ -304,7 +304,7 @@ def _query_table(query: str, rows: list[dict[str, Any]], time: str = "bound") ->
 
 # A heatmap is a picture: past these sizes it shows nothing more, and its rows are kept in memory.
 HEATMAP_MAX_PANELS = 12
-HEATMAP_MAX_CELLS = 2_000_000
+HEATMAP_MAX_CONFIGURATIONS = 2_000_000
 
 
 def _check_heatmap(spec: Any, target: str) -> None:
@@ -315,8 +315,8 @@ def _check_heatmap(spec: Any, target: str) -> None:
     if panels > HEATMAP_MAX_PANELS:
         raise InputError(f"sweep: --heatmap draws one panel per model, device, phase and format; this grid has "
                          f"{panels}, at most {HEATMAP_MAX_PANELS} (narrow the lists, or --output the grid)")
-    if spec.size > HEATMAP_MAX_CELLS:
-        raise InputError(f"sweep: --heatmap draws at most {HEATMAP_MAX_CELLS:,} configurations, this grid has "
+    if spec.size > HEATMAP_MAX_CONFIGURATIONS:
+        raise InputError(f"sweep: --heatmap draws at most {HEATMAP_MAX_CONFIGURATIONS:,} configurations, this grid has "
                          f"{spec.size:,} (use coarser ranges, e.g. 1..4096:log)")
 
 

@@ -67,7 +67,3 @@ def minimum(a: Quantity, b: Quantity) -> Quantity:
     """min(a, b) made of arithmetic, so that it works on numbers and numpy arrays alike."""
     return a - (a > b) * (a - b)
 
-
-def maximum(a: Quantity, b: Quantity) -> Quantity:
-    """max(a, b) made of arithmetic, so that it works on numbers and numpy arrays alike."""
-    return a + (b > a) * (b - a)
