@@ -164,9 +164,9 @@ def test_other_architectures(tmp_path: Path, family: str) -> None:
     file_bytes = write_gguf(path, arch, keys, tensors, lambda n, s: T.Q8_0)
     model = load_model(str(path))
     same = model_from_hf_config(HF_EQUIVALENT[family])
-    for field in ("family", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",
-                  "vocab_size", "norm", "activation", "gated_mlp", "qkv_bias", "out_bias", "mlp_bias",
-                  "tied_embeddings", "learned_positions", "embedding_scale", "params"):
+    assert model.layers == same.layers  # the same description of every layer
+    for field in ("family", "hidden_size", "num_layers", "vocab_size", "norm", "tied_embeddings", "learned_positions",
+                  "embedding_scale", "params"):
         assert getattr(model, field) == getattr(same, field), field
     assert round(analyze(model, JETSON).memory.weight_bytes) == file_bytes
 

@@ -96,7 +96,7 @@ def test_decode_intensity_of_the_experts() -> None:
     # in fp16, intensity ≈ T·k / touched(T) -> 1 at T = 1, k·T/E once every expert is touched.
     model = load_model("mixtral-8x7b")
     for batch in (1, 4, 64):
-        up = next(op for op in analyze(model, A100, batch=batch).ops if op.name == "layer.mlp.up_proj")
+        up = next(op for op in analyze(model, A100, batch=batch).ops if op.name == "layer.mlp.experts.up_proj")
         touched = expected_experts_touched(batch, 8, 2)
         assert up.flops / up.weight_bytes == pytest.approx(batch * 2 / touched)
     dense = next(op for op in analyze("mistral-7b", A100, batch=64).ops if op.name == "layer.mlp.up_proj")

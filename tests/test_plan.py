@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,6 @@ from llm_roofline.models import model_names
 from llm_roofline.quant import weight_scheme
 from llm_roofline.transformer import (
     COST_FIELDS,
-    StepCounts,
     step_counts,
     step_operators,
     step_ops,
@@ -52,15 +52,18 @@ def test_plan_equals_the_formulas_evaluated_directly(name: str) -> None:
 def test_counts_of_a_step() -> None:
     llama = load_model("llama-2-7b")
     # decode, 4 sequences of 100 cached tokens + 1 new: 101 keys each; causal pairs 1 x 100 + 1 = 101
-    assert step_counts(llama, 4, 1, 100, True) == StepCounts(4, 4, 404, 404, 0, 0, 0)
+    assert step_counts(llama, 4, 1, 100, True) == (4, 4, 404, 404)  # sequences, tokens, keys, scores
     # prefill of 10 tokens, full pairs 10 x 10 against causal 55
-    assert step_counts(llama, 2, 10, 0, False).scores == 200
-    assert step_counts(llama, 2, 10, 0, True).scores == 110
+    assert step_counts(llama, 2, 10, 0, False).scores(("full", 0)) == 200
+    assert step_counts(llama, 2, 10, 0, True).scores(("full", 0)) == 110
     mistral = load_model("mistral-7b")  # every layer has a 4096-token window: only the window counts
     window = step_counts(mistral, 1, 1, 10_000, True)
-    assert (window.keys, window.window_keys) == (0, 4096)
+    assert window.layout.spans == (("window", 4096),) and window.keys(("window", 4096)) == 4096
     mixtral = load_model("mixtral-8x7b")
-    assert step_counts(mixtral, 1, 1, 10, True).experts_touched == pytest.approx(2.0)  # one token: k experts
+    assert step_counts(mixtral, 1, 1, 10, True).experts_touched((8, 2)) == pytest.approx(2.0)  # one token: k experts
+    gemma2 = load_model("gemma-2-2b")  # windowed and global layers alternate: keys and scores for each span
+    both = step_counts(gemma2, 1, 1, 10_000, True)
+    assert both.keys(("full", 0)) == 10_001 and both.keys(("window", 4096)) == 4096
 
 
 def test_plan_arrays_equal_plan_numbers() -> None:
@@ -82,7 +85,7 @@ def test_plan_arrays_equal_plan_numbers() -> None:
 ])
 def test_a_formula_that_is_not_affine_is_refused(monkeypatch: pytest.MonkeyPatch,
                                                  work: Callable[[float], float]) -> None:
-    def residual_add(tokens: float, width: int, act_bytes: float) -> cost_formulas.OpCost:
+    def residual_add(tokens: float, width: int, act_bytes: float, **_: Any) -> cost_formulas.OpCost:
         return cost_formulas.OpCost(flops=work(tokens) * width, act_read_bytes=tokens * width * act_bytes)
 
     monkeypatch.setattr(cost_formulas, "residual_add", residual_add)

@@ -27,10 +27,28 @@ def brute_pairs(q_len: int, past: int, window: int, causal: bool) -> int:
 def test_pairs_equal_enumeration(causal: bool) -> None:
     for q_len in (1, 2, 7, 40):
         for past in (0, 1, 5, 8, 30, 100):
-            assert attention_pairs(q_len, past, causal, window=8) == brute_pairs(q_len, past, 8, causal)
+            assert attention_pairs(q_len, past, causal, ("window", 8)) == brute_pairs(q_len, past, 8, causal)
     # No window: the plain formulas.
     assert attention_pairs(4, 10, True) == 4 * 10 + 4 * 5 // 2  # q·past + q(q+1)/2
-    assert keys_read(1, 9000, None) == 9001
+    assert keys_read(1, 9000) == 9001
+
+
+def brute_chunk(q_len: int, past: int, chunk: int, causal: bool) -> tuple[int, int]:
+    """(keys read, pairs) by enumeration: a query at position p meets the keys of its own chunk up to p."""
+    first = past // chunk * chunk  # the first query's chunk starts here; later keys are read anyway
+    keys = past + q_len - first
+    if causal:
+        return keys, sum(p % chunk + 1 for p in range(past, past + q_len))
+    return keys, q_len * keys
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_chunked_pairs_equal_enumeration(causal: bool) -> None:
+    for q_len in (1, 2, 7, 40):
+        for past in (0, 1, 5, 8, 30, 100):
+            keys, pairs = brute_chunk(q_len, past, 8, causal)
+            assert keys_read(q_len, past, ("chunk", 8)) == keys
+            assert attention_pairs(q_len, past, causal, ("chunk", 8)) == pairs
 
 
 def test_mistral_decode_reads_the_window() -> None:

@@ -11,7 +11,7 @@ from llm_roofline import InputError, ModelSpec, Workload, analyze, load_hardware
 from llm_roofline.studies.timeline import generation_timeline
 
 # A small GQA model keeps each single-step analysis cheap.
-TINY = ModelSpec(name="tiny", family="llama", hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
+TINY = ModelSpec.uniform(name="tiny", family="llama", hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
                  head_dim=16, intermediate_size=160, vocab_size=500, max_position_embeddings=4096)
 DEVICES = [load_hardware(name) for name in ("jetson-orin-nx", "nvidia-a100-80gb-sxm", "raspberry-pi-5")]
 

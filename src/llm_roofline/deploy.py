@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from .architecture import Block
 from .errors import InputError, positive
 from .hardware import HardwareSpec
 from .models import ModelSpec
@@ -174,8 +175,8 @@ def _layer_split(model: ModelSpec, workload: Workload) -> tuple[float, float]:
     outside = sum(scheme.format_for(t.role).tensor_bytes(t.elements, t.rows, t.columns) * t.count
                   for t in model.weight_tensors() if t.role in _NON_LAYER_ROLES)
     vectors = scheme.vector_format()
-    outside += model.norm_params * (vector_param_bytes(workload.activation_format) if vectors is None
-                                    else vectors.bytes_per_element)
+    outside += model.head_vector_params * (vector_param_bytes(workload.activation_format) if vectors is None
+                                           else vectors.bytes_per_element)
     return (total - outside) / model.num_layers, outside
 
 
@@ -403,17 +404,19 @@ class TensorParallel(NamedTuple):
 def tensor_parallel_shard(model: ModelSpec, devices: int) -> ModelSpec:
     """One device's share: 1/N of the heads, of the MLP width and of the vocabulary; KV heads split, or
     replicated when there are fewer than N (as vLLM does)."""
-    if model.num_heads % devices or model.intermediate_size % devices:
-        raise InputError(f"tensor parallelism over {devices} devices needs the heads ({model.num_heads}) and the "
-                         f"MLP width ({model.intermediate_size}) to be multiples of {devices}")
-    kv_heads = model.num_kv_heads
-    if kv_heads % devices and devices % kv_heads:
-        raise InputError(f"tensor parallelism over {devices} devices needs the KV heads ({kv_heads}) to divide, "
-                         f"or be divided by, {devices}")
-    heads = model.num_heads // devices
-    return replace(model, name=f"{model.name}/tp{devices}", num_heads=heads,
-                   num_kv_heads=max(kv_heads // devices, 1), intermediate_size=model.intermediate_size // devices,
-                   vocab_size=-(-model.vocab_size // devices))
+    def shard(block: Block) -> Block:
+        a, m = block.attention, block.mlp
+        if a.heads % devices or m.intermediate_size % devices or m.shared_intermediate_size % devices:
+            raise InputError(f"tensor parallelism over {devices} devices needs the heads ({a.heads}) and the "
+                             f"MLP width ({m.intermediate_size}) to be multiples of {devices}")
+        if a.kv_heads % devices and devices % a.kv_heads:
+            raise InputError(f"tensor parallelism over {devices} devices needs the KV heads ({a.kv_heads}) to "
+                             f"divide, or be divided by, {devices}")
+        return replace(block, attention=replace(a, heads=a.heads // devices, kv_heads=max(a.kv_heads // devices, 1)),
+                       mlp=replace(m, intermediate_size=m.intermediate_size // devices,
+                                   shared_intermediate_size=m.shared_intermediate_size // devices))
+
+    return model.map_blocks(shard, name=f"{model.name}/tp{devices}", vocab_size=-(-model.vocab_size // devices))
 
 
 def tensor_parallel(model: ModelSpec, hardware: HardwareSpec, workload: Workload, devices: int, link: Link,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from .architecture import WEIGHT_ROLES
 from .errors import InputError, unknown_name
 from .units import Quantity
 
@@ -181,14 +182,6 @@ def blend_formats(parts: Iterable[tuple[NumberFormat, int]]) -> NumberFormat:
         source="per-layer mix: " + ", ".join(f"{fmt.name} {100 * n / total:.1f}%" for fmt, n in ordered),
         column_overhead_bits=sum(fmt.column_overhead_bits * n for fmt, n in ordered) / total,
     )
-
-
-# The weight tensors a scheme can give a format to: the op names of transformer.step_ops without the
-# "layer." prefix, plus the GPT-2 position table and "vectors" (every norm weight and bias).
-WEIGHT_ROLES = (
-    "embed", "embed.positions", "attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj",
-    "mlp.router", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "mlp.fc", "mlp.proj", "lm_head", "vectors",
-)
 
 
 @dataclass(frozen=True, slots=True)

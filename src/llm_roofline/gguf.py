@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from . import architecture as arch
 from .errors import InputError
 from .formats import NumberFormat, WeightScheme, blend_formats, format_for_ggml_type
 from .models import ModelSpec
@@ -318,9 +319,6 @@ class _Metadata:
 
 
 _LAYER_TENSOR = re.compile(r"blk\.(\d+)\.(.+)\.(weight|bias)")
-_ATTENTION = {"attn_q": "attn.q_proj", "attn_k": "attn.k_proj", "attn_v": "attn.v_proj", "attn_output": "attn.o_proj"}
-_EXPERT = re.compile(r"ffn_(gate|up|down)(?:_exps|\.\d+)")
-_VECTORS = ("attn_norm", "ffn_norm")
 
 
 def _model_from_header(header: GGUFHeader) -> ModelSpec:
@@ -348,7 +346,7 @@ def _model_from_header(header: GGUFHeader) -> ModelSpec:
     used = meta.int("expert_used_count", default=1) if experts > 1 else 1
     window = header.metadata.get(f"{arch}.attention.sliding_window")
     gpt2 = arch == "gpt2"
-    return ModelSpec(
+    return ModelSpec.uniform(
         name=Path(header.path).stem,
         family="mixtral" if arch == "llama" and experts > 1 else _FAMILY[arch],
         hidden_size=hidden,
@@ -383,34 +381,50 @@ def _split_fused(spec: ModelSpec, tensor: TensorInfo, part: str) -> list[tuple[s
         if tensor.elements != d * (q + 2 * kv):
             raise InputError(f"tensor '{tensor.name}' has shape {list(tensor.dims)}; the metadata implies "
                              f"[{d}, {q + 2 * kv}]")
-        return [("attn.q_proj", d * q), ("attn.k_proj", d * kv), ("attn.v_proj", d * kv)]
+        return [(arch.Q_PROJ, d * q), (arch.K_PROJ, d * kv), (arch.V_PROJ, d * kv)]
     if part == "ffn_up" and spec.gated_mlp and tensor.elements == 2 * d * inter:
-        return [("mlp.gate_proj", d * inter), ("mlp.up_proj", d * inter)]  # Phi-3's fused gate and up
-    up, down = ("mlp.up_proj", "mlp.down_proj") if spec.gated_mlp else ("mlp.fc", "mlp.proj")
-    role = {"ffn_gate": "mlp.gate_proj", "ffn_up": up, "ffn_down": down, "ffn_gate_inp": "mlp.router",
-            **_ATTENTION}.get(part)
+        return [(arch.GATE_PROJ, d * inter), (arch.UP_PROJ, d * inter)]  # Phi-3's fused gate and up
+    role = _TENSOR_ROLES.get(part) if spec.gated_mlp else _PLAIN_MLP_ROLES.get(part, _TENSOR_ROLES.get(part))
     return [] if role is None else [(role, tensor.elements)]
+
+
+# llama.cpp's tensor names (gguf.TENSOR_NAMES, without "blk.N.") -> the roles of architecture.py.
+_TENSOR_ROLES = {
+    "attn_q": arch.Q_PROJ, "attn_k": arch.K_PROJ, "attn_v": arch.V_PROJ, "attn_output": arch.O_PROJ,
+    "attn_q_a": arch.Q_A_PROJ, "attn_q_b": arch.Q_B_PROJ, "attn_kv_a_mqa": arch.KV_A_PROJ, "attn_kv_b": arch.KV_B_PROJ,
+    "attn_k_b": arch.KV_B_PROJ, "attn_v_b": arch.KV_B_PROJ,  # newer files split kv_b_proj into its two halves
+    "ffn_gate": arch.GATE_PROJ, "ffn_up": arch.UP_PROJ, "ffn_down": arch.DOWN_PROJ, "ffn_gate_inp": arch.ROUTER,
+    "ffn_gate_exps": arch.EXPERT_GATE_PROJ, "ffn_up_exps": arch.EXPERT_UP_PROJ, "ffn_down_exps": arch.EXPERT_DOWN_PROJ,
+    "ffn_gate_shexp": arch.SHARED_GATE_PROJ, "ffn_up_shexp": arch.SHARED_UP_PROJ,
+    "ffn_down_shexp": arch.SHARED_DOWN_PROJ,
+}
+_PLAIN_MLP_ROLES = {"ffn_up": arch.FC, "ffn_down": arch.PROJ}
+_OLD_EXPERT = re.compile(r"ffn_(gate|up|down)\.\d+")  # early Mixtral files: one tensor per expert
+_VECTORS = ("attn_norm", "ffn_norm", "attn_q_norm", "attn_k_norm", "attn_q_a_norm", "attn_kv_a_norm",
+            "attn_post_norm", "post_attention_norm", "post_ffw_norm", "ffn_post_norm", "attn_sinks")
 
 
 def _role_elements(spec: ModelSpec, tensor: TensorInfo) -> list[tuple[str, int]]:
     """Which model roles a tensor's elements belong to; empty for a tensor outside the cost model."""
     if tensor.name == "token_embd.weight":
-        return [("embed", tensor.elements)]
+        return [(arch.EMBED, tensor.elements)]
     if tensor.name == "position_embd.weight":
-        return [("embed.positions", tensor.elements)]
+        return [(arch.POSITIONS, tensor.elements)]
     if tensor.name == "output.weight":
-        return [("lm_head", tensor.elements)]
-    if tensor.name in ("output_norm.weight", "output_norm.bias"):
-        return [("vectors", tensor.elements)]
+        return [(arch.LM_HEAD, tensor.elements)]
+    if tensor.name in ("output_norm.weight", "output_norm.bias", "output.bias"):
+        return [(arch.VECTORS, tensor.elements)]
     match = _LAYER_TENSOR.fullmatch(tensor.name)
     if match is None or int(match.group(1)) >= spec.num_layers:
         return []
     part, kind = match.group(2), match.group(3)
+    if part == "exp_probs_b":  # DeepSeek's routing correction: a buffer, not a parameter
+        return []
     if kind == "bias" or part in _VECTORS:
-        return [("vectors", tensor.elements)]
-    expert = _EXPERT.fullmatch(part)
-    if expert:
-        part = f"ffn_{expert.group(1)}"
+        return [(arch.VECTORS, tensor.elements)]
+    old_expert = _OLD_EXPERT.fullmatch(part)
+    if old_expert:
+        part = f"ffn_{old_expert.group(1)}_exps"
     return _split_fused(spec, tensor, part)
 
 
@@ -434,7 +448,9 @@ def _scheme(spec: ModelSpec, header: GGUFHeader, file_type: str) -> tuple[Weight
         for role, elements in roles:
             parts.setdefault(role, {})
             parts[role][fmt] = parts[role].get(fmt, 0) + elements
-    expected = {t.role: t.count * t.elements for t in spec.weight_tensors()}
+    expected: dict[str, int] = {}
+    for t in spec.weight_tensors():
+        expected[t.role] = expected.get(t.role, 0) + t.count * t.elements
     for role, count in expected.items():
         found = sum(parts.get(role, {}).values())
         if found != count:

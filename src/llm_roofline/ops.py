@@ -12,7 +12,9 @@ Counting conventions, stated once:
    inverse RMS, scale by the weight); LayerNorm 7 (mean, subtract, square, accumulate, normalize,
    weight, bias); softmax 5 (max, subtract, exp, sum, divide); RoPE 3 (x cos + rotate(x) sin);
    SiLU 4 (negate, exp, add 1, divide); tanh-GELU 9; erf-GELU 5; ReLU 1; the gated multiply of
-   SwiGLU/GeGLU 1 more; soft-capping 3 (cap x tanh(x / cap): divide, tanh, multiply).
+   SwiGLU/GeGLU 1 more; gpt-oss's clamped SwiGLU 9 (clamp the gate 1, clamp up 2, scale the gate 1,
+   sigmoid 4, up + 1 1) and the gated multiply 1; soft-capping 3 (cap x tanh(x / cap): divide, tanh,
+   multiply); a scalar multiply 1 (Granite's embedding, residual and logit multipliers).
 4. **Attention pairs.** ``pairs`` is the number of (query, key) scores per sequence and head. The
    full count is q_len x kv_len; with causal skipping (as efficient kernels do) a query only meets
    the keys at or before it: q_len x past + q_len (q_len + 1) / 2.
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .architecture import NORM_PARAMS_PER_CHANNEL
 from .formats import NumberFormat
 from .units import Quantity
 
@@ -85,9 +88,8 @@ def register(name: str, kind: str) -> Callable[[Callable[..., OpCost]], Callable
     return add
 
 
-ACTIVATION_FLOPS_PER_ELEMENT = {"silu": 4, "gelu_tanh": 9, "gelu": 5, "relu": 1}
+ACTIVATION_FLOPS_PER_ELEMENT = {"silu": 4, "gelu_tanh": 9, "gelu": 5, "relu": 1, "swiglu_clamp": 9}
 NORM_FLOPS_PER_ELEMENT = {"rmsnorm": 4, "layernorm": 7}
-NORM_PARAMS_PER_CHANNEL = {"rmsnorm": 1, "layernorm": 2}
 SOFTMAX_FLOPS_PER_ELEMENT = 5
 SOFTCAP_FLOPS_PER_ELEMENT = 3
 ROPE_FLOPS_PER_ELEMENT = 3
@@ -144,35 +146,76 @@ def softmax(scores: Quantity, heads: int, act_bytes: float) -> OpCost:
 
 @register("attention_values", kind="matmul")
 def attention_values(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
-                     act_bytes: float, kv_bytes: float) -> OpCost:
-    """O = P V: probabilities read back, V read from the cache, the per-head outputs written."""
-    # P (B, H, q, kv) @ V (B, Hkv, kv, hd) -> O (B, H, q, hd)
+                     act_bytes: float, kv_bytes: float, value_dim: int | None = None) -> OpCost:
+    """O = P V: probabilities read back, V read from the cache, the per-head outputs written.
+
+    ``value_dim``: the value width per head when it differs from the query/key width (MLA).
+    """
+    # P (B, H, q, kv) @ V (B, Hkv, kv, hv) -> O (B, H, q, hv)
+    width = head_dim if value_dim is None else value_dim
     return OpCost(
-        flops=2 * heads * scores * head_dim,
+        flops=2 * heads * scores * width,
         act_read_bytes=heads * scores * act_bytes,
-        kv_read_bytes=keys * kv_heads * head_dim * kv_bytes,
-        act_write_bytes=rows * heads * head_dim * act_bytes,
+        kv_read_bytes=keys * kv_heads * width * kv_bytes,
+        act_write_bytes=rows * heads * width * act_bytes,
     )
 
 
 @register("flash_attention", kind="attention")
 def flash_attention(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
-                    act_bytes: float, kv_bytes: float, softcapped: bool = False) -> OpCost:
+                    act_bytes: float, kv_bytes: float, softcapped: bool = False, value_dim: int | None = None,
+                    values_share_keys: bool = False, sink_rows: Quantity = 0) -> OpCost:
     """Fused attention (FlashAttention): scores and probabilities never leave the chip.
 
-    FLOPs are those of Q K^T, softmax and P V composed (and the scores' soft-capping, ``softcapped``).
+    FLOPs are those of Q K^T, softmax and P V composed (and the scores' soft-capping, ``softcapped``;
+    one more softmax logit per query row and head for ``sink_rows`` rows with attention sinks).
     Bytes: Q read once, K and V read once per KV head (the query blocks of a head, and the query
     heads of a GQA group, share them through on-chip memory and the last-level cache), O written once.
+    ``values_share_keys``: V is the first ``value_dim`` channels of K (absorbed MLA), read with K.
     """
     shape = (rows, keys, scores, heads, kv_heads, head_dim, act_bytes, kv_bytes)
-    qk, pv = attention_scores(*shape), attention_values(*shape)
+    qk, pv = attention_scores(*shape), attention_values(*shape, value_dim=value_dim)
     capping = softcapped * softcap(heads * scores, act_bytes).flops
     return OpCost(
-        flops=qk.flops + softmax(scores, heads, act_bytes).flops + capping + pv.flops,
+        flops=qk.flops + softmax(scores + sink_rows, heads, act_bytes).flops + capping + pv.flops,
         act_read_bytes=qk.act_read_bytes,
-        kv_read_bytes=qk.kv_read_bytes + pv.kv_read_bytes,
+        kv_read_bytes=qk.kv_read_bytes + (0 if values_share_keys else pv.kv_read_bytes),
         act_write_bytes=pv.act_write_bytes,
     )
+
+
+def as_activation_reads(cost: OpCost) -> OpCost:
+    """The same work with its "KV" operands read from activations (keys and values decompressed this step)."""
+    return cost._replace(act_read_bytes=cost.act_read_bytes + cost.kv_read_bytes, kv_read_bytes=0)
+
+
+@register("head_linear", kind="matmul")
+def head_linear(tokens: Quantity, heads: int, in_features: int, out_features: int, weight: NumberFormat,
+                act_bytes: float, out_bytes: float, stored_rows: int | None = None) -> OpCost:
+    """Each head's own in x out matrix applied to that head's slice (MLA's absorbed kv_b_proj halves).
+
+    ``stored_rows``: the rows the weights are stored in (their scales), when not heads x out.
+    """
+    # x (tokens, H, in) @ W (H, in, out) -> y (tokens, H, out)
+    elements = heads * in_features * out_features
+    rows = heads * out_features if stored_rows is None else stored_rows
+    return OpCost(
+        flops=2 * tokens * elements,
+        weight_bytes=weight.tensor_bytes(elements, rows),
+        act_read_bytes=tokens * heads * in_features * act_bytes,
+        act_write_bytes=tokens * heads * out_features * out_bytes,
+    )
+
+
+@register("latent_decompress", kind="matmul")
+def latent_decompress(keys: Quantity, heads: int, rank: int, rope_dim: int, nope_dim: int, value_dim: int,
+                      weight: NumberFormat, act_bytes: float, kv_bytes: float) -> OpCost:
+    """MLA's naive form: the cached latents of ``keys`` rows through kv_b_proj into every head's key and
+    value; the shared RoPE key is copied into each head's key (composed from ``linear``)."""
+    # c (keys, rank) @ W (rank, H (nope + v)) -> K_nope, V; k_rope (keys, rope) -> K (keys, H, nope + rope)
+    up = linear(keys, rank, heads * (nope_dim + value_dim), weight, kv_bytes, act_bytes)
+    return up._replace(act_read_bytes=0, kv_read_bytes=up.act_read_bytes + keys * rope_dim * kv_bytes,
+                       act_write_bytes=up.act_write_bytes + keys * heads * rope_dim * act_bytes)
 
 
 @register("softcap", kind="elementwise")
@@ -211,11 +254,19 @@ def activation(tokens: Quantity, width: int, function: str, gated: bool, act_byt
 
 
 @register("residual_add", kind="elementwise")
-def residual_add(tokens: Quantity, width: int, act_bytes: float) -> OpCost:
-    """x + f(x): two operands read, one written."""
-    # x (tokens, width) + y (tokens, width) -> (tokens, width)
+def residual_add(tokens: Quantity, width: int, act_bytes: float, branches: int = 1, scaled: bool = False) -> OpCost:
+    """x + f(x): the residual and ``branches`` sublayer outputs read (two in a parallel block), one written;
+    ``scaled``: each branch multiplied by a constant first (Granite's residual multiplier)."""
+    # x (tokens, width) + y (tokens, width) [+ z] -> (tokens, width)
     elements = tokens * width
-    return OpCost(flops=elements, act_read_bytes=2 * elements * act_bytes, act_write_bytes=elements * act_bytes)
+    return OpCost(flops=branches * (1 + scaled) * elements, act_read_bytes=(1 + branches) * elements * act_bytes,
+                  act_write_bytes=elements * act_bytes)
+
+
+@register("scale", kind="elementwise")
+def scale(elements: Quantity, act_bytes: float) -> OpCost:
+    """y = x * c (or x / c) over ``elements`` values: read and written (Granite's logit scaling)."""
+    return OpCost(flops=elements, act_read_bytes=elements * act_bytes, act_write_bytes=elements * act_bytes)
 
 
 @register("rope", kind="elementwise")
@@ -259,22 +310,25 @@ def expected_experts_touched(tokens: Quantity, experts: int, experts_per_token: 
 
 @register("expert_linear", kind="matmul")
 def expert_linear(tokens: Quantity, experts_per_token: int, experts_touched: Quantity, in_features: int,
-                  out_features: int, weight: NumberFormat, act_bytes: float, out_bytes: float) -> OpCost:
+                  out_features: int, weight: NumberFormat, act_bytes: float, out_bytes: float, bias: bool = False,
+                  bias_bytes: float | None = None) -> OpCost:
     """One projection of an MoE layer's experts: T·k token rows in all, each distinct expert's
-    weights read once (composed from ``linear`` over the routed rows)."""
-    # x (T·k, in), rows grouped by expert @ W_e (in, out) for each touched e -> y (T·k, out)
-    routed = linear(tokens * experts_per_token, in_features, out_features, weight, act_bytes, out_bytes)
+    weights (and bias) read once (composed from ``linear`` over the routed rows)."""
+    # x (T·k, in), rows grouped by expert @ W_e (in, out) (+ b_e) for each touched e -> y (T·k, out)
+    routed = linear(tokens * experts_per_token, in_features, out_features, weight, act_bytes, out_bytes, bias,
+                    bias_bytes=bias_bytes)
     return routed._replace(weight_bytes=experts_touched * routed.weight_bytes)
 
 
 @register("moe_combine", kind="elementwise")
-def moe_combine(tokens: Quantity, experts_per_token: int, width: int, act_bytes: float) -> OpCost:
-    """y = sum over the k chosen experts of routing weight x expert output: a multiply and an add each."""
-    # outputs (T, k, width), weights (T, k) -> y (T, width)
+def moe_combine(tokens: Quantity, experts_per_token: int, width: int, act_bytes: float, shared: bool = False) -> OpCost:
+    """y = sum over the k chosen experts of routing weight x expert output: a multiply and an add each;
+    ``shared``: the shared experts' output added too (one more read and add)."""
+    # outputs (T, k, width), weights (T, k) [, shared (T, width)] -> y (T, width)
     routed = tokens * experts_per_token
     return OpCost(
-        flops=2 * routed * width,
-        act_read_bytes=routed * width * act_bytes + routed * act_bytes,
+        flops=2 * routed * width + shared * tokens * width,
+        act_read_bytes=routed * width * act_bytes + routed * act_bytes + shared * tokens * width * act_bytes,
         act_write_bytes=tokens * width * act_bytes,
     )
 

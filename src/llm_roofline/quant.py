@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 
+from . import architecture as arch
 from .errors import InputError, unknown_name
 from .formats import NumberFormat, WeightScheme, blend_formats, format_names, get_format
 from .models import ModelSpec
@@ -28,7 +29,7 @@ _FALLBACK = {"q2_k": "q4_0", "q3_k": "q4_0", "q4_k": "q5_0", "q5_k": "q5_1", "q6
              "iq3_s": "iq4_nl", "iq4_xs": "iq4_nl"}
 # Tensors llama-quantize leaves as converted: 1-D tensors (norms, biases), the MoE router
 # (ffn_gate_inp) and position embeddings; convert_hf_to_gguf.py writes them as F32.
-_UNQUANTIZED = ("vectors", "mlp.router", "embed.positions")
+_UNQUANTIZED = (arch.VECTORS, arch.ROUTER, arch.POSITIONS)
 # Families whose GGUF files fuse Q, K and V into one attn_qkv tensor (quantized by the attn_v rules).
 _FUSED_QKV = ("phi3", "gpt2")
 
@@ -84,26 +85,39 @@ def _is_type_70b(model: ModelSpec) -> bool:
     return model.family == "llama" and model.num_layers == 80 and model.num_kv_heads < model.num_heads
 
 
+def _layers_with(model: ModelSpec, role: str) -> list[int]:
+    """The indices of the layers that hold a tensor of ``role``."""
+    d = model.hidden_size
+    roles = {block: {t.role for t in block.tensors(d, 1)[0]} for block, _ in model.groups}
+    return [i for i, block in enumerate(model.layers) if role in roles[block]]
+
+
 def _layer_types(mix: LlamaCppMix, model: ModelSpec, role: str) -> list[NumberFormat]:
-    """The type llama_tensor_get_type_impl picks for ``role`` in each layer (before the row fallback)."""
+    """The type llama_tensor_get_type_impl picks for ``role`` in each layer that has it (before the row
+    fallback). llama.cpp matches names by substring, so expert and shared down projections
+    (ffn_down_exps, ffn_down_shexp) follow the ffn_down rules."""
     layers = model.num_layers
+    indices = _layers_with(model, role)
     category = role
-    if model.family in _FUSED_QKV and role in ("attn.q_proj", "attn.k_proj", "attn.v_proj"):
-        category = "attn.v_proj"  # attn_qkv is treated like attn_v
-    if category == "attn.v_proj":
-        types = [mix.more_bits if mix.more_bits and use_more_bits(i, layers) else mix.base for i in range(layers)]
+    if model.family in _FUSED_QKV and role in (arch.Q_PROJ, arch.K_PROJ, arch.V_PROJ):
+        category = arch.V_PROJ  # attn_qkv is treated like attn_v
+    if role in (arch.EXPERT_DOWN_PROJ, arch.SHARED_DOWN_PROJ):
+        category = arch.DOWN_PROJ
+    eight_experts = model.num_experts == 8
+    if category == arch.V_PROJ:
+        types = [mix.more_bits if mix.more_bits and use_more_bits(i, layers) else mix.base for i in indices]
         if _is_type_70b(model):
             types = [get_format("q5_k") if t.name in ("q3_k", "q4_k") else t for t in types]
-        if model.num_experts == 8:
-            types = [get_format("q8_0")] * layers
+        if eight_experts:
+            types = [get_format("q8_0")] * len(indices)
         return types
-    if category == "attn.k_proj" and model.num_experts == 8:
-        return [get_format("q8_0")] * layers
-    if category == "attn.o_proj" and model.num_experts == 8 and mix.attn_output_8_experts:
-        return [mix.attn_output_8_experts] * layers
-    if category in ("mlp.down_proj", "mlp.proj") and mix.more_bits:
-        return [mix.more_bits if use_more_bits(i, layers) else mix.base for i in range(layers)]
-    return [mix.base] * layers
+    if category == arch.K_PROJ and eight_experts:
+        return [get_format("q8_0")] * len(indices)
+    if category == arch.O_PROJ and eight_experts and mix.attn_output_8_experts:
+        return [mix.attn_output_8_experts] * len(indices)
+    if category in (arch.DOWN_PROJ, arch.PROJ) and mix.more_bits:
+        return [mix.more_bits if use_more_bits(i, layers) else mix.base for i in indices]
+    return [mix.base] * len(indices)
 
 
 def _output_type(mix: LlamaCppMix, row_length: int) -> NumberFormat:
@@ -126,9 +140,9 @@ def _llama_cpp_mix(model: ModelSpec, name: str) -> WeightScheme:
         role = tensor.role
         if role in _UNQUANTIZED:
             fmt = get_format("fp32")
-        elif role == "lm_head" or (role == "embed" and model.tied_embeddings):
+        elif role == arch.LM_HEAD or (role == arch.EMBED and model.tied_embeddings):
             fmt = _output_type(mix, tensor.row_length)
-        elif role == "embed":
+        elif role == arch.EMBED:
             fmt = _fits_blocks(mix.base, tensor.row_length)
         else:
             types = _layer_types(mix, model, role)

@@ -181,7 +181,7 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
     scheme = workload.weight_scheme(model)
     plan = step_plan(model, scheme, workload.activation_format, workload.kv_format, workload.flash_attention,
-                     workload.lm_head == "all")
+                     workload.lm_head == "all", workload.mla_absorbed)
     costs = plan.costs(step_counts(model, workload.batch, workload.q_len, workload.past_len,
                                    workload.skips_masked_scores))
     ceilings = [hardware.peak_for(math) for math in plan.unique_maths]

@@ -116,7 +116,7 @@ class GridResult:
 def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, batch: np.ndarray,
                   seq_len: np.ndarray, weights: NumberFormat | WeightScheme, activations: NumberFormat,
                   kv_format: NumberFormat, flash_attention: bool, causal_skip: bool | None = None,
-                  lm_head: str = "last") -> GridResult:
+                  lm_head: str = "last", mla: str | None = None) -> GridResult:
     """The roofline of every (device, point) pair, for points given as parallel batch/seq_len arrays.
 
     ``weights``: one format, or the model's ``WeightScheme`` (``quant.weight_scheme(model, weights)``).
@@ -128,7 +128,8 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
     else:
         q_len, past_len = np.ones_like(seq_len), seq_len
     skip = flash_attention if causal_skip is None else causal_skip
-    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all")
+    absorbed = phase == "decode" if mla is None else mla == "absorbed"  # Workload.mla_absorbed's rule
+    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all", absorbed)
     counts = step_counts(model, batch, q_len, past_len, skip)
     n = batch.shape[0]
     # Only the two cost fields the roofline needs: FLOPs and bytes, (operators, points) each.

@@ -2,21 +2,24 @@
 
 A step processes ``q_len`` new tokens per sequence against ``past_len`` tokens already in the KV
 cache: prefill is q_len = prompt length, past_len = 0; decode is q_len = 1 (or the ``new_tokens`` a
-speculative verification checks), past_len = tokens cached. Layers are identical, so each per-layer
-operator appears once with ``count = num_layers``; where layers differ (a per-layer mix of weight
-formats), the per-instance figures are the mean over layers, so count x figures is the exact total.
+speculative verification checks), past_len = tokens cached. Each distinct kind of layer in the
+model's description is priced once, so a per-layer operator appears once with ``count`` = the layers
+that run it; where layers share a role in different formats (a per-layer mix of weight formats), the
+per-instance figures are the mean over layers, so count x figures is the exact total.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
+from . import architecture as arch
 from . import ops
+from .architecture import FULL, MLP, Attention, Block, Span
 from .errors import InputError
 from .formats import NumberFormat, WeightScheme, get_format
 from .models import ModelSpec
@@ -25,6 +28,7 @@ from .units import Quantity, minimum
 
 PHASES = ("prefill", "decode")
 LM_HEAD_MODES = ("last", "all")
+MLA_FORMS = ("naive", "absorbed")
 # Elementwise kernels (norms, softmax, adds) run in 16-bit even when the matmuls take 8-bit inputs.
 _NARROW_MATH = {"int8": "fp16", "int4": "fp16", "fp8": "fp16", "fp4": "fp16"}
 
@@ -53,6 +57,7 @@ class Workload:
     causal_skip: bool | None = None  # None: skip masked scores exactly when flash_attention is on
     lm_head: str = "last"  # "last": logits for the last token of each sequence; "all": every token
     new_tokens: int = 1
+    mla: str | None = None  # multi-head latent attention: "naive" or "absorbed"; None: naive prefill, absorbed decode
     weight_format: NumberFormat = field(init=False, repr=False, compare=False)
     activation_format: NumberFormat = field(init=False, repr=False, compare=False)
     kv_format: NumberFormat = field(init=False, repr=False, compare=False)
@@ -65,6 +70,8 @@ class Workload:
                 raise InputError(f"{label} must be an integer >= 1, got {value!r}")
         if self.phase == "prefill" and self.new_tokens != 1:
             raise InputError("new_tokens applies to decode steps; a prefill step processes seq_len tokens")
+        if self.mla is not None and self.mla not in MLA_FORMS:
+            raise InputError(f"mla must be one of {', '.join(MLA_FORMS)} or None, got {self.mla!r}")
         if self.lm_head not in LM_HEAD_MODES:
             raise InputError(f"lm_head must be one of {', '.join(LM_HEAD_MODES)}, got {self.lm_head!r}")
         activations = get_format(self.activations)
@@ -79,6 +86,11 @@ class Workload:
     @property
     def past_len(self) -> int:
         return 0 if self.phase == "prefill" else self.seq_len
+
+    @property
+    def mla_absorbed(self) -> bool:
+        """Whether latent attention runs weight-absorbed (the default for decode, as engines do)."""
+        return self.phase == "decode" if self.mla is None else self.mla == "absorbed"
 
     @property
     def skips_masked_scores(self) -> bool:
@@ -111,6 +123,7 @@ class Workload:
             "flash_attention": self.flash_attention,
             "causal_skip": self.skips_masked_scores,
             "lm_head": self.lm_head,
+            "mla": "absorbed" if self.mla_absorbed else "naive",
         }
 
 
@@ -125,22 +138,30 @@ class Op(NamedTuple):
     math: str  # the precision its arithmetic runs in
 
 
-def attention_pairs(q_len: Quantity, past_len: Quantity, causal_skip: bool, window: int | None = None) -> Quantity:
+def attention_pairs(q_len: Quantity, past_len: Quantity, causal_skip: bool, span: Span = FULL) -> Quantity:
     """(query, key) scores per sequence and head (conventions 4 and 6 in ops.py)."""
+    kind, size = span
     kv_len = past_len + q_len
-    if window is not None:
+    if kind == "full":
         if causal_skip:
-            return _window_prefix_pairs(kv_len, window) - _window_prefix_pairs(past_len, window)
-        return q_len * keys_read(q_len, past_len, window)
-    if causal_skip:
-        return q_len * past_len + q_len * (q_len + 1) // 2
-    return q_len * kv_len
+            return q_len * past_len + q_len * (q_len + 1) // 2
+        return q_len * kv_len
+    if not causal_skip:
+        return q_len * keys_read(q_len, past_len, span)
+    prefix = _window_prefix_pairs if kind == "window" else _chunk_prefix_pairs
+    return prefix(kv_len, size) - prefix(past_len, size)
 
 
-def keys_read(q_len: Quantity, past_len: Quantity, window: int | None = None) -> Quantity:
-    """Keys (and values) per sequence a step reads: all of them, or the window its queries span."""
+def keys_read(q_len: Quantity, past_len: Quantity, span: Span = FULL) -> Quantity:
+    """Keys (and values) per sequence a step reads: all of them, the window its queries span, or the
+    chunks they fall in (from the start of the first query's chunk)."""
+    kind, size = span
     kv_len = past_len + q_len
-    return kv_len if window is None else minimum(kv_len, window + q_len - 1)
+    if kind == "window":
+        return minimum(kv_len, size + q_len - 1)
+    if kind == "chunk":
+        return kv_len - size * (past_len // size)
+    return kv_len
 
 
 def _window_prefix_pairs(length: Quantity, window: int) -> Quantity:
@@ -149,33 +170,79 @@ def _window_prefix_pairs(length: Quantity, window: int) -> Quantity:
     return inside * (inside + 1) // 2 + (length - inside) * window
 
 
-class StepCounts(NamedTuple):
+def _chunk_prefix_pairs(length: Quantity, chunk: int) -> Quantity:
+    """Causal pairs of the first ``length`` positions in chunks of C: each full chunk C(C+1)/2, then r(r+1)/2."""
+    full, rest = length // chunk, length % chunk
+    return full * (chunk * (chunk + 1) // 2) + rest * (rest + 1) // 2
+
+
+class CountLayout(NamedTuple):
+    """Which counts a model's steps are affine in: rows, then keys and scores per attention span, then the
+    experts touched per kind of mixture (experts, experts per token)."""
+
+    spans: tuple[Span, ...]
+    mixtures: tuple[tuple[int, int], ...]
+
+    @property
+    def size(self) -> int:
+        return 2 + 2 * len(self.spans) + len(self.mixtures)
+
+
+@functools.lru_cache(maxsize=256)
+def count_layout(model: ModelSpec) -> CountLayout:
+    groups = model.groups
+    spans = tuple(dict.fromkeys(block.attention.span for block, _ in groups))
+    mixtures = tuple(dict.fromkeys((b.mlp.experts, b.mlp.experts_per_token) for b, _ in groups if b.mlp.is_moe))
+    return CountLayout(spans, mixtures)
+
+
+class StepCounts(tuple):  # type: ignore[type-arg]
     """The counts a step's cost is affine in: every operator's FLOPs and bytes are c0 + sum_j c_j x count_j.
 
-    Each is a total over the batch (numbers, or numpy arrays for a grid of steps).
+    Each is a total over the batch (numbers, or numpy arrays for a grid of steps), in the order of the
+    model's ``CountLayout``: sequences (the rows lm_head scores when only the last token is kept), tokens
+    (batch x q_len), then per attention span the cached keys read and the (query, key) scores per head,
+    then per kind of mixture of experts the distinct experts touched (in expectation).
     """
 
-    sequences: Quantity  # batch: the rows lm_head scores when only the last token is kept
-    tokens: Quantity  # batch x q_len: the rows through every token-wise operator
-    keys: Quantity  # batch x the cached keys a full-attention layer reads per sequence
-    scores: Quantity  # batch x the (query, key) pairs a full-attention head computes per sequence
-    window_keys: Quantity  # the same two for the sliding-window layers (0 when the model has none)
-    window_scores: Quantity
-    experts_touched: Quantity  # distinct experts an MoE layer's tokens route to, in expectation (0 when dense)
+    layout: CountLayout
+
+    def __new__(cls, layout: CountLayout, values: Sequence[Quantity]) -> StepCounts:
+        if len(values) != layout.size:
+            raise ValueError(f"a step of this model has {layout.size} counts, got {len(values)}")
+        counts = super().__new__(cls, values)
+        counts.layout = layout
+        return counts
+
+    @property
+    def sequences(self) -> Quantity:
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def tokens(self) -> Quantity:
+        return self[1]  # type: ignore[no-any-return]
+
+    def keys(self, span: Span) -> Quantity:
+        return self[2 + 2 * self.layout.spans.index(span)]  # type: ignore[no-any-return]
+
+    def scores(self, span: Span) -> Quantity:
+        return self[3 + 2 * self.layout.spans.index(span)]  # type: ignore[no-any-return]
+
+    def experts_touched(self, mixture: tuple[int, int]) -> Quantity:
+        return self[2 + 2 * len(self.layout.spans) + self.layout.mixtures.index(mixture)]  # type: ignore[no-any-return]
 
 
 def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
                 causal_skip: bool) -> StepCounts:
     """The counts of a step of ``q_len`` new tokens per sequence over ``past_len`` cached ones."""
-    full = window = (0, 0)
-    if model.windowed_layers < model.num_layers:
-        full = (batch * keys_read(q_len, past_len), batch * attention_pairs(q_len, past_len, causal_skip))
-    if model.windowed_layers:
-        w = model.sliding_window
-        window = (batch * keys_read(q_len, past_len, w), batch * attention_pairs(q_len, past_len, causal_skip, w))
+    layout = count_layout(model)
     tokens = batch * q_len
-    touched = ops.expected_experts_touched(tokens, model.num_experts, model.experts_per_token) if model.is_moe else 0
-    return StepCounts(batch, tokens, *full, *window, touched)
+    values: list[Quantity] = [batch, tokens]
+    for span in layout.spans:
+        values += [batch * keys_read(q_len, past_len, span),
+                   batch * attention_pairs(q_len, past_len, causal_skip, span)]
+    values += [ops.expected_experts_touched(tokens, experts, k) for experts, k in layout.mixtures]
+    return StepCounts(layout, values)
 
 
 # The rows of a plan's coefficients: OpCost's fields (flops, weight_bytes, act_read_bytes, act_write_bytes,
@@ -205,7 +272,7 @@ class StepPlan:
     unique_maths: tuple[str, ...]  # the precisions in ``maths``, each once
     math_index: tuple[int, ...]  # maths[i] == unique_maths[math_index[i]]
 
-    def costs(self, counts: StepCounts) -> np.ndarray:
+    def costs(self, counts: Sequence[Quantity]) -> np.ndarray:
         """Every operator's ``COST_FIELDS``: (7, operators) for numbers, (7, operators, n) for arrays of n steps."""
         vector = _count_vector(counts)
         if vector.ndim == 1:
@@ -213,7 +280,7 @@ class StepPlan:
         fields, operators, size = self.coefficients.shape  # a grid: one 2-D product (BLAS), reshaped
         return self.coefficients.reshape(fields * operators, size).dot(vector).reshape(fields, operators, -1)
 
-    def ops(self, counts: StepCounts) -> list[Op]:
+    def ops(self, counts: Sequence[Quantity]) -> list[Op]:
         """The operators at ``counts``, as ``Op`` records (costs are Python floats, or arrays for a grid)."""
         costs = self.costs(counts)[:-1]
         rows = costs.T.tolist() if costs.ndim == 2 else list(costs.swapaxes(0, 1))
@@ -221,7 +288,7 @@ class StepPlan:
                 in zip(self.names, self.kinds, self.groups, self.instances, self.maths, rows, strict=True)]
 
 
-def _count_vector(counts: StepCounts) -> np.ndarray:
+def _count_vector(counts: Sequence[Quantity]) -> np.ndarray:
     """(1, *counts) as float64: a vector for numbers, a (1 + counts, n) matrix for arrays of n steps."""
     try:
         return np.array((1.0, *counts), dtype=np.float64)
@@ -229,7 +296,7 @@ def _count_vector(counts: StepCounts) -> np.ndarray:
         return count_matrix(counts, np.broadcast(*counts).shape[0])
 
 
-def count_matrix(counts: StepCounts, n: int) -> np.ndarray:
+def count_matrix(counts: Sequence[Quantity], n: int) -> np.ndarray:
     """(1, *counts) for ``n`` steps, as a (1 + counts, n) float64 matrix (numbers are repeated)."""
     matrix = np.empty((1 + len(counts), n), dtype=np.float64)
     matrix[0] = 1.0
@@ -240,18 +307,23 @@ def count_matrix(counts: StepCounts, n: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=256)
 def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activations: NumberFormat,
-              kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool) -> StepPlan:
+              kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool,
+              mla_absorbed: bool = False) -> StepPlan:
     """The plan of ``model``'s steps under these formats and options (memoized: a pure function of
     frozen records; what varies from step to step is only the counts)."""
     scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
-    size = len(StepCounts._fields)
+    layout = count_layout(model)
+    size = layout.size
     # Probe points, one per column: all counts 0, each count 1 alone, then two generic points (small and
     # large counts, every count nonzero) where the coefficients must reproduce the formulas.
-    checks = np.array([[3.0, 7.0, 11.0, 13.0, 17.0, 19.0, 23.0],
-                       [4.1e3, 2.9e6, 7.3e7, 3.7e10, 5.9e7, 1.3e10, 97.0]]).T
+    primes = np.array([3.0, 7.0, 11.0, 13.0, 17.0, 19.0, 23.0, 29.0, 31.0, 37.0, 41.0, 43.0, 47.0, 53.0])
+    large = np.array([4.1e3, 2.9e6, 7.3e7, 3.7e10, 5.9e7, 1.3e10, 3.1e7, 2.3e10, 4.3e7, 1.9e10, 61.0, 97.0, 59.0, 83.0])
+    if size > len(primes):
+        raise ValueError(f"a model with {size} step counts: more than the plan's probes")
+    checks = np.array([primes[:size], large[:size]]).T
     probes = np.hstack([np.zeros((size, 1)), np.eye(size), checks])
-    operators = step_operators(model, StepCounts(*probes), scheme, activations, kv_format, flash_attention,
-                               lm_head_all_tokens)
+    operators = step_operators(model, StepCounts(layout, tuple(probes)), scheme, activations, kv_format,
+                               flash_attention, lm_head_all_tokens, mla_absorbed)
     values = np.array([[np.broadcast_to(field, probes.shape[1:]) for field in (*op.cost, op.cost.bytes)]
                        for op in operators]).transpose(1, 0, 2)  # (COST_FIELDS, operators, probes)
     constant = values[:, :, :1]
@@ -284,146 +356,305 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
+# Operators whose weights are part of another role's tensor: MLA's absorbed halves of kv_b_proj.
+_ROLE_OF = {"attn.q_absorb": arch.KV_B_PROJ, "attn.v_absorb": arch.KV_B_PROJ}
+
+
 def weight_role(op_name: str, tied_embeddings: bool) -> str:
     """The weight tensor an operator reads: its name without ``layer.`` (a tied lm_head reads the embedding)."""
     if op_name == "lm_head" and tied_embeddings:
-        return "embed"
-    return op_name.removeprefix("layer.")
+        return arch.EMBED
+    name = op_name.split(".", 1)[1] if op_name.startswith("layer") else op_name
+    return _ROLE_OF.get(name, name)
 
 
 def build_ops(model: ModelSpec, workload: Workload) -> list[Op]:
     """The operators of one forward step, in execution order, layers aggregated."""
     return step_ops(model, workload.batch, workload.q_len, workload.past_len, workload.weight_scheme(model),
                     workload.activation_format, workload.kv_format, workload.flash_attention,
-                    workload.skips_masked_scores, workload.lm_head == "all")
+                    workload.skips_masked_scores, workload.lm_head == "all", workload.mla_absorbed)
 
 
 def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
              weights: NumberFormat | WeightScheme, activations: NumberFormat, kv_format: NumberFormat,
-             flash_attention: bool, causal_skip: bool, lm_head_all_tokens: bool) -> list[Op]:
+             flash_attention: bool, causal_skip: bool, lm_head_all_tokens: bool,
+             mla_absorbed: bool = False) -> list[Op]:
     """The operator list for any batch, q_len and past_len (numbers or numpy arrays), through the plan.
 
     ``weights``: one format for every matrix, or a ``WeightScheme`` built for this model
     (``Workload.weight_scheme(model)``) that gives each tensor role its own.
     """
-    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all_tokens)
+    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all_tokens, mla_absorbed)
     return plan.ops(step_counts(model, batch, q_len, past_len, causal_skip))
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What every operator of a step is priced with: the counts, the formats, the kernel options."""
+
+    model: ModelSpec
+    counts: StepCounts
+    scheme: WeightScheme
+    act: float  # bytes per activation element
+    kv: float  # bytes per KV-cache element
+    matmul_math: str
+    other_math: str
+    param_bytes: float  # bytes per norm weight or bias
+    flash_attention: bool
+    mla_absorbed: bool
+
+    @property
+    def tokens(self) -> Quantity:
+        return self.counts.tokens
+
+
 def step_operators(model: ModelSpec, counts: StepCounts, scheme: WeightScheme, activations: NumberFormat,
-                   kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool) -> list[Op]:
+                   kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool,
+                   mla_absorbed: bool = False) -> list[Op]:
     """The operators of a step, in execution order, each priced by its formula in ``ops.py``.
 
-    This is the model's structure: which operators run, with which shapes and formats. ``step_plan``
-    evaluates it once per model and set of formats; ``step_ops`` is the way to price a step.
+    The model's structure, read from its description: the embedding, then each distinct kind of layer
+    (``architecture.Block``) priced once with its number of layers — an operator that several kinds
+    of layer share with the same cost is one entry whose count is their layers together — then the
+    final norm and the output head. ``step_plan`` evaluates this once per model and set of formats;
+    ``step_ops`` is the way to price a step.
     """
-    d, inter, layers = model.hidden_size, model.intermediate_size, model.num_layers
-    heads, kv_heads, head_dim = model.num_heads, model.num_kv_heads, model.head_dim
-    act = activations.bytes_per_element
-    kv = kv_format.bytes_per_element
     matmul_math = activations.math
-    other_math = _NARROW_MATH.get(matmul_math, matmul_math)
     vectors = scheme.vector_format()
-    param_bytes = vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element
-    tokens = counts.tokens
-
-    def layer(name: str, kind: str, group: str, cost: ops.OpCost, math: str = other_math,
-              count: int = layers) -> Op:
-        return Op(f"layer.{name}", kind, group, count, cost, math)
-
-    def proj(name: str, group: str, n_in: int, n_out: int, bias: bool, to_kv: bool = False) -> Op:
-        cost = ops.linear(tokens, n_in, n_out, scheme.format_for(name), act, kv if to_kv else act, bias, to_kv,
-                          bias_bytes=param_bytes)
-        return layer(name, "matmul", group, cost, matmul_math)
-
-    def attention_core(prefix: str, count: int, keys: Quantity, scores: Quantity) -> list[Op]:
-        shape = (tokens, keys, scores, heads, kv_heads, head_dim, act, kv)
-        capped = model.attn_logit_softcapping is not None
-        if flash_attention:
-            return [layer(f"{prefix}.flash", "attention", "attention", ops.flash_attention(*shape, softcapped=capped),
-                          matmul_math, count)]
-        capping = [layer(f"{prefix}.softcap", "elementwise", "attention", ops.softcap(heads * scores, act),
-                         count=count)] if capped else []
-        return [
-            layer(f"{prefix}.qk", "matmul", "attention", ops.attention_scores(*shape), matmul_math, count),
-            *capping,
-            layer(f"{prefix}.softmax", "softmax", "attention", ops.softmax(scores, heads, act), count=count),
-            layer(f"{prefix}.sv", "matmul", "attention", ops.attention_values(*shape), matmul_math, count),
-        ]
-
-    embed = ops.embedding(tokens, d, scheme.format_for("embed"), act, model.learned_positions,
-                          model.embedding_scale, positions=scheme.format_for("embed.positions"))
-    result = [Op("embed", "embedding", "embedding", 1, embed, other_math)]
-    result.append(layer("attn_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
-    result.append(proj("attn.q_proj", "attention", d, model.q_size, model.qkv_bias))
-    result.append(proj("attn.k_proj", "attention", d, model.kv_size, model.qkv_bias, to_kv=True))
-    result.append(proj("attn.v_proj", "attention", d, model.kv_size, model.qkv_bias, to_kv=True))
-    if model.qk_norm:  # one head_dim-wide norm over each query head and each new key head
-        result.append(layer("attn.q_norm", "norm", "norm", ops.norm(tokens * heads, head_dim, model.norm, act,
-                                                                    param_bytes)))
-        result.append(layer("attn.k_norm", "norm", "norm", ops.norm(tokens * kv_heads, head_dim, model.norm, act,
-                                                                    param_bytes)))
-    if not model.learned_positions:
-        result.append(layer("attn.rope", "elementwise", "attention",
-                            ops.rope(tokens, heads, kv_heads, head_dim, act)))
-    windowed = model.windowed_layers
-    if windowed < layers:
-        result += attention_core("attn", layers - windowed, counts.keys, counts.scores)
-    if windowed:
-        result += attention_core("attn" if windowed == layers else "attn.window", windowed, counts.window_keys,
-                                 counts.window_scores)
-    result.append(proj("attn.o_proj", "attention", model.q_size, d, model.out_bias))
-    if model.post_norms:
-        result.append(layer("attn_post_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
-    result.append(layer("attn_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
-    result.append(layer("mlp_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
-    if model.is_moe:
-        result += _moe_ops(model, tokens, counts.experts_touched, scheme, act, layer, matmul_math)
-    else:
-        mlp_act = layer("mlp.act", "activation", "ffn",
-                        ops.activation(tokens, inter, model.activation, model.gated_mlp, act))
-        if model.gated_mlp:
-            result.append(proj("mlp.gate_proj", "ffn", d, inter, model.mlp_bias))
-            result.append(proj("mlp.up_proj", "ffn", d, inter, model.mlp_bias))
-            result.append(mlp_act)
-            result.append(proj("mlp.down_proj", "ffn", inter, d, model.mlp_bias))
-        else:
-            result.append(proj("mlp.fc", "ffn", d, inter, model.mlp_bias))
-            result.append(mlp_act)
-            result.append(proj("mlp.proj", "ffn", inter, d, model.mlp_bias))
-    if model.post_norms:
-        result.append(layer("mlp_post_norm", "norm", "norm", ops.norm(tokens, d, model.norm, act, param_bytes)))
-    result.append(layer("mlp_residual", "elementwise", "residual", ops.residual_add(tokens, d, act)))
-    result.append(Op("final_norm", "norm", "norm", 1, ops.norm(tokens, d, model.norm, act, param_bytes), other_math))
+    step = _Step(model, counts, scheme, activations.bytes_per_element, kv_format.bytes_per_element, matmul_math,
+                 _NARROW_MATH.get(matmul_math, matmul_math),
+                 vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element,
+                 flash_attention, mla_absorbed)
+    d, tokens = model.hidden_size, counts.tokens
+    embed = ops.embedding(tokens, d, scheme.format_for(arch.EMBED), step.act, model.learned_positions,
+                          model.embedding_scale, positions=scheme.format_for(arch.POSITIONS))
+    result = [Op("embed", "embedding", "embedding", 1, embed, step.other_math)]
+    result += _merge_layers([_block_ops(step, block, n) for block, n in model.groups])
+    if model.final_norm:
+        result.append(Op("final_norm", "norm", "norm", 1, ops.norm(tokens, d, model.norm, step.act, step.param_bytes),
+                         step.other_math))
     lm_tokens = tokens if lm_head_all_tokens else counts.sequences
-    lm_format = scheme.format_for("embed" if model.tied_embeddings else "lm_head")
+    lm_format = scheme.format_for(arch.EMBED if model.tied_embeddings else arch.LM_HEAD)
     result.append(Op("lm_head", "matmul", "lm_head", 1,
-                     ops.linear(lm_tokens, d, model.vocab_size, lm_format, act, act), matmul_math))
+                     ops.linear(lm_tokens, d, model.vocab_size, lm_format, step.act, step.act, model.lm_head_bias,
+                                bias_bytes=step.param_bytes), matmul_math))
     if model.final_logit_softcapping is not None:
-        result.append(Op("final_softcap", "elementwise", "lm_head", 1, ops.softcap(lm_tokens * model.vocab_size, act),
-                         other_math))
+        result.append(Op("final_softcap", "elementwise", "lm_head", 1,
+                         ops.softcap(lm_tokens * model.vocab_size, step.act), step.other_math))
+    if model.logits_scale:
+        result.append(Op("final_scale", "elementwise", "lm_head", 1, ops.scale(lm_tokens * model.vocab_size, step.act),
+                         step.other_math))
     return result
 
 
-def _moe_ops(model: ModelSpec, tokens: Quantity, touched: Quantity, scheme: WeightScheme, act: float,
-             layer: Callable[..., Op], matmul_math: str) -> list[Op]:
-    """A mixture-of-experts MLP: router, softmax/top-k over its logits, the routed experts, the weighted sum."""
-    d, inter, experts, k = model.hidden_size, model.intermediate_size, model.num_experts, model.experts_per_token
+def _merge_layers(per_kind: list[list[Op]]) -> list[Op]:
+    """One operator list from each kind of layer's: an operator of the same name and cost in several kinds
+    is one entry (counts added); one that is new goes right after its predecessor in its own kind's order."""
+    merged: list[Op] = []
+    for kind_ops in per_kind:
+        position = 0
+        for op in kind_ops:
+            index = next((i for i, other in enumerate(merged) if other.name == op.name), None)
+            if index is not None and not _same_cost(merged[index], op):
+                op = op._replace(name=f"layer[{per_kind.index(kind_ops)}].{op.name.removeprefix('layer.')}")
+                index = None
+            if index is None:
+                merged.insert(position, op)
+                index = position
+            else:
+                merged[index] = merged[index]._replace(count=merged[index].count + op.count)
+            position = index + 1
+    return merged
 
-    def expert(name: str, n_in: int, n_out: int) -> Op:
-        cost = ops.expert_linear(tokens, k, touched, n_in, n_out, scheme.format_for(name), act, act)
-        return layer(name, "matmul", "ffn", cost, matmul_math)
 
-    router = ops.linear(tokens, d, experts, scheme.format_for("mlp.router"), act, act)
+def _same_cost(a: Op, b: Op) -> bool:
+    return a.math == b.math and a.kind == b.kind and all(
+        np.array_equal(x, y) for x, y in zip(a.cost, b.cost, strict=True))
+
+
+def _block_ops(step: _Step, block: Block, layers: int) -> list[Op]:
+    """The operators of ``layers`` layers of one kind, in execution order."""
+    d, tokens, act = step.model.hidden_size, step.tokens, step.act
+    residual_scaled = step.model.residual_scale
+
+    def op(name: str, kind: str, group: str, cost: ops.OpCost, math: str | None = None) -> Op:
+        return Op(f"layer.{name}", kind, group, layers, cost, step.other_math if math is None else math)
+
+    def norm(name: str, rows: Quantity, width: int, param_bytes: float | None = None) -> Op:
+        weight = step.param_bytes if param_bytes is None else param_bytes
+        return op(name, "norm", "norm", ops.norm(rows, width, block.norm, act, weight))
+
+    result = [norm("attn_norm", tokens, d)] if block.pre_norms else []
+    result += _attention_ops(step, block, op, norm)
+    if block.post_norms:
+        result.append(norm("attn_post_norm", tokens, d))
+    if not block.parallel:
+        result.append(op("attn_residual", "elementwise", "residual", ops.residual_add(tokens, d, act,
+                                                                                        scaled=residual_scaled)))
+        if block.pre_norms:
+            result.append(norm("mlp_norm", tokens, d))
+    result += _mlp_ops(step, block.mlp, op)
+    if block.post_norms:
+        result.append(norm("mlp_post_norm", tokens, d))
+    if block.parallel:  # attention and MLP outputs join the residual together
+        result.append(op("residual", "elementwise", "residual",
+                         ops.residual_add(tokens, d, act, branches=2, scaled=residual_scaled)))
+    else:
+        result.append(op("mlp_residual", "elementwise", "residual", ops.residual_add(tokens, d, act,
+                                                                                       scaled=residual_scaled)))
+    return result
+
+
+_OpMaker = Callable[..., Op]
+
+
+def _proj(step: _Step, op: _OpMaker, role: str, group: str, rows: Quantity, n_in: int, n_out: int, bias: bool,
+          to_kv: bool = False) -> Op:
+    cost = ops.linear(rows, n_in, n_out, step.scheme.format_for(role), step.act, step.kv if to_kv else step.act,
+                      bias, to_kv, bias_bytes=step.param_bytes)
+    return op(role, "matmul", group, cost, step.matmul_math)
+
+
+def _attention_ops(step: _Step, block: Block, op: _OpMaker, norm: Callable[..., Op]) -> list[Op]:
+    a, d, tokens = block.attention, step.model.hidden_size, step.tokens
+    if a.is_mla:
+        return _latent_attention_ops(step, block, op, norm)
+    result = [_proj(step, op, arch.Q_PROJ, "attention", tokens, d, a.q_size, a.qkv_bias),
+              _proj(step, op, arch.K_PROJ, "attention", tokens, d, a.kv_size, a.qkv_bias, to_kv=True),
+              _proj(step, op, arch.V_PROJ, "attention", tokens, d, a.kv_size, a.qkv_bias, to_kv=True)]
+    result += _qk_norms(step, a, norm)
+    if a.rotary_dim:
+        result.append(op("attn.rope", "elementwise", "attention",
+                         ops.rope(tokens, a.heads, a.kv_heads, a.rotary_dim, step.act)))
+    shape = (a.heads, a.kv_heads, a.head_dim, step.act, step.kv)
+    result += _attention_core(step, a, op, shape, a.head_dim)
+    result.append(_proj(step, op, arch.O_PROJ, "attention", tokens, a.q_size, d, a.out_bias))
+    return result
+
+
+def _qk_norms(step: _Step, a: Attention, norm: Callable[..., Op]) -> list[Op]:
+    tokens = step.tokens
+    if a.qk_norm == "head":  # one head_dim-wide norm over each query head and each new key head
+        return [norm("attn.q_norm", tokens * a.heads, a.head_dim), norm("attn.k_norm", tokens * a.kv_heads, a.head_dim)]
+    if a.qk_norm == "full":  # one norm over all query heads, one over all key heads (OLMo-2)
+        return [norm("attn.q_norm", tokens, a.q_size), norm("attn.k_norm", tokens, a.kv_size)]
+    if a.qk_norm == "l2":  # Llama 4: x / ||x|| per head, no weight
+        return [norm("attn.q_norm", tokens * a.heads, a.head_dim, 0.0),
+                norm("attn.k_norm", tokens * a.kv_heads, a.head_dim, 0.0)]
+    return []
+
+
+def _span_prefix(step: _Step, a: Attention) -> str:
+    """The attention core's name: ``attn`` when every layer attends alike, else by span (``attn.window``)."""
+    if len(count_layout(step.model).spans) == 1 or a.span == FULL:
+        return "attn"
+    return f"attn.{a.span[0]}"
+
+
+def _attention_core(step: _Step, a: Attention, op: _OpMaker, shape: tuple[int, int, int, float, float],
+                    value_dim: int, keys_are_activations: bool = False, values_share_keys: bool = False) -> list[Op]:
+    """Q K^T, (soft-capping,) softmax and P V over the span's keys — or the one fused FlashAttention kernel."""
+    counts, tokens, prefix = step.counts, step.tokens, _span_prefix(step, a)
+    keys, scores = counts.keys(a.span), counts.scores(a.span)
+    heads = shape[0]
+    capped = a.softcap is not None
+    sink_rows = tokens if a.sinks else 0  # a sink adds one logit to every query row's softmax
+    move = ops.as_activation_reads if keys_are_activations else _unchanged
+    if step.flash_attention:
+        cost = ops.flash_attention(tokens, keys, scores, *shape, softcapped=capped, value_dim=value_dim,
+                                   values_share_keys=values_share_keys, sink_rows=sink_rows)
+        return [op(f"{prefix}.flash", "attention", "attention", move(cost), step.matmul_math)]
+    capping = ([op(f"{prefix}.softcap", "elementwise", "attention", ops.softcap(heads * scores, step.act))]
+               if capped else [])
     return [
-        layer("mlp.router", "matmul", "ffn", router, matmul_math),
-        layer("mlp.router_softmax", "softmax", "ffn", ops.softmax(tokens, experts, act)),
-        expert("mlp.gate_proj", d, inter),
-        expert("mlp.up_proj", d, inter),
-        layer("mlp.act", "activation", "ffn", ops.activation(tokens * k, inter, model.activation, True, act)),
-        expert("mlp.down_proj", inter, d),
-        layer("mlp.combine", "elementwise", "ffn", ops.moe_combine(tokens, k, d, act)),
+        op(f"{prefix}.qk", "matmul", "attention", move(ops.attention_scores(tokens, keys, scores, *shape)),
+           step.matmul_math),
+        *capping,
+        op(f"{prefix}.softmax", "softmax", "attention", ops.softmax(scores + sink_rows, heads, step.act)),
+        op(f"{prefix}.sv", "matmul", "attention",
+           move(ops.attention_values(tokens, keys, scores, *shape, value_dim=value_dim)), step.matmul_math),
     ]
+
+
+def _unchanged(cost: ops.OpCost) -> ops.OpCost:
+    return cost
+
+
+def _latent_attention_ops(step: _Step, block: Block, op: _OpMaker, norm: Callable[..., Op]) -> list[Op]:
+    """DeepSeek's multi-head latent attention (MLA), in the form ``step.mla_absorbed`` selects.
+
+    Both forms cache the normalized KV latent (kv_lora_rank) and the RoPE key (qk_rope_head_dim) per
+    token. Naive: every step decompresses the keys and values of all the keys it reads through kv_b_proj,
+    then runs multi-head attention over them (as transformers does, and engines for prefill). Absorbed:
+    kv_b_proj's key half multiplies into each query head and its value half into each output head, so
+    attention runs on the latent itself, one shared "KV head" of kv_lora_rank + qk_rope_head_dim channels
+    (as engines do for decode: FlashMLA, vLLM, SGLang). Derivations in docs/cost-model.md.
+    """
+    a, d, tokens = block.attention, step.model.hidden_size, step.tokens
+    assert a.kv_lora_rank is not None
+    rank, rope, nope, heads = a.kv_lora_rank, a.qk_rope_head_dim, a.nope_head_dim, a.heads
+    if a.q_lora_rank is None:
+        result = [_proj(step, op, arch.Q_PROJ, "attention", tokens, d, a.q_size, False)]
+    else:
+        result = [_proj(step, op, arch.Q_A_PROJ, "attention", tokens, d, a.q_lora_rank, a.qkv_bias),
+                  norm("attn.q_a_norm", tokens, a.q_lora_rank),
+                  _proj(step, op, arch.Q_B_PROJ, "attention", tokens, a.q_lora_rank, a.q_size, False)]
+    result += [_proj(step, op, arch.KV_A_PROJ, "attention", tokens, d, rank + rope, a.qkv_bias, to_kv=True),
+               norm("attn.kv_a_norm", tokens, rank),
+               op("attn.rope", "elementwise", "attention", ops.rope(tokens, heads, 1, rope, step.act))]
+    kv_b = step.scheme.format_for(arch.KV_B_PROJ)
+    if step.mla_absorbed:
+        absorb_q = ops.head_linear(tokens, heads, nope, rank, kv_b, step.act, step.act, stored_rows=heads * nope)
+        result.append(op("attn.q_absorb", "matmul", "attention", absorb_q, step.matmul_math))
+        result += _attention_core(step, a, op, (heads, 1, rank + rope, step.act, step.kv), rank,
+                                  values_share_keys=True)
+        absorb_v = ops.head_linear(tokens, heads, rank, a.v_head_dim, kv_b, step.act, step.act,
+                                   stored_rows=heads * a.v_head_dim)
+        result.append(op("attn.v_absorb", "matmul", "attention", absorb_v, step.matmul_math))
+    else:
+        keys = step.counts.keys(a.span)
+        decompress = ops.latent_decompress(keys, heads, rank, rope, nope, a.v_head_dim, kv_b, step.act, step.kv)
+        result.append(op(arch.KV_B_PROJ, "matmul", "attention", decompress, step.matmul_math))
+        result += _attention_core(step, a, op, (heads, heads, a.head_dim, step.act, step.act), a.v_head_dim,
+                                  keys_are_activations=True)
+    result.append(_proj(step, op, arch.O_PROJ, "attention", tokens, a.out_size, d, a.out_bias))
+    return result
+
+
+def _mlp_ops(step: _Step, mlp: MLP, op: _OpMaker) -> list[Op]:
+    d, tokens, act = step.model.hidden_size, step.tokens, step.act
+    inter = mlp.intermediate_size
+    if not mlp.is_moe:
+        activation = op("mlp.act", "activation", "ffn", ops.activation(tokens, inter, mlp.activation, mlp.gated, act))
+        if mlp.gated:
+            return [_proj(step, op, arch.GATE_PROJ, "ffn", tokens, d, inter, mlp.bias),
+                    _proj(step, op, arch.UP_PROJ, "ffn", tokens, d, inter, mlp.bias),
+                    activation,
+                    _proj(step, op, arch.DOWN_PROJ, "ffn", tokens, inter, d, mlp.bias)]
+        return [_proj(step, op, arch.FC, "ffn", tokens, d, inter, mlp.bias), activation,
+                _proj(step, op, arch.PROJ, "ffn", tokens, inter, d, mlp.bias)]
+    k = mlp.experts_per_token
+    touched = step.counts.experts_touched((mlp.experts, k))
+
+    def expert(role: str, n_in: int, n_out: int) -> Op:
+        cost = ops.expert_linear(tokens, k, touched, n_in, n_out, step.scheme.format_for(role), act, act, mlp.bias,
+                                 bias_bytes=step.param_bytes)
+        return op(role, "matmul", "ffn", cost, step.matmul_math)
+
+    result = [_proj(step, op, arch.ROUTER, "ffn", tokens, d, mlp.experts, mlp.router_bias),
+              op("mlp.router_softmax", "softmax", "ffn", ops.softmax(tokens, mlp.experts, act)),
+              expert(arch.EXPERT_GATE_PROJ, d, inter),
+              expert(arch.EXPERT_UP_PROJ, d, inter),
+              op("mlp.act", "activation", "ffn", ops.activation(tokens * k, inter, mlp.activation, True, act)),
+              expert(arch.EXPERT_DOWN_PROJ, inter, d)]
+    shared = mlp.shared_intermediate_size
+    if shared:
+        result += [_proj(step, op, arch.SHARED_GATE_PROJ, "ffn", tokens, d, shared, False),
+                   _proj(step, op, arch.SHARED_UP_PROJ, "ffn", tokens, d, shared, False),
+                   op("mlp.shared.act", "activation", "ffn", ops.activation(tokens, shared, mlp.activation, True, act)),
+                   _proj(step, op, arch.SHARED_DOWN_PROJ, "ffn", tokens, shared, d, False)]
+    result.append(op("mlp.combine", "elementwise", "ffn", ops.moe_combine(tokens, k, d, act, shared=shared > 0)))
+    return result
 
 
 def vector_param_bytes(activations: NumberFormat) -> float:
@@ -432,17 +663,18 @@ def vector_param_bytes(activations: NumberFormat) -> float:
 
 
 def kv_cache_bytes(model: ModelSpec, batch: Quantity, context_len: Quantity, kv_format: NumberFormat) -> Quantity:
-    """KV cache held for ``batch`` sequences of ``context_len`` tokens: K and V, every layer.
+    """KV cache held for ``batch`` sequences of ``context_len`` tokens: every layer's K and V (MLA: its latent).
 
     A layer with a sliding window keeps only its last W tokens (a rolling buffer, as Mistral's
-    reference implementation does: Jiang et al. 2023, arXiv:2310.06825, section 2).
+    reference implementation does: Jiang et al. 2023, arXiv:2310.06825, section 2); a layer with
+    chunked attention keeps at most one chunk.
     """
-    windowed = model.windowed_layers
-    held = (model.num_layers - windowed) * context_len
-    if windowed:
-        held = held + windowed * minimum(context_len, model.sliding_window)
-    elements = 2 * batch * held * model.kv_size
-    return kv_format.tensor_bytes(elements)
+    elements: Quantity = 0
+    for block, layers in model.groups:
+        kind, size = block.attention.span
+        held = context_len if kind == "full" else minimum(context_len, size)
+        elements = elements + layers * block.attention.cache_elements_per_token * held
+    return kv_format.tensor_bytes(batch * elements)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -455,7 +687,7 @@ def weight_storage_bytes(model: ModelSpec, weights: NumberFormat | WeightScheme,
     scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
     total = 0.0
     for tensor in model.weight_tensors():
-        if tensor.role == "vectors":
+        if tensor.role == arch.VECTORS:
             vectors = scheme.vector_format()
             per_element = vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element
             total += tensor.elements * per_element

@@ -105,7 +105,10 @@ def apply_change(model: ModelSpec, workload: Workload, change: Change) -> tuple[
     """The model and workload with one knob changed (validated by their own constructors)."""
     knob = change.knob
     if knob == "kv-heads":
-        return replace(model, num_kv_heads=_integer(change)), workload
+        if model.is_mla:
+            raise InputError("kv-heads does not apply to latent attention (MLA caches one latent per token)")
+        kv_heads = _integer(change)
+        return model.map_blocks(lambda b: replace(b, attention=replace(b.attention, kv_heads=kv_heads))), workload
     fields = {
         "flash-attention": lambda: {"flash_attention": _switch(change)},
         "causal-skip": lambda: {"causal_skip": _switch(change)},
