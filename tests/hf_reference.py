@@ -15,16 +15,23 @@ transformers.logging.set_verbosity_error()
 
 
 def build(config: dict[str, Any], seed: int = 0) -> torch.nn.Module:
-    """A randomly initialised causal LM from a config dict, with eager attention."""
+    """A randomly initialised causal LM from a config dict, with eager attention and eager experts (each
+    expert's matmul on its routed tokens, which FlopCounterMode counts; the grouped_mm kernel is not in its
+    registry)."""
     cfg = transformers.AutoConfig.for_model(**config)
     cfg._attn_implementation = "eager"
     torch.manual_seed(seed)
-    model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager")
+    model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager",
+                                                          experts_implementation="eager")
     return model.eval()
 
 
 def param_count(config: dict[str, Any]) -> int:
     """Parameters as transformers counts them (shared tensors once), without allocating weights."""
+    config = dict(config)
+    config.pop("quantization_config", None)  # gpt-oss: build the bf16 model (the same parameters)
+    if isinstance(config.get("attn_temperature_tuning"), int):  # Llama 4's Hub config says 4; 5.23 wants a bool
+        config["attn_temperature_tuning"] = bool(config["attn_temperature_tuning"])
     cfg = transformers.AutoConfig.for_model(**config)
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(cfg)

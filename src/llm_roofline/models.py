@@ -592,7 +592,7 @@ def _smollm3(cfg: _Config, name: str) -> ModelSpec:
     layers = _layers(cfg)
     rope = _rope_layers(cfg, layers)
     windowed = cfg.bool("use_sliding_window", False)
-    return _llama_like(cfg, name, "smollm3", rope=rope,
+    return _llama_like(cfg, name, "smollm3", rope=rope, tied_default=True,
                        span=lambda i: "sliding_attention" if windowed and not rope[i] else "full_attention")
 
 
