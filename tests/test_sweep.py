@@ -31,8 +31,9 @@ def _usable(device: str, activations: str) -> bool:
 def test_sweep_equals_scalar_analyze_operator_by_operator() -> None:
     rng = random.Random(20261125)
     checked = 0
-    for _ in range(60):  # 60 structural cases x 50 points = 3000 random configurations
-        model = rng.choice(model_names())
+    one_per_family = {load_model(name).family: name for name in model_names()}  # every family, then random ones
+    cases = [*one_per_family.values(), *(rng.choice(model_names()) for _ in range(60 - len(one_per_family)))]
+    for model in cases:  # 60 structural cases x 50 points = 3000 random configurations
         device = rng.choice(hardware_names())
         phase = rng.choice(["prefill", "decode"])
         weights, kv = rng.choice([*FORMATS, "q4_k_m", "q8_0", "q4_0", None]), rng.choice(FORMATS)
@@ -42,15 +43,16 @@ def test_sweep_equals_scalar_analyze_operator_by_operator() -> None:
         flash = rng.random() < 0.5
         causal = rng.choice([None, True, False])
         lm_head = rng.choice(["last", "all"])
+        mla = rng.choice([None, "naive", "absorbed"])
         batch = np.array([rng.randint(1, 512) for _ in range(50)])
         seq = np.array([rng.randint(1, 8192) for _ in range(50)])
         spec = load_model(model)
         grid = evaluate_grid(spec, [load_hardware(device)], phase, batch, seq, weight_scheme(spec, weights),
-                             get_format(activations), get_format(kv), flash, causal, lm_head)
+                             get_format(activations), get_format(kv), flash, causal, lm_head, mla)
         for j in range(len(batch)):
             scalar = analyze(model, device, phase=phase, batch=int(batch[j]), seq_len=int(seq[j]), weights=weights,
                              activations=activations, kv_cache=kv, flash_attention=flash, causal_skip=causal,
-                             lm_head=lm_head)
+                             lm_head=lm_head, mla=mla)
             assert [op.name for op in grid.ops] == [op.name for op in scalar.ops]
             for op, op_time, result in zip(grid.ops, grid.op_time_s, scalar.ops, strict=True):
                 flops = np.broadcast_to(op.cost.flops, batch.shape)[j]

@@ -134,6 +134,9 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
                               "--flash-attention, off without, as eager kernels compute the full square)")
     parser.add_argument("--lm-head", choices=("last", "all"), default="last",
                          help="logits for the last token of each sequence (generation) or for all tokens")
+    parser.add_argument("--mla", choices=("naive", "absorbed"), default=None,
+                         help="multi-head latent attention (DeepSeek): decompress K/V from the latent, or attend in "
+                              "the latent with kv_b_proj absorbed (default: naive for prefill, absorbed for decode)")
 
 
 def workload_from_args(args: argparse.Namespace) -> Any:
@@ -142,7 +145,7 @@ def workload_from_args(args: argparse.Namespace) -> Any:
     return Workload(
         phase=args.phase, batch=args.batch, seq_len=args.seq_len, weights=args.weights,
         activations=args.activations, kv_cache=args.kv_cache, flash_attention=args.flash_attention,
-        causal_skip=args.causal_skip, lm_head=args.lm_head,
+        causal_skip=args.causal_skip, lm_head=args.lm_head, mla=getattr(args, "mla", None),
     )
 
 
@@ -187,12 +190,15 @@ def _cmd_models(args: argparse.Namespace) -> str:
     specs = [load_model(name) for name in model_names()]
     if args.format == "json":
         return json.dumps([s.to_dict() for s in specs], indent=2)
-    headers = ["name", "family", "params", "layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab"]
-    raw = [[s.name, s.family, s.params, s.num_layers, s.hidden_size, s.num_heads, s.num_kv_heads, s.head_dim,
-            s.intermediate_size, s.vocab_size] for s in specs]
+    headers = ["name", "family", "params", "active_params", "layers", "hidden", "heads", "kv_heads", "head_dim",
+               "ffn", "experts", "vocab"]
+    raw = [[s.name, s.family, s.params, s.active_params, s.num_layers, s.hidden_size, s.num_heads, s.num_kv_heads,
+            s.head_dim, s.intermediate_size, f"{s.num_experts}/{s.experts_per_token}" if s.is_moe else "-",
+            s.vocab_size] for s in specs]
     if args.format == "csv":
         return to_csv(headers, raw).rstrip("\n")
-    return table(headers, [[r[0], r[1], si(r[2], digits=4), *r[3:]] for r in raw], align="ll" + "r" * 8)
+    return table(headers, [[r[0], r[1], si(r[2], digits=4), si(r[3], digits=4), *r[4:]] for r in raw],
+                 align="ll" + "r" * 10)
 
 
 def _cmd_matmul(args: argparse.Namespace) -> str:

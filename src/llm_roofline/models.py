@@ -57,6 +57,7 @@ class ModelSpec:
     source: str = ""
     stored_weights: WeightScheme | None = None  # the formats of a quantized file's tensors
     _hash: int = field(default=0, init=False, repr=False, compare=False)
+    _groups: tuple[tuple[Block, int], ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = f"model '{self.name}'"
@@ -66,8 +67,10 @@ class ModelSpec:
                 raise InputError(f"{where}: {label} must be an integer > 0, got {value!r}")
         if not isinstance(self.layers, tuple) or not self.layers:
             raise InputError(f"{where}: num_hidden_layers must be an integer > 0")
-        for block, _ in layer_groups(self.layers):
+        groups = layer_groups(self.layers)
+        for block, _ in groups:
             block.validate(where)
+        object.__setattr__(self, "_groups", groups)
         if self.norm not in NORMS:
             raise InputError(f"{where}: norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         cap = self.final_logit_softcapping
@@ -116,7 +119,7 @@ class ModelSpec:
     @property
     def groups(self) -> tuple[tuple[Block, int], ...]:
         """The distinct blocks in order of first appearance, each with its number of layers."""
-        return _groups(self.layers)
+        return self._groups
 
     @property
     def block(self) -> Block:
@@ -277,11 +280,6 @@ class ModelSpec:
             "stored_weights": None if self.stored_weights is None else self.stored_weights.name,
             "source": self.source,
         }
-
-
-@functools.lru_cache(maxsize=256)
-def _groups(layers: tuple[Block, ...]) -> tuple[tuple[Block, int], ...]:
-    return layer_groups(layers)
 
 
 @functools.lru_cache(maxsize=256)

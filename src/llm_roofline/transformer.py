@@ -182,10 +182,7 @@ class CountLayout(NamedTuple):
 
     spans: tuple[Span, ...]
     mixtures: tuple[tuple[int, int], ...]
-
-    @property
-    def size(self) -> int:
-        return 2 + 2 * len(self.spans) + len(self.mixtures)
+    size: int  # 2 + 2 x spans + mixtures
 
 
 @functools.lru_cache(maxsize=256)
@@ -193,7 +190,7 @@ def count_layout(model: ModelSpec) -> CountLayout:
     groups = model.groups
     spans = tuple(dict.fromkeys(block.attention.span for block, _ in groups))
     mixtures = tuple(dict.fromkeys((b.mlp.experts, b.mlp.experts_per_token) for b, _ in groups if b.mlp.is_moe))
-    return CountLayout(spans, mixtures)
+    return CountLayout(spans, mixtures, 2 + 2 * len(spans) + len(mixtures))
 
 
 class StepCounts(tuple):  # type: ignore[type-arg]
@@ -670,11 +667,19 @@ def kv_cache_bytes(model: ModelSpec, batch: Quantity, context_len: Quantity, kv_
     chunked attention keeps at most one chunk.
     """
     elements: Quantity = 0
-    for block, layers in model.groups:
-        kind, size = block.attention.span
-        held = context_len if kind == "full" else minimum(context_len, size)
-        elements = elements + layers * block.attention.cache_elements_per_token * held
+    for per_token, (kind, size) in _cache_terms(model):
+        elements = elements + per_token * (context_len if kind == "full" else minimum(context_len, size))
     return kv_format.tensor_bytes(batch * elements)
+
+
+@functools.lru_cache(maxsize=256)
+def _cache_terms(model: ModelSpec) -> tuple[tuple[int, Span], ...]:
+    """(cache elements per token over the layers of a span, the span), one per span the model has."""
+    terms: dict[Span, int] = {}
+    for block, layers in model.groups:
+        span = block.attention.span
+        terms[span] = terms.get(span, 0) + layers * block.attention.cache_elements_per_token
+    return tuple((per_token, span) for span, per_token in terms.items())
 
 
 @functools.lru_cache(maxsize=1024)
