@@ -23,18 +23,20 @@ from __future__ import annotations
 import mmap
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import architecture as arch
+from .architecture import MLP, Attention, Block
 from .errors import InputError
 from .formats import NumberFormat, WeightScheme, blend_formats, format_for_ggml_type
 from .models import ModelSpec
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "phi3", "gemma", "gpt2")
-_FAMILY = {"llama": "llama", "qwen2": "qwen2", "phi3": "phi3", "gemma": "gemma", "gpt2": "gpt2"}
 _MAX_DIMS = 4  # GGML_MAX_DIMS
+_MAX_DIMENSION = 1 << 24  # bounds far past any real model: a larger value is a malformed file
+_MAX_LAYERS = 4096
 _MAX_ARRAY_DEPTH = 4
 _KEPT_ARRAY_LENGTH = 4096  # numeric arrays longer than this are skipped, not decoded
 _HEADER_BYTES = 24  # magic, version, tensor count, key/value count
@@ -299,13 +301,25 @@ def _parse(buffer: Any, size: int, where: str, quant_sizes: dict[Any, tuple[int,
 
 
 class _Metadata:
-    """Typed access to the architecture's keys, with errors that name the file and the key."""
+    """Typed access to the architecture's keys and to which tensors the file holds, with errors that name the
+    file and the key."""
 
     def __init__(self, header: GGUFHeader, arch: str) -> None:
         self.data, self.arch, self.where = header.metadata, arch, header.path
+        self.tensors = {t.name: t for t in header.tensors}
 
-    def int(self, suffix: str, default: int | None = None) -> int:
-        key = f"{self.arch}.{suffix}"
+    def key(self, suffix: str) -> str:
+        return f"{self.arch}.{suffix}"
+
+    def has_key(self, suffix: str) -> bool:
+        return self.key(suffix) in self.data
+
+    def has(self, tensor: str) -> bool:
+        return tensor in self.tensors
+
+    def count(self, suffix: str, default: int | None = None, limit: int = _MAX_DIMENSION) -> int:
+        """An integer >= 0 (a number of layers or experts that may be none)."""
+        key = self.key(suffix)
         value = self.data.get(key)
         if value is None:
             if default is None:
@@ -313,8 +327,17 @@ class _Metadata:
             return default
         if isinstance(value, ArrayValue):
             raise InputError(f"{self.where}: '{key}' is an array (per-layer values are not supported)")
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise InputError(f"{self.where}: '{key}' must be an integer > 0, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InputError(f"{self.where}: '{key}' must be an integer >= 0, got {value!r}")
+        if value > limit:
+            raise InputError(f"{self.where}: '{key}' must be at most {limit}, got {value!r}")
+        return value
+
+    def int(self, suffix: str, default: int | None = None, limit: int = _MAX_DIMENSION) -> int:
+        """An integer > 0 (``default`` when the key is absent; no default: the key is required)."""
+        value = self.count(suffix, default, limit)
+        if value <= 0:
+            raise InputError(f"{self.where}: '{self.key(suffix)}' must be an integer > 0, got {value!r}")
         return value
 
 
@@ -325,53 +348,288 @@ def _model_from_header(header: GGUFHeader) -> ModelSpec:
     arch = header.metadata.get("general.architecture")
     if arch is None:
         raise InputError(f"{header.path}: missing metadata key 'general.architecture'")
-    if not isinstance(arch, str) or arch not in SUPPORTED_ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in _ARCHITECTURES:
         raise InputError(f"{header.path}: unsupported architecture {arch!r}; supported: "
                          f"{', '.join(SUPPORTED_ARCHITECTURES)}")
-    meta = _Metadata(header, arch)
-    names = {t.name: t for t in header.tensors}
-    if "token_embd.weight" not in names:
-        raise InputError(f"{header.path}: no 'token_embd.weight' tensor")
+    try:
+        return _ARCHITECTURES[arch](_Metadata(header, arch))
+    except InputError as err:  # the model's own checks name the model; say which file it came from
+        message = str(err)
+        raise InputError(message if message.startswith(header.path) else f"{header.path}: {message}") from None
+
+
+# --- one builder per llama.cpp architecture ------------------------------------------------------
+#
+# Each reads the keys llama.cpp's loader reads for that architecture (src/llama-model.cpp) and builds the
+# same layer stack as the matching config.json adapter in models.py; where llama.cpp hard-codes a choice
+# rather than storing a key (SmolLM3's NoPE layers, Llama 4's chunk size), the builder does the same.
+
+
+def _embedding(meta: _Metadata) -> tuple[int, int]:
+    """(hidden size, vocabulary) from embedding_length and the shape of token_embd."""
+    if not meta.has("token_embd.weight"):
+        raise InputError(f"{meta.where}: no 'token_embd.weight' tensor")
+    hidden = meta.int("embedding_length")
+    dims = meta.tensors["token_embd.weight"].dims
+    if len(dims) != 2 or dims[0] != hidden:
+        raise InputError(f"{meta.where}: token_embd.weight has shape {list(dims)}, expected [{hidden}, vocabulary]")
+    return hidden, dims[1]
+
+
+def _layer_count(meta: _Metadata) -> int:
+    """block_count less the multi-token-prediction layers stored after the model's own (not run in decoding)."""
+    blocks = meta.int("block_count", limit=_MAX_LAYERS)
+    extra = meta.count("nextn_predict_layers", 0)
+    if extra >= blocks:
+        raise InputError(f"{meta.where}: '{meta.key('nextn_predict_layers')}' ({extra}) must be less than "
+                         f"'{meta.key('block_count')}' ({blocks})")
+    return blocks - extra
+
+
+def _head_dim(meta: _Metadata, hidden: int, heads: int) -> int:
+    if hidden % heads and not meta.has_key("attention.key_length"):
+        raise InputError(f"{meta.where}: embedding_length ({hidden}) is not a multiple of head_count ({heads}) "
+                         f"and no attention.key_length is given")
+    head_dim = meta.int("attention.key_length", default=hidden // heads)
+    value = meta.int("attention.value_length", default=head_dim)
+    if value != head_dim:
+        raise InputError(f"{meta.where}: '{meta.key('attention.value_length')}' ({value}) differs from "
+                         f"'{meta.key('attention.key_length')}' ({head_dim}); only MLA (deepseek2) has its own "
+                         f"value width")
+    return head_dim
+
+
+def _attention(meta: _Metadata, **more: Any) -> Attention:
+    """Multi-head attention with grouped KV heads; biases where the file has them; partial RoPE where
+    rope.dimension_count is less than the head width."""
     hidden = meta.int("embedding_length")
     heads = meta.int("attention.head_count")
-    if hidden % heads and f"{arch}.attention.key_length" not in header.metadata:
-        raise InputError(f"{header.path}: embedding_length ({hidden}) is not a multiple of head_count ({heads}) "
-                         f"and no attention.key_length is given")
-    embed_dims = names["token_embd.weight"].dims
-    vocab = embed_dims[1] if len(embed_dims) == 2 else 0
-    if len(embed_dims) != 2 or embed_dims[0] != hidden:
-        raise InputError(f"{header.path}: token_embd.weight has shape {list(embed_dims)}, expected "
-                         f"[{hidden}, vocabulary]")
+    kv_heads = meta.int("attention.head_count_kv", default=heads)
+    if heads % kv_heads:
+        raise InputError(f"{meta.where}: '{meta.key('attention.head_count')}' ({heads}) must be a multiple of "
+                         f"'{meta.key('attention.head_count_kv')}' ({kv_heads})")
+    head_dim = _head_dim(meta, hidden, heads)
+    rope = meta.count("rope.dimension_count", head_dim)
+    if rope > head_dim:
+        raise InputError(f"{meta.where}: '{meta.key('rope.dimension_count')}' ({rope}) exceeds the head width "
+                         f"({head_dim})")
+    fields: dict[str, Any] = {
+        "qkv_bias": meta.has("blk.0.attn_q.bias") or meta.has("blk.0.attn_qkv.bias"),
+        "out_bias": meta.has("blk.0.attn_output.bias"),
+        "rope_dim": None if rope == head_dim else rope,
+    }
+    return Attention(heads=heads, kv_heads=kv_heads, head_dim=head_dim, **{**fields, **more})
+
+
+def _dense_mlp(meta: _Metadata, key: str = "feed_forward_length") -> MLP:
+    """A gated SiLU MLP, biased where the file's first layer has an ffn_up bias."""
+    return MLP(intermediate_size=meta.int(key), bias=meta.has("blk.0.ffn_up.bias"))
+
+
+def _experts(meta: _Metadata, **more: Any) -> MLP:
+    """A mixture of expert_count gated SiLU experts of expert_feed_forward_length, expert_used_count per token."""
+    experts, used = meta.int("expert_count"), meta.int("expert_used_count")
+    if used > experts:
+        raise InputError(f"{meta.where}: '{meta.key('expert_used_count')}' ({used}) exceeds "
+                         f"'{meta.key('expert_count')}' ({experts})")
+    return MLP(intermediate_size=meta.int("expert_feed_forward_length"), experts=experts, experts_per_token=used,
+               **more)
+
+
+def _model(meta: _Metadata, family: str, blocks: list[Block], **more: Any) -> ModelSpec:
+    hidden, vocab = _embedding(meta)
+    interned: dict[Block, Block] = {}
+    return ModelSpec(
+        name=Path(meta.where).stem,
+        family=family,
+        hidden_size=hidden,
+        vocab_size=vocab,
+        max_position_embeddings=meta.int("context_length", limit=1 << 40),
+        layers=tuple(interned.setdefault(block, block) for block in blocks),
+        tied_embeddings=not meta.has("output.weight"),
+        display_name=str(meta.data.get("general.name") or Path(meta.where).stem),
+        source=meta.where,
+        **more,
+    )
+
+
+def _uniform(meta: _Metadata) -> ModelSpec:
+    # llama (Mixtral when it has experts), qwen2, phi3, gemma, gpt2: alike layers, from the summary figures.
+    name = meta.arch
+    hidden, vocab = _embedding(meta)
+    heads = meta.int("attention.head_count")
     experts = meta.int("expert_count", default=1)
     used = meta.int("expert_used_count", default=1) if experts > 1 else 1
-    window = header.metadata.get(f"{arch}.attention.sliding_window")
-    gpt2 = arch == "gpt2"
+    gpt2 = name == "gpt2"
     return ModelSpec.uniform(
-        name=Path(header.path).stem,
-        family="mixtral" if arch == "llama" and experts > 1 else _FAMILY[arch],
+        name=Path(meta.where).stem,
+        family="mixtral" if name == "llama" and experts > 1 else name,
         hidden_size=hidden,
-        num_layers=meta.int("block_count"),
+        num_layers=_layer_count(meta),
         num_heads=heads,
         num_kv_heads=meta.int("attention.head_count_kv", default=heads),
-        head_dim=meta.int("attention.key_length", default=hidden // heads),
-        intermediate_size=meta.int("expert_feed_forward_length", default=0) or meta.int("feed_forward_length"),
+        head_dim=_head_dim(meta, hidden, heads),
+        intermediate_size=meta.count("expert_feed_forward_length", 0) or meta.int("feed_forward_length"),
         vocab_size=vocab,
-        max_position_embeddings=meta.int("context_length"),
+        max_position_embeddings=meta.int("context_length", limit=1 << 40),
         norm="layernorm" if gpt2 else "rmsnorm",
-        activation="gelu_tanh" if arch in ("gemma", "gpt2") else "silu",
+        activation="gelu_tanh" if name in ("gemma", "gpt2") else "silu",
         gated_mlp=not gpt2,
-        qkv_bias="blk.0.attn_q.bias" in names or "blk.0.attn_qkv.bias" in names,
-        out_bias="blk.0.attn_output.bias" in names,
-        mlp_bias="blk.0.ffn_up.bias" in names,
-        tied_embeddings="output.weight" not in names,
+        qkv_bias=meta.has("blk.0.attn_q.bias") or meta.has("blk.0.attn_qkv.bias"),
+        out_bias=meta.has("blk.0.attn_output.bias"),
+        mlp_bias=meta.has("blk.0.ffn_up.bias"),
+        tied_embeddings=not meta.has("output.weight"),
         learned_positions=gpt2,
-        embedding_scale=arch == "gemma",
-        sliding_window=meta.int("attention.sliding_window") if window is not None else None,
-        display_name=str(header.metadata.get("general.name") or Path(header.path).stem),
-        source=header.path,
+        embedding_scale=name == "gemma",
+        sliding_window=meta.int("attention.sliding_window") if meta.has_key("attention.sliding_window") else None,
+        display_name=str(meta.data.get("general.name") or Path(meta.where).stem),
+        source=meta.where,
         num_experts=experts,
         experts_per_token=used,
     )
+
+
+def _qwen3(meta: _Metadata) -> ModelSpec:
+    # Qwen2 without the q/k/v biases, with an RMSNorm on every query and key head (attn_q_norm, attn_k_norm of
+    # key_length). llama.cpp runs Qwen3 without a sliding window.
+    block = Block(_attention(meta, qk_norm="head"), _dense_mlp(meta))
+    return _model(meta, "qwen3", [block] * _layer_count(meta))
+
+
+def _qwen3moe(meta: _Metadata) -> ModelSpec:
+    # Qwen3's attention; every layer a mixture of experts (llama.cpp has no dense Qwen3-MoE layers).
+    block = Block(_attention(meta, qk_norm="head"), _experts(meta))
+    return _model(meta, "qwen3_moe", [block] * _layer_count(meta))
+
+
+def _swa_layers(meta: _Metadata, layers: int, period: int) -> list[bool]:
+    """Which layers use the sliding window: llama.cpp's set_swa_pattern(n) windows layer i when
+    i % n < n - 1 (n = 0: all); attention.sliding_window_pattern overrides n, or lists one flag per layer."""
+    key = meta.key("attention.sliding_window_pattern")
+    pattern = meta.data.get(key)
+    if isinstance(pattern, ArrayValue):
+        if pattern.element_type != "BOOL" or pattern.values is None or len(pattern.values) != layers:
+            raise InputError(f"{meta.where}: '{key}' must be a number or one true/false per layer ({layers})")
+        return [bool(flag) for flag in pattern.values]
+    period = meta.count("attention.sliding_window_pattern", period)
+    return [period == 0 or i % period < period - 1 for i in range(layers)]
+
+
+def _gpt_oss(meta: _Metadata) -> ModelSpec:
+    # llama.cpp's gpt-oss (LLM_ARCH_OPENAI_MOE): biased q/k/v/o, a learned sink logit per head (attn_sinks),
+    # sliding and full layers alternating (even layers windowed), every layer a mixture of experts with biased
+    # experts (ffn_*_exps.bias) and router (ffn_gate_inp.bias) and the clamped SwiGLU; post_attention_norm is
+    # the norm before the MLP.
+    layers = _layer_count(meta)
+    attention = _attention(meta, sinks=True)
+    windowed = replace(attention, window=meta.int("attention.sliding_window"))
+    experts = replace(_experts(meta, bias=True, router_bias=True), activation="swiglu_clamp")
+    flags = _swa_layers(meta, layers, period=2)
+    return _model(meta, "gpt_oss", [Block(windowed if flags[i] else attention, experts) for i in range(layers)])
+
+
+def _deepseek2(meta: _Metadata) -> ModelSpec:
+    # llama.cpp's deepseek2 (DeepSeek-V2, -V3, -R1): multi-head latent attention; leading_dense_block_count dense
+    # layers, then mixtures of experts with expert_shared_count shared experts of the experts' width. Files
+    # converted since llama.cpp's MLA change hold the latent's widths under key_length/value_length (and
+    # head_count_kv = 1) and each head's under key_length_mla/value_length_mla, with attn_kv_b split into
+    # attn_k_b and attn_v_b; older files hold each head's widths under the plain keys.
+    heads = meta.int("attention.head_count")
+    split = meta.has_key("attention.key_length_mla")
+    head_dim = meta.int("attention.key_length_mla" if split else "attention.key_length")
+    rope = meta.int("rope.dimension_count")
+    if rope >= head_dim:
+        raise InputError(f"{meta.where}: '{meta.key('rope.dimension_count')}' ({rope}) must be less than the "
+                         f"query/key head width ({head_dim})")
+    q_lora = meta.count("attention.q_lora_rank", 0)  # 0 or absent: a full query projection (V2-Lite)
+    attention = Attention(heads=heads, kv_heads=heads, head_dim=head_dim,
+                          qkv_bias=meta.has("blk.0.attn_kv_a_mqa.bias"), out_bias=meta.has("blk.0.attn_output.bias"),
+                          q_lora_rank=q_lora or None, kv_lora_rank=meta.int("attention.kv_lora_rank"),
+                          qk_rope_head_dim=rope,
+                          v_head_dim=meta.int("attention.value_length_mla" if split else "attention.value_length"))
+    layers = _layer_count(meta)
+    dense = _dense_mlp(meta)
+    if meta.count("expert_count", 0) <= 1:
+        return _model(meta, "deepseek_v3", [Block(attention, dense)] * layers)
+    width = meta.int("expert_feed_forward_length")
+    experts = _experts(meta, shared_intermediate_size=meta.count("expert_shared_count", 0) * width)
+    first_moe = meta.count("leading_dense_block_count", 0)
+    return _model(meta, "deepseek_v3", [Block(attention, dense if i < first_moe else experts) for i in range(layers)])
+
+
+def _olmo2(meta: _Metadata) -> ModelSpec:
+    # A norm after attention and after the MLP only (post_attention_norm, post_ffw_norm), and RMSNorms over all
+    # query heads and all key heads at once.
+    block = Block(_attention(meta, qk_norm="full"), _dense_mlp(meta), pre_norms=False, post_norms=True)
+    return _model(meta, "olmo2", [block] * _layer_count(meta))
+
+
+def _smollm3(meta: _Metadata) -> ModelSpec:
+    # Llama with every 4th layer attending without RoPE: llama.cpp hard-codes n_no_rope_layer_step = 4 (no key).
+    attention, mlp = _attention(meta), _dense_mlp(meta)
+    nope = replace(attention, rope_dim=0)
+    return _model(meta, "smollm3", [Block(nope if (i + 1) % 4 == 0 else attention, mlp)
+                                    for i in range(_layer_count(meta))])
+
+
+def _granite(meta: _Metadata) -> ModelSpec:
+    # Llama with scalar multipliers (embedding_scale, residual_scale, logit_scale) on the embeddings, each
+    # residual branch and the logits.
+    block = Block(_attention(meta), _dense_mlp(meta))
+    return _model(meta, "granite", [block] * _layer_count(meta), embedding_scale=True, residual_scale=True,
+                  logits_scale=True)
+
+
+def _phi2(meta: _Metadata) -> ModelSpec:
+    # Phi-1/1.5/2 (transformers' phi): one LayerNorm feeding attention and MLP in parallel, biases everywhere
+    # (output.bias too), RoPE on the first rope.dimension_count channels of each head, a tanh-GELU MLP.
+    attention = _attention(meta)
+    attention = replace(attention, rope_dim=meta.count("rope.dimension_count", attention.head_dim))
+    mlp = MLP(intermediate_size=meta.int("feed_forward_length"), activation="gelu_tanh", gated=False, bias=True)
+    block = Block(attention, mlp, norm="layernorm", parallel=True)
+    return _model(meta, "phi", [block] * _layer_count(meta), norm="layernorm", lm_head_bias=True)
+
+
+_LLAMA4_CHUNK = 8192  # llama.cpp's n_swa for llama4: "currently it's the same for Scout and Maverick"
+
+
+def _llama4(meta: _Metadata) -> ModelSpec:
+    # llama.cpp's llama4 (text): 3 of every 4 layers use RoPE, chunked attention over 8192-token chunks and a
+    # weightless L2 q/k norm (off with 128 experts: Maverick); every 4th layer is NoPE with full attention.
+    # Every interleave_moe_layer_step-th layer is a mixture of experts plus one shared expert, both of
+    # expert_feed_forward_length; the others are dense of feed_forward_length.
+    if meta.has_key("attention.sliding_window") and meta.count("attention.sliding_window") == 0:
+        raise InputError(f"{meta.where}: '{meta.key('attention.sliding_window')}' = 0 (a llama4 file without "
+                         f"chunked attention) is not supported")
+    layers = _layer_count(meta)
+    step = meta.int("interleave_moe_layer_step", default=1)
+    experts = _experts(meta, shared_intermediate_size=meta.int("expert_feed_forward_length"))
+    dense = _dense_mlp(meta)
+    base = _attention(meta)
+    rope = replace(base, chunk=_LLAMA4_CHUNK, qk_norm=None if experts.experts == 128 else "l2")
+    nope = replace(base, rope_dim=0)
+    blocks = [Block(nope if (i + 1) % 4 == 0 else rope, experts if (i + 1) % step == 0 else dense)
+              for i in range(layers)]
+    return _model(meta, "llama4_text", blocks)
+
+
+_ARCHITECTURES: dict[str, Callable[[_Metadata], ModelSpec]] = {
+    "llama": _uniform,
+    "qwen2": _uniform,
+    "phi3": _uniform,
+    "gemma": _uniform,
+    "gpt2": _uniform,
+    "qwen3": _qwen3,
+    "qwen3moe": _qwen3moe,
+    "gpt-oss": _gpt_oss,
+    "deepseek2": _deepseek2,
+    "olmo2": _olmo2,
+    "smollm3": _smollm3,
+    "granite": _granite,
+    "phi2": _phi2,
+    "llama4": _llama4,
+}
+SUPPORTED_ARCHITECTURES = tuple(_ARCHITECTURES)
 
 
 def _split_fused(spec: ModelSpec, tensor: TensorInfo, part: str) -> list[tuple[str, int]]:
