@@ -89,6 +89,7 @@ def test_a_formula_that_is_not_affine_is_refused(monkeypatch: pytest.MonkeyPatch
         return cost_formulas.OpCost(flops=work(tokens) * width, act_read_bytes=tokens * width * act_bytes)
 
     monkeypatch.setattr(cost_formulas, "residual_add", residual_add)
+    monkeypatch.setitem(cost_formulas._BY_FUNCTION, residual_add, cost_formulas.FORMULAS["residual_add"])
     model = dataclasses.replace(load_model("llama-3.2-1b"), name="not-cached")  # a plan not built before
     fp16 = get_format("fp16")
     with pytest.raises(ValueError, match=r"layer\.attn_residual.*not affine"):

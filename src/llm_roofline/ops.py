@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .architecture import NORM_PARAMS_PER_CHANNEL
 from .formats import NumberFormat
@@ -64,6 +64,9 @@ class OpCost(NamedTuple):
                 + self.kv_read_bytes + self.kv_write_bytes)
 
 
+_F = TypeVar("_F", bound=Callable[..., "OpCost"])
+
+
 @dataclass(frozen=True, slots=True)
 class Formula:
     """A registered cost formula and the kind of operator it prices."""
@@ -74,18 +77,26 @@ class Formula:
 
 
 FORMULAS: dict[str, Formula] = {}
+_BY_FUNCTION: dict[Callable[..., OpCost], Formula] = {}
+# Kinds whose arithmetic runs on the matrix units (the activations' precision); the rest are elementwise work.
+MATMUL_KINDS = ("matmul", "attention")
 
 
-def register(name: str, kind: str) -> Callable[[Callable[..., OpCost]], Callable[..., OpCost]]:
+def register(name: str, kind: str) -> Callable[[_F], _F]:
     """Add a formula to the registry; registering a name twice is an error."""
 
-    def add(cost: Callable[..., OpCost]) -> Callable[..., OpCost]:
+    def add(cost: _F) -> _F:
         if name in FORMULAS:
             raise ValueError(f"cost formula {name!r} is registered twice")
-        FORMULAS[name] = Formula(name, kind, cost)
+        FORMULAS[name] = _BY_FUNCTION[cost] = Formula(name, kind, cost)
         return cost
 
     return add
+
+
+def kind_of(formula: Callable[..., OpCost]) -> str:
+    """The operator kind of a registered formula (an unregistered function has none: KeyError)."""
+    return _BY_FUNCTION[formula].kind
 
 
 ACTIVATION_FLOPS_PER_ELEMENT = {"silu": 4, "gelu_tanh": 9, "gelu": 5, "relu": 1, "swiglu_clamp": 9}
@@ -120,14 +131,18 @@ def linear(tokens: Quantity, in_features: int, out_features: int, weight: Number
 
 @register("attention_scores", kind="matmul")
 def attention_scores(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
-                     act_bytes: float, kv_bytes: float) -> OpCost:
+                     act_bytes: float, kv_bytes: float, keys_from_cache: bool = True) -> OpCost:
     """S = Q K^T over a batch: ``rows`` query rows (batch x q_len), ``keys`` cached key rows read
-    (batch x keys per sequence), ``scores`` (query, key) pairs computed per head (batch x pairs)."""
+    (batch x keys per sequence), ``scores`` (query, key) pairs computed per head (batch x pairs).
+
+    ``keys_from_cache``: False when the keys were decompressed this step (MLA's naive form): activations.
+    """
     # Q (B, H, q, hd) @ K^T (B, Hkv, hd, kv) -> S (B, H, q, kv), the scores of the q x kv computed
+    key_bytes = keys * kv_heads * head_dim * kv_bytes
     return OpCost(
         flops=2 * heads * scores * head_dim,
-        act_read_bytes=rows * heads * head_dim * act_bytes,
-        kv_read_bytes=keys * kv_heads * head_dim * kv_bytes,
+        act_read_bytes=rows * heads * head_dim * act_bytes + (0 if keys_from_cache else key_bytes),
+        kv_read_bytes=key_bytes if keys_from_cache else 0,
         act_write_bytes=heads * scores * act_bytes,
     )
 
@@ -146,17 +161,20 @@ def softmax(scores: Quantity, heads: int, act_bytes: float) -> OpCost:
 
 @register("attention_values", kind="matmul")
 def attention_values(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
-                     act_bytes: float, kv_bytes: float, value_dim: int | None = None) -> OpCost:
+                     act_bytes: float, kv_bytes: float, value_dim: int | None = None,
+                     keys_from_cache: bool = True) -> OpCost:
     """O = P V: probabilities read back, V read from the cache, the per-head outputs written.
 
-    ``value_dim``: the value width per head when it differs from the query/key width (MLA).
+    ``value_dim``: the value width per head when it differs from the query/key width (MLA);
+    ``keys_from_cache``: False when the values were decompressed this step (read as activations).
     """
     # P (B, H, q, kv) @ V (B, Hkv, kv, hv) -> O (B, H, q, hv)
     width = head_dim if value_dim is None else value_dim
+    value_bytes = keys * kv_heads * width * kv_bytes
     return OpCost(
         flops=2 * heads * scores * width,
-        act_read_bytes=heads * scores * act_bytes,
-        kv_read_bytes=keys * kv_heads * width * kv_bytes,
+        act_read_bytes=heads * scores * act_bytes + (0 if keys_from_cache else value_bytes),
+        kv_read_bytes=value_bytes if keys_from_cache else 0,
         act_write_bytes=rows * heads * width * act_bytes,
     )
 
@@ -164,29 +182,26 @@ def attention_values(rows: Quantity, keys: Quantity, scores: Quantity, heads: in
 @register("flash_attention", kind="attention")
 def flash_attention(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
                     act_bytes: float, kv_bytes: float, softcapped: bool = False, value_dim: int | None = None,
-                    values_share_keys: bool = False, sink_rows: Quantity = 0) -> OpCost:
+                    values_share_keys: bool = False, sink_rows: Quantity = 0, keys_from_cache: bool = True) -> OpCost:
     """Fused attention (FlashAttention): scores and probabilities never leave the chip.
 
     FLOPs are those of Q K^T, softmax and P V composed (and the scores' soft-capping, ``softcapped``;
     one more softmax logit per query row and head for ``sink_rows`` rows with attention sinks).
     Bytes: Q read once, K and V read once per KV head (the query blocks of a head, and the query
     heads of a GQA group, share them through on-chip memory and the last-level cache), O written once.
-    ``values_share_keys``: V is the first ``value_dim`` channels of K (absorbed MLA), read with K.
+    ``values_share_keys``: V is the first ``value_dim`` channels of K (absorbed MLA), read with K;
+    ``keys_from_cache``: False when K and V were decompressed this step (read as activations).
     """
     shape = (rows, keys, scores, heads, kv_heads, head_dim, act_bytes, kv_bytes)
     qk, pv = attention_scores(*shape), attention_values(*shape, value_dim=value_dim)
     capping = softcapped * softcap(heads * scores, act_bytes).flops
+    kv_read = qk.kv_read_bytes + (0 if values_share_keys else pv.kv_read_bytes)  # K and V, once
     return OpCost(
         flops=qk.flops + softmax(scores + sink_rows, heads, act_bytes).flops + capping + pv.flops,
-        act_read_bytes=qk.act_read_bytes,
-        kv_read_bytes=qk.kv_read_bytes + (0 if values_share_keys else pv.kv_read_bytes),
+        act_read_bytes=rows * heads * head_dim * act_bytes + (0 if keys_from_cache else kv_read),
+        kv_read_bytes=kv_read if keys_from_cache else 0,
         act_write_bytes=pv.act_write_bytes,
     )
-
-
-def as_activation_reads(cost: OpCost) -> OpCost:
-    """The same work with its "KV" operands read from activations (keys and values decompressed this step)."""
-    return cost._replace(act_read_bytes=cost.act_read_bytes + cost.kv_read_bytes, kv_read_bytes=0)
 
 
 @register("head_linear", kind="matmul")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, ParamSpec
 
 import numpy as np
 
@@ -413,8 +413,9 @@ def step_operators(model: ModelSpec, counts: StepCounts, scheme: WeightScheme, a
     The model's structure, read from its description: the embedding, then each distinct kind of layer
     (``architecture.Block``) priced once with its number of layers — an operator that several kinds
     of layer share with the same cost is one entry whose count is their layers together — then the
-    final norm and the output head. ``step_plan`` evaluates this once per model and set of formats;
-    ``step_ops`` is the way to price a step.
+    final norm and the output head. Every operator's kind comes from the registry entry of the formula
+    that prices it. ``step_plan`` evaluates this once per model and set of formats; ``step_ops`` is the
+    way to price a step.
     """
     matmul_math = activations.math
     vectors = scheme.vector_format()
@@ -422,38 +423,51 @@ def step_operators(model: ModelSpec, counts: StepCounts, scheme: WeightScheme, a
                  _NARROW_MATH.get(matmul_math, matmul_math),
                  vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element,
                  flash_attention, mla_absorbed)
-    d, tokens = model.hidden_size, counts.tokens
-    embed = ops.embedding(tokens, d, scheme.format_for(arch.EMBED), step.act, model.learned_positions,
-                          model.embedding_scale, positions=scheme.format_for(arch.POSITIONS))
-    result = [Op("embed", "embedding", "embedding", 1, embed, step.other_math)]
+    d, tokens, act = model.hidden_size, counts.tokens, step.act
+    top = _OpMaker(step, 1, "")
+    result = [top("embed", "embedding", ops.embedding, tokens, d, scheme.format_for(arch.EMBED), act,
+                  model.learned_positions, model.embedding_scale, positions=scheme.format_for(arch.POSITIONS))]
     result += _merge_layers([_block_ops(step, block, n) for block, n in model.groups])
     if model.final_norm:
-        result.append(Op("final_norm", "norm", "norm", 1, ops.norm(tokens, d, model.norm, step.act, step.param_bytes),
-                         step.other_math))
+        result.append(top("final_norm", "norm", ops.norm, tokens, d, model.norm, act, step.param_bytes))
     lm_tokens = tokens if lm_head_all_tokens else counts.sequences
     lm_format = scheme.format_for(arch.EMBED if model.tied_embeddings else arch.LM_HEAD)
-    result.append(Op("lm_head", "matmul", "lm_head", 1,
-                     ops.linear(lm_tokens, d, model.vocab_size, lm_format, step.act, step.act, model.lm_head_bias,
-                                bias_bytes=step.param_bytes), matmul_math))
+    result.append(top("lm_head", "lm_head", ops.linear, lm_tokens, d, model.vocab_size, lm_format, act, act,
+                      model.lm_head_bias, bias_bytes=step.param_bytes))
     if model.final_logit_softcapping is not None:
-        result.append(Op("final_softcap", "elementwise", "lm_head", 1,
-                         ops.softcap(lm_tokens * model.vocab_size, step.act), step.other_math))
+        result.append(top("final_softcap", "lm_head", ops.softcap, lm_tokens * model.vocab_size, act))
     if model.logits_scale:
-        result.append(Op("final_scale", "elementwise", "lm_head", 1, ops.scale(lm_tokens * model.vocab_size, step.act),
-                         step.other_math))
+        result.append(top("final_scale", "lm_head", ops.scale, lm_tokens * model.vocab_size, act))
     return result
+
+
+_P = ParamSpec("_P")
+
+
+class _OpMaker:
+    """Builds an ``Op`` by calling a registered formula: its kind is the registry's, and so is its precision
+    (matrix products and fused attention run in the activations' math, everything else in ``other_math``)."""
+
+    def __init__(self, step: _Step, count: int, prefix: str) -> None:
+        self.step, self.count, self.prefix = step, count, prefix
+
+    def __call__(self, name: str, group: str, formula: Callable[_P, ops.OpCost], *args: _P.args,
+                 **kwargs: _P.kwargs) -> Op:
+        kind = ops.kind_of(formula)
+        math = self.step.matmul_math if kind in ops.MATMUL_KINDS else self.step.other_math
+        return Op(self.prefix + name, kind, group, self.count, formula(*args, **kwargs), math)
 
 
 def _merge_layers(per_kind: list[list[Op]]) -> list[Op]:
     """One operator list from each kind of layer's: an operator of the same name and cost in several kinds
     is one entry (counts added); one that is new goes right after its predecessor in its own kind's order."""
     merged: list[Op] = []
-    for kind_ops in per_kind:
+    for number, kind_ops in enumerate(per_kind):
         position = 0
         for op in kind_ops:
             index = next((i for i, other in enumerate(merged) if other.name == op.name), None)
             if index is not None and not _same_cost(merged[index], op):
-                op = op._replace(name=f"layer[{per_kind.index(kind_ops)}].{op.name.removeprefix('layer.')}")
+                op = op._replace(name=f"layer[{number}].{op.name.removeprefix('layer.')}")
                 index = None
             if index is None:
                 merged.insert(position, op)
@@ -472,47 +486,45 @@ def _same_cost(a: Op, b: Op) -> bool:
 def _block_ops(step: _Step, block: Block, layers: int) -> list[Op]:
     """The operators of ``layers`` layers of one kind, in execution order."""
     d, tokens, act = step.model.hidden_size, step.tokens, step.act
-    residual_scaled = step.model.residual_scale
-
-    def op(name: str, kind: str, group: str, cost: ops.OpCost, math: str | None = None) -> Op:
-        return Op(f"layer.{name}", kind, group, layers, cost, step.other_math if math is None else math)
-
-    def norm(name: str, rows: Quantity, width: int, param_bytes: float | None = None) -> Op:
-        weight = step.param_bytes if param_bytes is None else param_bytes
-        return op(name, "norm", "norm", ops.norm(rows, width, block.norm, act, weight))
-
+    scaled = step.model.residual_scale
+    op = _OpMaker(step, layers, "layer.")
+    norm = _norm_maker(step, block, op)
     result = [norm("attn_norm", tokens, d)] if block.pre_norms else []
     result += _attention_ops(step, block, op, norm)
     if block.post_norms:
         result.append(norm("attn_post_norm", tokens, d))
     if not block.parallel:
-        result.append(op("attn_residual", "elementwise", "residual", ops.residual_add(tokens, d, act,
-                                                                                        scaled=residual_scaled)))
+        result.append(op("attn_residual", "residual", ops.residual_add, tokens, d, act, scaled=scaled))
         if block.pre_norms:
             result.append(norm("mlp_norm", tokens, d))
     result += _mlp_ops(step, block.mlp, op)
     if block.post_norms:
         result.append(norm("mlp_post_norm", tokens, d))
     if block.parallel:  # attention and MLP outputs join the residual together
-        result.append(op("residual", "elementwise", "residual",
-                         ops.residual_add(tokens, d, act, branches=2, scaled=residual_scaled)))
+        result.append(op("residual", "residual", ops.residual_add, tokens, d, act, branches=2, scaled=scaled))
     else:
-        result.append(op("mlp_residual", "elementwise", "residual", ops.residual_add(tokens, d, act,
-                                                                                       scaled=residual_scaled)))
+        result.append(op("mlp_residual", "residual", ops.residual_add, tokens, d, act, scaled=scaled))
     return result
 
 
-_OpMaker = Callable[..., Op]
+_NormMaker = Callable[..., Op]
+
+
+def _norm_maker(step: _Step, block: Block, op: _OpMaker) -> _NormMaker:
+    def norm(name: str, rows: Quantity, width: int, param_bytes: float | None = None) -> Op:
+        weight = step.param_bytes if param_bytes is None else param_bytes
+        return op(name, "norm", ops.norm, rows, width, block.norm, step.act, weight)
+
+    return norm
 
 
 def _proj(step: _Step, op: _OpMaker, role: str, group: str, rows: Quantity, n_in: int, n_out: int, bias: bool,
           to_kv: bool = False) -> Op:
-    cost = ops.linear(rows, n_in, n_out, step.scheme.format_for(role), step.act, step.kv if to_kv else step.act,
-                      bias, to_kv, bias_bytes=step.param_bytes)
-    return op(role, "matmul", group, cost, step.matmul_math)
+    return op(role, group, ops.linear, rows, n_in, n_out, step.scheme.format_for(role), step.act,
+              step.kv if to_kv else step.act, bias, to_kv, bias_bytes=step.param_bytes)
 
 
-def _attention_ops(step: _Step, block: Block, op: _OpMaker, norm: Callable[..., Op]) -> list[Op]:
+def _attention_ops(step: _Step, block: Block, op: _OpMaker, norm: _NormMaker) -> list[Op]:
     a, d, tokens = block.attention, step.model.hidden_size, step.tokens
     if a.is_mla:
         return _latent_attention_ops(step, block, op, norm)
@@ -521,15 +533,13 @@ def _attention_ops(step: _Step, block: Block, op: _OpMaker, norm: Callable[..., 
               _proj(step, op, arch.V_PROJ, "attention", tokens, d, a.kv_size, a.qkv_bias, to_kv=True)]
     result += _qk_norms(step, a, norm)
     if a.rotary_dim:
-        result.append(op("attn.rope", "elementwise", "attention",
-                         ops.rope(tokens, a.heads, a.kv_heads, a.rotary_dim, step.act)))
-    shape = (a.heads, a.kv_heads, a.head_dim, step.act, step.kv)
-    result += _attention_core(step, a, op, shape, a.head_dim)
+        result.append(op("attn.rope", "attention", ops.rope, tokens, a.heads, a.kv_heads, a.rotary_dim, step.act))
+    result += _attention_core(step, a, op, (a.heads, a.kv_heads, a.head_dim, step.act, step.kv), a.head_dim)
     result.append(_proj(step, op, arch.O_PROJ, "attention", tokens, a.q_size, d, a.out_bias))
     return result
 
 
-def _qk_norms(step: _Step, a: Attention, norm: Callable[..., Op]) -> list[Op]:
+def _qk_norms(step: _Step, a: Attention, norm: _NormMaker) -> list[Op]:
     tokens = step.tokens
     if a.qk_norm == "head":  # one head_dim-wide norm over each query head and each new key head
         return [norm("attn.q_norm", tokens * a.heads, a.head_dim), norm("attn.k_norm", tokens * a.kv_heads, a.head_dim)]
@@ -549,35 +559,29 @@ def _span_prefix(step: _Step, a: Attention) -> str:
 
 
 def _attention_core(step: _Step, a: Attention, op: _OpMaker, shape: tuple[int, int, int, float, float],
-                    value_dim: int, keys_are_activations: bool = False, values_share_keys: bool = False) -> list[Op]:
+                    value_dim: int, keys_from_cache: bool = True, values_share_keys: bool = False) -> list[Op]:
     """Q K^T, (soft-capping,) softmax and P V over the span's keys — or the one fused FlashAttention kernel."""
     counts, tokens, prefix = step.counts, step.tokens, _span_prefix(step, a)
     keys, scores = counts.keys(a.span), counts.scores(a.span)
     heads = shape[0]
-    capped = a.softcap is not None
     sink_rows = tokens if a.sinks else 0  # a sink adds one logit to every query row's softmax
-    move = ops.as_activation_reads if keys_are_activations else _unchanged
     if step.flash_attention:
-        cost = ops.flash_attention(tokens, keys, scores, *shape, softcapped=capped, value_dim=value_dim,
-                                   values_share_keys=values_share_keys, sink_rows=sink_rows)
-        return [op(f"{prefix}.flash", "attention", "attention", move(cost), step.matmul_math)]
-    capping = ([op(f"{prefix}.softcap", "elementwise", "attention", ops.softcap(heads * scores, step.act))]
-               if capped else [])
+        return [op(f"{prefix}.flash", "attention", ops.flash_attention, tokens, keys, scores, *shape,
+                   softcapped=a.softcap is not None, value_dim=value_dim, values_share_keys=values_share_keys,
+                   sink_rows=sink_rows, keys_from_cache=keys_from_cache)]
+    capping = ([op(f"{prefix}.softcap", "attention", ops.softcap, heads * scores, step.act)]
+               if a.softcap is not None else [])
     return [
-        op(f"{prefix}.qk", "matmul", "attention", move(ops.attention_scores(tokens, keys, scores, *shape)),
-           step.matmul_math),
+        op(f"{prefix}.qk", "attention", ops.attention_scores, tokens, keys, scores, *shape,
+           keys_from_cache=keys_from_cache),
         *capping,
-        op(f"{prefix}.softmax", "softmax", "attention", ops.softmax(scores + sink_rows, heads, step.act)),
-        op(f"{prefix}.sv", "matmul", "attention",
-           move(ops.attention_values(tokens, keys, scores, *shape, value_dim=value_dim)), step.matmul_math),
+        op(f"{prefix}.softmax", "attention", ops.softmax, scores + sink_rows, heads, step.act),
+        op(f"{prefix}.sv", "attention", ops.attention_values, tokens, keys, scores, *shape, value_dim=value_dim,
+           keys_from_cache=keys_from_cache),
     ]
 
 
-def _unchanged(cost: ops.OpCost) -> ops.OpCost:
-    return cost
-
-
-def _latent_attention_ops(step: _Step, block: Block, op: _OpMaker, norm: Callable[..., Op]) -> list[Op]:
+def _latent_attention_ops(step: _Step, block: Block, op: _OpMaker, norm: _NormMaker) -> list[Op]:
     """DeepSeek's multi-head latent attention (MLA), in the form ``step.mla_absorbed`` selects.
 
     Both forms cache the normalized KV latent (kv_lora_rank) and the RoPE key (qk_rope_head_dim) per
@@ -587,7 +591,7 @@ def _latent_attention_ops(step: _Step, block: Block, op: _OpMaker, norm: Callabl
     attention runs on the latent itself, one shared "KV head" of kv_lora_rank + qk_rope_head_dim channels
     (as engines do for decode: FlashMLA, vLLM, SGLang). Derivations in docs/cost-model.md.
     """
-    a, d, tokens = block.attention, step.model.hidden_size, step.tokens
+    a, d, tokens, act = block.attention, step.model.hidden_size, step.tokens, step.act
     assert a.kv_lora_rank is not None
     rank, rope, nope, heads = a.kv_lora_rank, a.qk_rope_head_dim, a.nope_head_dim, a.heads
     if a.q_lora_rank is None:
@@ -598,22 +602,19 @@ def _latent_attention_ops(step: _Step, block: Block, op: _OpMaker, norm: Callabl
                   _proj(step, op, arch.Q_B_PROJ, "attention", tokens, a.q_lora_rank, a.q_size, False)]
     result += [_proj(step, op, arch.KV_A_PROJ, "attention", tokens, d, rank + rope, a.qkv_bias, to_kv=True),
                norm("attn.kv_a_norm", tokens, rank),
-               op("attn.rope", "elementwise", "attention", ops.rope(tokens, heads, 1, rope, step.act))]
+               op("attn.rope", "attention", ops.rope, tokens, heads, 1, rope, act)]
     kv_b = step.scheme.format_for(arch.KV_B_PROJ)
     if step.mla_absorbed:
-        absorb_q = ops.head_linear(tokens, heads, nope, rank, kv_b, step.act, step.act, stored_rows=heads * nope)
-        result.append(op("attn.q_absorb", "matmul", "attention", absorb_q, step.matmul_math))
-        result += _attention_core(step, a, op, (heads, 1, rank + rope, step.act, step.kv), rank,
-                                  values_share_keys=True)
-        absorb_v = ops.head_linear(tokens, heads, rank, a.v_head_dim, kv_b, step.act, step.act,
-                                   stored_rows=heads * a.v_head_dim)
-        result.append(op("attn.v_absorb", "matmul", "attention", absorb_v, step.matmul_math))
+        result.append(op("attn.q_absorb", "attention", ops.head_linear, tokens, heads, nope, rank, kv_b, act, act,
+                         stored_rows=heads * nope))
+        result += _attention_core(step, a, op, (heads, 1, rank + rope, act, step.kv), rank, values_share_keys=True)
+        result.append(op("attn.v_absorb", "attention", ops.head_linear, tokens, heads, rank, a.v_head_dim, kv_b, act,
+                         act, stored_rows=heads * a.v_head_dim))
     else:
-        keys = step.counts.keys(a.span)
-        decompress = ops.latent_decompress(keys, heads, rank, rope, nope, a.v_head_dim, kv_b, step.act, step.kv)
-        result.append(op(arch.KV_B_PROJ, "matmul", "attention", decompress, step.matmul_math))
-        result += _attention_core(step, a, op, (heads, heads, a.head_dim, step.act, step.act), a.v_head_dim,
-                                  keys_are_activations=True)
+        result.append(op(arch.KV_B_PROJ, "attention", ops.latent_decompress, step.counts.keys(a.span), heads, rank,
+                         rope, nope, a.v_head_dim, kv_b, act, step.kv))
+        result += _attention_core(step, a, op, (heads, heads, a.head_dim, act, act), a.v_head_dim,
+                                  keys_from_cache=False)
     result.append(_proj(step, op, arch.O_PROJ, "attention", tokens, a.out_size, d, a.out_bias))
     return result
 
@@ -622,7 +623,7 @@ def _mlp_ops(step: _Step, mlp: MLP, op: _OpMaker) -> list[Op]:
     d, tokens, act = step.model.hidden_size, step.tokens, step.act
     inter = mlp.intermediate_size
     if not mlp.is_moe:
-        activation = op("mlp.act", "activation", "ffn", ops.activation(tokens, inter, mlp.activation, mlp.gated, act))
+        activation = op("mlp.act", "ffn", ops.activation, tokens, inter, mlp.activation, mlp.gated, act)
         if mlp.gated:
             return [_proj(step, op, arch.GATE_PROJ, "ffn", tokens, d, inter, mlp.bias),
                     _proj(step, op, arch.UP_PROJ, "ffn", tokens, d, inter, mlp.bias),
@@ -634,23 +635,22 @@ def _mlp_ops(step: _Step, mlp: MLP, op: _OpMaker) -> list[Op]:
     touched = step.counts.experts_touched((mlp.experts, k))
 
     def expert(role: str, n_in: int, n_out: int) -> Op:
-        cost = ops.expert_linear(tokens, k, touched, n_in, n_out, step.scheme.format_for(role), act, act, mlp.bias,
-                                 bias_bytes=step.param_bytes)
-        return op(role, "matmul", "ffn", cost, step.matmul_math)
+        return op(role, "ffn", ops.expert_linear, tokens, k, touched, n_in, n_out, step.scheme.format_for(role), act,
+                  act, mlp.bias, bias_bytes=step.param_bytes)
 
     result = [_proj(step, op, arch.ROUTER, "ffn", tokens, d, mlp.experts, mlp.router_bias),
-              op("mlp.router_softmax", "softmax", "ffn", ops.softmax(tokens, mlp.experts, act)),
+              op("mlp.router_softmax", "ffn", ops.softmax, tokens, mlp.experts, act),
               expert(arch.EXPERT_GATE_PROJ, d, inter),
               expert(arch.EXPERT_UP_PROJ, d, inter),
-              op("mlp.act", "activation", "ffn", ops.activation(tokens * k, inter, mlp.activation, True, act)),
+              op("mlp.act", "ffn", ops.activation, tokens * k, inter, mlp.activation, True, act),
               expert(arch.EXPERT_DOWN_PROJ, inter, d)]
     shared = mlp.shared_intermediate_size
     if shared:
         result += [_proj(step, op, arch.SHARED_GATE_PROJ, "ffn", tokens, d, shared, False),
                    _proj(step, op, arch.SHARED_UP_PROJ, "ffn", tokens, d, shared, False),
-                   op("mlp.shared.act", "activation", "ffn", ops.activation(tokens, shared, mlp.activation, True, act)),
+                   op("mlp.shared.act", "ffn", ops.activation, tokens, shared, mlp.activation, True, act),
                    _proj(step, op, arch.SHARED_DOWN_PROJ, "ffn", tokens, shared, d, False)]
-    result.append(op("mlp.combine", "elementwise", "ffn", ops.moe_combine(tokens, k, d, act, shared=shared > 0)))
+    result.append(op("mlp.combine", "ffn", ops.moe_combine, tokens, k, d, act, shared=shared > 0))
     return result
 
 
