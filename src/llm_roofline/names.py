@@ -89,16 +89,16 @@ class NameRules:
     qualifiers: tuple[Qualifier, ...]
     role_words: tuple[tuple[str, str], ...] = ()  # token -> role it names
     default_role: str | None = None
-    loose: bool = False  # also match a key after a host name, and a key's beginning
+    loose: bool = False  # also match a key after a host name, a key's end and a key's beginning
 
 
-_NO_DIGIT_BEFORE = r"(?<![a-z0-9.])"
+_WORD_START = r"(?<![a-z0-9.])"
 
-MEMORY = Qualifier("memory", re.compile(_NO_DIGIT_BEFORE + r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>gb|gib|tb)(?![a-z])"),
+MEMORY = Qualifier("memory", re.compile(_WORD_START + r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>gb|gib|tb)(?![a-z])"),
                    "{} GB", scale=(("tb", 1000.0),))
-CORES = Qualifier("cores", re.compile(_NO_DIGIT_BEFORE
+CORES = Qualifier("cores", re.compile(_WORD_START
                                       + r"(?P<value>\d+)[- ]?core(?![a-z])(?:\s*(?P<role>gpu|cpu|npu)\b)?"), "{}-core")
-VERSION = Qualifier("version", re.compile(_NO_DIGIT_BEFORE + r"v(?P<value>\d+(?:\.\d+)*)(?![a-z0-9])"), "v{}",
+VERSION = Qualifier("version", re.compile(_WORD_START + r"v(?P<value>\d+(?:\.\d+)*)(?![a-z0-9])"), "v{}",
                     numeric=False)
 
 DEVICE_RULES = NameRules(
@@ -187,7 +187,9 @@ def _tokens(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _known(entries: tuple[Entry, ...], rules: NameRules, roles: tuple[tuple[str, str], ...]) -> dict[str, _Known]:
+def _known(entries: tuple[Entry, ...], rules: NameRules,
+           roles: tuple[tuple[str, str], ...]) -> Mapping[str, _Known]:
+    """The entries read once per table (cached: read-only)."""
     role_of = dict(roles)
     out = {}
     for name, display in entries:
