@@ -21,6 +21,12 @@ REQUIRED_DEVICES = [
     "nvidia-jetson-orin-nano-8gb", "nvidia-jetson-agx-orin-64gb", "raspberry-pi-5", "intel-core-i9-13900k",
     "amd-ryzen-9-7950x", "nvidia-rtx-3090", "nvidia-rtx-4090", "nvidia-t4", "nvidia-l4", "nvidia-a100-40gb-sxm",
     "nvidia-a100-80gb-sxm", "nvidia-h100-sxm", "nvidia-h100-pcie", "nvidia-h200-sxm",
+    # issue 13: the devices people deploy on now, and the two desktop cards of the calibration file
+    "qualcomm-snapdragon-8-elite-cpu", "qualcomm-snapdragon-8-elite-npu", "qualcomm-snapdragon-8-elite-gen-5-cpu",
+    "qualcomm-snapdragon-8-elite-gen-5-gpu", "qualcomm-snapdragon-8-elite-gen-5-npu", "nvidia-jetson-agx-thor",
+    "nvidia-jetson-orin-nano-super-8gb", "nvidia-dgx-spark", "amd-ryzen-ai-max-plus-395-gpu",
+    "amd-ryzen-ai-max-plus-395-cpu", "nvidia-rtx-5070", "nvidia-rtx-5080", "nvidia-rtx-5090", "nvidia-b200-sxm",
+    "amd-instinct-mi300x", "apple-m5-gpu", "raspberry-pi-5-16gb", "nvidia-rtx-3070", "nvidia-rtx-4080",
 ]
 REQUIRED_MODELS = [
     "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3.2-1b", "llama-3.2-3b", "mistral-7b",

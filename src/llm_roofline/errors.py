@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class InputError(ValueError):
@@ -19,16 +19,28 @@ _LISTED_IN_FULL = 12
 _LISTINGS = {"model": "models", "hardware": "hardware", "precision": "formats"}
 
 
-def unknown_name(what: str, name: str, known: Iterable[str]) -> InputError:
-    """An error for an unknown catalogue name, suggesting the closest known names."""
+def unknown_name(what: str, name: str, known: Iterable[str], close: Sequence[str] | None = None,
+                 why: str = "") -> InputError:
+    """An error for an unknown catalogue name, suggesting the closest known names.
+
+    ``close``: the suggestions, when the caller ranks them itself (``names.resolve``); ``why``: what
+    ruled out the entry the name otherwise matches.
+    """
     known = sorted(known)
-    close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
-    if not close:
-        close = [k for k in known if name.lower() in k][:3]
+    if close is None:
+        close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.5)
+        if not close:
+            close = [k for k in known if name.lower() in k][:3]
     hint = f"did you mean {', '.join(close)}? " if close else ""
+    unknown = f"unknown {what} '{name}'" + (f" ({why})" if why else "")
     if len(known) > _LISTED_IN_FULL and what in _LISTINGS:
-        return InputError(f"unknown {what} '{name}': {hint}'llm-roofline {_LISTINGS[what]}' lists all {len(known)}")
-    return InputError(f"unknown {what} '{name}': {hint}known: {', '.join(known)}")
+        return InputError(f"{unknown}: {hint}'llm-roofline {_LISTINGS[what]}' lists all {len(known)}")
+    return InputError(f"{unknown}: {hint}known: {', '.join(known)}")
+
+
+def ambiguous_name(what: str, name: str, candidates: Sequence[str]) -> InputError:
+    """An error for a name that fits several catalogue entries equally well."""
+    return InputError(f"ambiguous {what} '{name}': did you mean {', '.join(candidates)}? give one of these names")
 
 
 def positive(name: str, value: float) -> float:

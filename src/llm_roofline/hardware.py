@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .efficiency import EfficiencyParams, params_from_dict
-from .errors import InputError, unknown_name
+from .errors import InputError
 from .formats import PEAK_FALLBACK, PRECISIONS
+from .names import resolve_device
 
 KINDS = ("gpu", "cpu", "npu")
 
@@ -175,7 +176,12 @@ def load_hardware_file(path: str | Path) -> HardwareSpec:
 
 
 def load_hardware(name_or_path: str | HardwareSpec) -> HardwareSpec:
-    """A catalogue device by name (case-insensitive), or a device file by path."""
+    """A catalogue device by name, or a device file by path.
+
+    A name is the catalogue's (case-insensitive), or a device as people write it ("NVIDIA RTX 4080
+    16GB", "Snapdragon 8 Elite QRD"): ``names.resolve_device`` maps it, or refuses it naming the
+    closest entries.
+    """
     if isinstance(name_or_path, HardwareSpec):
         return name_or_path
     key = str(name_or_path).strip()
@@ -183,7 +189,7 @@ def load_hardware(name_or_path: str | HardwareSpec) -> HardwareSpec:
         return _load_catalogue_entry(key.lower())
     if key.lower().endswith((".toml", ".json")) or "/" in key:
         return load_hardware_file(key)
-    raise unknown_name("hardware", key, _catalogue_files())
+    return _load_catalogue_entry(resolve_device(key))
 
 
 def custom_hardware(

@@ -15,10 +15,11 @@ How a row is read (docs/validation.md states the same rules):
 - **Activations**: fp32 or bf16 when the weights are (an unquantized baseline); int8 when the format
   quantizes activations dynamically (``8da4w``, ``dynamic_int8``); fp16 otherwise. The KV cache is
   fp16 unless the activations are wider.
-- **Device**: the catalogue device of the same kind whose name's words all appear in the row's
-  hardware name (the most specific one), unless the row names a different GPU core count (a binned
-  chip is not the catalogue's full one); else a device from the row's own bandwidth and fp16 peak.
-  Without a compute figure only decode is predicted (its memory roof alone).
+- **Device**: the catalogue device of the row's backend that ``names.resolve_device`` finds in the
+  row's hardware name ("Samsung Galaxy S24 Ultra (Snapdragon 8 Gen 3)", "NVIDIA RTX 4080 16GB"),
+  unless the row states another core count or memory size (a binned chip is not the catalogue's
+  full one); else a device from the row's own bandwidth and fp16 peak. Without a compute figure only
+  decode is predicted (its memory roof alone).
 - **Workloads**: prefill of ``prompt_tokens`` (512 when not stated); decode with half the generated
   tokens already cached (``gen_tokens / 2``; 64 when not stated). Batch from the row.
 """
@@ -34,9 +35,10 @@ from typing import Any
 from .efficiency import EfficiencyParams, Observation, StepCost, expected_time_s, fit_params, params_for, step_cost
 from .errors import InputError
 from .formats import NumberFormat, get_format
-from .hardware import KINDS, HardwareSpec, hardware_names, load_hardware
+from .hardware import KINDS, HardwareSpec, load_hardware
 from .measurements import Measurement
 from .models import ModelSpec, load_model, model_names
+from .names import resolve_device
 from .quant import WeightsSpec, get_mix, weight_scheme
 from .roofline import analyze
 from .transformer import Workload, weight_storage_bytes
@@ -199,28 +201,12 @@ def device_family(hardware: str) -> str:
     return " ".join(hardware.split()[:2])
 
 
-def _core_count(text: str) -> int | None:
-    match = re.search(r"(\d+)-core", text.lower())
-    return int(match.group(1)) if match else None
-
-
 def catalogue_device(m: Measurement) -> HardwareSpec | None:
-    """The catalogue device a row names (see the module docstring), or None."""
-    words = set(_slug(m.hardware).replace(".", "-").split("-"))
-    best: tuple[int, HardwareSpec] | None = None
-    for name in hardware_names():
-        spec = load_hardware(name)
-        if spec.kind != m.backend:
-            continue
-        needed = set(name.split("-")) - {"gpu", "cpu", "npu"}
-        if not needed <= words:
-            continue
-        row_cores, spec_cores = _core_count(m.hardware), _core_count(spec.display_name)
-        if row_cores is not None and spec_cores is not None and row_cores != spec_cores:
-            continue
-        if best is None or len(needed) > best[0]:
-            best = (len(needed), spec)
-    return None if best is None else best[1]
+    """The catalogue device a row names, of the row's backend (see the module docstring), or None."""
+    try:
+        return load_hardware(resolve_device(m.hardware, kind=m.backend))
+    except InputError:
+        return None
 
 
 def device_for(m: Measurement) -> tuple[HardwareSpec, str, bool]:

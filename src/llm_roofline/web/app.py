@@ -37,6 +37,7 @@ from ..formats import PRECISIONS, format_names
 from ..gguf import read_gguf_model_start
 from ..hardware import HardwareSpec, hardware_names, load_hardware
 from ..models import ModelSpec, load_model, model_from_hf_config, model_names
+from ..names import resolve_device
 from ..roofline import analyze
 from ..transformer import Workload
 
@@ -154,9 +155,7 @@ def _catalogue_model(name: str) -> ModelSpec:
 
 
 def _catalogue_device(name: str) -> HardwareSpec:
-    if name.strip().lower() not in hardware_names():
-        raise InputError(f"unknown hardware '{name}'; known: {', '.join(hardware_names())}")
-    return load_hardware(name)
+    return load_hardware(resolve_device(name))  # a catalogue name as people write it, never a path
 
 
 def parse_config(data: Any, name: str = "uploaded") -> ModelSpec:
