@@ -154,6 +154,12 @@ MODELS = {
     "Phi 3.5 3B (Phi-3.5-mini)": "phi-3.5-mini",  # the name in parentheses
     "Llama 3.1 8B": "llama-3.1-8b",
     "GPT-2": "gpt2",
+    "Qwen/Qwen3-30B-A3B-Instruct-2507": "qwen3-30b-a3b",  # a dated refresh has its release's shapes
+    "Qwen3-4B-Thinking-2507-GGUF": "qwen3-4b",
+    "openai/gpt-oss-20b": "gpt-oss-20b",
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B": "deepseek-r1-distill-qwen-14b",
+    "unsloth/Llama-3.3-70B-Instruct-bnb-4bit": "llama-3.3-70b",
+    "mlx-community/SmolLM2-360M-Instruct-4bit": "smollm2-360m",
 }
 
 
@@ -163,7 +169,18 @@ def test_models_as_people_write_them(text: str) -> None:
 
 
 def test_a_model_version_is_kept() -> None:
-    with pytest.raises(InputError, match=re.escape("unknown model 'Mistral-7B-Instruct-v0.3' (mistral-7b is v0.1)")):
-        resolve_model("Mistral-7B-Instruct-v0.3", MODEL_ENTRIES)  # v0.3 has another vocabulary
+    assert resolve_model("Mistral-7B-Instruct-v0.3", MODEL_ENTRIES) == "mistral-7b-v0.3"  # another vocabulary
+    with pytest.raises(InputError, match=re.escape("unknown model 'Mistral-7B-Instruct-v0.2' (mistral-7b is v0.1)")):
+        resolve_model("Mistral-7B-Instruct-v0.2", MODEL_ENTRIES)  # not in the catalogue: not silently v0.1
     with pytest.raises(InputError, match=re.escape("unknown model 'Qwen2.5'")):
         resolve_model("Qwen2.5", MODEL_ENTRIES)  # no size: models are not abbreviated
+
+
+def test_load_model_reads_names_as_people_write_them(capsys: pytest.CaptureFixture[str]) -> None:
+    # The CLI, the Python API and validate all go through models.load_model.
+    assert load_model("meta-llama/Llama-3.1-8B-Instruct").name == "llama-3.1-8b"  # not taken for a path
+    assert main(["analyze", "-m", "Qwen/Qwen3-8B-GGUF", "-H", "rtx 4090", "-f", "json"]) == 0
+    assert '"name": "qwen3-8b"' in capsys.readouterr().out
+    assert main(["analyze", "-m", "SmolLM2"]) == 2  # which size? one line naming the three
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "smollm2-135m" in err and "smollm2-1.7b" in err

@@ -124,14 +124,14 @@ def test_validate_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
     assert s["by_backend"]["gpu"]["bound"]["decode"]["n"] == s["by_backend"]["gpu"]["decode"]["n"]
     row = data["rows"][0]
     assert row["expected_ape"] == pytest.approx(abs(row["expected_tokens_per_s"] / row["measured_tokens_per_s"] - 1))
-    assert any(skip["reason"].startswith("model 'SmolLM2'") for skip in data["skipped"])
+    assert any(skip["reason"].startswith("unknown model 'SmolLM2'") for skip in data["skipped"])
 
 
 def test_validate_table_and_folds(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "validate", str(CALIBRATION), "--cross-validate", "family", "--no-rows")
     assert code == 0
     assert "left out" in out and "Snapdragon" in out and "expected median" in out
-    assert "row 68 (both): model 'SmolLM2'" in out
+    assert "row 68 (both): unknown model 'SmolLM2'" in out
 
 
 # --- llama-bench ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import architecture as arch
 from .architecture import MLP, NORMS, Attention, Block, WeightTensor, layer_groups
-from .errors import InputError, unknown_name
+from .errors import InputError
 from .formats import WeightScheme, get_format
 
 ACTIVATIONS = arch.ACTIVATIONS
@@ -842,16 +842,32 @@ def catalogue_config(name: str) -> dict[str, Any]:
 
 
 def load_model(name_or_path: str | ModelSpec) -> ModelSpec:
-    """A built-in model by name (case-insensitive), a GGUF file, or a config.json file or folder by path."""
+    """A built-in model by name as people write it (``meta-llama/Llama-3.1-8B-Instruct``, ``qwen3-8b``: see
+    ``names.resolve_model``), a GGUF file, or a config.json file or folder by path."""
     if isinstance(name_or_path, ModelSpec):
         return name_or_path
     key = str(name_or_path).strip()
     if key.lower() in _catalogue_files():
         return _load_catalogue_entry(key.lower())
+    path = Path(key)
     if key.lower().endswith(".gguf"):
         from .gguf import load_gguf_model
 
         return load_gguf_model(key)
-    if key.lower().endswith(".json") or "/" in key or Path(key).is_dir():
+    if key.lower().endswith(".json") or path.is_dir() or path.is_file():
         return load_model_file(key)
-    raise unknown_name("model", key, _catalogue_files())
+    return _load_catalogue_entry(resolve_model_name(key))
+
+
+def resolve_model_name(text: str) -> str:
+    """The catalogue name ``text`` means (fine-tune, chat and quantization suffixes and organisation
+    prefixes ignored); an unknown or ambiguous name raises an ``InputError`` with the closest three."""
+    from .names import resolve_model
+
+    return resolve_model(text, catalogue_entries())
+
+
+@functools.cache
+def catalogue_entries() -> tuple[tuple[str, str], ...]:
+    """(name, display name) of every built-in model."""
+    return tuple((name, _load_catalogue_entry(name).display_name) for name in model_names())

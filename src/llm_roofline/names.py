@@ -125,9 +125,10 @@ MODEL_RULES = NameRules(
       | \bi?q[1-8](?:_[a-z0-9]+)*\b                          # llama.cpp quant types: Q4_K_M, Q8_0, IQ4_XS
       | \b(?:bf16|fp16|fp32|fp8|f16|f32|int4|int8|nf4|mxfp4|w4a16|w8a8)\b
       | \b\d+[-_ ]?bits?\b                                   # -4bit, -bnb-4bit
+      | [-_ ](?:25|26)(?:0[1-9]|1[0-2])\b                     # release dates of a refresh: -2507
     """),
     dropped_words=frozenset({
-        "instruct", "chat", "it", "coder", "hf", "base", "pt",  # fine-tunes have their base's shapes
+        "instruct", "chat", "it", "coder", "hf", "base", "pt", "thinking",  # fine-tunes have their base's shapes
         "gguf", "ggml", "awq", "gptq", "mlx", "bnb", "exl2", "onnx",  # quantized releases
         "meta",  # Meta-Llama-3-8B
     }),

@@ -37,7 +37,7 @@ from .errors import InputError
 from .formats import NumberFormat, get_format
 from .hardware import KINDS, HardwareSpec, load_hardware
 from .measurements import Measurement
-from .models import ModelSpec, load_model, model_names
+from .models import ModelSpec, load_model, model_names, resolve_model_name
 from .names import resolve_device
 from .quant import WeightsSpec, get_mix, weight_scheme
 from .roofline import analyze
@@ -48,7 +48,6 @@ DEFAULT_PROMPT_TOKENS = 512
 DEFAULT_CACHED_TOKENS = 64
 _PARAMS_TOLERANCE = 0.05
 _BITS_TOLERANCE = 0.10
-_NAME_SUFFIXES = ("-it", "-instruct", "-chat", "-chat-v1.0", "-base")
 _NO_COMPUTE_PEAK_FLOPS_PER_S = 1e30  # a device known by its bandwidth only: the memory roof alone
 
 
@@ -105,20 +104,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.")
 
 
-def _name_candidates(name: str) -> list[str]:
-    outside = re.sub(r"\([^)]*\)", " ", name)
-    inside = re.findall(r"\(([^)]*)\)", name)
-    candidates = []
-    for text in (outside, *inside):
-        slug = _slug(text)
-        for suffix in _NAME_SUFFIXES:
-            if slug.endswith(suffix):
-                slug = slug[: -len(suffix)]
-        if slug:
-            candidates.append(slug)
-    return candidates
-
-
 def identify_model(m: Measurement) -> ModelSpec:
     """The model a row means: a llama-bench test's GGUF file when it is at hand, a config.json or GGUF
     file the row names, else the catalogue entry of that name (or, for llama-bench, of exactly that
@@ -127,17 +112,15 @@ def identify_model(m: Measurement) -> ModelSpec:
         return load_model(m.model_file)
     if m.model.lower().endswith((".json", ".gguf")) and Path(m.model).exists():  # the row names a file
         return _checked_size(m, load_model(m.model))
-    known = {name: name for name in model_names()}
-    for name in model_names():
-        known.setdefault(_slug(load_model(name).display_name), name)
-    for candidate in _name_candidates(m.model):
-        if candidate in known:
-            return _checked_size(m, load_model(known[candidate]))
+    try:
+        return _checked_size(m, load_model(resolve_model_name(m.model)))
+    except InputError as err:
+        unresolved = str(err)
     if m.params is not None and m.model_file:
         same_size = [n for n in model_names() if load_model(n).params == round(m.params)]
         if same_size:
             return load_model(sorted(same_size)[0])
-    raise NotPredictable(f"model '{m.model}' is not in the catalogue (add its config.json to data/models/)")
+    raise NotPredictable(f"{unresolved} (add its config.json to data/models/, or name the size)")
 
 
 def _checked_size(m: Measurement, model: ModelSpec) -> ModelSpec:

@@ -36,7 +36,7 @@ from ..errors import InputError
 from ..formats import PRECISIONS, format_names
 from ..gguf import read_gguf_model_start
 from ..hardware import HardwareSpec, hardware_names, load_hardware
-from ..models import ModelSpec, load_model, model_from_hf_config, model_names
+from ..models import ModelSpec, load_model, model_from_hf_config, model_names, resolve_model_name
 from ..names import resolve_device
 from ..roofline import analyze
 from ..transformer import Workload
@@ -149,9 +149,7 @@ class BodySizeLimit:
 
 
 def _catalogue_model(name: str) -> ModelSpec:
-    if name.strip().lower() not in model_names():
-        raise InputError(f"unknown model '{name}'; known: {', '.join(model_names())}")
-    return load_model(name)
+    return load_model(resolve_model_name(name))  # a catalogue name as people write it, never a path
 
 
 def _catalogue_device(name: str) -> HardwareSpec:
