@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -40,9 +41,9 @@ def console_examples(page: Path) -> list[tuple[str, str, str]]:
 EXAMPLES = [example for page in PAGES for example in console_examples(page)]
 
 
-@pytest.mark.skipif(shutil.which("llm-roofline") is None, reason="needs the installed console script")
 @pytest.mark.parametrize(("command", "expected"), [e[1:] for e in EXAMPLES], ids=[e[0] for e in EXAMPLES])
 def test_documented_example(command: str, expected: str) -> None:
+    require_tool("llm-roofline")  # the installed console script
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=ROOT, timeout=120)
     printed = (done.stdout + done.stderr).rstrip()
     assert printed == expected.rstrip(), f"$ {command}\n--- printed ---\n{printed}"

@@ -7,7 +7,6 @@ orders of magnitude (a GEMV against a GEMM, DRAM against a cache) are checked wi
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
@@ -18,14 +17,13 @@ from typing import Any
 
 import pytest
 
+from conftest import require_module
 from llm_roofline import cli, load_hardware, render
 from llm_roofline.errors import InputError
 from llm_roofline.measure import experiment, profile, stream, timing
 from llm_roofline.measure.backends import choose_backend, operand_copies
 from llm_roofline.measure.system import Cache
 from llm_roofline.render import check_writable, toml_text
-
-HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -150,8 +148,8 @@ def test_shape_experiment_reproduces_the_chapter_picture(capsys: pytest.CaptureF
     assert square["flops_per_s_best"] > 4 * skinny["flops_per_s_best"]  # same FLOPs, N/3 x the intensity
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
 def test_torch_cpu_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    require_module("torch")
     code, out, _ = run_cli(capsys, "measure", "--backend", "torch", "--device", "cpu", "--quick", "--budget-s",
                            "1", "--precisions", "fp32,bf16", "--format", "json", "--no-progress")
     assert code == 0
