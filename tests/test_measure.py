@@ -23,7 +23,8 @@ from llm_roofline.errors import InputError
 from llm_roofline.measure import experiment, profile, stream, timing
 from llm_roofline.measure.backends import choose_backend, operand_copies
 from llm_roofline.measure.system import Cache
-from llm_roofline.render import check_writable, toml_text
+from llm_roofline.render import check_profile_path, toml_text
+from measure_factory import synthetic_measurement
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -168,8 +169,9 @@ def test_torch_cpu_backend(capsys: pytest.CaptureFixture[str]) -> None:
     (["--backend", "jax"], "argument --backend"),
     (["--threads", "0"], "argument --threads"),
     (["--precisions", "fp7"], "argument --precisions"),
-    (["--save", "/nonexistent-folder/x.toml"], "does not exist"),
-    (["--save", "/proc/llm-roofline-measured.toml"], "cannot write"),
+    (["--save", "/dev/null/x.toml"], "cannot write (/dev/null is a file, not a folder)"),
+    (["--save", "/proc/llm-roofline-measured.toml"], "cannot write (/proc: "),
+    (["--save", "/proc/llm-roofline/measured.toml"], "cannot write (/proc: "),
     (["--save", "profile.txt"], "must be a .toml or .json file"),
     (["--hardware", "no-such-device"], "unknown hardware"),
     (["--precisions", "bf16"], "offers no bf16"),
@@ -190,8 +192,8 @@ def _must_not_run(*_: object) -> None:
 def test_a_directory_is_not_a_profile(tmp_path: Path) -> None:
     folder = tmp_path / "dir.toml"
     folder.mkdir()
-    with pytest.raises(InputError, match="not a file"):
-        check_writable(folder)
+    with pytest.raises(InputError, match="it is a folder, not a file"):
+        check_profile_path(folder, "--save")
 
 
 # --- backend selection (the CUDA path's logic, without a GPU) ---------------------------------------------
@@ -363,14 +365,14 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(render.os, "replace", interrupted)  # the one atomic write profiles go through
     with pytest.raises(KeyboardInterrupt):
-        profile.save_profile(_synthetic_measurement(), target)
+        profile.save_profile(synthetic_measurement(), target)
     assert target.read_text() == "old = 1\n"
     assert os.listdir(tmp_path) == ["machine.toml"]
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".json"])
 def test_saved_profile_round_trips(tmp_path: Path, suffix: str) -> None:
-    m = _synthetic_measurement()
+    m = synthetic_measurement()
     spec = profile.save_profile(m, tmp_path / f"machine{suffix}", name="my-box")
     loaded = load_hardware(str(tmp_path / f"machine{suffix}"))
     assert loaded == spec
@@ -382,35 +384,13 @@ def test_saved_profile_round_trips(tmp_path: Path, suffix: str) -> None:
 
 
 def test_comparison_with_a_catalogue_device() -> None:
-    rows = profile.comparison(_synthetic_measurement(), load_hardware("amd-epyc-9654"))
+    rows = profile.comparison(synthetic_measurement(), load_hardware("amd-epyc-9654"))
     assert rows[0]["achieved_fraction"] == 40e9 / 460.8e9
     assert [r["figure"] for r in rows] == ["memory_bytes_per_s", "peak_flops_per_s.fp32"]
 
 
-def _synthetic_measurement() -> experiment.Measurement:
-    """Figures chosen for exact arithmetic: 40 GB/s DRAM, 200 GFLOP/s fp32."""
-    def steady(seconds: float) -> timing.Timing:
-        return timing.Timing((seconds,) * 5)
-
-    plan = experiment.Plan(budget_s=1.0, working_sets_bytes=(2**15, 2**28), dram_min_bytes=2**27,
-                           precisions=("fp32", "fp16"), gemm_start_n=128, gemm_floor_n=512, gemm_max_n=1024,
-                           shape_precision="fp32", shape_n=64, series_k=256, series_m=(1,), min_run_s=0.001)
-    bandwidth = (experiment.BandwidthPoint("add", 2**15, 2**15, "L1", 2 * 10**9, 1000, steady(0.01)),
-                 experiment.BandwidthPoint("add", 2**28, 2**28, "DRAM", 4 * 10**9, 1, steady(0.1)))
-    peaks = (experiment.ComputePeak("fp32", 1024, 2e9, "sgemm", True, steady(0.01)),
-             experiment.ComputePeak("fp16", 128, 1e6, "loop", False, steady(0.01)))
-    shape = experiment.ShapePoint("gemv-to-gemm", "M=1", 1, 256, 256, "fp32", 2 * 256 * 256.0,
-                                  4.0 * (256 + 256 * 256 + 256), 1, 1, steady(0.001))
-    return experiment.Measurement(
-        host="box", date="2026-01-01T00:00:00+00:00", command="llm-roofline measure", backend="numpy",
-        device="cpu", kind="cpu", display_name="Test CPU", threads=2, memory_bytes=2**34,
-        library={"numpy": "2.0", "blas": "OpenBLAS 0.3", "blas_kernel": "Haswell"},
-        caches=(Cache("L1", 2**15, 1),), plan=plan, bandwidth=bandwidth, peaks=peaks, unavailable={},
-        shapes=(shape,), load_before=0.0, neighbours=None, elapsed_s=1.0, warnings=())
-
-
 def test_synthetic_measurement_derives_levels_and_ridge() -> None:
-    m = _synthetic_measurement()
+    m = synthetic_measurement()
     assert m.dram_bytes_per_s == 40e9  # 4e9 B / 0.1 s
     assert [h["level"] for h in m.hierarchy()] == ["L1", "DRAM"]
     assert m.hierarchy()[0]["bytes_per_s"] == 200e9  # 2e9 B / 0.01 s

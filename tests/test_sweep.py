@@ -201,7 +201,7 @@ def test_queries_on_the_expected_time(capsys: pytest.CaptureFixture[str]) -> Non
     (["sweep", "-b", "x", "-q", "pareto"], "--batch"),
     (["sweep", "-q", "max-batch"], "--latency-target-ms"),
     (["sweep", "-o", "grid.txt"], ".csv, .jsonl or .parquet"),
-    (["sweep", "-o", "/nonexistent/dir/g.csv"], "cannot write"),
+    (["sweep", "-o", "/dev/null/dir/g.csv"], "cannot write (/dev/null is a file, not a folder)"),
     (["sweep", "-H", "nope", "-q", "pareto"], "unknown hardware"),
 ])
 def test_sweep_bad_input(capsys: pytest.CaptureFixture[str], args: list[str], fragment: str) -> None:
