@@ -53,8 +53,14 @@ def prefill_flops(model: torch.nn.Module, batch: int, prompt_len: int, last_toke
 
 @torch.no_grad()
 def decode_step_flops(model: torch.nn.Module, batch: int, cached_len: int) -> int:
-    """FLOPs of one decode step: one new token per sequence against ``cached_len`` cached tokens."""
+    """FLOPs of one decode step: one new token per sequence against ``cached_len`` cached tokens.
+
+    The cache is the model's own kind, made from its config (sliding-window layers keep their window):
+    the prefill fills it, the counted step reads it.
+    """
+    cache = transformers.DynamicCache(config=model.config)
     ids = torch.randint(0, model.config.vocab_size, (batch, cached_len))
-    past = model(input_ids=ids, use_cache=True).past_key_values
+    model(input_ids=ids, past_key_values=cache, use_cache=True)
+    assert cache.get_seq_length() == cached_len
     new = torch.randint(0, model.config.vocab_size, (batch, 1))
-    return _count(lambda: model(input_ids=new, past_key_values=past, use_cache=True))
+    return _count(lambda: model(input_ids=new, past_key_values=cache, use_cache=True))

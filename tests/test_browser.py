@@ -8,24 +8,21 @@ screenshot under test-artifacts/browser/ (git-ignored). Skipped when Chromium or
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import require_file, require_module
 from live_server import live_server
 from llm_roofline import analyze
 from llm_roofline.models import catalogue_config
 from llm_roofline.report import report_html
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Outside CI a machine without Chromium skips these tests; in CI (.ci/run installs it) they must run.
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI") != "true",
-                                reason="needs Debian's chromium (.ci/run installs it)")
-sync_api = pytest.importorskip("playwright.sync_api")
-pytest.importorskip("uvicorn")
+CHROMIUM = require_file(Path("/usr/bin/chromium"), "Debian's chromium: .ci/run installs it")
+sync_api = require_module("playwright.sync_api")
+require_module("uvicorn")
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -162,7 +159,7 @@ def test_uploaded_config_is_analyzed(page: Page, server_url: str) -> None:
 
 
 def test_uploaded_gguf_is_analyzed_with_its_own_formats(page: Page, server_url: str, tmp_path: Path) -> None:
-    pytest.importorskip("gguf")
+    require_module("gguf")
     from gguf_factory import T, llama_keys, llama_like_tensors, write_gguf
 
     path = tmp_path / "tiny-q4.gguf"

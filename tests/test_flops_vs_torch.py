@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
-import hf_reference as ref
+from conftest import require_module
 from llm_roofline import analyze, custom_hardware
 from llm_roofline.models import model_from_hf_config
+
+ref = require_module("hf_reference")  # PyTorch and transformers
 
 DEVICE = custom_hardware(1e12, {"fp32": 1e12})
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-gguf = pytest.importorskip("gguf")
+from conftest import require_module
+
+gguf = require_module("gguf")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

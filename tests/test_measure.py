@@ -1,14 +1,14 @@
 """``llm-roofline measure``: structure and sanity of a real (tiny-budget) measurement, the saved profile,
 the timing statistics, the kernels' arithmetic and byte counts, backend selection, and bad options.
 
-No test asserts an absolute speed: the machine may be shared. Ratios that the roofline guarantees by
-orders of magnitude (a GEMV against a GEMM, DRAM against a cache) are checked with wide tolerances.
+No test asserts a measured time, rate or ratio of rates: the machine may be shared, and a neighbour's
+load can reorder any two figures. What the measurement shows (GEMV -> GEMM throughput following
+intensity, caches faster than DRAM) is a benchmark with recorded results: bench/bench_measure_shapes.py,
+docs/benchmarks.md. The tests check structure, units and the arithmetic that ties the figures together.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import json
 import math
 import os
@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
+from conftest import require_module
 from llm_roofline import cli, load_hardware, render
 from llm_roofline.errors import InputError
 from llm_roofline.measure import experiment, profile, stream, timing
 from llm_roofline.measure.backends import choose_backend, operand_copies
 from llm_roofline.measure.system import Cache
-from llm_roofline.render import check_writable, toml_text
-
-HAS_TORCH = importlib.util.find_spec("torch") is not None
+from llm_roofline.render import check_profile_path, toml_text
+from measure_factory import synthetic_measurement
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -84,20 +84,19 @@ def test_ridge_is_peak_over_dram_bandwidth_exactly(measured: tuple[dict[str, Any
     assert data["ridge"] == {p: flops / bandwidth for p, flops in data["compute"]["flops_per_s"].items()}
 
 
-def test_bandwidth_rises_toward_l1(measured: tuple[dict[str, Any], Path]) -> None:
-    """DRAM is the slowest level by a clear margin; inward, no level falls below half the next one out.
-
-    Judged on each level's best run (a neighbour's burst hurts the medians of a tiny budget more).
-    """
+def test_hierarchy_runs_from_the_innermost_cache_to_dram(measured: tuple[dict[str, Any], Path]) -> None:
+    """Each level's figure is the best median among its working sets, in the caches' order, DRAM last."""
     data, _ = measured
-    order = [level["level"] for level in data["memory"]["hierarchy"]]
-    assert order[-1] == "DRAM" and len(order) >= 3
-    best = {name: max(figures["bytes_per_s_best"] for level in data["memory"]["levels"] if level["level"] == name
-                      for figures in level["kernels"].values()) for name in order}
-    figures = [best[name] for name in order]
-    assert max(figures[:-1]) > 1.5 * figures[-1]
-    for inner, outer in itertools.pairwise(figures):
-        assert inner > 0.5 * outer
+    hierarchy = data["memory"]["hierarchy"]
+    caches = [c["level"] for c in data["conditions"]["caches"]]
+    assert [h["level"] for h in hierarchy] == [name for name in [*caches, "DRAM"] if name in
+                                               {h["level"] for h in hierarchy}]
+    assert hierarchy[-1]["level"] == "DRAM" and len(hierarchy) >= 2
+    for figure in hierarchy:
+        medians = [level["bytes_per_s"] for level in data["memory"]["levels"] if level["level"] == figure["level"]]
+        assert figure["bytes_per_s"] == max(medians)
+        assert math.isfinite(figure["bytes_per_s"]) and figure["bytes_per_s"] > 0
+    assert data["memory"]["bytes_per_s"] == hierarchy[-1]["bytes_per_s"]
 
 
 def test_equal_flops_series_has_equal_flops(measured: tuple[dict[str, Any], Path]) -> None:
@@ -123,35 +122,33 @@ def test_saved_profile_loads_and_analyze_accepts_it(measured: tuple[dict[str, An
     assert json.loads(out)["totals"]["time_s"] > 0
 
 
-def test_shape_experiment_reproduces_the_chapter_picture(capsys: pytest.CaptureFixture[str]) -> None:
-    """GEMV -> GEMM: the memory-bound points rise with intensity, the compute-bound ones saturate.
-
-    Intensity goes 0.5, 2, 7.9, 31, 114 FLOP/B (fp32, 4096 x 4096 weights, M = 1 ... 256); the ridge
-    of a CPU is a few FLOP/B. One thread and best runs: on a shared machine a neighbour stalls a BLAS
-    thread team at every synchronisation (a 2-core VM under load loses 10x), and its bursts hurt the
-    median more than the best; a lone thread is merely slowed.
-    """
-    code, out, _ = run_cli(capsys, "measure", "--quick", "--budget-s", "3", "--precisions", "fp32", "--threads",
-                           "1", "--format", "json", "--no-progress")
-    assert code == 0
-    data = json.loads(out)
+def test_shape_experiment_has_the_chapter_series(measured: tuple[dict[str, Any], Path]) -> None:
+    """GEMV -> GEMM: M = 1 ... 256 rows against 4096 x 4096 fp32 weights, intensity 0.5 ... 114 FLOP/B;
+    each point's bound, attainable rate and roofline fraction follow from its intensity and the measured
+    roofs. (That the measured rates rise with intensity, then saturate, is bench/bench_measure_shapes.py.)"""
+    data, _ = measured
     series = {p["m"]: p for p in data["points"] if p["series"] == "gemv-to-gemm"}
     assert sorted(series) == [1, 4, 16, 64, 256]
+    assert {(p["k"], p["n"], p["precision"]) for p in series.values()} == {(4096, 4096, "fp32")}
     intensity = [series[m]["arithmetic_intensity"] for m in sorted(series)]
     assert intensity == sorted(intensity)
-    assert series[1]["bound"] == "memory" and series[256]["bound"] == "compute"
-    rate = {m: p["flops_per_s_best"] for m, p in series.items()}
-    assert rate[16] > 1.5 * rate[1]  # intensity x16 from a memory-bound start: throughput follows
-    assert rate[256] > 3 * rate[1]
-    assert rate[256] < 2.5 * rate[64]  # intensity x3.7 past the ridge: throughput saturates
+    assert series[1]["arithmetic_intensity"] == 2 * 4096 * 4096 / (4 * (4096 + 4096 * 4096 + 4096))  # ~0.5
+    peak, bandwidth = data["compute"]["flops_per_s"]["fp32"], data["memory"]["bytes_per_s"]
+    for point in data["points"]:
+        rates = (point["flops_per_s"], point["flops_per_s_best"], *point["flops_per_s_iqr"])
+        assert all(math.isfinite(rate) and rate > 0 for rate in rates)
+        assert point["flops_per_s_iqr"][0] <= point["flops_per_s"] <= point["flops_per_s_best"] * (1 + 1e-12)
+        assert point["time_s"] > 0 and point["flops_per_s"] == pytest.approx(point["flops"] / point["time_s"])
+        intensity = point["arithmetic_intensity"]
+        assert point["bound"] == ("memory" if intensity < data["ridge"]["fp32"] else "compute")
+        assert point["attainable_flops_per_s"] == min(peak, intensity * bandwidth)
+        assert point["roofline_fraction"] == point["flops_per_s"] / point["attainable_flops_per_s"]
     equal = [p for p in data["points"] if p["series"] == "equal-flops"]
-    square = next(p for p in equal if p["shape"] == "square")
-    skinny = next(p for p in equal if p["m"] == 1)  # 1 x N x N²: a GEMV in disguise
-    assert square["flops_per_s_best"] > 4 * skinny["flops_per_s_best"]  # same FLOPs, N/3 x the intensity
+    assert any(p["shape"] == "square" for p in equal) and any(p["m"] == 1 for p in equal)  # 1 x N x N²: a GEMV
 
 
-@pytest.mark.skipif(not HAS_TORCH, reason="needs PyTorch")
 def test_torch_cpu_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    require_module("torch")
     code, out, _ = run_cli(capsys, "measure", "--backend", "torch", "--device", "cpu", "--quick", "--budget-s",
                            "1", "--precisions", "fp32,bf16", "--format", "json", "--no-progress")
     assert code == 0
@@ -170,8 +167,9 @@ def test_torch_cpu_backend(capsys: pytest.CaptureFixture[str]) -> None:
     (["--backend", "jax"], "argument --backend"),
     (["--threads", "0"], "argument --threads"),
     (["--precisions", "fp7"], "argument --precisions"),
-    (["--save", "/nonexistent-folder/x.toml"], "does not exist"),
-    (["--save", "/proc/llm-roofline-measured.toml"], "cannot write"),
+    (["--save", "/dev/null/x.toml"], "cannot write (/dev/null is a file, not a folder)"),
+    (["--save", "/proc/llm-roofline-measured.toml"], "cannot write (/proc: "),
+    (["--save", "/proc/llm-roofline/measured.toml"], "cannot write (/proc: "),
     (["--save", "profile.txt"], "must be a .toml or .json file"),
     (["--hardware", "no-such-device"], "unknown hardware"),
     (["--precisions", "bf16"], "offers no bf16"),
@@ -192,8 +190,8 @@ def _must_not_run(*_: object) -> None:
 def test_a_directory_is_not_a_profile(tmp_path: Path) -> None:
     folder = tmp_path / "dir.toml"
     folder.mkdir()
-    with pytest.raises(InputError, match="not a file"):
-        check_writable(folder)
+    with pytest.raises(InputError, match="it is a folder, not a file"):
+        check_profile_path(folder, "--save")
 
 
 # --- backend selection (the CUDA path's logic, without a GPU) ---------------------------------------------
@@ -365,14 +363,14 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(render.os, "replace", interrupted)  # the one atomic write profiles go through
     with pytest.raises(KeyboardInterrupt):
-        profile.save_profile(_synthetic_measurement(), target)
+        profile.save_profile(synthetic_measurement(), target)
     assert target.read_text() == "old = 1\n"
     assert os.listdir(tmp_path) == ["machine.toml"]
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".json"])
 def test_saved_profile_round_trips(tmp_path: Path, suffix: str) -> None:
-    m = _synthetic_measurement()
+    m = synthetic_measurement()
     spec = profile.save_profile(m, tmp_path / f"machine{suffix}", name="my-box")
     loaded = load_hardware(str(tmp_path / f"machine{suffix}"))
     assert loaded == spec
@@ -384,35 +382,13 @@ def test_saved_profile_round_trips(tmp_path: Path, suffix: str) -> None:
 
 
 def test_comparison_with_a_catalogue_device() -> None:
-    rows = profile.comparison(_synthetic_measurement(), load_hardware("amd-epyc-9654"))
+    rows = profile.comparison(synthetic_measurement(), load_hardware("amd-epyc-9654"))
     assert rows[0]["achieved_fraction"] == 40e9 / 460.8e9
     assert [r["figure"] for r in rows] == ["memory_bytes_per_s", "peak_flops_per_s.fp32"]
 
 
-def _synthetic_measurement() -> experiment.Measurement:
-    """Figures chosen for exact arithmetic: 40 GB/s DRAM, 200 GFLOP/s fp32."""
-    def steady(seconds: float) -> timing.Timing:
-        return timing.Timing((seconds,) * 5)
-
-    plan = experiment.Plan(budget_s=1.0, working_sets_bytes=(2**15, 2**28), dram_min_bytes=2**27,
-                           precisions=("fp32", "fp16"), gemm_start_n=128, gemm_floor_n=512, gemm_max_n=1024,
-                           shape_precision="fp32", shape_n=64, series_k=256, series_m=(1,), min_run_s=0.001)
-    bandwidth = (experiment.BandwidthPoint("add", 2**15, 2**15, "L1", 2 * 10**9, 1000, steady(0.01)),
-                 experiment.BandwidthPoint("add", 2**28, 2**28, "DRAM", 4 * 10**9, 1, steady(0.1)))
-    peaks = (experiment.ComputePeak("fp32", 1024, 2e9, "sgemm", True, steady(0.01)),
-             experiment.ComputePeak("fp16", 128, 1e6, "loop", False, steady(0.01)))
-    shape = experiment.ShapePoint("gemv-to-gemm", "M=1", 1, 256, 256, "fp32", 2 * 256 * 256.0,
-                                  4.0 * (256 + 256 * 256 + 256), 1, 1, steady(0.001))
-    return experiment.Measurement(
-        host="box", date="2026-01-01T00:00:00+00:00", command="llm-roofline measure", backend="numpy",
-        device="cpu", kind="cpu", display_name="Test CPU", threads=2, memory_bytes=2**34,
-        library={"numpy": "2.0", "blas": "OpenBLAS 0.3", "blas_kernel": "Haswell"},
-        caches=(Cache("L1", 2**15, 1),), plan=plan, bandwidth=bandwidth, peaks=peaks, unavailable={},
-        shapes=(shape,), load_before=0.0, neighbours=None, elapsed_s=1.0, warnings=())
-
-
 def test_synthetic_measurement_derives_levels_and_ridge() -> None:
-    m = _synthetic_measurement()
+    m = synthetic_measurement()
     assert m.dram_bytes_per_s == 40e9  # 4e9 B / 0.1 s
     assert [h["level"] for h in m.hierarchy()] == ["L1", "DRAM"]
     assert m.hierarchy()[0]["bytes_per_s"] == 200e9  # 2e9 B / 0.01 s

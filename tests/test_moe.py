@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import require_module
 from llm_roofline import Workload, analyze, custom_hardware, get_format, load_model
 from llm_roofline.models import model_from_hf_config
 from llm_roofline.ops import expected_experts_touched
@@ -32,14 +33,14 @@ def test_mixtral_8x7b_parameters() -> None:
 
 def test_params_equal_transformers_for_a_small_mixtral() -> None:
     # (The built-in Mixtral-8x7B is checked with every catalogue model in test_params_vs_transformers.py.)
-    ref = pytest.importorskip("hf_reference")
+    ref = require_module("hf_reference")
     assert model_from_hf_config(TINY_MIXTRAL).params == ref.param_count(TINY_MIXTRAL)
 
 
 @pytest.fixture(scope="module")
 def tiny_mixtral() -> Any:
-    pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    require_module("torch")
+    transformers = require_module("transformers")
     import torch
 
     config = transformers.AutoConfig.for_model(**TINY_MIXTRAL)
@@ -59,14 +60,14 @@ def _matmul_flops(**workload: Any) -> float:
 @pytest.mark.parametrize(("batch", "prompt_len", "lm_head"), [(1, 7, "last"), (3, 16, "all")])
 def test_prefill_flops_equal_torch(tiny_mixtral: Any, batch: int, prompt_len: int, lm_head: str) -> None:
     # Every token runs through k experts, whichever they are: expert FLOPs = T·k·(2·d·2I + 2·I·d), exactly.
-    ref = pytest.importorskip("hf_reference")
+    ref = require_module("hf_reference")
     torch_flops = ref.prefill_flops(tiny_mixtral, batch, prompt_len, last_token_only=lm_head == "last")
     assert _matmul_flops(phase="prefill", batch=batch, seq_len=prompt_len, lm_head=lm_head) == torch_flops
 
 
 @pytest.mark.parametrize(("batch", "cached"), [(1, 9), (2, 24)])
 def test_decode_flops_equal_torch(tiny_mixtral: Any, batch: int, cached: int) -> None:
-    ref = pytest.importorskip("hf_reference")
+    ref = require_module("hf_reference")
     assert _matmul_flops(phase="decode", batch=batch, seq_len=cached) == ref.decode_step_flops(tiny_mixtral, batch,
                                                                                                cached)
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
-import hf_reference as ref
+from conftest import require_module
 from llm_roofline import load_model, model_names
 from llm_roofline.models import catalogue_config, model_from_hf_config
 from test_flops_vs_torch import CONFIGS
+
+ref = require_module("hf_reference")  # PyTorch and transformers
 
 # Published totals (model cards / papers), an anchor independent of both implementations.
 PUBLISHED = {

@@ -8,14 +8,15 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("matplotlib")
-
+from conftest import require_module
 from llm_roofline import analyze
 from llm_roofline.charts import INFERENCE_PRECISIONS, time_by_group
 from llm_roofline.cli import main
 from llm_roofline.errors import InputError
 from llm_roofline.hardware import load_hardware
 from llm_roofline.plots import breakdown_figure, roofline_figure, save_figure
+
+require_module("matplotlib")
 
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<?xml", "pdf": b"%PDF"}
 

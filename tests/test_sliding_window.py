@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from conftest import require_module
 from llm_roofline import analyze, custom_hardware, load_model
 from llm_roofline.models import model_from_hf_config
 from llm_roofline.transformer import attention_pairs, keys_read, kv_cache_bytes
@@ -86,7 +87,7 @@ def test_qwen2_window_only_above_max_window_layers() -> None:
 def test_flops_equal_torch_with_a_window(phase: str, batch: int, length: int) -> None:
     # transformers' eager attention computes the full rectangle of the keys it holds (its sliding cache keeps
     # the last W - 1), which is our count without causal skipping.
-    ref = pytest.importorskip("hf_reference")
+    ref = require_module("hf_reference")
     model = ref.build(SMALL_MISTRAL)
     torch_flops = (ref.prefill_flops(model, batch, length, last_token_only=True) if phase == "prefill"
                    else ref.decode_step_flops(model, batch, length))

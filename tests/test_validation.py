@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_file
 from llm_roofline import analyze, load_hardware
 from llm_roofline.cli import main
 from llm_roofline.efficiency import PARAMETERS, default_params
@@ -38,9 +39,9 @@ def published() -> tuple[list[Case | Skip], list, list, int]:
     return cases, predictions, skipped, len(rows)
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="the shared measurements are not next to this checkout")
 def test_bundled_copy_equals_the_shared_measurements() -> None:
-    assert CALIBRATION.read_bytes() == SHARED.read_bytes()
+    shared = require_file(SHARED, "the project's shared measurements, in ../shared beside the clone")
+    assert CALIBRATION.read_bytes() == shared.read_bytes()
 
 
 def test_rows_become_models_formats_and_devices(published: tuple) -> None:

@@ -12,16 +12,18 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
+from conftest import require_module
 
-from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+require_module("fastapi")
+require_module("httpx")
 
-from llm_roofline import analyze
-from llm_roofline.models import catalogue_config
-from llm_roofline.web.app import MAX_BODY_BYTES, MAX_DEVICES, MAX_SWEEP_POINTS, STATIC, create_app
+from fastapi.testclient import TestClient  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from llm_roofline import analyze  # noqa: E402
+from llm_roofline.models import catalogue_config  # noqa: E402
+from llm_roofline.web.app import MAX_BODY_BYTES, MAX_DEVICES, MAX_SWEEP_POINTS, STATIC, create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,7 +224,7 @@ def test_short_bounded_load_has_no_errors() -> None:
 def q4_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small llama GGUF with Q4_K/Q6_K tensors and a 20,000-token vocabulary (a header of some size),
     its tensor data a sparse hole (the file is as long as a real one; the upload sends only its start)."""
-    pytest.importorskip("gguf")
+    require_module("gguf")
     from gguf_factory import T, llama_keys, llama_like_tensors, write_gguf
 
     path = tmp_path_factory.mktemp("gguf") / "tiny-q4.gguf"

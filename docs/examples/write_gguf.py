@@ -1,6 +1,6 @@
 """Write a Llama-2-7B GGUF file with llama.cpp's Q4_K_M tensor types, its 4 GB of data a sparse hole.
 
-    python docs/examples/write_gguf.py /tmp/llama-2-7b.Q4_K_M.gguf
+    python docs/examples/write_gguf.py llama-2-7b.Q4_K_M.gguf
 
 The header is real (metadata, tensor names, shapes and ggml types, written by gguf-py's GGUFWriter);
 the tensor data is a hole the file system does not store, so the file takes a few kB of disk while its

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .charts import ceilings, main_ops, model_label, short_name, time_by_group, time_share, workload_label
 from .errors import InputError
+from .render import create_folders
 from .units import seconds, si
 
 if TYPE_CHECKING:
@@ -282,10 +283,9 @@ def save_figure(fig: Figure, path: str | Path, fmt: str | None = None) -> Path:
     if fmt not in FIGURE_FORMATS:
         raise InputError(f"cannot tell the image format of '{path}': use a .png, .svg or .pdf name or --format")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format=fmt, metadata=_reproducible_metadata(fmt))
+        fig.savefig(create_folders(path, "path"), format=fmt, metadata=_reproducible_metadata(fmt))
     except OSError as err:
-        raise InputError(f"cannot write {path}: {err.strerror or err}") from None
+        raise InputError(f"path {path}: cannot write ({err.strerror or err})") from None
     return path
 
 

@@ -147,10 +147,9 @@ def _toml_value(value: Any) -> str:
 
 def write_text_atomically(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename: an
-    interrupted write leaves the old file (or none), never half a file."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    interrupted write leaves the old file (or none), never half a file. Missing folders are created."""
+    path = create_folders(path, "path")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
@@ -162,22 +161,47 @@ def write_text_atomically(path: str | Path, text: str) -> None:
         raise
 
 
-def check_writable(path: str | Path) -> Path:
-    """Fail now, before minutes of measuring, if ``path`` cannot take the profile."""
+# Every file the program writes (-o, --output, --heatmap, --save) follows one rule: missing folders
+# are created, as `mkdir -p` would; anything else that stops the write is refused in one line,
+# "NAME PATH: cannot write (why)", where NAME is the option (CLI) or the parameter (Python API).
+
+def check_writable(path: str | Path, name: str) -> Path:
+    """Refuse now, before any work and without creating anything, a file the rule could not write."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{name} {path}: cannot write (it is a folder, not a file)")
+    folder = existing = path.parent
+    while not existing.is_dir():
+        if existing.exists():
+            raise InputError(f"{name} {path}: cannot write ({existing} is a file, not a folder)")
+        existing = existing.parent
+    try:  # create and remove an entry where the write will make one: what a permission check cannot tell
+        if existing == folder:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".check"):
+                pass
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=f".{path.name}.", suffix=".check"))
+    except OSError as err:
+        raise InputError(f"{name} {path}: cannot write ({existing}: {err.strerror or err})") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{name} {path}: cannot write (the file is read-only)")
+    return path
+
+
+def create_folders(path: str | Path, name: str) -> Path:
+    """Create the missing folders above ``path`` (the rule above), refusing in one line."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{name} {path}: cannot write ({err.filename or path.parent}: {err.strerror or err})"
+                         ) from None
+    return path
+
+
+def check_profile_path(path: str | Path, name: str) -> Path:
+    """A device profile's file: the rule above, and a name that ``--hardware`` reads (.toml or .json)."""
     path = Path(path)
     if path.suffix.lower() not in (".toml", ".json"):
-        raise InputError(f"--save {path}: the profile must be a .toml or .json file (what --hardware reads)")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"--save {path}: folder {folder} does not exist")
-    if path.exists() and not path.is_file():
-        raise InputError(f"--save {path}: exists and is not a file")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".check"):
-            pass
-    except OSError as err:
-        why = err.strerror or err.__class__.__name__
-        raise InputError(f"--save {path}: cannot write in {folder} ({why})") from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise InputError(f"--save {path}: the file is not writable")
-    return path
+        raise InputError(f"{name} {path}: the profile must be a .toml or .json file (what --hardware reads)")
+    return check_writable(path, name)

@@ -106,6 +106,7 @@ class _Progress:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> str:
+    from .render import check_writable
     from .sweep import iter_sweep
 
     spec = _spec(args)
@@ -115,11 +116,11 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
         raise InputError(f"sweep: --query {args.query} needs --latency-target-ms")
     if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".jsonl", ".parquet"):
         raise InputError(f"sweep: --output must end in .csv, .jsonl or .parquet, got {args.output!r}")
-    for target in (args.output, args.heatmap):
-        if target and target != "-" and not os.access(Path(target).resolve().parent, os.W_OK):
-            raise InputError(f"sweep: cannot write to {target!r} (its folder does not exist or is read-only)")
     if args.heatmap:
         _check_heatmap(spec, args.heatmap)
+    for name, target in (("--output", args.output), ("--heatmap", args.heatmap)):
+        if target and target != "-":
+            check_writable(target, name)
     progress = _Progress(spec.size, args.progress if args.progress is not None else spec.size > 1_000_000)
     queries = _Queries(args.query, None if args.latency_target_ms is None else args.latency_target_ms / 1e3)
     heatmap_chunks: list[dict[str, Any]] = []
@@ -156,11 +157,12 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
 
 def _write(chunks: Iterator[dict[str, Any]], target: str) -> int:
     """Stream chunks to a file (atomically: a temporary file renamed at the end)."""
+    from .render import create_folders
     from .sweep import COLUMNS
 
     if target == "-":
         return _write_csv(chunks, sys.stdout, COLUMNS)
-    path = Path(target)
+    path = create_folders(target, "--output")
     fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:

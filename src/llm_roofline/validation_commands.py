@@ -160,10 +160,10 @@ def _summary_table(result: dict[str, Any]) -> str:
 # --- calibrate --------------------------------------------------------------------------------------
 
 def _cmd_calibrate(args: argparse.Namespace) -> str:
-    from .render import check_writable
+    from .render import check_profile_path
 
     if args.save:
-        check_writable(args.save)
+        check_profile_path(args.save, "--save")
     if args.by_class:
         return _calibrate_classes(args)
     return _calibrate_device(args)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from .cli import (
@@ -76,8 +75,9 @@ def _precisions(args: argparse.Namespace) -> list[str] | None:
 
 def _save(fig: Any, args: argparse.Namespace) -> str:
     from .plots import save_figure
+    from .render import check_writable
 
-    return f"wrote {save_figure(fig, args.output, args.format)}"
+    return f"wrote {save_figure(fig, check_writable(args.output, '--output'), args.format)}"
 
 
 def _plot_roofline(args: argparse.Namespace) -> str:
@@ -170,15 +170,15 @@ def _add_analysis_plot(plots: Any, name: str, help_text: str, run: Callable[[arg
 
 
 def _cmd_report(args: argparse.Namespace) -> str:
+    from .render import check_writable, create_folders
     from .report import report_html
 
-    path = Path(args.output)
+    path = check_writable(args.output, "--output")
     text = report_html(_analyses(args), _precisions(args))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        create_folders(path, "--output").write_text(text, encoding="utf-8")
     except OSError as err:
-        raise InputError(f"cannot write {path}: {err.strerror or err}") from None
+        raise InputError(f"--output {path}: cannot write ({err.strerror or err})") from None
     return f"wrote {path}"
 
 

@@ -40,13 +40,13 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def _cmd_measure(args: argparse.Namespace) -> str:
-    from ..render import check_writable
+    from ..render import check_profile_path
     from .experiment import MeasureOptions, measure
     from .profile import comparison, save_profile
     from .report import measurement_text
 
     if args.save:
-        check_writable(args.save)  # before minutes of measuring
+        check_profile_path(args.save, "--save")  # before minutes of measuring
     wants_reference = args.hardware or args.bandwidth_gb_s or args.peak_tflops
     reference = hardware_from_args(args) if wants_reference else None
     progress = args.progress if args.progress is not None else sys.stderr.isatty()

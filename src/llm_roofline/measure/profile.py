@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hardware import HardwareSpec, hardware_from_dict
-from ..render import check_writable, toml_text, write_text_atomically
+from ..render import check_profile_path, toml_text, write_text_atomically
 from .experiment import Measurement
 
 
@@ -77,7 +77,7 @@ def _without_none(value: Any) -> Any:
 
 def save_profile(measurement: Measurement, path: str | Path, name: str | None = None) -> HardwareSpec:
     """Write the profile atomically (a temporary file in the same folder, then a rename) and load it back."""
-    path = check_writable(path)
+    path = check_profile_path(path, "path")
     data = profile_dict(measurement, name)
     text = json.dumps(data, indent=2) + "\n" if path.suffix.lower() == ".json" else toml_text(data)
     spec = hardware_from_dict(json.loads(json.dumps(data)), str(path))  # refuse to write what would not load
