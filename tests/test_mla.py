@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from conftest import require_module
 from llm_roofline import analyze, custom_hardware, get_format, load_model
 from llm_roofline.models import model_from_hf_config
 from llm_roofline.transformer import kv_cache_bytes
@@ -59,8 +60,7 @@ def test_absorbed_form_equals_the_naive_form_plus_the_derived_difference(batch: 
 def test_absorbed_decode_against_transformers(batch: int, cached: int) -> None:
     # transformers runs the naive form (test_flops_vs_torch checks it equals ours exactly); the absorbed
     # form is that count with the per-layer attention terms of the two derivations above swapped.
-    pytest.importorskip("torch")
-    ref = pytest.importorskip("hf_reference")
+    ref = require_module("hf_reference")  # PyTorch and transformers
     torch_naive = ref.decode_step_flops(ref.build(CONFIG), batch, cached)
     keys = cached + 1
     expected = torch_naive + LAYERS * (_absorbed_attention_flops(batch, keys) - _naive_attention_flops(batch, keys))
