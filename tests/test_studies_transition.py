@@ -89,8 +89,8 @@ def test_prefill_critical_lengths_and_the_fall_back() -> None:
 
     def above(length: int) -> bool:
         ops = workload_ops(LLAMA, Workload(phase="prefill"), q_len=length, past_len=0)
-        flops = sum(op.cost.flops * op.count for op in ops)
-        moved = sum(op.cost.bytes * op.count for op in ops)
+        flops = sum(op.cost.flops * op.instances for op in ops)
+        moved = sum(op.cost.bytes * op.instances for op in ops)
         return flops > whole.ridge_flop_per_byte * moved
 
     assert above(whole.critical) and not above(whole.critical - 1)

@@ -76,16 +76,16 @@ class WeightTensor(NamedTuple):
     """
 
     role: str
-    count: int
+    instances: int
     elements: int
     rows: int
     columns: int
     row_length: int
 
 
-def matrix(role: str, count: int, n_in: int, n_out: int) -> WeightTensor:
+def matrix(role: str, instances: int, n_in: int, n_out: int) -> WeightTensor:
     """A projection's weight: ``n_out`` rows of ``n_in`` inputs."""
-    return WeightTensor(role, count, n_in * n_out, n_out, n_in, n_in)
+    return WeightTensor(role, instances, n_in * n_out, n_out, n_in, n_in)
 
 
 def _positive(where: str, label: str, value: object, allow_zero: bool = False) -> None:
@@ -278,7 +278,7 @@ class MLP:
 
     def params(self, d: int) -> int:
         mats, vectors = self.tensors(d, 1)
-        return sum(t.count * t.elements for t in mats) + vectors
+        return sum(t.instances * t.elements for t in mats) + vectors
 
     def active_params(self, d: int) -> int:
         """Parameters one token uses: the router, k experts and the shared experts."""
@@ -334,7 +334,7 @@ class Block:
 
     def params(self, d: int) -> int:
         mats, vectors = self.tensors(d, 1)
-        return sum(t.count * t.elements for t in mats) + vectors
+        return sum(t.instances * t.elements for t in mats) + vectors
 
     def active_params(self, d: int) -> int:
         return self.params(d) - self.mlp.params(d) + self.mlp.active_params(d)

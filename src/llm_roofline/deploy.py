@@ -172,7 +172,7 @@ def _layer_split(model: ModelSpec, workload: Workload) -> tuple[float, float]:
     """(stored bytes of one transformer layer, stored bytes outside the layers: embeddings, lm_head, final norm)."""
     scheme = workload.weight_scheme(model)
     total = weight_storage_bytes(model, scheme, workload.activation_format)
-    outside = sum(scheme.format_for(t.role).tensor_bytes(t.elements, t.rows, t.columns) * t.count
+    outside = sum(scheme.format_for(t.role).tensor_bytes(t.elements, t.rows, t.columns) * t.instances
                   for t in model.weight_tensors() if t.role in _NON_LAYER_ROLES)
     vectors = scheme.vector_format()
     outside += model.head_vector_params * (vector_param_bytes(workload.activation_format) if vectors is None
@@ -507,7 +507,7 @@ def pipeline_parallel(model: ModelSpec, hardware: HardwareSpec, workload: Worklo
     output_time = _op_time(result, ("final_norm", "lm_head"))
     layer_bytes, _ = _layer_split(model, workload)
     scheme = workload.weight_scheme(model)
-    role_bytes = {t.role: scheme.format_for(t.role).tensor_bytes(t.elements, t.rows, t.columns) * t.count
+    role_bytes = {t.role: scheme.format_for(t.role).tensor_bytes(t.elements, t.rows, t.columns) * t.instances
                   for t in model.weight_tensors() if t.role in _NON_LAYER_ROLES}
     first_bytes = role_bytes.get("embed", 0.0) + role_bytes.get("embed.positions", 0.0)
     last_bytes = role_bytes.get("lm_head", 0.0)

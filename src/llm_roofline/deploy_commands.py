@@ -131,7 +131,7 @@ def _cmd_gguf(args: argparse.Namespace) -> str:
     if scheme is not None:
         for tensor in model.weight_tensors():
             fmt = scheme.format_for(tensor.role)
-            nbytes = fmt.tensor_bytes(tensor.elements, tensor.rows, tensor.columns) * tensor.count
+            nbytes = fmt.tensor_bytes(tensor.elements, tensor.rows, tensor.columns) * tensor.instances
             rows.append([tensor.role, fmt.name, f"{fmt.bits_per_element:.4g}", si(nbytes, "B", 4)])
     lines.append(table(["role", "stored as", "bits/weight", "bytes"], rows, align="llrr"))
     lines.append(f"weights in the cost model: {info.modelled_bytes:,} B")

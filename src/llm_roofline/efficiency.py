@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import math
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -44,7 +44,7 @@ import numpy as np
 
 from .errors import InputError
 from .transformer import weight_role
-from .units import Quantity
+from .units import Array, Scalar
 
 if TYPE_CHECKING:
     from .formats import NumberFormat, WeightScheme
@@ -99,7 +99,15 @@ class EfficiencyParams:
 
     def rounded(self, digits: int = 4) -> EfficiencyParams:
         """The same parameters to ``digits`` significant digits (what a saved file holds)."""
-        return replace(self, **{name: float(f"{getattr(self, name):.{digits}g}") for name in PARAMETERS})
+
+        def to_digits(value: float) -> float:
+            return float(f"{value:.{digits}g}")
+
+        return replace(self, bandwidth_efficiency=to_digits(self.bandwidth_efficiency),
+                       compute_efficiency=to_digits(self.compute_efficiency),
+                       dequant_compute_factor=to_digits(self.dequant_compute_factor),
+                       overhead_per_op_s=to_digits(self.overhead_per_op_s),
+                       overhead_per_step_s=to_digits(self.overhead_per_step_s))
 
 
 def params_from_dict(data: Mapping[str, Any], where: str) -> EfficiencyParams:
@@ -144,26 +152,27 @@ def params_for(hardware: HardwareSpec) -> EfficiencyParams:
 
 # --- the formula ------------------------------------------------------------------------------------
 
-def op_time_s(compute_time_s: Quantity, memory_time_s: Quantity, dequantizes: Quantity,
-              params: Sequence[Quantity]) -> Quantity:
-    """The expected time of one operator instance (numbers, or numpy arrays that broadcast).
+def op_time_s(compute_time_s: Array, memory_time_s: Array, dequantizes: Array | Scalar,
+              params: Sequence[Array | Scalar]) -> Array:
+    """The expected time of one operator instance (numpy arrays that broadcast).
 
     ``params``: the five parameters in ``PARAMETERS`` order; ``dequantizes``: 1 for a matmul that
     unpacks quantized weights, else 0.
     """
     eta_m, eta_c, dequant, per_op, _ = params
     compute_efficiency = eta_c + dequantizes * (eta_c * (dequant - 1))  # eta_c x (dequant if dequantizes else 1)
-    return np.maximum(compute_time_s / compute_efficiency, memory_time_s / eta_m) + per_op
+    time_s: Array = np.maximum(compute_time_s / compute_efficiency, memory_time_s / eta_m) + per_op  # stubs: Any
+    return time_s
 
 
 class StepCost(NamedTuple):
     """What the expected time of a step depends on: per operator, its instances, its roofline times
     and whether it unpacks quantized weights (tuples, or numpy arrays over the operators)."""
 
-    counts: Sequence[int]
-    compute_time_s: Sequence[float]  # per instance, at the device's peak
-    memory_time_s: Sequence[float]  # per instance, at the device's bandwidth
-    dequantizes: Sequence[int]  # 1 or 0
+    counts: Sequence[int] | Array
+    compute_time_s: Sequence[float] | Array  # per instance, at the device's peak
+    memory_time_s: Sequence[float] | Array  # per instance, at the device's bandwidth
+    dequantizes: Sequence[int] | Array  # 1 or 0
 
 
 def dequantizes(weight_format: NumberFormat | None, activations: NumberFormat) -> int:
@@ -224,7 +233,8 @@ class _Stacked:
         """candidates (k, 5) -> expected step times (k, steps), through ``op_time_s``."""
         columns = [candidates[:, i:i + 1] for i in range(candidates.shape[1])]
         per_op = op_time_s(self.compute[None, :], self.memory[None, :], self.dequantizes[None, :], columns)
-        return np.add.reduceat(per_op * self.counts[None, :], self.starts, axis=1) + columns[4]
+        times_s: np.ndarray = np.add.reduceat(per_op * self.counts[None, :], self.starts, axis=1) + columns[4]
+        return times_s
 
 
 ROBUST_SCALE = 0.1  # pseudo-Huber loss: squared below a 10 % miss, linear above (outliers do not steer a fit)
@@ -254,7 +264,7 @@ def fit_params(observations: Sequence[Observation], prior: EfficiencyParams | No
 
     def loss(candidates: np.ndarray) -> np.ndarray:
         error = np.log(stacked.expected_times_s(candidates)) - measured[None, :]
-        total = (ROBUST_SCALE ** 2 * (np.sqrt(1 + (error / ROBUST_SCALE) ** 2) - 1)).sum(axis=1)
+        total: np.ndarray = (ROBUST_SCALE ** 2 * (np.sqrt(1 + (error / ROBUST_SCALE) ** 2) - 1)).sum(axis=1)
         if prior_at is not None:
             distance = (_prior_coordinates(candidates, names) - prior_at) / PRIOR_SCALE
             total = total + unit_loss * (distance ** 2).sum(axis=1)
@@ -280,7 +290,8 @@ def fit_params(observations: Sequence[Observation], prior: EfficiencyParams | No
 def _prior_coordinates(values: np.ndarray, names: list[str]) -> np.ndarray:
     """Where a prior measures distance: log of each parameter (an overhead floored at a small time)."""
     floors = np.array([_OVERHEAD_FLOOR_S.get(name, 0.0) for name in names])
-    return np.log(values + floors)
+    coordinates: np.ndarray = np.log(values + floors)
+    return coordinates
 
 
 def _grid(name: str) -> np.ndarray:
@@ -292,7 +303,7 @@ def _grid(name: str) -> np.ndarray:
     return np.geomspace(low, high, 5)
 
 
-def _nelder_mead(loss: Any, start: np.ndarray, step: float = 0.05, tolerance: float = 1e-7,
+def _nelder_mead(loss: Callable[[np.ndarray], float], start: np.ndarray, step: float = 0.05, tolerance: float = 1e-7,
                  max_iterations: int = 800) -> np.ndarray:
     """The downhill simplex method (Nelder & Mead 1965) from ``start``, in coordinates scaled to [0, 1]:
     reflect, expand, contract or shrink until the simplex's losses agree within ``tolerance``."""
@@ -322,4 +333,5 @@ def _nelder_mead(loss: Any, start: np.ndarray, step: float = 0.05, tolerance: fl
             else:
                 simplex[1:] = simplex[0] + 0.5 * (simplex[1:] - simplex[0])
                 losses[1:] = [loss(vertex) for vertex in simplex[1:]]
-    return simplex[int(np.argmin(losses))]
+    best: np.ndarray = simplex[int(np.argmin(losses))]
+    return best

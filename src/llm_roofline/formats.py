@@ -22,7 +22,7 @@ from typing import Any
 
 from .architecture import WEIGHT_ROLES
 from .errors import InputError, unknown_name
-from .units import Quantity
+from .units import Quantity, Scalar
 
 # The precisions a device can have a compute ceiling for, widest first.
 PRECISIONS = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "fp4", "int8", "int4")
@@ -59,7 +59,7 @@ class NumberFormat:
     def bytes_per_element(self) -> float:
         return self.bits_per_element / 8
 
-    def tensor_bytes(self, elements: Quantity, rows: Quantity = 0, columns: Quantity = 0) -> Quantity:
+    def tensor_bytes(self, elements: Quantity, rows: Quantity | Scalar = 0, columns: Quantity | Scalar = 0) -> Quantity:
         """Bytes of a tensor of ``elements`` values whose ``rows`` output rows each carry a scale (and
         whose ``columns`` input channels each carry an index, GPTQ's g_idx).
 
@@ -72,9 +72,9 @@ class NumberFormat:
 def _layout_bits(name: str, entry: dict[str, Any]) -> float | None:
     """Bits per element implied by a block or group layout, if the entry gives one."""
     if "block_elements" in entry:
-        return 8 * entry["block_bytes"] / entry["block_elements"]
+        return float(8 * entry["block_bytes"] / entry["block_elements"])
     if "group_size" in entry:
-        return entry["element_bits"] + entry["group_overhead_bits"] / entry["group_size"]
+        return float(entry["element_bits"] + entry["group_overhead_bits"] / entry["group_size"])
     return None
 
 

@@ -708,7 +708,7 @@ def _scheme(spec: ModelSpec, header: GGUFHeader, file_type: str) -> tuple[Weight
             parts[role][fmt] = parts[role].get(fmt, 0) + elements
     expected: dict[str, int] = {}
     for t in spec.weight_tensors():
-        expected[t.role] = expected.get(t.role, 0) + t.count * t.elements
+        expected[t.role] = expected.get(t.role, 0) + t.instances * t.elements
     for role, count in expected.items():
         found = sum(parts.get(role, {}).values())
         if found != count:
@@ -730,6 +730,8 @@ def _file_type(header: GGUFHeader) -> str:
     from gguf import LlamaFileType
 
     value = header.metadata.get("general.file_type")
+    if value is None:
+        return "mixed"
     try:
         return LlamaFileType(value).name.removeprefix("MOSTLY_").lower()
     except ValueError:

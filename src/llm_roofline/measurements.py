@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from .errors import InputError
 
@@ -169,6 +169,12 @@ class _Cells:
         if not (math.isfinite(value) and value > 0):
             raise InputError(f"{self.where}, {self.word} '{column}': expected a number > 0, got {text!r}")
         return value
+
+    @overload
+    def integer(self, column: str, default: int, minimum: int = 1) -> int: ...
+
+    @overload
+    def integer(self, column: str, default: None = None, minimum: int = 1) -> int | None: ...
 
     def integer(self, column: str, default: int | None = None, minimum: int = 1) -> int | None:
         text = self._raw(column)

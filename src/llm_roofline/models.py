@@ -16,6 +16,7 @@ config. A model read from a quantized file also carries the format each of its t
 
 from __future__ import annotations
 
+import builtins
 import functools
 import json
 from collections.abc import Callable
@@ -227,7 +228,7 @@ class ModelSpec:
     @property
     def params(self) -> int:
         """Total parameters, counted once when embeddings are tied (as ``transformers`` does)."""
-        return sum(t.count * t.elements for t in self.weight_tensors())
+        return sum(t.instances * t.elements for t in self.weight_tensors())
 
     @property
     def active_params(self) -> int:
@@ -296,7 +297,7 @@ def _weight_tensors(model: ModelSpec) -> tuple[WeightTensor, ...]:
         vectors += block_vectors
         for t in mats:
             key = (t.role, t.elements, t.rows, t.columns, t.row_length)
-            merged[key] = merged.get(key, 0) + t.count
+            merged[key] = merged.get(key, 0) + t.instances
     tensors += [WeightTensor(role, count, elements, rows, columns, row_length)
                 for (role, elements, rows, columns, row_length), count in merged.items()]
     if not model.tied_embeddings:
@@ -359,10 +360,10 @@ class _Config:
             raise InputError(f"{self.where}: missing required key '{keys[0]}'")
         return default
 
-    def optional_int(self, key: str) -> int | None:
+    def optional_int(self, key: str) -> builtins.int | None:
         return None if self.data.get(key) is None else self.int(key)
 
-    def count(self, key: str, default: int) -> int:
+    def count(self, key: str, default: builtins.int) -> builtins.int:
         """An integer >= 0 (a number of layers or experts that may be none)."""
         value = self.data.get(key, default)
         if value is None:
@@ -397,7 +398,7 @@ class _Config:
                 return _HF_ACTIVATIONS[value]
         return default
 
-    def per_layer(self, key: str, layers: int) -> list[Any] | None:
+    def per_layer(self, key: str, layers: builtins.int) -> list[Any] | None:
         """A list with one entry per layer, or None when the key is absent."""
         value = self.data.get(key)
         if value is None:
@@ -406,7 +407,7 @@ class _Config:
             raise InputError(f"{self.where}: '{key}' must list one entry per layer ({layers})")
         return value
 
-    def layer_indices(self, key: str, layers: int) -> set[int] | None:
+    def layer_indices(self, key: str, layers: builtins.int) -> set[builtins.int] | None:
         value = self.data.get(key)
         if value is None:
             return None

@@ -38,33 +38,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeAlias, TypeVar
 
 from .architecture import NORM_PARAMS_PER_CHANNEL
 from .formats import NumberFormat
-from .units import Quantity
+from .units import Array, Quantity, Scalar
 
 
-class OpCost(NamedTuple):
+class OpCost(NamedTuple, Generic[Quantity]):
     """The work of one operator instance: FLOPs and the DRAM bytes it moves, by category.
 
+    ``OpCost[Scalar]``: one step's figures. ``OpCost[Array]``: a grid's, where a figure that does not
+    depend on the counts (a weight read) stays a Scalar and broadcasts.
     A named tuple: immutable, and cheap to build (the analyzer makes thousands per millisecond).
     """
 
-    flops: Quantity
-    weight_bytes: Quantity = 0
-    act_read_bytes: Quantity = 0
-    act_write_bytes: Quantity = 0
-    kv_read_bytes: Quantity = 0
-    kv_write_bytes: Quantity = 0
+    flops: Quantity | Scalar
+    weight_bytes: Quantity | Scalar = 0
+    act_read_bytes: Quantity | Scalar = 0
+    act_write_bytes: Quantity | Scalar = 0
+    kv_read_bytes: Quantity | Scalar = 0
+    kv_write_bytes: Quantity | Scalar = 0
 
     @property
-    def bytes(self) -> Quantity:
+    def bytes(self) -> Quantity | Scalar:
         return (self.weight_bytes + self.act_read_bytes + self.act_write_bytes
                 + self.kv_read_bytes + self.kv_write_bytes)
 
 
-_F = TypeVar("_F", bound=Callable[..., "OpCost"])
+# A formula is generic over the kind of its counts: it returns a Scalar or an Array OpCost.
+CostFormula: TypeAlias = Callable[..., "OpCost[Scalar] | OpCost[Array]"]
+_F = TypeVar("_F", bound=CostFormula)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +77,11 @@ class Formula:
 
     name: str
     kind: str
-    cost: Callable[..., OpCost]
+    cost: CostFormula
 
 
 FORMULAS: dict[str, Formula] = {}
-_BY_FUNCTION: dict[Callable[..., OpCost], Formula] = {}
+_BY_FUNCTION: dict[CostFormula, Formula] = {}
 # Kinds whose arithmetic runs on the matrix units (the activations' precision); the rest are elementwise work.
 MATMUL_KINDS = ("matmul", "attention")
 
@@ -94,7 +98,7 @@ def register(name: str, kind: str) -> Callable[[_F], _F]:
     return add
 
 
-def kind_of(formula: Callable[..., OpCost]) -> str:
+def kind_of(formula: CostFormula) -> str:
     """The operator kind of a registered formula (an unregistered function has none: KeyError)."""
     return _BY_FUNCTION[formula].kind
 
@@ -109,7 +113,7 @@ ROPE_FLOPS_PER_ELEMENT = 3
 @register("linear", kind="matmul")
 def linear(tokens: Quantity, in_features: int, out_features: int, weight: NumberFormat,
            act_bytes: float, out_bytes: float, bias: bool = False, to_kv_cache: bool = False,
-           bias_bytes: float | None = None) -> OpCost:
+           bias_bytes: float | None = None) -> OpCost[Quantity]:
     """y = x W (+ b): a projection of ``tokens`` rows; its output goes to activations or the KV cache.
 
     ``bias_bytes``: bytes per bias element (default: ``act_bytes``).
@@ -131,7 +135,7 @@ def linear(tokens: Quantity, in_features: int, out_features: int, weight: Number
 
 @register("attention_scores", kind="matmul")
 def attention_scores(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
-                     act_bytes: float, kv_bytes: float, keys_from_cache: bool = True) -> OpCost:
+                     act_bytes: float, kv_bytes: float, keys_from_cache: bool = True) -> OpCost[Quantity]:
     """S = Q K^T over a batch: ``rows`` query rows (batch x q_len), ``keys`` cached key rows read
     (batch x keys per sequence), ``scores`` (query, key) pairs computed per head (batch x pairs).
 
@@ -148,7 +152,7 @@ def attention_scores(rows: Quantity, keys: Quantity, scores: Quantity, heads: in
 
 
 @register("softmax", kind="softmax")
-def softmax(scores: Quantity, heads: int, act_bytes: float) -> OpCost:
+def softmax(scores: Quantity, heads: int, act_bytes: float) -> OpCost[Quantity]:
     """P = softmax(S / sqrt(hd)) row by row over ``scores`` entries per head: read, and the probabilities written."""
     # S (B, H, q, kv) -> P (B, H, q, kv)
     elements = heads * scores
@@ -162,7 +166,7 @@ def softmax(scores: Quantity, heads: int, act_bytes: float) -> OpCost:
 @register("attention_values", kind="matmul")
 def attention_values(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
                      act_bytes: float, kv_bytes: float, value_dim: int | None = None,
-                     keys_from_cache: bool = True) -> OpCost:
+                     keys_from_cache: bool = True) -> OpCost[Quantity]:
     """O = P V: probabilities read back, V read from the cache, the per-head outputs written.
 
     ``value_dim``: the value width per head when it differs from the query/key width (MLA);
@@ -182,7 +186,8 @@ def attention_values(rows: Quantity, keys: Quantity, scores: Quantity, heads: in
 @register("flash_attention", kind="attention")
 def flash_attention(rows: Quantity, keys: Quantity, scores: Quantity, heads: int, kv_heads: int, head_dim: int,
                     act_bytes: float, kv_bytes: float, softcapped: bool = False, value_dim: int | None = None,
-                    values_share_keys: bool = False, sink_rows: Quantity = 0, keys_from_cache: bool = True) -> OpCost:
+                    values_share_keys: bool = False, sink_rows: Quantity | Scalar = 0,
+                    keys_from_cache: bool = True) -> OpCost[Quantity]:
     """Fused attention (FlashAttention): scores and probabilities never leave the chip.
 
     FLOPs are those of Q K^T, softmax and P V composed (and the scores' soft-capping, ``softcapped``;
@@ -206,7 +211,7 @@ def flash_attention(rows: Quantity, keys: Quantity, scores: Quantity, heads: int
 
 @register("head_linear", kind="matmul")
 def head_linear(tokens: Quantity, heads: int, in_features: int, out_features: int, weight: NumberFormat,
-                act_bytes: float, out_bytes: float, stored_rows: int | None = None) -> OpCost:
+                act_bytes: float, out_bytes: float, stored_rows: int | None = None) -> OpCost[Quantity]:
     """Each head's own in x out matrix applied to that head's slice (MLA's absorbed kv_b_proj halves).
 
     ``stored_rows``: the rows the weights are stored in (their scales), when not heads x out.
@@ -224,7 +229,7 @@ def head_linear(tokens: Quantity, heads: int, in_features: int, out_features: in
 
 @register("latent_decompress", kind="matmul")
 def latent_decompress(keys: Quantity, heads: int, rank: int, rope_dim: int, nope_dim: int, value_dim: int,
-                      weight: NumberFormat, act_bytes: float, kv_bytes: float) -> OpCost:
+                      weight: NumberFormat, act_bytes: float, kv_bytes: float) -> OpCost[Quantity]:
     """MLA's naive form: the cached latents of ``keys`` rows through kv_b_proj into every head's key and
     value; the shared RoPE key is copied into each head's key (composed from ``linear``)."""
     # c (keys, rank) @ W (rank, H (nope + v)) -> K_nope, V; k_rope (keys, rope) -> K (keys, H, nope + rope)
@@ -234,7 +239,7 @@ def latent_decompress(keys: Quantity, heads: int, rank: int, rope_dim: int, nope
 
 
 @register("softcap", kind="elementwise")
-def softcap(elements: Quantity, act_bytes: float) -> OpCost:
+def softcap(elements: Quantity, act_bytes: float) -> OpCost[Quantity]:
     """y = cap x tanh(x / cap) over ``elements`` values (Gemma-2's scores and logits): read and written."""
     # x (elements,) -> y (elements,)
     return OpCost(
@@ -245,7 +250,7 @@ def softcap(elements: Quantity, act_bytes: float) -> OpCost:
 
 
 @register("norm", kind="norm")
-def norm(tokens: Quantity, width: int, kind: str, act_bytes: float, param_bytes: float) -> OpCost:
+def norm(tokens: Quantity, width: int, kind: str, act_bytes: float, param_bytes: float) -> OpCost[Quantity]:
     """RMSNorm or LayerNorm over ``width`` channels, with its weight (and LayerNorm's bias)."""
     # x (tokens, width) -> y (tokens, width)
     return OpCost(
@@ -257,7 +262,7 @@ def norm(tokens: Quantity, width: int, kind: str, act_bytes: float, param_bytes:
 
 
 @register("activation", kind="activation")
-def activation(tokens: Quantity, width: int, function: str, gated: bool, act_bytes: float) -> OpCost:
+def activation(tokens: Quantity, width: int, function: str, gated: bool, act_bytes: float) -> OpCost[Quantity]:
     """act(x), or act(gate) * up for a gated MLP (SwiGLU, GeGLU): both inputs are read."""
     # gate (tokens, width) [, up (tokens, width)] -> h (tokens, width)
     elements = tokens * width
@@ -269,7 +274,8 @@ def activation(tokens: Quantity, width: int, function: str, gated: bool, act_byt
 
 
 @register("residual_add", kind="elementwise")
-def residual_add(tokens: Quantity, width: int, act_bytes: float, branches: int = 1, scaled: bool = False) -> OpCost:
+def residual_add(tokens: Quantity, width: int, act_bytes: float, branches: int = 1,
+                 scaled: bool = False) -> OpCost[Quantity]:
     """x + f(x): the residual and ``branches`` sublayer outputs read (two in a parallel block), one written;
     ``scaled``: each branch multiplied by a constant first (Granite's residual multiplier)."""
     # x (tokens, width) + y (tokens, width) [+ z] -> (tokens, width)
@@ -279,13 +285,13 @@ def residual_add(tokens: Quantity, width: int, act_bytes: float, branches: int =
 
 
 @register("scale", kind="elementwise")
-def scale(elements: Quantity, act_bytes: float) -> OpCost:
+def scale(elements: Quantity, act_bytes: float) -> OpCost[Quantity]:
     """y = x * c (or x / c) over ``elements`` values: read and written (Granite's logit scaling)."""
     return OpCost(flops=elements, act_read_bytes=elements * act_bytes, act_write_bytes=elements * act_bytes)
 
 
 @register("rope", kind="elementwise")
-def rope(tokens: Quantity, heads: int, kv_heads: int, head_dim: int, act_bytes: float) -> OpCost:
+def rope(tokens: Quantity, heads: int, kv_heads: int, head_dim: int, act_bytes: float) -> OpCost[Quantity]:
     """Rotary position embedding applied to Q and the new K, with its cos/sin rows read."""
     # q (tokens, H, hd), k (tokens, Hkv, hd) rotated in place; cos, sin (tokens, hd)
     elements = tokens * (heads + kv_heads) * head_dim
@@ -299,7 +305,7 @@ def rope(tokens: Quantity, heads: int, kv_heads: int, head_dim: int, act_bytes: 
 @register("embedding", kind="embedding")
 def embedding(tokens: Quantity, width: int, table: NumberFormat, act_bytes: float,
               learned_positions: bool = False, scaled: bool = False,
-              positions: NumberFormat | None = None) -> OpCost:
+              positions: NumberFormat | None = None) -> OpCost[Quantity]:
     """Token embedding: one table row gathered per token (plus a position row and add for GPT-2, its
     table in ``positions``' format, default ``table``'s; and Gemma's multiply by sqrt(hidden))."""
     # ids (tokens,) -> x (tokens, width)
@@ -320,13 +326,15 @@ def expected_experts_touched(tokens: Quantity, experts: int, experts_per_token: 
     missed by one token with probability 1 - k/E and by all T tokens with probability (1 - k/E)^T.
     Real routers are skewed, which touches fewer experts; this is the upper estimate of weight reads.
     """
-    return experts * (1 - (1 - experts_per_token / experts) ** tokens)
+    # float ** float is typed Any (a negative base could make it complex); this base is in [0, 1).
+    missed_by_all: Quantity = (1 - experts_per_token / experts) ** tokens
+    return experts * (1 - missed_by_all)
 
 
 @register("expert_linear", kind="matmul")
 def expert_linear(tokens: Quantity, experts_per_token: int, experts_touched: Quantity, in_features: int,
                   out_features: int, weight: NumberFormat, act_bytes: float, out_bytes: float, bias: bool = False,
-                  bias_bytes: float | None = None) -> OpCost:
+                  bias_bytes: float | None = None) -> OpCost[Quantity]:
     """One projection of an MoE layer's experts: T·k token rows in all, each distinct expert's
     weights (and bias) read once (composed from ``linear`` over the routed rows)."""
     # x (T·k, in), rows grouped by expert @ W_e (in, out) (+ b_e) for each touched e -> y (T·k, out)
@@ -336,7 +344,8 @@ def expert_linear(tokens: Quantity, experts_per_token: int, experts_touched: Qua
 
 
 @register("moe_combine", kind="elementwise")
-def moe_combine(tokens: Quantity, experts_per_token: int, width: int, act_bytes: float, shared: bool = False) -> OpCost:
+def moe_combine(tokens: Quantity, experts_per_token: int, width: int, act_bytes: float,
+                shared: bool = False) -> OpCost[Quantity]:
     """y = sum over the k chosen experts of routing weight x expert output: a multiply and an add each;
     ``shared``: the shared experts' output added too (one more read and add)."""
     # outputs (T, k, width), weights (T, k) [, shared (T, width)] -> y (T, width)
@@ -350,7 +359,7 @@ def moe_combine(tokens: Quantity, experts_per_token: int, width: int, act_bytes:
 
 @register("gemm", kind="matmul")
 def gemm(batch: Quantity, m: Quantity, n: Quantity, k: Quantity, a_bytes: float, b_bytes: float,
-         c_bytes: float, shared_b: bool = False) -> OpCost:
+         c_bytes: float, shared_b: bool = False) -> OpCost[Quantity]:
     """A (batched) matrix product C = A B with no reuse across calls (chapter 2.1.2 and 2.4.1).
 
     ``shared_b``: one B for every batch entry (a weight matrix), read once.

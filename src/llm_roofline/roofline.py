@@ -27,13 +27,14 @@ from .efficiency import StepCost, expected_time_s, params_for, plan_dequantizes
 from .hardware import HardwareSpec
 from .models import ModelSpec
 from .transformer import Op, Workload, kv_cache_bytes, step_counts, step_plan, weight_storage_bytes
-from .units import Quantity
+from .units import Quantity, Scalar
 
 
-def attainable_flops_per_s(intensity_flop_per_byte: Quantity, peak_flops_per_s: Quantity,
-                           memory_bytes_per_s: Quantity) -> Quantity:
+def attainable_flops_per_s(intensity_flop_per_byte: Quantity, peak_flops_per_s: Quantity | Scalar,
+                           memory_bytes_per_s: Quantity | Scalar) -> Quantity:
     """P = min(P_peak, I x BW) (numbers, or numpy arrays that broadcast)."""
-    return np.minimum(peak_flops_per_s, intensity_flop_per_byte * memory_bytes_per_s)
+    attainable: Quantity = np.minimum(peak_flops_per_s, intensity_flop_per_byte * memory_bytes_per_s)  # stubs: Any
+    return attainable
 
 
 def bound_of(intensity_flop_per_byte: float, ridge_flop_per_byte: float) -> str:
@@ -47,7 +48,9 @@ class OpResult(NamedTuple):
     name: str
     kind: str
     group: str
-    count: int
+    # Shadows tuple.count (a method no caller uses on a record) on purpose: ``count`` is a public attribute
+    # and the key of analyze's JSON and CSV; Op names the same figure ``instances``.
+    count: int  # type: ignore[assignment]
     flops: float
     bytes: float
     weight_bytes: float
@@ -146,11 +149,11 @@ def roofline(flops: np.ndarray, moved_bytes: np.ndarray, peak_flops_per_s: np.nd
     return Roofline(compute_time, memory_time, np.maximum(compute_time, memory_time), compute_time > memory_time)
 
 
-def evaluate_op(op: Op, hardware: HardwareSpec) -> OpResult:
+def evaluate_op(op: Op[Scalar], hardware: HardwareSpec) -> OpResult:
     """The roofline figures of one operator instance on a device."""
     costs = np.array([(*op.cost, op.cost.bytes)], dtype=np.float64).T
     peak_precision, peak = hardware.peak_for(op.math)
-    return _results((op.name,), (op.kind,), (op.group,), (op.count,), (op.math,), (peak_precision,), (peak,), costs,
+    return _results((op.name,), (op.kind,), (op.group,), (op.instances,), (op.math,), (peak_precision,), (peak,), costs,
                     hardware.memory_bytes_per_s)[0][0]
 
 

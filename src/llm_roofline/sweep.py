@@ -39,6 +39,7 @@ from .transformer import (
     step_plan,
     weight_storage_bytes,
 )
+from .units import Array
 
 DEFAULT_CHUNK = 1 << 16
 # Columns of a sweep's output, in order. Figures are raw SI numbers (per configuration, per step).
@@ -96,7 +97,7 @@ class GridResult:
     """
 
     plan: StepPlan
-    counts: StepCounts
+    counts: StepCounts[Array]
     op_time_s: tuple[np.ndarray, ...]
     flops: np.ndarray
     bytes: np.ndarray
@@ -108,7 +109,7 @@ class GridResult:
     weight_storage_bytes: float
 
     @property
-    def ops(self) -> tuple[Op, ...]:
+    def ops(self) -> tuple[Op[Array], ...]:
         """Every operator with its cost arrays over the points (computed on demand)."""
         return tuple(self.plan.ops(self.counts))
 

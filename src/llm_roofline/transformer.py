@@ -3,7 +3,7 @@
 A step processes ``q_len`` new tokens per sequence against ``past_len`` tokens already in the KV
 cache: prefill is q_len = prompt length, past_len = 0; decode is q_len = 1 (or the ``new_tokens`` a
 speculative verification checks), past_len = tokens cached. Each distinct kind of layer in the
-model's description is priced once, so a per-layer operator appears once with ``count`` = the layers
+model's description is priced once, so a per-layer operator appears once with ``instances`` = the layers
 that run it; where layers share a role in different formats (a per-layer mix of weight formats), the
 per-instance figures are the mean over layers, so count x figures is the exact total.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, ParamSpec
+from typing import Generic, NamedTuple, ParamSpec, overload
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from .errors import InputError
 from .formats import NumberFormat, WeightScheme, get_format
 from .models import ModelSpec
 from .quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
-from .units import Quantity, minimum
+from .units import Array, Quantity, Scalar, minimum
 
 PHASES = ("prefill", "decode")
 LM_HEAD_MODES = ("last", "all")
@@ -127,14 +127,17 @@ class Workload:
         }
 
 
-class Op(NamedTuple):
-    """One named operator of the model, its cost per instance, and how many instances run."""
+class Op(NamedTuple, Generic[Quantity]):
+    """One named operator of the model, its cost per instance, and how many instances run.
+
+    ``Op[Scalar]``: an operator of one step; ``Op[Array]``: of a grid of steps (its costs are arrays).
+    """
 
     name: str
     kind: str
     group: str  # attention, ffn, norm, residual, embedding, lm_head
-    count: int
-    cost: ops.OpCost
+    instances: int  # layers for a per-layer operator, else 1 (``count`` in analyze's records)
+    cost: ops.OpCost[Quantity]
     math: str  # the precision its arithmetic runs in
 
 
@@ -193,7 +196,7 @@ def count_layout(model: ModelSpec) -> CountLayout:
     return CountLayout(spans, mixtures, 2 + 2 * len(spans) + len(mixtures))
 
 
-class StepCounts(tuple):  # type: ignore[type-arg]
+class StepCounts(tuple[Quantity, ...], Generic[Quantity]):
     """The counts a step's cost is affine in: every operator's FLOPs and bytes are c0 + sum_j c_j x count_j.
 
     Each is a total over the batch (numbers, or numpy arrays for a grid of steps), in the order of the
@@ -204,33 +207,33 @@ class StepCounts(tuple):  # type: ignore[type-arg]
 
     layout: CountLayout
 
-    def __new__(cls, layout: CountLayout, values: Sequence[Quantity]) -> StepCounts:
+    def __new__(cls, layout: CountLayout, values: Sequence[Quantity]) -> StepCounts[Quantity]:
         if len(values) != layout.size:
             raise ValueError(f"a step of this model has {layout.size} counts, got {len(values)}")
-        counts = super().__new__(cls, values)
+        counts = tuple.__new__(cls, values)
         counts.layout = layout
         return counts
 
     @property
     def sequences(self) -> Quantity:
-        return self[0]  # type: ignore[no-any-return]
+        return self[0]
 
     @property
     def tokens(self) -> Quantity:
-        return self[1]  # type: ignore[no-any-return]
+        return self[1]
 
     def keys(self, span: Span) -> Quantity:
-        return self[2 + 2 * self.layout.spans.index(span)]  # type: ignore[no-any-return]
+        return self[2 + 2 * self.layout.spans.index(span)]
 
     def scores(self, span: Span) -> Quantity:
-        return self[3 + 2 * self.layout.spans.index(span)]  # type: ignore[no-any-return]
+        return self[3 + 2 * self.layout.spans.index(span)]
 
     def experts_touched(self, mixture: tuple[int, int]) -> Quantity:
-        return self[2 + 2 * len(self.layout.spans) + self.layout.mixtures.index(mixture)]  # type: ignore[no-any-return]
+        return self[2 + 2 * len(self.layout.spans) + self.layout.mixtures.index(mixture)]
 
 
 def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
-                causal_skip: bool) -> StepCounts:
+                causal_skip: bool) -> StepCounts[Quantity]:
     """The counts of a step of ``q_len`` new tokens per sequence over ``past_len`` cached ones."""
     layout = count_layout(model)
     tokens = batch * q_len
@@ -260,7 +263,7 @@ class StepPlan:
     names: tuple[str, ...]
     kinds: tuple[str, ...]
     groups: tuple[str, ...]
-    instances: tuple[int, ...]  # Op.count: layers for per-layer operators, else 1
+    instances: tuple[int, ...]  # Op.instances: layers for per-layer operators, else 1
     instance_weights: np.ndarray  # the same as float64, to sum figures x count
     maths: tuple[str, ...]
     weight_formats: tuple[NumberFormat | None, ...]  # the format of a matmul's weight matrix; None: reads none
@@ -269,23 +272,33 @@ class StepPlan:
     unique_maths: tuple[str, ...]  # the precisions in ``maths``, each once
     math_index: tuple[int, ...]  # maths[i] == unique_maths[math_index[i]]
 
-    def costs(self, counts: Sequence[Quantity]) -> np.ndarray:
+    def costs(self, counts: Sequence[Scalar] | Sequence[Array]) -> Array:
         """Every operator's ``COST_FIELDS``: (7, operators) for numbers, (7, operators, n) for arrays of n steps."""
         vector = _count_vector(counts)
+        costs: Array  # stubs: ndarray.dot is Any
         if vector.ndim == 1:
-            return self.coefficients.dot(vector)
-        fields, operators, size = self.coefficients.shape  # a grid: one 2-D product (BLAS), reshaped
-        return self.coefficients.reshape(fields * operators, size).dot(vector).reshape(fields, operators, -1)
+            costs = self.coefficients.dot(vector)
+        else:
+            fields, operators, size = self.coefficients.shape  # a grid: one 2-D product (BLAS), reshaped
+            costs = self.coefficients.reshape(fields * operators, size).dot(vector).reshape(fields, operators, -1)
+        return costs
 
-    def ops(self, counts: Sequence[Quantity]) -> list[Op]:
-        """The operators at ``counts``, as ``Op`` records (costs are Python floats, or arrays for a grid)."""
+    @overload
+    def ops(self, counts: Sequence[Scalar]) -> list[Op[Scalar]]: ...
+
+    @overload
+    def ops(self, counts: Sequence[Array]) -> list[Op[Array]]: ...
+
+    def ops(self, counts: Sequence[Scalar] | Sequence[Array]) -> list[Op[Scalar]] | list[Op[Array]]:
+        """The operators at ``counts``, as ``Op`` records: for numbers, the costs are Python floats (the one
+        place a plan's numpy result becomes the numbers a step's records hold); for arrays, arrays."""
         costs = self.costs(counts)[:-1]
         rows = costs.T.tolist() if costs.ndim == 2 else list(costs.swapaxes(0, 1))
         return [Op(name, kind, group, n, ops.OpCost(*fields), math) for name, kind, group, n, math, fields
                 in zip(self.names, self.kinds, self.groups, self.instances, self.maths, rows, strict=True)]
 
 
-def _count_vector(counts: Sequence[Quantity]) -> np.ndarray:
+def _count_vector(counts: Sequence[Scalar] | Sequence[Array]) -> Array:
     """(1, *counts) as float64: a vector for numbers, a (1 + counts, n) matrix for arrays of n steps."""
     try:
         return np.array((1.0, *counts), dtype=np.float64)
@@ -293,7 +306,7 @@ def _count_vector(counts: Sequence[Quantity]) -> np.ndarray:
         return count_matrix(counts, np.broadcast(*counts).shape[0])
 
 
-def count_matrix(counts: Sequence[Quantity], n: int) -> np.ndarray:
+def count_matrix(counts: Sequence[Scalar] | Sequence[Array], n: int) -> Array:
     """(1, *counts) for ``n`` steps, as a (1 + counts, n) float64 matrix (numbers are repeated)."""
     matrix = np.empty((1 + len(counts), n), dtype=np.float64)
     matrix[0] = 1.0
@@ -335,8 +348,8 @@ def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activation
         names=tuple(op.name for op in operators),
         kinds=tuple(op.kind for op in operators),
         groups=tuple(op.group for op in operators),
-        instances=tuple(op.count for op in operators),
-        instance_weights=_frozen(np.array([op.count for op in operators], dtype=np.float64)),
+        instances=tuple(op.instances for op in operators),
+        instance_weights=_frozen(np.array([op.instances for op in operators], dtype=np.float64)),
         maths=tuple(op.math for op in operators),
         weight_formats=tuple(scheme.format_for(weight_role(op.name, model.tied_embeddings))
                              if op.kind == "matmul" and coefficients[1, i].any() else None
@@ -365,7 +378,7 @@ def weight_role(op_name: str, tied_embeddings: bool) -> str:
     return _ROLE_OF.get(name, name)
 
 
-def build_ops(model: ModelSpec, workload: Workload) -> list[Op]:
+def build_ops(model: ModelSpec, workload: Workload) -> list[Op[Scalar]]:
     """The operators of one forward step, in execution order, layers aggregated."""
     return step_ops(model, workload.batch, workload.q_len, workload.past_len, workload.weight_scheme(model),
                     workload.activation_format, workload.kv_format, workload.flash_attention,
@@ -375,7 +388,7 @@ def build_ops(model: ModelSpec, workload: Workload) -> list[Op]:
 def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
              weights: NumberFormat | WeightScheme, activations: NumberFormat, kv_format: NumberFormat,
              flash_attention: bool, causal_skip: bool, lm_head_all_tokens: bool,
-             mla_absorbed: bool = False) -> list[Op]:
+             mla_absorbed: bool = False) -> list[Op[Quantity]]:
     """The operator list for any batch, q_len and past_len (numbers or numpy arrays), through the plan.
 
     ``weights``: one format for every matrix, or a ``WeightScheme`` built for this model
@@ -386,11 +399,11 @@ def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quant
 
 
 @dataclass(frozen=True)
-class _Step:
+class _Step(Generic[Quantity]):
     """What every operator of a step is priced with: the counts, the formats, the kernel options."""
 
     model: ModelSpec
-    counts: StepCounts
+    counts: StepCounts[Quantity]
     scheme: WeightScheme
     act: float  # bytes per activation element
     kv: float  # bytes per KV-cache element
@@ -405,9 +418,9 @@ class _Step:
         return self.counts.tokens
 
 
-def step_operators(model: ModelSpec, counts: StepCounts, scheme: WeightScheme, activations: NumberFormat,
+def step_operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightScheme, activations: NumberFormat,
                    kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool,
-                   mla_absorbed: bool = False) -> list[Op]:
+                   mla_absorbed: bool = False) -> list[Op[Quantity]]:
     """The operators of a step, in execution order, each priced by its formula in ``ops.py``.
 
     The model's structure, read from its description: the embedding, then each distinct kind of layer
@@ -419,10 +432,10 @@ def step_operators(model: ModelSpec, counts: StepCounts, scheme: WeightScheme, a
     """
     matmul_math = activations.math
     vectors = scheme.vector_format()
-    step = _Step(model, counts, scheme, activations.bytes_per_element, kv_format.bytes_per_element, matmul_math,
-                 _NARROW_MATH.get(matmul_math, matmul_math),
-                 vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element,
-                 flash_attention, mla_absorbed)
+    step: _Step[Quantity] = _Step(model, counts, scheme, activations.bytes_per_element, kv_format.bytes_per_element,
+                                  matmul_math, _NARROW_MATH.get(matmul_math, matmul_math),
+                                  vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element,
+                                  flash_attention, mla_absorbed)
     d, tokens, act = model.hidden_size, counts.tokens, step.act
     top = _OpMaker(step, 1, "")
     result = [top("embed", "embedding", ops.embedding, tokens, d, scheme.format_for(arch.EMBED), act,
@@ -444,24 +457,26 @@ def step_operators(model: ModelSpec, counts: StepCounts, scheme: WeightScheme, a
 _P = ParamSpec("_P")
 
 
-class _OpMaker:
+class _OpMaker(Generic[Quantity]):
     """Builds an ``Op`` by calling a registered formula: its kind is the registry's, and so is its precision
     (matrix products and fused attention run in the activations' math, everything else in ``other_math``)."""
 
-    def __init__(self, step: _Step, count: int, prefix: str) -> None:
-        self.step, self.count, self.prefix = step, count, prefix
+    def __init__(self, step: _Step[Quantity], instances: int, prefix: str) -> None:
+        self.step: _Step[Quantity] = step
+        self.instances = instances
+        self.prefix = prefix
 
-    def __call__(self, name: str, group: str, formula: Callable[_P, ops.OpCost], *args: _P.args,
-                 **kwargs: _P.kwargs) -> Op:
+    def __call__(self, name: str, group: str, formula: Callable[_P, ops.OpCost[Quantity]], *args: _P.args,
+                 **kwargs: _P.kwargs) -> Op[Quantity]:
         kind = ops.kind_of(formula)
         math = self.step.matmul_math if kind in ops.MATMUL_KINDS else self.step.other_math
-        return Op(self.prefix + name, kind, group, self.count, formula(*args, **kwargs), math)
+        return Op(self.prefix + name, kind, group, self.instances, formula(*args, **kwargs), math)
 
 
-def _merge_layers(per_kind: list[list[Op]]) -> list[Op]:
+def _merge_layers(per_kind: list[list[Op[Quantity]]]) -> list[Op[Quantity]]:
     """One operator list from each kind of layer's: an operator of the same name and cost in several kinds
-    is one entry (counts added); one that is new goes right after its predecessor in its own kind's order."""
-    merged: list[Op] = []
+    is one entry (instances added); one that is new goes right after its predecessor in its own kind's order."""
+    merged: list[Op[Quantity]] = []
     for number, kind_ops in enumerate(per_kind):
         position = 0
         for op in kind_ops:
@@ -473,17 +488,17 @@ def _merge_layers(per_kind: list[list[Op]]) -> list[Op]:
                 merged.insert(position, op)
                 index = position
             else:
-                merged[index] = merged[index]._replace(count=merged[index].count + op.count)
+                merged[index] = merged[index]._replace(instances=merged[index].instances + op.instances)
             position = index + 1
     return merged
 
 
-def _same_cost(a: Op, b: Op) -> bool:
+def _same_cost(a: Op[Quantity], b: Op[Quantity]) -> bool:
     return a.math == b.math and a.kind == b.kind and all(
         np.array_equal(x, y) for x, y in zip(a.cost, b.cost, strict=True))
 
 
-def _block_ops(step: _Step, block: Block, layers: int) -> list[Op]:
+def _block_ops(step: _Step[Quantity], block: Block, layers: int) -> list[Op[Quantity]]:
     """The operators of ``layers`` layers of one kind, in execution order."""
     d, tokens, act = step.model.hidden_size, step.tokens, step.act
     scaled = step.model.residual_scale
@@ -507,24 +522,25 @@ def _block_ops(step: _Step, block: Block, layers: int) -> list[Op]:
     return result
 
 
-_NormMaker = Callable[..., Op]
+_NormMaker = Callable[..., Op[Quantity]]
 
 
-def _norm_maker(step: _Step, block: Block, op: _OpMaker) -> _NormMaker:
-    def norm(name: str, rows: Quantity, width: int, param_bytes: float | None = None) -> Op:
+def _norm_maker(step: _Step[Quantity], block: Block, op: _OpMaker[Quantity]) -> _NormMaker[Quantity]:
+    def norm(name: str, rows: Quantity, width: int, param_bytes: float | None = None) -> Op[Quantity]:
         weight = step.param_bytes if param_bytes is None else param_bytes
         return op(name, "norm", ops.norm, rows, width, block.norm, step.act, weight)
 
     return norm
 
 
-def _proj(step: _Step, op: _OpMaker, role: str, group: str, rows: Quantity, n_in: int, n_out: int, bias: bool,
-          to_kv: bool = False) -> Op:
+def _proj(step: _Step[Quantity], op: _OpMaker[Quantity], role: str, group: str, rows: Quantity, n_in: int,
+          n_out: int, bias: bool, to_kv: bool = False) -> Op[Quantity]:
     return op(role, group, ops.linear, rows, n_in, n_out, step.scheme.format_for(role), step.act,
               step.kv if to_kv else step.act, bias, to_kv, bias_bytes=step.param_bytes)
 
 
-def _attention_ops(step: _Step, block: Block, op: _OpMaker, norm: _NormMaker) -> list[Op]:
+def _attention_ops(step: _Step[Quantity], block: Block, op: _OpMaker[Quantity],
+                   norm: _NormMaker[Quantity]) -> list[Op[Quantity]]:
     a, d, tokens = block.attention, step.model.hidden_size, step.tokens
     if a.is_mla:
         return _latent_attention_ops(step, block, op, norm)
@@ -539,7 +555,7 @@ def _attention_ops(step: _Step, block: Block, op: _OpMaker, norm: _NormMaker) ->
     return result
 
 
-def _qk_norms(step: _Step, a: Attention, norm: _NormMaker) -> list[Op]:
+def _qk_norms(step: _Step[Quantity], a: Attention, norm: _NormMaker[Quantity]) -> list[Op[Quantity]]:
     tokens = step.tokens
     if a.qk_norm == "head":  # one head_dim-wide norm over each query head and each new key head
         return [norm("attn.q_norm", tokens * a.heads, a.head_dim), norm("attn.k_norm", tokens * a.kv_heads, a.head_dim)]
@@ -551,37 +567,37 @@ def _qk_norms(step: _Step, a: Attention, norm: _NormMaker) -> list[Op]:
     return []
 
 
-def _span_prefix(step: _Step, a: Attention) -> str:
+def _span_prefix(step: _Step[Quantity], a: Attention) -> str:
     """The attention core's name: ``attn`` when every layer attends alike, else by span (``attn.window``)."""
     if len(count_layout(step.model).spans) == 1 or a.span == FULL:
         return "attn"
     return f"attn.{a.span[0]}"
 
 
-def _attention_core(step: _Step, a: Attention, op: _OpMaker, shape: tuple[int, int, int, float, float],
-                    value_dim: int, keys_from_cache: bool = True, values_share_keys: bool = False) -> list[Op]:
+def _attention_core(step: _Step[Quantity], a: Attention, op: _OpMaker[Quantity],
+                    shape: tuple[int, int, int, float, float], value_dim: int, keys_from_cache: bool = True,
+                    values_share_keys: bool = False) -> list[Op[Quantity]]:
     """Q K^T, (soft-capping,) softmax and P V over the span's keys — or the one fused FlashAttention kernel."""
     counts, tokens, prefix = step.counts, step.tokens, _span_prefix(step, a)
     keys, scores = counts.keys(a.span), counts.scores(a.span)
-    heads = shape[0]
+    heads, kv_heads, head_dim, act, kv = shape
     sink_rows = tokens if a.sinks else 0  # a sink adds one logit to every query row's softmax
     if step.flash_attention:
-        return [op(f"{prefix}.flash", "attention", ops.flash_attention, tokens, keys, scores, *shape,
-                   softcapped=a.softcap is not None, value_dim=value_dim, values_share_keys=values_share_keys,
-                   sink_rows=sink_rows, keys_from_cache=keys_from_cache)]
-    capping = ([op(f"{prefix}.softcap", "attention", ops.softcap, heads * scores, step.act)]
-               if a.softcap is not None else [])
-    return [
-        op(f"{prefix}.qk", "attention", ops.attention_scores, tokens, keys, scores, *shape,
-           keys_from_cache=keys_from_cache),
-        *capping,
-        op(f"{prefix}.softmax", "attention", ops.softmax, scores + sink_rows, heads, step.act),
-        op(f"{prefix}.sv", "attention", ops.attention_values, tokens, keys, scores, *shape, value_dim=value_dim,
-           keys_from_cache=keys_from_cache),
-    ]
+        return [op(f"{prefix}.flash", "attention", ops.flash_attention, tokens, keys, scores, heads, kv_heads,
+                   head_dim, act, kv, softcapped=a.softcap is not None, value_dim=value_dim,
+                   values_share_keys=values_share_keys, sink_rows=sink_rows, keys_from_cache=keys_from_cache)]
+    result: list[Op[Quantity]] = [op(f"{prefix}.qk", "attention", ops.attention_scores, tokens, keys, scores, heads,
+                                     kv_heads, head_dim, act, kv, keys_from_cache=keys_from_cache)]
+    if a.softcap is not None:
+        result.append(op(f"{prefix}.softcap", "attention", ops.softcap, heads * scores, step.act))
+    result.append(op(f"{prefix}.softmax", "attention", ops.softmax, scores + sink_rows, heads, step.act))
+    result.append(op(f"{prefix}.sv", "attention", ops.attention_values, tokens, keys, scores, heads, kv_heads,
+                     head_dim, act, kv, value_dim=value_dim, keys_from_cache=keys_from_cache))
+    return result
 
 
-def _latent_attention_ops(step: _Step, block: Block, op: _OpMaker, norm: _NormMaker) -> list[Op]:
+def _latent_attention_ops(step: _Step[Quantity], block: Block, op: _OpMaker[Quantity],
+                          norm: _NormMaker[Quantity]) -> list[Op[Quantity]]:
     """DeepSeek's multi-head latent attention (MLA), in the form ``step.mla_absorbed`` selects.
 
     Both forms cache the normalized KV latent (kv_lora_rank) and the RoPE key (qk_rope_head_dim) per
@@ -619,7 +635,7 @@ def _latent_attention_ops(step: _Step, block: Block, op: _OpMaker, norm: _NormMa
     return result
 
 
-def _mlp_ops(step: _Step, mlp: MLP, op: _OpMaker) -> list[Op]:
+def _mlp_ops(step: _Step[Quantity], mlp: MLP, op: _OpMaker[Quantity]) -> list[Op[Quantity]]:
     d, tokens, act = step.model.hidden_size, step.tokens, step.act
     inter = mlp.intermediate_size
     if not mlp.is_moe:
@@ -634,7 +650,7 @@ def _mlp_ops(step: _Step, mlp: MLP, op: _OpMaker) -> list[Op]:
     k = mlp.experts_per_token
     touched = step.counts.experts_touched((mlp.experts, k))
 
-    def expert(role: str, n_in: int, n_out: int) -> Op:
+    def expert(role: str, n_in: int, n_out: int) -> Op[Quantity]:
         return op(role, "ffn", ops.expert_linear, tokens, k, touched, n_in, n_out, step.scheme.format_for(role), act,
                   act, mlp.bias, bias_bytes=step.param_bytes)
 
@@ -666,7 +682,7 @@ def kv_cache_bytes(model: ModelSpec, batch: Quantity, context_len: Quantity, kv_
     reference implementation does: Jiang et al. 2023, arXiv:2310.06825, section 2); a layer with
     chunked attention keeps at most one chunk.
     """
-    elements: Quantity = 0
+    elements: Quantity | Scalar = 0
     for per_token, (kind, size) in _cache_terms(model):
         elements = elements + per_token * (context_len if kind == "full" else minimum(context_len, size))
     return kv_format.tensor_bytes(batch * elements)
@@ -698,5 +714,5 @@ def weight_storage_bytes(model: ModelSpec, weights: NumberFormat | WeightScheme,
             total += tensor.elements * per_element
         else:
             fmt = scheme.format_for(tensor.role)
-            total += tensor.count * fmt.tensor_bytes(tensor.elements, tensor.rows, tensor.columns)
+            total += tensor.instances * fmt.tensor_bytes(tensor.elements, tensor.rows, tensor.columns)
     return total

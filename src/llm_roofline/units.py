@@ -8,13 +8,19 @@ The two are never mixed: only this module converts, and only at the edges (table
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
+    import numpy.typing as npt
 
-# A cost formula's argument or result: a Python number, or a numpy array when a grid is evaluated.
-Quantity: TypeAlias = "float | int | np.ndarray"
+# A count or a cost comes in two kinds. A Scalar is one configuration's: a Python number (an int is
+# accepted wherever a float is). An Array is a grid's: a numpy array with one value per configuration.
+Scalar: TypeAlias = float
+Array: TypeAlias = "npt.NDArray[np.number[Any]]"
+# A cost formula is generic over the kind of its counts: all Scalars (one step) give a Scalar, all
+# Arrays (a grid of steps) give an Array; the records of one step's results hold Scalars only.
+Quantity = TypeVar("Quantity", Scalar, Array)
 
 KILO = 1e3
 MEGA = 1e6
@@ -26,10 +32,11 @@ _PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0,
              (1e-9, "n"))
 
 
-def si(value: float, unit: str = "", digits: int = 3) -> str:
+def si(value: float | None, unit: str = "", digits: int = 3) -> str:
     """Format a raw SI value with a decimal prefix: si(3.36e7, 'FLOP') -> '33.6 MFLOP', si(2e-3, 'J') -> '2 mJ'.
 
     A plain number (no unit) takes no prefix below 1: si(0.01) -> '0.01' (a bare 'm' would read as metres).
+    None or NaN (a figure that is not known) -> '-'.
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -63,7 +70,7 @@ def binary_bytes(value_bytes: float) -> str:
     return f"{value_bytes:.0f} B"
 
 
-def minimum(a: Quantity, b: Quantity) -> Quantity:
+def minimum(a: Quantity, b: Quantity | Scalar) -> Quantity:
     """min(a, b) made of arithmetic, so that it works on numbers and numpy arrays alike."""
     return a - (a > b) * (a - b)
 

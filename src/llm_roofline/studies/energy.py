@@ -22,6 +22,7 @@ from ..hardware import HardwareSpec
 from ..models import ModelSpec
 from ..roofline import analyze
 from ..transformer import Op, Workload, build_ops
+from ..units import Scalar
 
 PICO = 1e-12
 
@@ -100,7 +101,7 @@ class EnergyEstimate(NamedTuple):
     average_power_w: float | None  # total_j / time_s: the power the roofline speed implies
 
 
-def step_energy(ops: Sequence[Op], tokens: int, table: EnergyTable | None = None, memory: str | None = None,
+def step_energy(ops: Sequence[Op[Scalar]], tokens: int, table: EnergyTable | None = None, memory: str | None = None,
                 dram_pj_per_byte: float | None = None, time_s: float | None = None) -> EnergyEstimate:
     """Price one step's operators. ``dram_pj_per_byte`` (a figure of your own) overrides ``memory``."""
     table = table or load_energy_table()
@@ -111,7 +112,7 @@ def step_energy(ops: Sequence[Op], tokens: int, table: EnergyTable | None = None
         memory_name, per_byte = "user-given", positive("DRAM energy (pJ/byte)", dram_pj_per_byte)
     weight = kv = act = arithmetic = flops = 0.0
     for op in ops:
-        cost, n = op.cost, op.count
+        cost, n = op.cost, op.instances
         weight += cost.weight_bytes * n
         kv += (cost.kv_read_bytes + cost.kv_write_bytes) * n
         act += (cost.act_read_bytes + cost.act_write_bytes) * n

@@ -26,6 +26,7 @@ from ..hardware import HardwareSpec, hardware_names, load_hardware
 from ..models import ModelSpec
 from ..roofline import evaluate_op
 from ..transformer import Op, Workload, kv_cache_bytes, weight_storage_bytes
+from ..units import Scalar
 from .energy import step_energy
 from .steps import smallest_integer, step_sums, workload_ops
 
@@ -54,7 +55,7 @@ class ParamsOnly:
 Subject = ModelSpec | ParamsOnly
 
 
-def decode_ops(subject: Subject, workload: Workload, batch: int | None = None, q_len: int = 1) -> list[Op]:
+def decode_ops(subject: Subject, workload: Workload, batch: int | None = None, q_len: int = 1) -> list[Op[Scalar]]:
     """One decode step (``q_len`` tokens per sequence: > 1 for a speculative verification pass)."""
     batch = workload.batch if batch is None else batch
     if isinstance(subject, ModelSpec):
@@ -81,7 +82,7 @@ def step_time_s(subject: Subject, hardware: HardwareSpec, workload: Workload, ba
     return step_sums(decode_ops(subject, workload, batch, q_len), hardware).time_s
 
 
-def bandwidth_for_time(operators: Sequence[Op], hardware: HardwareSpec | None, time_s: float) -> float:
+def bandwidth_for_time(operators: Sequence[Op[Scalar]], hardware: HardwareSpec | None, time_s: float) -> float:
     """The memory bandwidth (B/s) at which the step takes exactly ``time_s`` on the roofline.
 
     Without a device, memory time only: bytes / time. With one, its compute ceilings count: above
@@ -90,10 +91,10 @@ def bandwidth_for_time(operators: Sequence[Op], hardware: HardwareSpec | None, t
     between breaks is solved in closed form. Raises InputError if compute alone exceeds the time.
     """
     positive("target time", time_s)
-    moved = [op.cost.bytes * op.count for op in operators]
+    moved = [op.cost.bytes * op.instances for op in operators]
     if hardware is None:
         return sum(moved) / time_s
-    compute = [evaluate_op(op, hardware).compute_time_s * op.count for op in operators]
+    compute = [evaluate_op(op, hardware).compute_time_s * op.instances for op in operators]
     floor = sum(compute)
     if floor >= time_s:
         raise InputError(f"the target of {time_s:.3g} s per step is impossible on {hardware.name} at any bandwidth: "
@@ -139,8 +140,8 @@ def required_bandwidth(subject: Subject, workload: Workload, tokens_per_s: float
     positive("target tokens/s", tokens_per_s)
     step_s = 1 / tokens_per_s
     operators = decode_ops(subject, workload)
-    moved = sum(op.cost.bytes * op.count for op in operators)
-    flops = sum(op.cost.flops * op.count for op in operators)
+    moved = sum(op.cost.bytes * op.instances for op in operators)
+    flops = sum(op.cost.flops * op.instances for op in operators)
     roofline = None if hardware is None else bandwidth_for_time(operators, hardware, step_s)
     on_device = None if hardware is None else step_sums(operators, hardware).time_s
     return BandwidthRequirement(
@@ -235,7 +236,7 @@ def _verdict(subject: Subject, hardware: HardwareSpec, workload: Workload, targe
     weights = (float(operators[0].cost.weight_bytes) if isinstance(subject, ParamsOnly)
                else weight_storage_bytes(subject, workload.weight_scheme(subject), workload.activation_format))
     capacity = hardware.memory_bytes
-    return FormatVerdict(workload.weights_label, weights, sum(op.cost.bytes * op.count for op in operators),
+    return FormatVerdict(workload.weights_label, weights, sum(op.cost.bytes * op.instances for op in operators),
                          time_s, 1 / time_s, time_s <= target_s, memory,
                          None if capacity is None else memory <= capacity)
 

@@ -14,7 +14,7 @@ from ..hardware import HardwareSpec
 from ..models import ModelSpec
 from ..roofline import evaluate_op
 from ..transformer import Op, Workload, step_ops
-from ..units import Quantity
+from ..units import Scalar
 
 # The kernels of attention proper (not its projections): unfused Q·Kᵀ, the scores' soft-capping (Gemma-2),
 # softmax, P·V, or the fused one — ``layer.attn.qk``, and ``layer.attn.window.qk`` for the sliding-window
@@ -26,12 +26,10 @@ def is_attention_core(op_name: str) -> bool:
     return op_name.startswith("layer.attn.") and op_name.rsplit(".", 1)[-1] in ATTENTION_CORE_KERNELS
 
 
-def workload_ops(model: ModelSpec, workload: Workload, *, batch: Quantity | None = None,
-                 q_len: Quantity | None = None, past_len: Quantity | None = None) -> list[Op]:
-    """The operators of ``workload``'s step, with batch, q_len or past_len overridden (numbers or arrays).
-
-    Workload validates its fields as integers; studies that sweep a grid pass arrays here instead.
-    """
+def workload_ops(model: ModelSpec, workload: Workload, *, batch: int | None = None,
+                 q_len: int | None = None, past_len: int | None = None) -> list[Op[Scalar]]:
+    """The operators of ``workload``'s step, with batch, q_len or past_len overridden (a study's search
+    over one of them; a grid of steps at once is ``transformer.step_ops`` with arrays)."""
     return step_ops(
         model,
         workload.batch if batch is None else batch,
@@ -60,7 +58,7 @@ class StepSums(NamedTuple):
         return "compute" if self.compute_bound_time_s > self.memory_bound_time_s else "memory"
 
 
-def step_sums(ops: Sequence[Op], hardware: HardwareSpec) -> StepSums:
+def step_sums(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> StepSums:
     """Sum of the roofline figures of scalar operators (one step)."""
     flops = moved = compute_time = memory_time = 0.0
     for op in ops:
@@ -74,11 +72,11 @@ def step_sums(ops: Sequence[Op], hardware: HardwareSpec) -> StepSums:
     return StepSums(flops, moved, compute_time + memory_time, compute_time, memory_time)
 
 
-def group_flops(ops: Sequence[Op]) -> dict[str, Quantity]:
-    """FLOPs (x count) by operator group: attention, ffn, norm, residual, embedding, lm_head."""
-    sums: dict[str, Quantity] = {}
+def group_flops(ops: Sequence[Op[Scalar]]) -> dict[str, float]:
+    """FLOPs (x instances) by operator group: attention, ffn, norm, residual, embedding, lm_head."""
+    sums: dict[str, float] = {}
     for op in ops:
-        sums[op.group] = sums.get(op.group, 0) + op.cost.flops * op.count
+        sums[op.group] = sums.get(op.group, 0) + op.cost.flops * op.instances
     return sums
 
 

@@ -23,6 +23,7 @@ from ..hardware import HardwareSpec
 from ..models import ModelSpec
 from ..ops import gemm
 from ..transformer import Op, Workload
+from ..units import Scalar
 from .steps import positive_ranges, workload_ops
 
 # Searched up to here; beyond, an operator "never" turns compute-bound (its intensity saturates
@@ -101,17 +102,17 @@ class TransitionStudy(NamedTuple):
     precisions: tuple[PrecisionRow, ...]
 
 
-def ridge_point(op: Op, hardware: HardwareSpec) -> float:
+def ridge_point(op: Op[Scalar], hardware: HardwareSpec) -> float:
     """The ridge point (FLOP/byte) of the ceiling this operator's math runs on."""
     return hardware.ridge_point(op.math)
 
 
-def _whole_step(ops: Sequence[Op]) -> tuple[float, float]:
-    return (sum(op.cost.flops * op.count for op in ops), sum(op.cost.bytes * op.count for op in ops))
+def _whole_step(ops: Sequence[Op[Scalar]]) -> tuple[float, float]:
+    return (sum(op.cost.flops * op.instances for op in ops), sum(op.cost.bytes * op.instances for op in ops))
 
 
 def critical_points(hardware: HardwareSpec, workload: Workload,
-                    ops_at: Callable[[int], list[Op]]) -> tuple[CriticalPoint, ...]:
+                    ops_at: Callable[[int], list[Op[Scalar]]]) -> tuple[CriticalPoint, ...]:
     """For each operator of ``ops_at(n)`` and the whole step, where I > ridge as n grows.
 
     The whole step uses the ridge of the matmul precision (the activations' math) and its aggregate
@@ -142,7 +143,7 @@ def critical_prompt_len(model: ModelSpec, hardware: HardwareSpec, workload: Work
     return critical_points(hardware, prefill, lambda n: workload_ops(model, prefill, q_len=n, past_len=0))
 
 
-def _intensity(ops: Sequence[Op], name: str) -> float:
+def _intensity(ops: Sequence[Op[Scalar]], name: str) -> float:
     cost = next(op for op in ops if op.name == name).cost
     return cost.flops / cost.bytes
 
