@@ -141,7 +141,7 @@ class Roofline(NamedTuple):
     compute_bound: np.ndarray  # F / P > B / W
 
 
-def roofline(flops: np.ndarray, moved_bytes: np.ndarray, peak_flops_per_s: np.ndarray,
+def roofline(flops: np.ndarray, moved_bytes: np.ndarray, peak_flops_per_s: np.ndarray | float,
              memory_bytes_per_s: np.ndarray | float) -> Roofline:
     """The one place operator times are computed: ``analyze``, ``evaluate_op`` and the sweep call it."""
     compute_time = flops / peak_flops_per_s

@@ -27,7 +27,7 @@ How a row is read (docs/validation.md states the same rules):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -200,7 +200,7 @@ def device_for(m: Measurement) -> tuple[HardwareSpec, str, bool]:
     if m.memory_bytes_per_s is None:
         raise NotPredictable(f"device '{m.hardware}' is not in the catalogue and the row gives no bandwidth")
     has_peak = m.peak_fp16_flops_per_s is not None
-    peak = m.peak_fp16_flops_per_s if has_peak else _NO_COMPUTE_PEAK_FLOPS_PER_S
+    peak = _NO_COMPUTE_PEAK_FLOPS_PER_S if m.peak_fp16_flops_per_s is None else m.peak_fp16_flops_per_s
     spec = HardwareSpec(
         name=_slug(m.hardware) or "row-device", display_name=m.hardware, kind=m.backend, memory_bytes=None,
         memory_bytes_per_s=m.memory_bytes_per_s, peak_flops_per_s={"fp16": peak},
@@ -377,7 +377,9 @@ def summary(predictions: Sequence[Prediction], rows: int) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": rows, "rows_used": used, "rows_skipped": rows - used}
     out |= _errors(predictions, "expected_ape")
     out["bound"] = _errors(predictions, "bound_ape")
-    for key, group_of in (("by_backend", lambda p: p.backend), ("by_family", lambda p: p.case.family)):
+    groupings: tuple[tuple[str, Callable[[Prediction], str]], ...] = (
+        ("by_backend", lambda p: p.backend), ("by_family", lambda p: p.case.family))
+    for key, group_of in groupings:
         out[key] = {
             group: {**_errors(subset, "expected_ape"), "bound": _errors(subset, "bound_ape")}
             for group in sorted({group_of(p) for p in predictions})

@@ -14,6 +14,7 @@ import importlib.util
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -291,7 +292,7 @@ class TorchBackend:
                     product(x, y)
                 end.record()
                 end.synchronize()
-                return start.elapsed_time(end) / 1e3  # CUDA events count milliseconds
+                return float(start.elapsed_time(end)) / 1e3  # CUDA events count milliseconds
             return run_cuda
         clock = time.perf_counter
 
@@ -347,7 +348,7 @@ class TorchCudaStream:
         from .stream import ARRAYS_PER_KERNEL, ELEMENT_BYTES
 
         per_array = working_set_bytes // (ARRAYS_PER_KERNEL[kernel] * ELEMENT_BYTES)
-        return min(self.a.numel(), max(1024, per_array - per_array % 128))
+        return min(int(self.a.numel()), max(1024, per_array - per_array % 128))
 
     def working_set_bytes(self, kernel: str, working_set_bytes: int) -> int:
         from .stream import counted_bytes
@@ -360,8 +361,9 @@ class TorchCudaStream:
         torch = self._torch
         elements = self._elements(kernel, working_set_bytes)
         a, b, c = self.a[:elements], self.b[:elements], self.c[:elements]
-        kernels = {"copy": lambda: c.copy_(a), "scale": lambda: torch.mul(c, SCALAR, out=b),
-                   "add": lambda: torch.add(a, b, out=c), "triad": lambda: torch.add(b, c, alpha=SCALAR, out=a)}
+        kernels: dict[str, Callable[[], object]] = {
+            "copy": lambda: c.copy_(a), "scale": lambda: torch.mul(c, SCALAR, out=b),
+            "add": lambda: torch.add(a, b, out=c), "triad": lambda: torch.add(b, c, alpha=SCALAR, out=a)}
         step = kernels[kernel]
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
@@ -371,7 +373,7 @@ class TorchCudaStream:
                 step()
             end.record()
             end.synchronize()
-            return start.elapsed_time(end) / 1e3
+            return float(start.elapsed_time(end)) / 1e3
         return run, counted_bytes(kernel, elements) * repeat
 
     def close(self) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _ctypes import CFuncPtr
 
 _OPENBLAS_PREFIXES = ("scipy_openblas_", "openblas_")  # scipy-openblas (numpy's wheels), plain OpenBLAS
 _OPENBLAS_SUFFIXES = ("64_", "", "_64")  # 64-bit-integer builds rename their symbols
@@ -26,10 +29,10 @@ def _loaded_libraries(fragment: str) -> list[str]:
     return sorted(paths)
 
 
-def _symbol(lib: ctypes.CDLL, name: str) -> Callable[..., Any] | None:
+def _symbol(lib: ctypes.CDLL, name: str) -> CFuncPtr | None:
     for prefix in _OPENBLAS_PREFIXES:
         for suffix in _OPENBLAS_SUFFIXES:
-            function = getattr(lib, f"{prefix}{name}{suffix}", None)
+            function: CFuncPtr | None = getattr(lib, f"{prefix}{name}{suffix}", None)
             if function is not None:
                 return function
     return None
@@ -61,7 +64,7 @@ class BlasControl:
                              "blas_kernel": self._call_str("get_corename") or "unknown",
                              "source": "OpenBLAS C API"}
         if not self.info:
-            config = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
+            config: Mapping[str, Any] = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
             blas = config.get("Build Dependencies", {}).get("blas", {}) if isinstance(config, dict) else {}
             self.info = {"blas": f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip(),
                          "blas_kernel": "unknown", "source": "numpy.show_config"}
@@ -98,7 +101,8 @@ class BlasControl:
         """Limit the BLAS to ``threads`` threads; returns the function that restores the old limit."""
         if self._threadpoolctl is not None:
             limiter = self._threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
-            return limiter.restore_original_limits
+            restore: Callable[[], None] = limiter.restore_original_limits
+            return restore
         function = _symbol(self._openblas, "set_num_threads") if self._openblas is not None else None
         if function is None:
             return lambda: None

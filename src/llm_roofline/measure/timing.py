@@ -49,7 +49,7 @@ class Timing:
         q1, q3 = self.quartiles_s
         return (q3 - q1) / self.median_s
 
-    def rate(self, work: float, unit: str) -> dict[str, float | int]:
+    def rate(self, work: float, unit: str) -> dict[str, float | list[float]]:
         """``work`` per second (``unit`` = "bytes" or "flops"): median, IQR, best, spread, repetitions."""
         q1, q3 = self.quartiles_s
         return {

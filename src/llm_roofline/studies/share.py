@@ -174,9 +174,12 @@ def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[
     for length in seq_lens:
         if not isinstance(length, int) or isinstance(length, bool) or length < 1:
             raise InputError(f"sequence lengths must be integers >= 1, got {length!r}")
-    if (model is None) == (hidden_size is None):
+    if model is not None and hidden_size is None:
+        d = model.hidden_size
+    elif model is None and hidden_size is not None:
+        d = hidden_size
+    else:
         raise InputError("give a model or a bare hidden size (the idealized layer alone), not both")
-    d = model.hidden_size if model is not None else hidden_size
     if d < 1:
         raise InputError(f"hidden size must be an integer >= 1, got {d!r}")
     rows = []

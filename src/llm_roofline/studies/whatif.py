@@ -9,7 +9,7 @@ gains are measured.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -109,18 +109,18 @@ def apply_change(model: ModelSpec, workload: Workload, change: Change) -> tuple[
             raise InputError("kv-heads does not apply to latent attention (MLA caches one latent per token)")
         kv_heads = _integer(change)
         return model.map_blocks(lambda b: replace(b, attention=replace(b.attention, kv_heads=kv_heads))), workload
-    fields = {
-        "flash-attention": lambda: {"flash_attention": _switch(change)},
-        "causal-skip": lambda: {"causal_skip": _switch(change)},
-        "weights": lambda: {"weights": change.value},
-        "activations": lambda: {"activations": change.value},
-        "kv-cache": lambda: {"kv_cache": change.value},
-        "batch": lambda: {"batch": _integer(change)},
-        "seq-len": lambda: {"seq_len": _integer(change)},
+    changed: dict[str, Callable[[], Workload]] = {
+        "flash-attention": lambda: replace(workload, flash_attention=_switch(change)),
+        "causal-skip": lambda: replace(workload, causal_skip=_switch(change)),
+        "weights": lambda: replace(workload, weights=change.value),
+        "activations": lambda: replace(workload, activations=change.value),
+        "kv-cache": lambda: replace(workload, kv_cache=change.value),
+        "batch": lambda: replace(workload, batch=_integer(change)),
+        "seq-len": lambda: replace(workload, seq_len=_integer(change)),
     }
-    if knob not in fields:
+    if knob not in changed:
         raise InputError(f"unknown knob {knob!r}; known: {', '.join(KNOBS)}")
-    return model, replace(workload, **fields[knob]())
+    return model, changed[knob]()
 
 
 def _core(analysis: Analysis) -> tuple[float, float]:
