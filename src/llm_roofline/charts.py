@@ -159,6 +159,12 @@ def _first_number(entry: dict[str, Any], *keys: str) -> float | None:
     return None
 
 
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is a table, else an empty one."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _level(entry: Any, index: int) -> MeasuredLevel | None:
     if not isinstance(entry, dict):
         return None
@@ -196,8 +202,7 @@ def load_measured_profile(path: str | Path) -> MeasuredProfile:
     hardware = load_hardware_file(path)
     text = path.read_text(encoding="utf-8")
     data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    measured = data.get("measured") if isinstance(data.get("measured"), dict) else {}
-    memory = data.get("memory") if isinstance(data.get("memory"), dict) else {}
+    measured, memory = _table(data, "measured"), _table(data, "memory")
     # One figure per level (the measurement's "hierarchy") when there is one, else every working set; DRAM is
     # the profile's own memory_bytes_per_s, drawn as the memory slope.
     levels = (measured.get("hierarchy") or measured.get("levels") or memory.get("hierarchy")

@@ -197,7 +197,8 @@ def _cmd_models(args: argparse.Namespace) -> str:
             s.vocab_size] for s in specs]
     if args.format == "csv":
         return to_csv(headers, raw).rstrip("\n")
-    return table(headers, [[r[0], r[1], si(r[2], digits=4), si(r[3], digits=4), *r[4:]] for r in raw],
+    return table(headers, [[r[0], r[1], si(s.params, digits=4), si(s.active_params, digits=4), *r[4:]]
+                           for s, r in zip(specs, raw, strict=True)],
                  align="ll" + "r" * 10)
 
 

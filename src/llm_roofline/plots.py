@@ -100,7 +100,9 @@ def _freeze_layout(fig: Figure) -> RendererBase:
     """Run the layout once and keep it, so that labels placed next see their final positions."""
     fig.canvas.draw()
     fig.set_layout_engine("none")
-    return fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    # The Agg canvas every figure here is drawn on has get_renderer; FigureCanvasBase's stubs do not.
+    renderer: RendererBase = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    return renderer
 
 
 def _place_label(ax: Axes, text: str, xy: tuple[float, float], taken: list[Bbox], renderer: RendererBase,
@@ -194,13 +196,13 @@ def roofline_figure(analyses: Sequence[Analysis], precisions: Iterable[str] | No
         _draw_roofs(ax, device, roofs[device.name], color[device.name], (x_min, x_max))
 
     for analysis in analyses:
-        device = analysis.hardware.name
+        device_name = analysis.hardware.name
         points = [op for op in analysis.ops if op.arithmetic_intensity > 0]
         ax.scatter([op.arithmetic_intensity for op in points], [op.attainable_flops_per_s for op in points],
                    s=[25 + 900 * time_share(op, analysis) for op in points],
                    marker=PHASE_MARKERS[analysis.workload.phase],
-                   c=color[device], alpha=0.6, edgecolors="black", linewidths=0.6, zorder=3,
-                   gid=f"ops:{device}:{analysis.workload.phase}")
+                   c=color[device_name], alpha=0.6, edgecolors="black", linewidths=0.6, zorder=3,
+                   gid=f"ops:{device_name}:{analysis.workload.phase}")
 
     from matplotlib.lines import Line2D
 
@@ -498,6 +500,7 @@ def sweep_heatmap_figure(panels: Sequence[SweepPanel], value_label: str = "token
         ax.set_title(textwrap.fill(panel.label, 52), fontsize=9)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
+    assert mesh is not None  # there is at least one panel
     fig.colorbar(mesh, ax=axes[:len(panels)].tolist(), label=value_label, shrink=0.9)
     fig.legend(handles=[Line2D([], [], color="white", lw=2.2), Patch(facecolor="#9a9a9a", edgecolor="none")],
                labels=["compute-bound at and above this batch", "does not fit in memory"],

@@ -11,12 +11,15 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .cli import DEFAULT_HARDWARE, add_hardware_options, positive_float, positive_int
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .sweep import SweepSpec
 
 QUERIES = ("pareto", "max-batch", "max-seq-len", "boundary")
 
@@ -73,11 +76,11 @@ def _hardware_list(args: argparse.Namespace) -> list[Any]:
     return [hardware_from_args(argparse.Namespace(**{**vars(args), "hardware": name})) for name in names]
 
 
-def _spec(args: argparse.Namespace) -> Any:
+def _spec(args: argparse.Namespace) -> SweepSpec:
     from .sweep import make_spec, parse_values
 
     flash = {"off": (False,), "on": (True,), "both": (False, True)}[args.flash_attention]
-    kv = _split(args.kv_cache) or [None]
+    kv: Sequence[str | None] = _split(args.kv_cache) or [None]
     return make_spec(
         models=_split(args.model), hardware=_hardware_list(args),
         batch=parse_values(args.batch, "batch"), seq_len=parse_values(args.seq_len, "seq-len"),

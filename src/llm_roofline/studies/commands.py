@@ -11,7 +11,8 @@ import argparse
 import dataclasses
 import json
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict, TypeVar
 
 from ..cli import (
     DEFAULT_HARDWARE,
@@ -27,6 +28,7 @@ from ..cli import (
 from ..errors import InputError
 
 OUTPUTS = ("table", "json")
+_T = TypeVar("_T")
 DEFAULT_EDGE_BIG = "nvidia-jetson-agx-orin-64gb"  # 64 GiB: room for a 70B model at 4 bits
 
 
@@ -108,7 +110,7 @@ def _percent(fraction: float) -> str:
     return f"{100 * fraction:.1f}%"
 
 
-def _maybe(value: Any, render: Any) -> str:
+def _maybe(value: _T | None, render: Callable[[_T], str]) -> str:
     return "-" if value is None else render(value)
 
 
@@ -147,7 +149,7 @@ def _cmd_share(args: argparse.Namespace) -> str:
         if study.hardware:
             headers.insert(6, "time share")
             for row, r in zip(rows, study.rows, strict=True):
-                row.insert(6, _percent(r.attention_time_share))
+                row.insert(6, _maybe(r.attention_time_share, _percent))
             align = "rrrrrrrl"
     lines = [title, "", table(headers, rows, align=align), ""]
     target = _percent(study.target_share)
@@ -275,6 +277,18 @@ def _add_transition(commands: Any) -> None:
 
 # --- timeline -----------------------------------------------------------------------------------
 
+class TimelineSample(TypedDict):
+    """One sampled decode step of ``timeline``: its own time and the running totals up to it."""
+
+    step: int
+    past_len: int
+    step_time_s: float
+    time_s: float
+    flops: float
+    bytes: float
+    bound: str
+
+
 def _cmd_timeline(args: argparse.Namespace) -> str:
     from ..models import load_model
     from ..render import table
@@ -288,10 +302,11 @@ def _cmd_timeline(args: argparse.Namespace) -> str:
     steps = timeline.sample_steps(args.samples)
     index = [s - 1 for s in steps]
     cumulative = (timeline.cumulative_time_s, timeline.cumulative_flops, timeline.cumulative_bytes)
-    samples = [{"step": s, "past_len": int(timeline.past_len[i]), "step_time_s": float(timeline.step_time_s[i]),
-                "time_s": float(cumulative[0][i]), "flops": float(cumulative[1][i]), "bytes": float(cumulative[2][i]),
-                "bound": "compute" if timeline.step_compute_bound[i] else "memory"} for s, i in zip(steps, index,
-                                                                                                  strict=True)]
+    samples: list[TimelineSample] = [
+        {"step": s, "past_len": int(timeline.past_len[i]), "step_time_s": float(timeline.step_time_s[i]),
+         "time_s": float(cumulative[0][i]), "flops": float(cumulative[1][i]), "bytes": float(cumulative[2][i]),
+         "bound": "compute" if timeline.step_compute_bound[i] else "memory"}
+        for s, i in zip(steps, index, strict=True)]
     if args.format == "json":
         out: dict[str, Any] = {"model": timeline.model, "hardware": timeline.hardware,
                                "workload": timeline.workload.to_dict(), "prompt_len": timeline.prompt_len,
@@ -578,7 +593,7 @@ def _cmd_energy(args: argparse.Namespace) -> str:
         f"({si(e.flops, 'FLOP')})",
         f"total           {si(e.total_j, 'J')} per step, {si(e.energy_per_token_j, 'J')} per token "
         f"({e.tokens} token{'s' if e.tokens != 1 else ''} per step)",
-        f"power           {si(e.average_power_w, 'W')} at the roofline's {seconds(e.time_s)} per step",
+        f"power           {si(e.average_power_w, 'W')} at the roofline's {_maybe(e.time_s, seconds)} per step",
     ])
 
 
