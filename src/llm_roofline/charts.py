@@ -36,7 +36,7 @@ class Ceiling(NamedTuple):
     def label(self) -> str:
         return "/".join(self.precisions)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"precisions": list(self.precisions), "label": self.label, "peak_flops_per_s": self.peak_flops_per_s,
                 "ridge_flop_per_byte": self.ridge_flop_per_byte}
 
@@ -111,15 +111,14 @@ def model_label(analysis: Analysis) -> str:
     return analysis.model.display_name or analysis.model.name
 
 
-def analysis_payload(analysis: Analysis, precisions: Iterable[str] | None = None) -> dict[str, Any]:
+def analysis_payload(analysis: Analysis, precisions: Iterable[str] | None = None) -> dict[str, object]:
     """An analysis as the browser charts read it: ``to_dict()`` plus the device's roofs, the time by
     group and each operator's share of the time and short label (raw SI numbers throughout)."""
     data = analysis.to_dict()
     data["ceilings"] = [c.to_dict() for c in ceilings(analysis.hardware, precisions)]
     data["time_by_group_s"] = time_by_group(analysis)
-    for op, entry in zip(analysis.ops, data["ops"], strict=True):
-        entry["time_share"] = time_share(op, analysis)
-        entry["label"] = short_name(op.name)
+    data["ops"] = [{**op.to_dict(), "time_share": time_share(op, analysis), "label": short_name(op.name)}
+                   for op in analysis.ops]
     data["label"] = {"model": model_label(analysis), "hardware": analysis.hardware.display_name,
                      "workload": workload_label(analysis.workload), "time": seconds(analysis.totals.time_s)}
     return data

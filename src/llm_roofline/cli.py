@@ -11,9 +11,15 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .hardware import HardwareSpec
+    from .transformer import Workload
+
+_Number = TypeVar("_Number", int, float)
 
 DEFAULT_MODEL = "llama-2-7b"
 DEFAULT_HARDWARE = "jetson-orin-nx"
@@ -38,14 +44,14 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see '{self.prog} --help')")
 
 
-def number_arg(cast: Callable[[str], float], low: float, high: float = float("inf"),
-               low_inclusive: bool = True) -> Callable[[str], Any]:
+def number_arg(cast: Callable[[str], _Number], low: float, high: float = float("inf"),
+               low_inclusive: bool = True) -> Callable[[str], _Number]:
     """An argparse ``type`` that reads an int or float within [low, high] (or (low, high]), finite."""
     kind = "an integer" if cast is int else "a number"
     bounds = (f"{'>=' if low_inclusive else '>'} {low:g}" if high == float("inf")
               else f"between {low:g} and {high:g}")
 
-    def parse(text: str) -> Any:
+    def parse(text: str) -> _Number:
         try:
             value = cast(text)
         except ValueError:
@@ -82,7 +88,7 @@ def add_hardware_options(parser: argparse.ArgumentParser, default: str | None) -
     parser.set_defaults(default_hardware=default)
 
 
-def hardware_from_args(args: argparse.Namespace) -> Any:
+def hardware_from_args(args: argparse.Namespace) -> HardwareSpec:
     from dataclasses import replace
 
     from .formats import PRECISIONS
@@ -139,7 +145,7 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
                               "the latent with kv_b_proj absorbed (default: naive for prefill, absorbed for decode)")
 
 
-def workload_from_args(args: argparse.Namespace) -> Any:
+def workload_from_args(args: argparse.Namespace) -> Workload:
     from .transformer import Workload
 
     return Workload(

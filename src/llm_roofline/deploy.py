@@ -58,7 +58,7 @@ class MemoryFootprint(NamedTuple):
     fits: bool | None
     headroom_bytes: float | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return self._asdict()
 
 
@@ -135,7 +135,7 @@ class FitReport(NamedTuple):
     model_max_context_tokens: int
     max_batch: int  # at this context; 0 if nothing fits
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return _as_dict(self)
 
 
@@ -211,7 +211,7 @@ class StorageOffload(NamedTuple):
     overlapped_tokens_per_s: float
     footprint: MemoryFootprint  # of the whole model, as if resident
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return _as_dict(self)
 
 
@@ -292,7 +292,7 @@ class LayerSplit(NamedTuple):
     host_capacity_bytes: float | None
     host_fits: bool | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return _as_dict(self)
 
 
@@ -397,7 +397,7 @@ class TensorParallel(NamedTuple):
     speedup: float
     footprint_per_device: MemoryFootprint
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return _as_dict(self)
 
 
@@ -475,7 +475,7 @@ class PipelineParallel(NamedTuple):
     single_device_time_s: float
     fits: bool | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         out = self._asdict()
         out["stages"] = [stage._asdict() for stage in self.stages]
         return out
@@ -575,7 +575,7 @@ class SpeculativeDecoding(NamedTuple):
     baseline_tokens_per_s: float
     speedup: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return self._asdict()
 
 
@@ -648,7 +648,7 @@ class AcceptanceNeeded(NamedTuple):
     acceptance_rate: float | None  # None: unreachable with this draft length
     baseline_time_per_token_s: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return self._asdict()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .cli import (
     DEFAULT_HARDWARE,
@@ -24,6 +24,12 @@ from .cli import (
     positive_int,
     workload_from_args,
 )
+
+if TYPE_CHECKING:
+    from .deploy import Link
+    from .hardware import HardwareSpec
+    from .models import ModelSpec
+    from .transformer import Workload
 
 
 def _deployment_options(parser: argparse.ArgumentParser) -> None:
@@ -47,13 +53,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_workload_options(parser)
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+def _load(args: argparse.Namespace) -> tuple[ModelSpec, HardwareSpec, Workload]:
     from .models import load_model
 
     return load_model(args.model), hardware_from_args(args), workload_from_args(args)
 
 
-def _link(args: argparse.Namespace) -> Any:
+def _link(args: argparse.Namespace) -> Link | None:
     from .deploy import Link
 
     if args.link_gb_s is None:
@@ -61,7 +67,11 @@ def _link(args: argparse.Namespace) -> Any:
     return Link(args.link_gb_s * 1e9, args.link_latency_us * 1e-6)
 
 
-def _dump(record: Any) -> str:
+class _Record(Protocol):
+    def to_dict(self) -> dict[str, object]: ...
+
+
+def _dump(record: _Record) -> str:
     return json.dumps(record.to_dict(), indent=2)
 
 
@@ -227,6 +237,7 @@ def _cmd_parallel(args: argparse.Namespace) -> str:
 
     model, hardware, workload = _load(args)
     link, overhead = _link(args), args.overhead_gb * 1e9
+    assert link is not None  # parallel requires --link-gb-s
     results: dict[str, Any] = {}
     if args.mode in ("tp", "both"):
         results["tensor_parallel"] = tensor_parallel(model, hardware, workload, args.devices, link, overhead,
@@ -307,7 +318,7 @@ def _cmd_speculative(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the deployment subcommands on the CLI's subparsers object."""
     formats = commands.add_parser("formats", help="number formats (bits per weight, scales included) and llama.cpp "
                                                   "mixes")

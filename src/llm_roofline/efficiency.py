@@ -94,7 +94,7 @@ class EfficiencyParams:
         return (self.bandwidth_efficiency, self.compute_efficiency, self.dequant_compute_factor,
                 self.overhead_per_op_s, self.overhead_per_step_s)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {**{name: getattr(self, name) for name in PARAMETERS}, "source": self.source}
 
     def rounded(self, digits: int = 4) -> EfficiencyParams:

@@ -92,7 +92,7 @@ class GGUFModel:
     def modelled_bytes(self) -> int:
         return self.header.tensor_bytes - self.unmodelled_bytes
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "path": self.header.path,
             "version": self.header.version,

@@ -92,7 +92,7 @@ class HardwareSpec:
         """Arithmetic intensity (FLOP/byte) where the compute roof meets the memory slope."""
         return self.peak_for(precision)[1] / self.memory_bytes_per_s
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
             "display_name": self.display_name,

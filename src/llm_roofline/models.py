@@ -246,7 +246,7 @@ class ModelSpec:
         'vectors' entry. Tensors of one role and shape in several kinds of layer are one entry."""
         return _weight_tensors(self)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         block = self.block
         return {
             "name": self.name,

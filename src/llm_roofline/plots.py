@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.backend_bases import RendererBase
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
     from matplotlib.transforms import Bbox
 
     from .charts import Ceiling, MeasuredProfile
@@ -90,7 +91,7 @@ def _titles(fig: Figure, ax: Axes, headline: str, workload: str) -> None:
     ax.set_title(workload, fontsize=10, color="#333333")
 
 
-def _si_formatter(unit: str) -> Any:
+def _si_formatter(unit: str) -> FuncFormatter:
     from matplotlib.ticker import FuncFormatter
 
     return FuncFormatter(lambda value, _pos: si(value, unit, digits=3))

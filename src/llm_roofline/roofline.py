@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class OpResult(NamedTuple):
     time_s: float
     bound: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return self._asdict()
 
 
@@ -93,7 +93,7 @@ class Totals(NamedTuple):
     expected_time_s: float  # the efficiency model's forecast (efficiency.py): fractions of the roofs + overheads
     expected_tokens_per_s: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return self._asdict()
 
 
@@ -106,7 +106,7 @@ class MemoryFit(NamedTuple):
     capacity_bytes: float | None
     fits: bool | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return self._asdict()
 
 
@@ -121,7 +121,7 @@ class Analysis:
     totals: Totals
     memory: MemoryFit
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "model": self.model.to_dict(),
             "hardware": self.hardware.to_dict(),

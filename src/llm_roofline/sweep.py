@@ -249,7 +249,7 @@ PANEL_KEY = ("model", "hardware", "phase", "weights", "activations", "kv_cache",
 class HeatmapPanel(NamedTuple):
     """One structural choice of a sweep over its batch x length grid (rows: batch, columns: seq_len)."""
 
-    key: tuple[Any, ...]  # the PANEL_KEY values
+    key: tuple[object, ...]  # the PANEL_KEY values
     batch: np.ndarray  # sorted, (rows,)
     seq_len: np.ndarray  # sorted, (columns,)
     tokens_per_s: np.ndarray  # (rows, columns)
@@ -304,7 +304,7 @@ def heatmap_panels(chunks: Iterable[dict[str, np.ndarray]], value: str = "tokens
     return panels
 
 
-def plain_value(value: Any) -> Any:
+def plain_value(value: object) -> object:
     """A numpy scalar as the Python number or bool it holds (JSON-ready); anything else as it is."""
     return value.item() if hasattr(value, "item") else value
 

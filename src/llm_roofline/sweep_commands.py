@@ -19,12 +19,13 @@ from .cli import DEFAULT_HARDWARE, add_hardware_options, positive_float, positiv
 from .errors import InputError
 
 if TYPE_CHECKING:
+    from .hardware import HardwareSpec
     from .sweep import SweepSpec
 
 QUERIES = ("pareto", "max-batch", "max-seq-len", "boundary")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sweep = commands.add_parser(
         "sweep", help="evaluate a whole grid of configurations (vectorized), write it or query it",
         description="Every combination of the lists below. Integer grids: a list (1,2,8) or a range "
@@ -65,7 +66,7 @@ def _split(text: str | None) -> list[str]:
     return [] if text is None else [piece.strip() for piece in text.split(",") if piece.strip()]
 
 
-def _hardware_list(args: argparse.Namespace) -> list[Any]:
+def _hardware_list(args: argparse.Namespace) -> list[HardwareSpec]:
     from .cli import hardware_from_args
 
     names = _split(args.hardware)

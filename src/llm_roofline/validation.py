@@ -88,7 +88,7 @@ class Skip:
     phase: str  # "prefill", "decode" or "both"
     reason: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         m = self.measurement
         return {"row": m.row, "where": m.where, "hardware": m.hardware, "model": m.model, "phase": self.phase,
                 "reason": self.reason}
@@ -259,7 +259,7 @@ class Prediction:
         """The same prediction under other efficiency parameters."""
         return replace(self, params=params, expected_tokens_per_s=self.tokens / expected_time_s(self.cost, params))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         case, m = self.case, self.case.measurement
         workload = case.workload(self.phase)
         return {

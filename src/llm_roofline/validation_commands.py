@@ -21,7 +21,7 @@ from .cli import add_format_option, add_hardware_options, hardware_from_args
 from .errors import InputError
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``validate`` and ``calibrate`` on the CLI's subparsers."""
     validate = commands.add_parser(
         "validate", help="predict measured prefill/decode speeds (calibration CSV or llama-bench output) and "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cli import (
     DEFAULT_HARDWARE,
@@ -23,6 +23,10 @@ from .cli import (
     workload_from_args,
 )
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .hardware import HardwareSpec
+    from .roofline import Analysis
 
 # Lengths of the share curve: 64 to 65,536 tokens, four per doubling.
 DEFAULT_SHARE_LENGTHS = tuple(sorted({round(2 ** (e / 4)) for e in range(24, 65)}))
@@ -38,7 +42,7 @@ def _require(module: str, command: str) -> None:
         raise InputError(f"'{command}' needs {module}: {VIZ_EXTRA}")
 
 
-def _devices(args: argparse.Namespace) -> list[Any]:
+def _devices(args: argparse.Namespace) -> list[HardwareSpec]:
     """Each device of a comma-separated --hardware, with the figure overrides applied to every one."""
     if args.hardware is None:
         return [hardware_from_args(args)]
@@ -50,7 +54,7 @@ def _phases(args: argparse.Namespace) -> list[str]:
     return list(PHASES) if args.phase is None else [args.phase]
 
 
-def _analyses(args: argparse.Namespace) -> list[Any]:
+def _analyses(args: argparse.Namespace) -> list[Analysis]:
     """Every device x phase of the command line, in that order, with one model and one workload."""
     from .models import load_model
     from .roofline import analyze
@@ -94,7 +98,7 @@ def _plot_breakdown(args: argparse.Namespace) -> str:
     return _save(breakdown_figure(_analyses(args)), args)
 
 
-def _single_device(args: argparse.Namespace, what: str) -> Any:
+def _single_device(args: argparse.Namespace, what: str) -> HardwareSpec:
     devices = _devices(args)
     if len(devices) > 1:
         raise InputError(f"a {what} plot is for one device; got {len(devices)}")
@@ -157,7 +161,8 @@ def _add_output_options(parser: argparse.ArgumentParser, default_format: str | N
                         help="file format (default: from the output's extension)")
 
 
-def _add_analysis_plot(plots: Any, name: str, help_text: str, run: Callable[[argparse.Namespace], str]) -> Any:
+def _add_analysis_plot(plots: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str,
+                       run: Callable[[argparse.Namespace], str]) -> argparse.ArgumentParser:
     # "resolve": a plot may redefine a workload option (--seq-len as a list of lengths, say).
     parser = plots.add_parser(name, help=help_text, description=help_text, conflict_handler="resolve")
     add_model_option(parser)
@@ -194,7 +199,7 @@ def _cmd_serve(args: argparse.Namespace) -> str:
     return "llm-roofline: server stopped"
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``plot``, ``report`` and ``serve`` to the CLI's subparsers."""
     plot = commands.add_parser("plot", help="draw a roofline, time breakdown, attention share, timeline or measured "
                                             "roofline as PNG, SVG or PDF",

@@ -9,12 +9,15 @@ torch are imported only while measuring.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .experiment import Measurement, MeasureOptions, measure
 
 __all__ = ["MeasureOptions", "Measurement", "measure"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """The exports, imported on first use: registering the ``measure`` command imports none of this."""
     if name in __all__:
         return getattr(importlib.import_module(".experiment", __name__), name)

@@ -69,7 +69,7 @@ def _cmd_measure(args: argparse.Namespace) -> str:
     return text
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``measure`` on the CLI's subparsers."""
     measure = commands.add_parser(
         "measure", help="measure this machine's roofline: bandwidth per cache level and DRAM, peak GEMM "

@@ -271,30 +271,44 @@ class Measurement:
                     "bound": "memory" if point.arithmetic_intensity < peak / bandwidth else "compute"}
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def conditions(self) -> dict[str, object]:
+        """What the machine was doing: load, neighbours, noisy figures, usable CPUs, and (last) the caches."""
+        return {"load_average_before": self.load_before, **(self.neighbours or {}),
+                "noisy_figures": sum(t.spread > NOISY_SPREAD for _, t in self.timings()),
+                "figures": len(self.timings()),
+                "usable_cpus": system.usable_cpus(),
+                "caches": [{"level": c.level, "bytes_per_instance": c.bytes_per_instance,
+                            "shared_by_cpus": c.shared_by_cpus} for c in self.caches]}
+
+    def memory_figure(self) -> dict[str, Any]:
+        """The DRAM figure and how its bytes are counted."""
+        return {**self.dram(), "counting": "STREAM: bytes of each array read or written once, no write-allocate"}
+
+    def compute_details(self) -> dict[str, dict[str, object]]:
+        """Per precision: where its peak comes from, the square GEMM's size, kernel and figures."""
+        return {p.precision: {"peak_from": self.best_gemm(p.precision)[1], "n": p.n, "kernel": p.kernel,
+                              "fast": p.fast, "square": p.timing.rate(p.flops, "flops")}
+                for p in self.peaks}
+
+    def points(self) -> list[dict[str, Any]]:
+        """The shape experiment's points, each with its roofline figures."""
+        return [self.point_dict(p) for p in self.shapes]
+
+    def to_dict(self) -> dict[str, object]:
         return {
             "host": self.host, "date": self.date, "command": self.command, "backend": self.backend,
             "device": self.device, "kind": self.kind, "display_name": self.display_name, "threads": self.threads,
             "memory_bytes": self.memory_bytes, "library": dict(self.library),
             "budget_s": self.plan.budget_s, "elapsed_s": self.elapsed_s,
-            "conditions": {"load_average_before": self.load_before, **(self.neighbours or {}),
-                           "noisy_figures": sum(t.spread > NOISY_SPREAD for _, t in self.timings()),
-                           "figures": len(self.timings()),
-                           "usable_cpus": system.usable_cpus(),
-                           "caches": [{"level": c.level, "bytes_per_instance": c.bytes_per_instance,
-                                       "shared_by_cpus": c.shared_by_cpus} for c in self.caches]},
-            "memory": {**self.dram(), "counting": "STREAM: bytes of each array read or written once, "
-                                                  "no write-allocate",
-                       "levels": self.levels(), "hierarchy": self.hierarchy()},
+            "conditions": self.conditions(),
+            "memory": {**self.memory_figure(), "levels": self.levels(), "hierarchy": self.hierarchy()},
             "compute": {
                 "flops_per_s": self.flops_per_s(),
-                "details": {p.precision: {"peak_from": self.best_gemm(p.precision)[1], "n": p.n, "kernel": p.kernel,
-                                          "fast": p.fast, "square": p.timing.rate(p.flops, "flops")}
-                            for p in self.peaks},
+                "details": self.compute_details(),
                 "unavailable": dict(self.unavailable),
             },
             "ridge": self.ridge(),
-            "points": [self.point_dict(p) for p in self.shapes],
+            "points": self.points(),
             "warnings": list(self.warnings),
         }
 

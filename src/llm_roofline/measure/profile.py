@@ -39,19 +39,18 @@ def profile_dict(measurement: Measurement, name: str | None = None) -> dict[str,
              f"{dram['working_set_bytes']} B), bytes counted without write-allocate. Peaks: the best median "
              f"among each precision's GEMMs (a square one grown as the budget allowed, and the shape points)." + (
                  f" Left out of peak_flops_per_s (no fast kernel, a low roof): {'; '.join(slow)}." if slow else ""))
-    measured = m.to_dict()
     measured_table = {
         "host": m.host, "date": m.date, "command": m.command, "backend": m.backend, "device": m.device,
         "threads": m.threads, "elapsed_s": m.elapsed_s, "library": dict(m.library),
-        "conditions": {k: v for k, v in measured["conditions"].items() if k != "caches"},
-        "memory": {k: v for k, v in measured["memory"].items() if k not in ("levels", "hierarchy")},
-        "hierarchy": measured["memory"]["hierarchy"],
-        "levels": [{k: v for k, v in level.items() if k != "kernels"} for level in measured["memory"]["levels"]],
-        "compute": measured["compute"]["details"],
-        "unavailable": measured["compute"]["unavailable"],
-        "ridge": measured["ridge"],
-        "points": measured["points"],
-        "warnings": measured["warnings"],
+        "conditions": {k: v for k, v in m.conditions().items() if k != "caches"},
+        "memory": m.memory_figure(),
+        "hierarchy": m.hierarchy(),
+        "levels": [{k: v for k, v in level.items() if k != "kernels"} for level in m.levels()],
+        "compute": m.compute_details(),
+        "unavailable": dict(m.unavailable),
+        "ridge": m.ridge(),
+        "points": m.points(),
+        "warnings": list(m.warnings),
     }
     return {
         "name": name or f"measured-{_slug(m.host)}",
@@ -66,7 +65,7 @@ def profile_dict(measurement: Measurement, name: str | None = None) -> dict[str,
     }
 
 
-def _without_none(value: Any) -> Any:
+def _without_none(value: object) -> object:
     """TOML has no null: drop None values (and keep the JSON profile identical)."""
     if isinstance(value, dict):
         return {k: _without_none(v) for k, v in value.items() if v is not None}

@@ -16,7 +16,7 @@ def _spread(value: float) -> str:
 
 def measurement_text(m: Measurement, comparison: list[dict[str, Any]] | None = None,
                      reference_name: str | None = None) -> str:
-    d = m.to_dict()
+    ridges = m.ridge()
     lines = [
         f"Measured roofline of {m.display_name}: {m.where()} ({m.library_text()})",
         f"host {m.host}, {m.date}, {m.elapsed_s:.1f} s; medians, ± half the interquartile range",
@@ -27,26 +27,26 @@ def measurement_text(m: Measurement, comparison: list[dict[str, Any]] | None = N
         ["level", "capacity", "bandwidth", "spread", "best kernel", "working set"],
         [[h["level"], binary_bytes(h["capacity_bytes"]) if h.get("capacity_bytes") else "-",
           si(h["bytes_per_s"], "B/s"), _spread(h["spread"]), h["kernel"], binary_bytes(h["requested_bytes"])]
-         for h in d["memory"]["hierarchy"]], align="lrrrlr"))
+         for h in m.hierarchy()], align="lrrrlr"))
     lines += ["", "bandwidth per working set"]
     lines.append(table(
         ["working set", "level", *KERNELS],
         [[binary_bytes(level["requested_bytes"]), level["level"],
           *(si(level["kernels"][k]["bytes_per_s"], "B/s") if k in level["kernels"] else "-" for k in KERNELS)]
-         for level in d["memory"]["levels"]], align="rl" + "r" * len(KERNELS)))
+         for level in m.levels()], align="rl" + "r" * len(KERNELS)))
     lines += ["", f"compute (best GEMM median per precision); ridge point = peak / DRAM bandwidth "
                   f"({si(m.dram_bytes_per_s, 'B/s')})"]
     rows = []
     for p in m.peaks:
         flops, source, spread = m.best_gemm(p.precision)
-        rows.append([p.precision, si(flops, "FLOP/s"), _spread(spread), source, f"{d['ridge'][p.precision]:.3g}",
+        rows.append([p.precision, si(flops, "FLOP/s"), _spread(spread), source, f"{ridges[p.precision]:.3g}",
                      p.kernel + ("" if p.fast else "  [low roof]")])
     rows += [[precision, "-", "", "", "", f"not offered: {why}"] for precision, why in m.unavailable.items()]
     lines.append(table(["precision", "peak", "spread", "best GEMM", "ridge FLOP/B", "kernel"], rows,
                        align="lrrlrl"))
     if m.shapes:
         precision = m.shapes[0].precision
-        ridge = d["ridge"].get(precision)
+        ridge = ridges.get(precision)
         lines += ["", f"shape experiment ({precision}; ridge point {ridge:.3g} FLOP/B): equal FLOPs 2·N³ "
                       f"from 1×N×N² to N²×N×1, then a weight matrix times M rows (GEMV -> GEMM)"
                   if ridge else f"shape experiment ({precision})"]
@@ -55,7 +55,7 @@ def measurement_text(m: Measurement, comparison: list[dict[str, Any]] | None = N
             [[p["series"], p["shape"], f"{p['m']}×{p['k']}×{p['n']}", si(p["flops"], "FLOP"), si(p["bytes"], "B"),
               f"{p['arithmetic_intensity']:.3g}", seconds(p["time_s"]), si(p["flops_per_s"], "FLOP/s"),
               f"{100 * p['roofline_fraction']:.0f}%" if "roofline_fraction" in p else "-", p.get("bound", "-")]
-             for p in d["points"]], align="lllrrrrrrl"))
+             for p in m.points()], align="lllrrrrrrl"))
     if comparison:
         lines += ["", f"measured vs catalogue ({reference_name})"]
         lines.append(table(

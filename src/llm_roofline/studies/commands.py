@@ -12,7 +12,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable
-from typing import Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ..cli import (
     DEFAULT_HARDWARE,
@@ -27,6 +27,11 @@ from ..cli import (
 )
 from ..errors import InputError
 
+if TYPE_CHECKING:
+    from ..hardware import HardwareSpec
+    from ..transformer import Workload
+    from .requirements import Subject
+
 OUTPUTS = ("table", "json")
 _T = TypeVar("_T")
 DEFAULT_EDGE_BIG = "nvidia-jetson-agx-orin-64gb"  # 64 GiB: room for a 70B model at 4 bits
@@ -34,7 +39,7 @@ DEFAULT_EDGE_BIG = "nvidia-jetson-agx-orin-64gb"  # 64 GiB: room for a 70B model
 
 # --- shared edges -------------------------------------------------------------------------------
 
-def to_json(value: Any) -> Any:
+def to_json(value: object) -> object:
     """Records -> plain JSON values: named tuples and dataclasses by field, numpy values as Python numbers,
     inf as null."""
     if hasattr(value, "_asdict"):
@@ -70,14 +75,14 @@ def _add_number_formats(parser: argparse.ArgumentParser, weights: bool = True) -
                         help="count only the unmasked half of the prefill scores (default: with --flash-attention)")
 
 
-def _workload(args: argparse.Namespace, **fields: Any) -> Any:
+def _workload(args: argparse.Namespace, **fields: Any) -> Workload:
     from ..transformer import Workload
 
     return Workload(weights=getattr(args, "weights", "fp16"), activations=args.activations, kv_cache=args.kv_cache,
                     flash_attention=args.flash_attention, causal_skip=args.causal_skip, **fields)
 
 
-def _optional_hardware(args: argparse.Namespace) -> Any:
+def _optional_hardware(args: argparse.Namespace) -> HardwareSpec | None:
     if args.hardware or args.bandwidth_gb_s or args.peak_tflops:
         return hardware_from_args(args)
     return None
@@ -89,14 +94,14 @@ def _add_params_option(parser: argparse.ArgumentParser, many: bool = False) -> N
                              "token, nothing else — the chapter's model" + ("; several allowed" if many else ""))
 
 
-def _subject(args: argparse.Namespace) -> Any:
+def _subject(args: argparse.Namespace) -> Subject:
     from ..models import load_model
     from .requirements import ParamsOnly
 
     return ParamsOnly(args.params) if args.params else load_model(args.model)
 
 
-def _formats_line(workload: Any) -> str:
+def _formats_line(workload: Workload) -> str:
     return (f"weights {workload.weights_label}, activations {workload.activation_format.name}, "
             f"KV cache {workload.kv_format.name}" + (", FlashAttention" if workload.flash_attention else ""))
 
@@ -569,6 +574,7 @@ def _cmd_energy(args: argparse.Namespace) -> str:
     table_ = load_energy_table()
     if args.format == "json":
         out = to_json(estimate)
+        assert isinstance(out, dict)  # a record becomes a JSON object
         out["coefficients"] = {
             "memory": None if args.dram_pj_per_byte else to_json(table_.memory_coefficient(args.memory_technology)),
             "arithmetic": {p: to_json(table_.flop_coefficient(p))
@@ -610,7 +616,7 @@ def _add_energy(commands: Any) -> None:
     p.set_defaults(run=_cmd_energy)
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the studies' subcommands on the ``llm-roofline`` subparsers object."""
     for add in (_add_share, _add_transition, _add_timeline, _add_requirements, _add_feasibility, _add_scaling,
                 _add_whatif, _add_energy):

@@ -78,6 +78,7 @@ class AnalyzeRequest(BaseModel):
     flash_attention: bool = False
     causal_skip: bool | None = Field(None, description="default: on exactly with FlashAttention")
     lm_head: Literal["last", "all"] = "last"
+    # Literal of the PRECISIONS tuple: pydantic reads it as its members (one list of names); mypy wants them spelt out.
     precisions: list[Literal[PRECISIONS]] | None = Field(  # type: ignore[valid-type]
         None, max_length=len(PRECISIONS), description=f"roofs to draw (default {', '.join(INFERENCE_PRECISIONS)})")
 
