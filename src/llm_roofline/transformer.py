@@ -290,8 +290,8 @@ class StepPlan:
     def ops(self, counts: Sequence[Array]) -> list[Op[Array]]: ...
 
     def ops(self, counts: Sequence[Scalar] | Sequence[Array]) -> list[Op[Scalar]] | list[Op[Array]]:
-        """The operators at ``counts``, as ``Op`` records: for numbers, the costs are Python floats (the one
-        place a plan's numpy result becomes the numbers a step's records hold); for arrays, arrays."""
+        """The operators at ``counts``, as ``Op`` records: for numbers, ``Op[Scalar]`` whose costs are Python
+        floats (the plan's numpy result converted here, once); for arrays of n steps, ``Op[Array]``."""
         costs = self.costs(counts)[:-1]
         rows = costs.T.tolist() if costs.ndim == 2 else list(costs.swapaxes(0, 1))
         return [Op(name, kind, group, n, ops.OpCost(*fields), math) for name, kind, group, n, math, fields
