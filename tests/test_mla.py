@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import require_module
-from llm_roofline import analyze, custom_hardware, get_format, load_model
+from llm_roofline import InputError, analyze, custom_hardware, get_format, load_model
 from llm_roofline.models import model_from_hf_config
 from llm_roofline.transformer import kv_cache_bytes
 from test_flops_vs_torch import CONFIGS
@@ -90,3 +90,31 @@ def test_prefill_defaults_to_the_naive_form() -> None:
     prefill = analyze(model_from_hf_config(CONFIG), DEVICE, phase="prefill", seq_len=16)
     assert prefill.workload.to_dict()["mla"] == "naive"
     assert any(op.name == "layer.attn.kv_b_proj" for op in prefill.ops)
+
+
+def test_the_multi_token_prediction_module_only_when_asked() -> None:
+    # DeepSeek-V3 ships one MTP module (num_nextn_predict_layers = 1): a decoder layer like the last (MLA + 256
+    # experts + a shared one), eh_proj (2d -> d) and three d-wide RMSNorms (enorm, hnorm, its final norm); it
+    # shares the embedding and the output head. transformers leaves it out, and so does inference by default.
+    model = load_model("deepseek-v3")
+    d = 7168
+    assert model.mtp_modules == 1 and not model.mtp_included
+    with_mtp = model.with_mtp()
+    extra = with_mtp.params - model.params
+    assert extra == model.layers[-1].params(d) + 2 * d * d + 3 * d == 11_610_067_968
+    # The release's 685 B = 671.03 B + 11.61 B + the module's own stored copy of the embedding and the head
+    # (2 x 129,280 x 7,168 = 1.85 B, shared at run time): 684.5 B.
+    assert round((with_mtp.params + 2 * 129_280 * d) / 1e9, 1) == 684.5
+    plain = analyze(model, "nvidia-h200-sxm", weights="fp8", seq_len=4096)
+    mtp = analyze(with_mtp, "nvidia-h200-sxm", weights="fp8", seq_len=4096)
+    head = {op.name: op for op in mtp.ops}
+    assert head["mtp.lm_head"].weight_bytes == head["lm_head"].weight_bytes  # the shared head is read again
+    assert head["mtp.eh_proj"].flops == 2 * 2 * d * d  # one token: 2 x (2d) x d
+    assert mtp.totals.time_s > plain.totals.time_s
+    stored = mtp.memory.weight_bytes - plain.memory.weight_bytes  # fp8: a byte per weight plus per-row scales
+    assert 1.0 < stored / extra < 1.002
+
+
+def test_no_module_no_mtp() -> None:
+    with pytest.raises(InputError, match="no multi-token-prediction module"):
+        load_model("gpt-oss-20b").with_mtp()

@@ -47,12 +47,13 @@ SHARED_GATE_PROJ = "mlp.shared.gate_proj"
 SHARED_UP_PROJ = "mlp.shared.up_proj"
 SHARED_DOWN_PROJ = "mlp.shared.down_proj"
 LM_HEAD = "lm_head"
+MTP_EH_PROJ = "mtp.eh_proj"  # DeepSeek's multi-token prediction: [norm(embedding), norm(hidden)] (2d) -> d
 VECTORS = "vectors"  # every norm weight, bias and attention sink: kept unquantized
 
 WEIGHT_ROLES = (
     EMBED, POSITIONS, Q_PROJ, K_PROJ, V_PROJ, O_PROJ, Q_A_PROJ, Q_B_PROJ, KV_A_PROJ, KV_B_PROJ,
     ROUTER, GATE_PROJ, UP_PROJ, DOWN_PROJ, FC, PROJ, EXPERT_GATE_PROJ, EXPERT_UP_PROJ, EXPERT_DOWN_PROJ,
-    SHARED_GATE_PROJ, SHARED_UP_PROJ, SHARED_DOWN_PROJ, LM_HEAD, VECTORS,
+    SHARED_GATE_PROJ, SHARED_UP_PROJ, SHARED_DOWN_PROJ, LM_HEAD, MTP_EH_PROJ, VECTORS,
 )
 EXPERT_ROLES = (EXPERT_GATE_PROJ, EXPERT_UP_PROJ, EXPERT_DOWN_PROJ)
 

@@ -156,10 +156,11 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> str:
-    from . import analyze
+    from . import analyze, load_model
     from .render import analysis_csv, analysis_text
 
-    result = analyze(args.model, hardware_from_args(args), workload_from_args(args))
+    model = load_model(args.model)
+    result = analyze(model.with_mtp() if args.mtp else model, hardware_from_args(args), workload_from_args(args))
     if args.format == "json":
         return json.dumps(result.to_dict(), indent=2)
     if args.format == "csv":
@@ -288,6 +289,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add_model_option(analyze)
     add_hardware_options(analyze, DEFAULT_HARDWARE)
     add_workload_options(analyze)
+    analyze.add_argument("--mtp", action="store_true",
+                         help="run the model's multi-token-prediction module each step as well (DeepSeek-V3/R1: "
+                              "a draft token for speculative decoding); left out by default, as inference does")
     add_format_option(analyze)
     analyze.set_defaults(run=_cmd_analyze)
 

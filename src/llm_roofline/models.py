@@ -57,6 +57,8 @@ class ModelSpec:
     display_name: str = ""
     source: str = ""
     stored_weights: WeightScheme | None = None  # the formats of a quantized file's tensors
+    mtp_modules: int = 0  # DeepSeek's multi-token-prediction modules (num_nextn_predict_layers), shipped beside
+    mtp_included: bool = False  # ... and run and counted only when asked (``with_mtp``): inference leaves them out
     _hash: int = field(default=0, init=False, repr=False, compare=False)
     _groups: tuple[tuple[Block, int], ...] = field(default=(), init=False, repr=False, compare=False)
 
@@ -126,6 +128,14 @@ class ModelSpec:
     def block(self) -> Block:
         """The block most layers use (the first such): what a single-figure summary describes."""
         return max(self.groups, key=lambda group: group[1])[0]
+
+    def with_mtp(self) -> ModelSpec:
+        """The model with its multi-token-prediction module(s) counted and run each step (DeepSeek-V3/R1 ship
+        one: a decoder layer, two norms and a 2d x d projection, sharing the embedding and the output head;
+        engines use it to draft a token for speculative decoding). Without such modules: an InputError."""
+        if not self.mtp_modules:
+            raise InputError(f"model '{self.name}' has no multi-token-prediction module (num_nextn_predict_layers)")
+        return replace(self, name=self.name if self.name.endswith("+mtp") else f"{self.name}+mtp", mtp_included=True)
 
     def map_blocks(self, change: Callable[[Block], Block], **fields: Any) -> ModelSpec:
         """The same model with every block changed (a what-if, a tensor-parallel shard)."""
@@ -278,6 +288,8 @@ class ModelSpec:
             "attn_logit_softcapping": self.attn_logit_softcapping,
             "final_logit_softcapping": self.final_logit_softcapping,
             "layer_kinds": [describe_block(b, n) for b, n in self.groups],
+            "mtp_modules": self.mtp_modules,
+            "mtp_included": self.mtp_included,
             "stored_weights": None if self.stored_weights is None else self.stored_weights.name,
             "source": self.source,
         }
@@ -292,7 +304,13 @@ def _weight_tensors(model: ModelSpec) -> tuple[WeightTensor, ...]:
         tensors.append(WeightTensor(arch.POSITIONS, 1, rows * d, rows, 0, d))
     merged: dict[tuple[str, int, int, int, int], int] = {}
     vectors = 0
-    for block, count in model.groups:
+    groups = list(model.groups)
+    if model.mtp_included:  # each module: a decoder layer like the last, eh_proj, enorm, hnorm and a final norm
+        last = model.layers[-1]
+        groups.append((last, model.mtp_modules))
+        tensors.append(arch.matrix(arch.MTP_EH_PROJ, model.mtp_modules, 2 * d, d))
+        vectors += model.mtp_modules * 3 * arch.NORM_PARAMS_PER_CHANNEL[last.norm] * d
+    for block, count in groups:
         mats, block_vectors = block.tensors(d, count)
         vectors += block_vectors
         for t in mats:
@@ -676,7 +694,7 @@ def _deepseek_v3(cfg: _Config, name: str) -> ModelSpec:
                    shared_intermediate_size=shared)
     dense = _dense_mlp(cfg)
     blocks = [Block(attention, dense if i < first_dense else experts) for i in range(layers)]
-    return _model(cfg, name, "deepseek_v3", blocks)
+    return _model(cfg, name, "deepseek_v3", blocks, mtp_modules=cfg.count("num_nextn_predict_layers", 0))
 
 
 def _llama4_text(cfg: _Config, name: str) -> ModelSpec:

@@ -374,7 +374,11 @@ def weight_role(op_name: str, tied_embeddings: bool) -> str:
     """The weight tensor an operator reads: its name without ``layer.`` (a tied lm_head reads the embedding)."""
     if op_name == "lm_head" and tied_embeddings:
         return arch.EMBED
-    name = op_name.split(".", 1)[1] if op_name.startswith("layer") else op_name
+    if op_name == "mtp.lm_head":  # the module shares the model's output head
+        return arch.EMBED if tied_embeddings else arch.LM_HEAD
+    if op_name == arch.MTP_EH_PROJ:
+        return op_name
+    name = op_name.split(".", 1)[1] if op_name.startswith(("layer", "mtp.")) else op_name
     return _ROLE_OF.get(name, name)
 
 
@@ -451,6 +455,28 @@ def step_operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: Weigh
         result.append(top("final_softcap", "lm_head", ops.softcap, lm_tokens * model.vocab_size, act))
     if model.logits_scale:
         result.append(top("final_scale", "lm_head", ops.scale, lm_tokens * model.vocab_size, act))
+    if model.mtp_included:
+        result += _mtp_ops(step, lm_tokens, lm_format)
+    return result
+
+
+def _mtp_ops(step: _Step[Quantity], lm_tokens: Quantity, lm_format: NumberFormat) -> list[Op[Quantity]]:
+    """DeepSeek's multi-token-prediction module(s), when the model includes them (``ModelSpec.with_mtp``): per
+    module, the next token's embedding and the last hidden state each normalized, concatenated and projected
+    (eh_proj, 2d -> d), one more decoder layer, a norm, and the shared output head again (its weights read
+    once more). The embedding lookup is shared with the main model's."""
+    model, d, tokens, act = step.model, step.model.hidden_size, step.tokens, step.act
+    block, modules = model.layers[-1], model.mtp_modules
+    op = _OpMaker(step, modules, "mtp.")
+    norm = _norm_maker(step, block, op)
+    result = [norm("enorm", tokens, d), norm("hnorm", tokens, d),
+              op(arch.MTP_EH_PROJ.removeprefix("mtp."), "embedding", ops.linear, tokens, 2 * d, d,
+                 step.scheme.format_for(arch.MTP_EH_PROJ), act, act, False, bias_bytes=step.param_bytes)]
+    result += [layer._replace(name="mtp." + layer.name.removeprefix("layer."), instances=modules)
+               for layer in _block_ops(step, block, modules)]
+    result += [norm("final_norm", tokens, d),
+               op("lm_head", "lm_head", ops.linear, lm_tokens, d, model.vocab_size, lm_format, act, act,
+                  model.lm_head_bias, bias_bytes=step.param_bytes)]
     return result
 
 
