@@ -118,3 +118,15 @@ def test_the_multi_token_prediction_module_only_when_asked() -> None:
 def test_no_module_no_mtp() -> None:
     with pytest.raises(InputError, match="no multi-token-prediction module"):
         load_model("gpt-oss-20b").with_mtp()
+
+
+def test_the_studies_price_the_same_form_as_analyze() -> None:
+    # share, transition and what-if take their operators from studies.steps.workload_ops: absorbed decode there too.
+    from llm_roofline.studies.steps import workload_ops
+    from llm_roofline.transformer import Workload
+
+    model = load_model("deepseek-v3")
+    ops = workload_ops(model, Workload(seq_len=4096))
+    assert any(op.name == "layer.attn.q_absorb" for op in ops)
+    flops = analyze(model, "nvidia-h200-sxm", seq_len=4096).totals.flops
+    assert sum(op.cost.flops * op.instances for op in ops) == flops

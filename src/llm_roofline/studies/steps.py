@@ -36,7 +36,7 @@ def workload_ops(model: ModelSpec, workload: Workload, *, batch: int | None = No
         workload.q_len if q_len is None else q_len,
         workload.past_len if past_len is None else past_len,
         workload.weight_scheme(model), workload.activation_format, workload.kv_format,
-        workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all",
+        workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all", workload.mla_absorbed,
     )
 
 
