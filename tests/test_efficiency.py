@@ -8,7 +8,7 @@ import math
 import pytest
 
 from llm_roofline import analyze, load_hardware
-from llm_roofline.efficiency import (
+from llm_roofline.core.efficiency import (
     PARAMETERS,
     EfficiencyParams,
     Observation,
@@ -20,9 +20,9 @@ from llm_roofline.efficiency import (
     params_for,
     step_cost,
 )
-from llm_roofline.errors import InputError
-from llm_roofline.hardware import KINDS, hardware_from_dict, hardware_names
-from llm_roofline.models import load_model
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.hardware import KINDS, hardware_from_dict, hardware_names
+from llm_roofline.core.models import load_model
 
 IDENTITY = EfficiencyParams(bandwidth_efficiency=1.0, compute_efficiency=1.0, dequant_compute_factor=1.0,
                             overhead_per_op_s=0.0, overhead_per_step_s=0.0)
