@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from llm_roofline import custom_hardware, load_hardware
-    from llm_roofline.core.efficiency import PARAMETERS
-    from llm_roofline.faces.report.render import toml_text
+    from llm_roofline.core.hardware import PARAMETERS
+    from llm_roofline.inputs.files import toml_text
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

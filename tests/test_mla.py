@@ -21,8 +21,8 @@ import pytest
 
 from conftest import require_module
 from llm_roofline import analyze, custom_hardware, get_format, load_model
-from llm_roofline.core.models import model_from_hf_config
 from llm_roofline.core.transformer import kv_cache_bytes
+from llm_roofline.inputs.model_files import model_from_hf_config
 from test_flops_vs_torch import CONFIGS
 
 CONFIG: dict[str, Any] = CONFIGS["deepseek-v3"]

@@ -11,10 +11,10 @@ import pytest
 from conftest import require_module
 from llm_roofline import analyze
 from llm_roofline.core.errors import InputError
-from llm_roofline.core.hardware import load_hardware
 from llm_roofline.faces.cli.main import main
 from llm_roofline.faces.report.charts import INFERENCE_PRECISIONS, time_by_group
 from llm_roofline.faces.report.plots import breakdown_figure, roofline_figure, save_figure
+from llm_roofline.inputs.device_files import load_hardware
 
 require_module("matplotlib")
 
@@ -122,10 +122,10 @@ def test_plot_command_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], 
 
 
 def test_share_plot_draws_the_studies_and_the_chapters_thresholds() -> None:
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.transformer import Workload
     from llm_roofline.faces.report.plots import share_figure
     from llm_roofline.features.studies.share import share_study
+    from llm_roofline.inputs.model_files import load_model
 
     model, device = load_model("llama-2-7b"), load_hardware("jetson-orin-nx")
     lengths = [256, 1024, 4096, 16384]
@@ -142,10 +142,10 @@ def test_share_plot_draws_the_studies_and_the_chapters_thresholds() -> None:
 
 
 def test_timeline_plot_has_one_step_time_line_per_device() -> None:
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.transformer import Workload
     from llm_roofline.faces.report.plots import timeline_figure
     from llm_roofline.features.studies.timeline import generation_timeline
+    from llm_roofline.inputs.model_files import load_model
 
     model = load_model("llama-3.2-1b")
     devices = [load_hardware("jetson-orin-nx"), load_hardware("nvidia-rtx-4090")]

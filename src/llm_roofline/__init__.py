@@ -12,11 +12,13 @@ from typing import Any
 from llm_roofline import _aliases
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, get_format
-from llm_roofline.core.hardware import HardwareSpec, custom_hardware, hardware_names, load_hardware
-from llm_roofline.core.models import ModelSpec, load_model, model_names
+from llm_roofline.core.hardware import HardwareSpec, custom_hardware
+from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import Analysis, MemoryFit, OpResult, Totals
 from llm_roofline.core.roofline import analyze as _analyze
 from llm_roofline.core.transformer import Workload
+from llm_roofline.inputs.device_files import hardware_names, load_hardware
+from llm_roofline.inputs.model_files import load_model, model_names
 
 __all__ = [
     "Analysis", "HardwareSpec", "InputError", "MemoryFit", "ModelSpec", "NumberFormat", "OpResult",

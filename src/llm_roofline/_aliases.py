@@ -17,9 +17,10 @@ from collections.abc import Sequence
 # in turn (a module that was split).
 OLD_PATHS: dict[str, tuple[str, ...]] = {
     **{name: (f"core.{name}",) for name in (
-        "units", "errors", "formats", "architecture", "ops", "transformer", "quant", "roofline", "efficiency")},
-    "models": ("core.models",),
-    "hardware": ("core.hardware",),
+        "units", "errors", "formats", "architecture", "ops", "transformer", "quant", "roofline")},
+    "models": ("core.models", "inputs.model_files"),
+    "hardware": ("core.hardware", "inputs.device_files"),
+    "efficiency": ("core.efficiency", "features.fidelity.fitting", "core.hardware"),
     **{name: (f"inputs.{name}",) for name in ("gguf", "measurements", "names")},
     "studies": ("features.studies",),
     **{f"studies.{name}": (f"features.studies.{name}",) for name in (
@@ -37,7 +38,8 @@ OLD_PATHS: dict[str, tuple[str, ...]] = {
     **{f"{name}_commands": (f"faces.cli.{name}_commands",) for name in ("deploy", "sweep", "validation", "viz")},
     "web": ("faces.web",),
     "web.app": ("faces.web.app",),
-    **{name: (f"faces.report.{name}",) for name in ("render", "charts", "plots")},
+    "render": ("faces.report.render", "inputs.files"),
+    **{name: (f"faces.report.{name}",) for name in ("charts", "plots")},
     "report": ("faces.report.html",),
 }
 

@@ -1,29 +1,95 @@
 """Devices: frozen, validated, cited records of memory and compute ceilings.
 
-One TOML file per device under ``data/hardware/``. A user's own device comes from a file path
-(TOML or JSON in the same schema) or from explicit figures (``custom_hardware``). Every figure is in
+One TOML file per device under ``data/hardware/`` (read by ``inputs/device_files.py``). A user's own
+device comes from a file path (TOML or JSON in the same schema) or from explicit figures
+(``custom_hardware``). Every figure is in
 SI base units and every file must name its ``source``: loading fails without one. A file may carry an
-``[efficiency]`` table (``efficiency.py``; ``llm-roofline calibrate`` writes one): the device's own
-fitted efficiency parameters, which replace its class's defaults.
+``[efficiency]`` table (``EfficiencyParams``, defined here and used by ``efficiency.py``; ``llm-roofline
+calibrate`` writes one): the device's own fitted efficiency parameters, which replace its class's
+defaults.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-import tomllib
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from llm_roofline.core.efficiency import EfficiencyParams, params_from_dict
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import PEAK_FALLBACK, PRECISIONS
-from llm_roofline.inputs.names import resolve_device
 
 KINDS = ("gpu", "cpu", "npu")
+
+# The parameters in the order they are stored and reported, with their meaning.
+PARAMETERS: dict[str, str] = {
+    "bandwidth_efficiency": "fraction of the memory bandwidth that memory-bound operators achieve",
+    "compute_efficiency": "fraction of the compute ceiling that compute-bound operators achieve",
+    "dequant_compute_factor": "share of compute_efficiency left to a matmul that unpacks quantized weights",
+    "overhead_per_op_s": "fixed time per operator instance (kernel launch, dispatch, sync), in seconds",
+    "overhead_per_step_s": "fixed time per forward step (graph build, sampling, host round trip), in seconds",
+}
+# The range each parameter may take, which is also the box a fit searches. Fractions stop at 1, so the
+# expectation is never faster than the bound: a device measured above its roof has a ceiling figure to fix.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "bandwidth_efficiency": (0.05, 1.0),
+    "compute_efficiency": (0.02, 1.0),
+    "dequant_compute_factor": (0.2, 1.0),
+    "overhead_per_op_s": (0.0, 1e-4),
+    "overhead_per_step_s": (0.0, 0.1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EfficiencyParams:
+    """Achievable fractions of the two roofs and the fixed costs, for one device or class of devices."""
+
+    bandwidth_efficiency: float
+    compute_efficiency: float
+    dequant_compute_factor: float
+    overhead_per_op_s: float
+    overhead_per_step_s: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in BOUNDS.items():
+            value = getattr(self, name)
+            valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not valid or not low <= value <= high:
+                raise InputError(f"efficiency: {name} must be a number in [{low:g}, {high:g}], got {value!r}")
+
+    def values(self) -> tuple[float, ...]:
+        """The five parameters, in ``PARAMETERS`` order."""
+        return (self.bandwidth_efficiency, self.compute_efficiency, self.dequant_compute_factor,
+                self.overhead_per_op_s, self.overhead_per_step_s)
+
+    def to_dict(self) -> dict[str, object]:
+        return {**{name: getattr(self, name) for name in PARAMETERS}, "source": self.source}
+
+    def rounded(self, digits: int = 4) -> EfficiencyParams:
+        """The same parameters to ``digits`` significant digits (what a saved file holds)."""
+
+        def to_digits(value: float) -> float:
+            return float(f"{value:.{digits}g}")
+
+        return replace(self, bandwidth_efficiency=to_digits(self.bandwidth_efficiency),
+                       compute_efficiency=to_digits(self.compute_efficiency),
+                       dequant_compute_factor=to_digits(self.dequant_compute_factor),
+                       overhead_per_op_s=to_digits(self.overhead_per_op_s),
+                       overhead_per_step_s=to_digits(self.overhead_per_step_s))
+
+
+def params_from_dict(data: Mapping[str, Any], where: str) -> EfficiencyParams:
+    """Parameters from a parsed ``[efficiency]`` table, with errors that name the file."""
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: efficiency must be a table of {', '.join(PARAMETERS)}")
+    missing = [name for name in PARAMETERS if name not in data]
+    if missing:
+        raise InputError(f"{where}: efficiency is missing {', '.join(missing)}")
+    try:
+        return EfficiencyParams(**{name: data[name] for name in PARAMETERS}, source=str(data.get("source", "")))
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,56 +206,6 @@ def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
         )
     except InputError as err:
         raise InputError(f"{where}: {err}") from None
-
-
-@functools.cache
-def _catalogue_files() -> dict[str, Any]:
-    folder = resources.files("llm_roofline").joinpath("data/hardware")
-    return {entry.name.removesuffix(".toml"): entry for entry in folder.iterdir() if entry.name.endswith(".toml")}
-
-
-def hardware_names() -> list[str]:
-    return sorted(_catalogue_files())
-
-
-@functools.cache
-def _load_catalogue_entry(name: str) -> HardwareSpec:
-    entry = _catalogue_files()[name]
-    spec = hardware_from_dict(tomllib.loads(entry.read_text()), f"data/hardware/{entry.name}")
-    if spec.name != name:
-        raise ValueError(f"data/hardware/{entry.name}: name {spec.name!r} differs from the file name")
-    return spec
-
-
-def load_hardware_file(path: str | Path) -> HardwareSpec:
-    """A device from a TOML or JSON file in the catalogue's schema."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read hardware file {path}: {err.__class__.__name__}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        raise InputError(f"hardware file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {err}") from None
-    return hardware_from_dict(data, str(path))
-
-
-def load_hardware(name_or_path: str | HardwareSpec) -> HardwareSpec:
-    """A catalogue device by name, or a device file by path.
-
-    A name is the catalogue's (case-insensitive), or a device as people write it ("NVIDIA RTX 4080
-    16GB", "Snapdragon 8 Elite QRD"): ``names.resolve_device`` maps it, or refuses it naming the
-    closest entries.
-    """
-    if isinstance(name_or_path, HardwareSpec):
-        return name_or_path
-    key = str(name_or_path).strip()
-    if key.lower() in _catalogue_files():
-        return _load_catalogue_entry(key.lower())
-    if key.lower().endswith((".toml", ".json")) or "/" in key:
-        return load_hardware_file(key)
-    return _load_catalogue_entry(resolve_device(key))
 
 
 def custom_hardware(

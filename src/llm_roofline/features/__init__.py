@@ -1,1 +1,1 @@
-"""features"""
+"""What users ask, built on the core: studies, deployments, sweeps, measurement, fidelity."""

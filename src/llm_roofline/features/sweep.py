@@ -22,8 +22,8 @@ import numpy as np
 from llm_roofline.core.efficiency import op_time_s, params_for, plan_dequantizes
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
-from llm_roofline.core.hardware import HardwareSpec, load_hardware
-from llm_roofline.core.models import ModelSpec, load_model
+from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
 from llm_roofline.core.roofline import roofline
 from llm_roofline.core.transformer import (
@@ -40,6 +40,8 @@ from llm_roofline.core.transformer import (
     weight_storage_bytes,
 )
 from llm_roofline.core.units import Array
+from llm_roofline.inputs.device_files import load_hardware
+from llm_roofline.inputs.model_files import load_model
 
 DEFAULT_CHUNK = 1 << 16
 # Columns of a sweep's output, in order. Figures are raw SI numbers (per configuration, per step).

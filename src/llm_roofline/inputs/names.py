@@ -310,7 +310,10 @@ def resolve_device(text: str, kind: str | None = None) -> str:
     An SoC named plainly ("Snapdragon 8 Elite") is its GPU entry; "Snapdragon 8 Elite CPU" or
     ``kind="cpu"`` picks the CPU.
     """
-    from llm_roofline.core.hardware import hardware_names, load_hardware  # hardware.py resolves its names through here
+    from llm_roofline.inputs.device_files import (  # hardware.py resolves its names through here
+        hardware_names,
+        load_hardware,
+    )
 
     specs = [load_hardware(name) for name in hardware_names()]
     specs = [spec for spec in specs if kind is None or spec.kind == kind]

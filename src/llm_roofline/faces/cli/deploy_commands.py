@@ -54,7 +54,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[ModelSpec, HardwareSpec, Workload]:
-    from llm_roofline.core.models import load_model
+    from llm_roofline.inputs.model_files import load_model
 
     return load_model(args.model), hardware_from_args(args), workload_from_args(args)
 
@@ -183,9 +183,9 @@ def _cmd_fit(args: argparse.Namespace) -> str:
 
 
 def _cmd_offload(args: argparse.Namespace) -> str:
-    from llm_roofline.core.hardware import load_hardware
     from llm_roofline.core.units import seconds, si
     from llm_roofline.features.deploy import offload_to_storage, split_layers
+    from llm_roofline.inputs.device_files import load_hardware
 
     model, hardware, workload = _load(args)
     overhead = args.overhead_gb * 1e9
@@ -281,9 +281,9 @@ def _cmd_parallel(args: argparse.Namespace) -> str:
 def _cmd_speculative(args: argparse.Namespace) -> str:
     from dataclasses import replace
 
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.units import seconds
     from llm_roofline.features.deploy import required_acceptance_rate, speculative_decoding
+    from llm_roofline.inputs.model_files import load_model
 
     target, hardware, workload = _load(args)
     draft = load_model(args.draft)

@@ -92,7 +92,8 @@ def hardware_from_args(args: argparse.Namespace) -> HardwareSpec:
     from dataclasses import replace
 
     from llm_roofline.core.formats import PRECISIONS
-    from llm_roofline.core.hardware import custom_hardware, load_hardware
+    from llm_roofline.core.hardware import custom_hardware
+    from llm_roofline.inputs.device_files import load_hardware
 
     explicit = args.bandwidth_gb_s or args.peak_tflops or args.memory_gb
     name = args.hardware or (None if explicit else args.default_hardware)
@@ -168,9 +169,9 @@ def _cmd_analyze(args: argparse.Namespace) -> str:
 
 
 def _cmd_hardware(args: argparse.Namespace) -> str:
-    from llm_roofline.core.hardware import hardware_names, load_hardware
     from llm_roofline.core.units import binary_bytes, si
     from llm_roofline.faces.report.render import table, to_csv
+    from llm_roofline.inputs.device_files import hardware_names, load_hardware
 
     specs = [load_hardware(name) for name in hardware_names()]
     if args.format == "json":
@@ -189,9 +190,9 @@ def _cmd_hardware(args: argparse.Namespace) -> str:
 
 
 def _cmd_models(args: argparse.Namespace) -> str:
-    from llm_roofline.core.models import load_model, model_names
     from llm_roofline.core.units import si
     from llm_roofline.faces.report.render import table, to_csv
+    from llm_roofline.inputs.model_files import load_model, model_names
 
     specs = [load_model(name) for name in model_names()]
     if args.format == "json":

@@ -47,9 +47,9 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def _cmd_measure(args: argparse.Namespace) -> str:
     from llm_roofline.faces.report.measurement_text import measurement_text
-    from llm_roofline.faces.report.render import check_profile_path
     from llm_roofline.features.measure.experiment import MeasureOptions, measure
     from llm_roofline.features.measure.profile import comparison, save_profile
+    from llm_roofline.inputs.files import check_profile_path
 
     if args.save:
         check_profile_path(args.save, "--save")  # before minutes of measuring

@@ -95,8 +95,8 @@ def _add_params_option(parser: argparse.ArgumentParser, many: bool = False) -> N
 
 
 def _subject(args: argparse.Namespace) -> Subject:
-    from llm_roofline.core.models import load_model
     from llm_roofline.features.studies.requirements import ParamsOnly
+    from llm_roofline.inputs.model_files import load_model
 
     return ParamsOnly(args.params) if args.params else load_model(args.model)
 
@@ -126,10 +126,10 @@ def _yes(flag: bool | None) -> str:
 # --- share --------------------------------------------------------------------------------------
 
 def _cmd_share(args: argparse.Namespace) -> str:
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.units import si
     from llm_roofline.faces.report.render import table
     from llm_roofline.features.studies.share import share_study
+    from llm_roofline.inputs.model_files import load_model
 
     model = None if args.hidden_size else load_model(args.model)
     workload = _workload(args, phase=args.phase, batch=args.batch)
@@ -224,9 +224,9 @@ def _format_pair(text: str) -> tuple[str, str]:
 
 
 def _cmd_transition(args: argparse.Namespace) -> str:
-    from llm_roofline.core.models import load_model
     from llm_roofline.faces.report.render import table
     from llm_roofline.features.studies.transition import transition_study
+    from llm_roofline.inputs.model_files import load_model
 
     model, hardware = load_model(args.model), hardware_from_args(args)
     workload = _workload(args, phase="decode", batch=args.batch, seq_len=args.seq_len)
@@ -295,10 +295,10 @@ class TimelineSample(TypedDict):
 
 
 def _cmd_timeline(args: argparse.Namespace) -> str:
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.units import si
     from llm_roofline.faces.report.render import table
     from llm_roofline.features.studies.timeline import generation_timeline
+    from llm_roofline.inputs.model_files import load_model
 
     model, hardware = load_model(args.model), hardware_from_args(args)
     workload = _workload(args, batch=args.batch)
@@ -411,10 +411,10 @@ def _add_requirements(commands: Any) -> None:
 # --- feasibility --------------------------------------------------------------------------------
 
 def _cmd_feasibility(args: argparse.Namespace) -> str:
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.units import seconds, si
     from llm_roofline.faces.report.render import table
     from llm_roofline.features.studies.requirements import ParamsOnly, feasibility
+    from llm_roofline.inputs.model_files import load_model
 
     subject, hardware = _subject(args), hardware_from_args(args)
     draft = (ParamsOnly(args.draft_params) if args.draft_params
@@ -471,10 +471,10 @@ def _add_feasibility(commands: Any) -> None:
 # --- scaling ------------------------------------------------------------------------------------
 
 def _cmd_scaling(args: argparse.Namespace) -> str:
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.units import binary_bytes, seconds, si
     from llm_roofline.faces.report.render import table
     from llm_roofline.features.studies.requirements import ParamsOnly, model_scaling
+    from llm_roofline.inputs.model_files import load_model
 
     names = args.model if args.model or args.params else ["llama-2-7b", "llama-2-70b"]
     subjects = [load_model(name) for name in names or ()] + [ParamsOnly(p) for p in args.params or ()]
@@ -521,10 +521,10 @@ def _add_scaling(commands: Any) -> None:
 # --- whatif -------------------------------------------------------------------------------------
 
 def _cmd_whatif(args: argparse.Namespace) -> str:
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.units import seconds, si
     from llm_roofline.faces.report.render import table
     from llm_roofline.features.studies.whatif import parse_change, what_if
+    from llm_roofline.inputs.model_files import load_model
 
     model, hardware, workload = load_model(args.model), hardware_from_args(args), workload_from_args(args)
     changes = [change for text in args.vary for change in parse_change(text)]
@@ -564,10 +564,10 @@ def _add_whatif(commands: Any) -> None:
 # --- energy -------------------------------------------------------------------------------------
 
 def _cmd_energy(args: argparse.Namespace) -> str:
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.transformer import build_ops
     from llm_roofline.core.units import seconds, si
     from llm_roofline.features.studies.energy import load_energy_table, workload_energy
+    from llm_roofline.inputs.model_files import load_model
 
     model, hardware, workload = load_model(args.model), hardware_from_args(args), workload_from_args(args)
     estimate = workload_energy(model, hardware, workload, args.memory_technology, args.dram_pj_per_byte)

@@ -110,8 +110,8 @@ class _Progress:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> str:
-    from llm_roofline.faces.report.render import check_writable
     from llm_roofline.features.sweep import iter_sweep
+    from llm_roofline.inputs.files import check_writable
 
     spec = _spec(args)
     if not (args.output or args.query or args.heatmap):
@@ -161,8 +161,8 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
 
 def _write(chunks: Iterator[dict[str, Any]], target: str) -> int:
     """Stream chunks to a file (atomically: a temporary file renamed at the end)."""
-    from llm_roofline.faces.report.render import create_folders
     from llm_roofline.features.sweep import COLUMNS
+    from llm_roofline.inputs.files import create_folders
 
     if target == "-":
         return _write_csv(chunks, sys.stdout, COLUMNS)

@@ -68,9 +68,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 # --- validate ---------------------------------------------------------------------------------------
 
 def _load_cases(args: argparse.Namespace) -> tuple[list[Any], list[Any], int]:
-    from llm_roofline.core.models import load_model
     from llm_roofline.features.fidelity.validation import predict, read_case
     from llm_roofline.inputs.measurements import read_measurements
+    from llm_roofline.inputs.model_files import load_model
 
     measurements = read_measurements(args.file)
     wants_device = args.hardware or args.bandwidth_gb_s or args.peak_tflops
@@ -160,7 +160,7 @@ def _summary_table(result: dict[str, Any]) -> str:
 # --- calibrate --------------------------------------------------------------------------------------
 
 def _cmd_calibrate(args: argparse.Namespace) -> str:
-    from llm_roofline.faces.report.render import check_profile_path
+    from llm_roofline.inputs.files import check_profile_path
 
     if args.save:
         check_profile_path(args.save, "--save")
@@ -172,7 +172,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> str:
 def _calibrate_device(args: argparse.Namespace) -> str:
     from dataclasses import replace
 
-    from llm_roofline.core.efficiency import default_params, fit_params, params_for
+    from llm_roofline.core.efficiency import default_params, params_for
+    from llm_roofline.features.fidelity.fitting import fit_params
 
     predictions, skipped, rows = _load_cases(args)
     if not predictions:
@@ -216,7 +217,7 @@ def _calibrate_device(args: argparse.Namespace) -> str:
 
 def _calibrate_text(file: str, device: Any, prior: Any, fitted: Any, before: list[Any], after: list[Any],
                     skipped: list[Any], saved: str | None, name: str) -> str:
-    from llm_roofline.core.efficiency import PARAMETERS
+    from llm_roofline.core.hardware import PARAMETERS
     from llm_roofline.faces.report.render import table
 
     def shown(parameter: str, value: float) -> str:
@@ -265,7 +266,7 @@ def _write_atomically(path_text: str, data: dict[str, Any]) -> None:
     What is written is first loaded back as a device (refuse to write what --hardware would not load).
     """
     from llm_roofline.core.hardware import hardware_from_dict
-    from llm_roofline.faces.report.render import toml_text, write_text_atomically
+    from llm_roofline.inputs.files import toml_text, write_text_atomically
 
     path = Path(path_text)
     is_json = path.suffix.lower() == ".json"
@@ -276,7 +277,7 @@ def _write_atomically(path_text: str, data: dict[str, Any]) -> None:
 
 
 def _calibrate_classes(args: argparse.Namespace) -> str:
-    from llm_roofline.core.efficiency import PARAMETERS
+    from llm_roofline.core.hardware import PARAMETERS
     from llm_roofline.features.fidelity.validation import MIN_CLASS_OBSERVATIONS, fit_class_defaults
 
     predictions, skipped, rows = _load_cases(args)

@@ -56,8 +56,8 @@ def _phases(args: argparse.Namespace) -> list[str]:
 
 def _analyses(args: argparse.Namespace) -> list[Analysis]:
     """Every device x phase of the command line, in that order, with one model and one workload."""
-    from llm_roofline.core.models import load_model
     from llm_roofline.core.roofline import analyze
+    from llm_roofline.inputs.model_files import load_model
 
     model = load_model(args.model)
     workload = workload_from_args(argparse.Namespace(**{**vars(args), "phase": _phases(args)[0]}))
@@ -79,7 +79,7 @@ def _precisions(args: argparse.Namespace) -> list[str] | None:
 
 def _save(fig: Any, args: argparse.Namespace) -> str:
     from llm_roofline.faces.report.plots import save_figure
-    from llm_roofline.faces.report.render import check_writable
+    from llm_roofline.inputs.files import check_writable
 
     return f"wrote {save_figure(fig, check_writable(args.output, '--output'), args.format)}"
 
@@ -107,9 +107,9 @@ def _single_device(args: argparse.Namespace, what: str) -> HardwareSpec:
 
 def _plot_share(args: argparse.Namespace) -> str:
     _require("matplotlib", "plot")
-    from llm_roofline.core.models import load_model
     from llm_roofline.faces.report.plots import share_figure
     from llm_roofline.features.studies.share import share_study
+    from llm_roofline.inputs.model_files import load_model
 
     model = load_model(args.model)
     hardware = _single_device(args, "share")
@@ -123,9 +123,9 @@ def _plot_share(args: argparse.Namespace) -> str:
 
 def _plot_timeline(args: argparse.Namespace) -> str:
     _require("matplotlib", "plot")
-    from llm_roofline.core.models import load_model
     from llm_roofline.faces.report.plots import timeline_figure
     from llm_roofline.features.studies.timeline import generation_timeline
+    from llm_roofline.inputs.model_files import load_model
 
     if args.phase is not None:
         raise InputError("a timeline is a prefill then decode steps: --phase does not apply (see --prompt-len, "
@@ -176,7 +176,7 @@ def _add_analysis_plot(plots: argparse._SubParsersAction[argparse.ArgumentParser
 
 def _cmd_report(args: argparse.Namespace) -> str:
     from llm_roofline.faces.report.html import report_html
-    from llm_roofline.faces.report.render import check_writable, create_folders
+    from llm_roofline.inputs.files import check_writable, create_folders
 
     path = check_writable(args.output, "--output")
     text = report_html(_analyses(args), _precisions(args))

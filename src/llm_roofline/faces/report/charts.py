@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from llm_roofline.core.errors import InputError
-from llm_roofline.core.hardware import HardwareSpec, load_hardware_file
+from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.roofline import Analysis, OpResult
 from llm_roofline.core.transformer import Workload
 from llm_roofline.core.units import seconds, si
+from llm_roofline.inputs.device_files import load_hardware_file
 
 # Operator groups in the order a layer runs them; a group not listed here is appended after them.
 GROUP_ORDER = ("embedding", "attention", "ffn", "norm", "residual", "lm_head")

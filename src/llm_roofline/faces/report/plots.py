@@ -36,7 +36,7 @@ from llm_roofline.faces.report.charts import (
     time_share,
     workload_label,
 )
-from llm_roofline.faces.report.render import create_folders
+from llm_roofline.inputs.files import create_folders
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

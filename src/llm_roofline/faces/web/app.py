@@ -33,12 +33,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llm_roofline import __version__
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import PRECISIONS, format_names
-from llm_roofline.core.hardware import HardwareSpec, hardware_names, load_hardware
-from llm_roofline.core.models import ModelSpec, load_model, model_from_hf_config, model_names, resolve_model_name
+from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import analyze
 from llm_roofline.core.transformer import Workload
 from llm_roofline.faces.report.charts import INFERENCE_PRECISIONS, analysis_payload
+from llm_roofline.inputs.device_files import hardware_names, load_hardware
 from llm_roofline.inputs.gguf import read_gguf_model_start
+from llm_roofline.inputs.model_files import load_model, model_from_hf_config, model_names, resolve_model_name
 from llm_roofline.inputs.names import resolve_device
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a config.json is a few kB; the cap holds for every request but one

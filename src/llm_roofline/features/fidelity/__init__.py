@@ -1,1 +1,1 @@
-"""features/fidelity"""
+"""The efficiency model against measurements: validation and the parameter fit."""

@@ -32,23 +32,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from llm_roofline.core.efficiency import (
-    EfficiencyParams,
-    Observation,
-    StepCost,
-    expected_time_s,
-    fit_params,
-    params_for,
-    step_cost,
-)
+from llm_roofline.core.efficiency import StepCost, expected_time_s, params_for, step_cost
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, get_format
-from llm_roofline.core.hardware import KINDS, HardwareSpec, load_hardware
-from llm_roofline.core.models import ModelSpec, load_model, model_names, resolve_model_name
+from llm_roofline.core.hardware import KINDS, EfficiencyParams, HardwareSpec
+from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.quant import WeightsSpec, get_mix, weight_scheme
 from llm_roofline.core.roofline import analyze
 from llm_roofline.core.transformer import Workload, weight_storage_bytes
+from llm_roofline.features.fidelity.fitting import Observation, fit_params
+from llm_roofline.inputs.device_files import load_hardware
 from llm_roofline.inputs.measurements import Measurement
+from llm_roofline.inputs.model_files import load_model, model_names, resolve_model_name
 from llm_roofline.inputs.names import resolve_device
 
 PHASES = ("prefill", "decode")

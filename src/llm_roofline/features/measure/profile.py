@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from llm_roofline.core.hardware import HardwareSpec, hardware_from_dict
-from llm_roofline.faces.report.render import check_profile_path, toml_text, write_text_atomically
 from llm_roofline.features.measure.experiment import Measurement
+from llm_roofline.inputs.files import check_profile_path, toml_text, write_text_atomically
 
 
 def _slug(text: str) -> str:

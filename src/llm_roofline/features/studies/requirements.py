@@ -21,7 +21,7 @@ from typing import NamedTuple
 from llm_roofline.core import ops
 from llm_roofline.core.errors import InputError, positive
 from llm_roofline.core.formats import NumberFormat, get_format
-from llm_roofline.core.hardware import HardwareSpec, hardware_names, load_hardware
+from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import evaluate_op
 from llm_roofline.core.transformer import Op, Workload, kv_cache_bytes, weight_storage_bytes
@@ -29,6 +29,7 @@ from llm_roofline.core.units import Scalar
 from llm_roofline.features.deploy import acceptance_rate_for_tokens
 from llm_roofline.features.studies.energy import step_energy
 from llm_roofline.features.studies.steps import smallest_integer, step_sums, workload_ops
+from llm_roofline.inputs.device_files import hardware_names, load_hardware
 
 # What the remedies try, from the format catalogue: lower-precision weights and KV cache.
 REMEDY_WEIGHT_FORMATS = ("fp8", "int8", "int4")
