@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from llm_roofline import Workload, load_hardware, load_model
-from llm_roofline.roofline import analyze
+from llm_roofline.core.roofline import analyze
 
 
 def main(calls: int) -> None:

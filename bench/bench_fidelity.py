@@ -136,7 +136,7 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], hardware: Any, configs: 
 
 def _cli_json(*args: str) -> dict[str, Any]:
     """Run an llm-roofline command in this process and parse its JSON."""
-    from llm_roofline.cli import main as cli
+    from llm_roofline.faces.cli.main import main as cli
 
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from llm_roofline import custom_hardware, load_hardware
-    from llm_roofline.efficiency import PARAMETERS
-    from llm_roofline.render import toml_text
+    from llm_roofline.core.hardware import PARAMETERS
+    from llm_roofline.inputs.files import toml_text
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -64,7 +64,7 @@ def run_c(binary: Path, elements: int, threads: int, thp: bool) -> dict[str, Any
 
 
 def run_measure(args: argparse.Namespace) -> dict[str, Any]:
-    command = [sys.executable, "-m", "llm_roofline.cli", "measure", "--format", "json", "--no-progress",
+    command = [sys.executable, "-m", "llm_roofline.faces.cli.main", "measure", "--format", "json", "--no-progress",
                "--threads", str(args.threads), *(["--quick"] if args.quick else [])]
     done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(done.stdout)
@@ -78,7 +78,7 @@ def run_direct_blas(n: int, dtype: str, reps: int) -> dict[str, Any]:
 
 def last_level_cache_bytes() -> int:
     sys.path.insert(0, str(ROOT / "src"))
-    from llm_roofline.measure import system
+    from llm_roofline.features.measure import system
 
     return system.last_level_cache_bytes(system.data_caches())
 

@@ -46,8 +46,9 @@ CHECKS: list[tuple[str, str, float, str]] = [
 
 
 def run_measure(args: argparse.Namespace) -> dict[str, Any]:
-    command = [sys.executable, "-m", "llm_roofline.cli", "measure", "--quick", "--budget-s", str(args.budget_s),
-               "--precisions", "fp32", "--threads", str(args.threads), "--format", "json", "--no-progress"]
+    command = [sys.executable, "-m", "llm_roofline.faces.cli.main", "measure", "--quick",
+               "--budget-s", str(args.budget_s), "--precisions", "fp32",
+               "--threads", str(args.threads), "--format", "json", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"),
                                                                      os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT, env=env)

@@ -39,7 +39,7 @@ def per_call_s(fn: Callable[[], object], calls: int, runs: int) -> list[float]:
 
 def bench_analyze(runs: int) -> float:
     from llm_roofline import Workload, load_hardware, load_model
-    from llm_roofline.roofline import analyze
+    from llm_roofline.core.roofline import analyze
 
     model, device = load_model("llama-2-7b"), load_hardware("nvidia-a100-80gb-sxm")
     workload = Workload(phase="decode", batch=1, seq_len=2048)
@@ -53,7 +53,7 @@ def bench_analyze(runs: int) -> float:
 def bench_scalar_loop(runs: int) -> float:
     """The peers' style: one scalar analysis per configuration, over a grid."""
     from llm_roofline import Workload, load_hardware, load_model
-    from llm_roofline.roofline import analyze
+    from llm_roofline.core.roofline import analyze
 
     model, device = load_model("llama-2-7b"), load_hardware("nvidia-a100-80gb-sxm")
     grid = [Workload(phase="decode", batch=b, seq_len=s) for b in range(1, 41) for s in range(128, 128 + 50)]
@@ -70,7 +70,7 @@ def bench_scalar_loop(runs: int) -> float:
 
 
 def bench_sweep(runs: int) -> float:
-    from llm_roofline.sweep import make_spec, sweep_totals
+    from llm_roofline.features.sweep import make_spec, sweep_totals
 
     spec = make_spec(["llama-2-7b"], ["nvidia-a100-80gb-sxm"], range(1, 1001), range(1, 1001))
     figures = []
@@ -88,7 +88,7 @@ def bench_cli(runs: int) -> float:
     """Wall time of the console script as installed: ``pip install`` compiles the package's bytecode, so
     the child may write and use ``__pycache__`` (this VM sets PYTHONDONTWRITEBYTECODE, under which an
     editable install would recompile its sources on every start; docs/benchmarks.md gives that figure)."""
-    command = [sys.executable, "-m", "llm_roofline.cli", "analyze", "--format", "json"]
+    command = [sys.executable, "-m", "llm_roofline.faces.cli.main", "analyze", "--format", "json"]
     script = Path(sys.executable).with_name("llm-roofline")
     if script.exists():
         command = [str(script), "analyze", "--format", "json"]

@@ -122,8 +122,8 @@ def main() -> None:
     args = parser.parse_args()
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "llm_roofline.cli", "serve", "--host", LOOPBACK, "--port",
-                               str(port)], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-m", "llm_roofline.faces.cli.main", "serve", "--host", LOOPBACK,
+                               "--port", str(port)], stdout=subprocess.DEVNULL)
     try:
         wait_until_up(port)
         load(port, 200, args.connections, 10)  # warm-up

@@ -13,7 +13,7 @@ def live_server() -> Iterator[str]:
     """Serve ``create_app()`` on 127.0.0.1 (a free port) and yield its base URL; stop it afterwards."""
     import uvicorn
 
-    from llm_roofline.web.app import create_app
+    from llm_roofline.faces.web.app import create_app
 
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llm_roofline.measure import experiment, timing
-from llm_roofline.measure.system import Cache
+from llm_roofline.features.measure import experiment, timing
+from llm_roofline.features.measure.system import Cache
 
 
 def synthetic_measurement() -> experiment.Measurement:

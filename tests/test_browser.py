@@ -17,8 +17,8 @@ import pytest
 from conftest import require_file, require_module
 from live_server import live_server
 from llm_roofline import analyze
-from llm_roofline.models import catalogue_config
-from llm_roofline.report import report_html
+from llm_roofline.faces.report.html import report_html
+from llm_roofline.inputs.model_files import catalogue_config
 
 CHROMIUM = require_file(Path("/usr/bin/chromium"), "Debian's chromium: .ci/run installs it")
 sync_api = require_module("playwright.sync_api")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from llm_roofline import InputError, hardware_names, load_hardware, load_model, model_names
-from llm_roofline.formats import format_names, get_format
-from llm_roofline.hardware import hardware_from_dict, load_hardware_file
+from llm_roofline.core.formats import format_names, get_format
+from llm_roofline.core.hardware import hardware_from_dict
+from llm_roofline.inputs.device_files import load_hardware_file
 
 REQUIRED_DEVICES = [
     "snapdragon-8-gen-3-cpu", "snapdragon-8-gen-3-gpu", "apple-m2-cpu", "apple-m2-gpu", "jetson-orin-nx",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from llm_roofline import custom_hardware, load_hardware
-from llm_roofline.ops import gemm
-from llm_roofline.roofline import attainable_flops_per_s, bound_of
-from llm_roofline.studies.share import idealized_layer_flops, idealized_ratio, idealized_share
+from llm_roofline.core.ops import gemm
+from llm_roofline.core.roofline import attainable_flops_per_s, bound_of
+from llm_roofline.features.studies.share import idealized_layer_flops, idealized_ratio, idealized_share
 
 
 @pytest.mark.parametrize(

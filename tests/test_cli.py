@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_roofline.cli import main
+from llm_roofline.faces.cli.main import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -150,8 +150,8 @@ def test_console_script_start_up_imports_nothing_heavy() -> None:
     # The analyze path imports the core's one dependency (numpy: the step plan is a matrix product) and
     # nothing heavy: no torch, transformers, plotting, web framework or Parquet, and not the measuring code.
     heavy = ('torch', 'transformers', 'matplotlib', 'fastapi', 'uvicorn', 'pyarrow', 'gguf',
-             'llm_roofline.measure.experiment')
-    code = ("import sys; from llm_roofline.cli import main; main(['analyze', '-f', 'json']); "
+             'llm_roofline.features.measure.experiment')
+    code = ("import sys; from llm_roofline.faces.cli.main import main; main(['analyze', '-f', 'json']); "
             f"heavy = [m for m in {heavy!r} if m in sys.modules]; "
             "sys.stderr.write(repr(heavy))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from llm_roofline import Workload, analyze, custom_hardware, get_format, load_hardware, load_model
-from llm_roofline.transformer import build_ops, step_ops
+from llm_roofline.core.transformer import build_ops, step_ops
 
 A100 = "nvidia-a100-80gb-sxm"
 

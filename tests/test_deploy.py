@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from llm_roofline import InputError, Workload, analyze, load_hardware, load_model
-from llm_roofline.cli import main
-from llm_roofline.deploy import (
+from llm_roofline.faces.cli.main import main
+from llm_roofline.features.deploy import (
     Link,
     acceptance_rate_for_tokens,
     expected_tokens_per_target_pass,

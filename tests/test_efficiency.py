@@ -8,21 +8,19 @@ import math
 import pytest
 
 from llm_roofline import analyze, load_hardware
-from llm_roofline.efficiency import (
-    PARAMETERS,
-    EfficiencyParams,
-    Observation,
+from llm_roofline.core.efficiency import (
     StepCost,
     default_params,
     defaults_table,
     expected_time_s,
-    fit_params,
     params_for,
     step_cost,
 )
-from llm_roofline.errors import InputError
-from llm_roofline.hardware import KINDS, hardware_from_dict, hardware_names
-from llm_roofline.models import load_model
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.hardware import KINDS, PARAMETERS, EfficiencyParams, hardware_from_dict
+from llm_roofline.features.fidelity.fitting import Observation, fit_params
+from llm_roofline.inputs.device_files import hardware_names
+from llm_roofline.inputs.model_files import load_model
 
 IDENTITY = EfficiencyParams(bandwidth_efficiency=1.0, compute_efficiency=1.0, dequant_compute_factor=1.0,
                             overhead_per_op_s=0.0, overhead_per_step_s=0.0)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import require_module
 from llm_roofline import analyze, custom_hardware
-from llm_roofline.models import model_from_hf_config
+from llm_roofline.inputs.model_files import model_from_hf_config
 
 ref = require_module("hf_reference")  # PyTorch and transformers
 

@@ -6,7 +6,7 @@ import gguf
 import pytest
 
 from llm_roofline import InputError, Workload, analyze, get_format, load_hardware, load_model
-from llm_roofline.formats import (
+from llm_roofline.core.formats import (
     PEAK_FALLBACK,
     PRECISIONS,
     WeightScheme,
@@ -14,7 +14,7 @@ from llm_roofline.formats import (
     format_for_ggml_type,
     format_names,
 )
-from llm_roofline.quant import llama_cpp_mix, mix_names, use_more_bits, weight_scheme
+from llm_roofline.core.quant import llama_cpp_mix, mix_names, use_more_bits, weight_scheme
 
 A100 = "nvidia-a100-80gb-sxm"
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from llm_roofline import analyze, load_model
-from llm_roofline.cli import main
-from llm_roofline.errors import InputError
-from llm_roofline.models import model_from_hf_config
+from llm_roofline.core.errors import InputError
+from llm_roofline.faces.cli.main import main
+from llm_roofline.inputs.model_files import model_from_hf_config
 
 
 def test_gemma2_normalizes_each_sublayer_output() -> None:

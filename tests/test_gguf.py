@@ -29,9 +29,9 @@ from gguf_factory import (  # noqa: E402
     write_gguf,
 )
 from llm_roofline import InputError, analyze, load_hardware, load_model  # noqa: E402
-from llm_roofline.cli import main  # noqa: E402
-from llm_roofline.gguf import read_gguf_header, read_gguf_model  # noqa: E402
-from llm_roofline.models import model_from_hf_config  # noqa: E402
+from llm_roofline.faces.cli.main import main  # noqa: E402
+from llm_roofline.inputs.gguf import read_gguf_header, read_gguf_model  # noqa: E402
+from llm_roofline.inputs.model_files import model_from_hf_config  # noqa: E402
 
 JETSON = "jetson-orin-nx"
 # A small llama: rows of 256 so that every K-quant fits whole blocks.

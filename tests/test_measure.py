@@ -20,11 +20,11 @@ import pytest
 
 from conftest import require_module
 from llm_roofline import cli, load_hardware, render
-from llm_roofline.errors import InputError
-from llm_roofline.measure import experiment, profile, stream, timing
-from llm_roofline.measure.backends import choose_backend, operand_copies
-from llm_roofline.measure.system import Cache
-from llm_roofline.render import check_profile_path, toml_text
+from llm_roofline.core.errors import InputError
+from llm_roofline.features.measure import experiment, profile, stream, timing
+from llm_roofline.features.measure.backends import choose_backend, operand_copies
+from llm_roofline.features.measure.system import Cache
+from llm_roofline.inputs.files import check_profile_path, toml_text
 from measure_factory import synthetic_measurement
 
 

@@ -21,8 +21,8 @@ import pytest
 
 from conftest import require_module
 from llm_roofline import InputError, analyze, custom_hardware, get_format, load_model
-from llm_roofline.models import model_from_hf_config
-from llm_roofline.transformer import kv_cache_bytes
+from llm_roofline.core.transformer import kv_cache_bytes
+from llm_roofline.inputs.model_files import model_from_hf_config
 from test_flops_vs_torch import CONFIGS
 
 CONFIG: dict[str, Any] = CONFIGS["deepseek-v3"]
@@ -122,8 +122,8 @@ def test_no_module_no_mtp() -> None:
 
 def test_the_studies_price_the_same_form_as_analyze() -> None:
     # share, transition and what-if take their operators from studies.steps.workload_ops: absorbed decode there too.
-    from llm_roofline.studies.steps import workload_ops
-    from llm_roofline.transformer import Workload
+    from llm_roofline.core.transformer import Workload
+    from llm_roofline.features.studies.steps import workload_ops
 
     model = load_model("deepseek-v3")
     ops = workload_ops(model, Workload(seq_len=4096))

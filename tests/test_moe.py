@@ -9,9 +9,9 @@ import pytest
 
 from conftest import require_module
 from llm_roofline import Workload, analyze, custom_hardware, get_format, load_model
-from llm_roofline.models import model_from_hf_config
-from llm_roofline.ops import expected_experts_touched
-from llm_roofline.transformer import step_ops
+from llm_roofline.core.ops import expected_experts_touched
+from llm_roofline.core.transformer import step_ops
+from llm_roofline.inputs.model_files import model_from_hf_config
 
 A100 = "nvidia-a100-80gb-sxm"
 TINY_MIXTRAL: dict[str, Any] = dict(

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from llm_roofline import load_hardware
-from llm_roofline.cli import main
-from llm_roofline.errors import InputError
-from llm_roofline.hardware import hardware_names
-from llm_roofline.measurements import read_measurements
-from llm_roofline.models import load_model, model_names
-from llm_roofline.names import DEVICE_RULES, resolve, resolve_device, resolve_model
-from llm_roofline.validation import catalogue_device
+from llm_roofline.core.errors import InputError
+from llm_roofline.faces.cli.main import main
+from llm_roofline.features.fidelity.validation import catalogue_device
+from llm_roofline.inputs.device_files import hardware_names
+from llm_roofline.inputs.measurements import read_measurements
+from llm_roofline.inputs.model_files import load_model, model_names
+from llm_roofline.inputs.names import DEVICE_RULES, resolve, resolve_device, resolve_model
 
 CALIBRATION = Path(__file__).resolve().parents[1] / "bench/data/calibration.csv"
 

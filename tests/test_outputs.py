@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from conftest import require_module
-from llm_roofline.cli import main
-from llm_roofline.errors import InputError
-from llm_roofline.measure import experiment
-from llm_roofline.plots import save_figure
-from llm_roofline.render import check_writable, write_text_atomically
+from llm_roofline.core.errors import InputError
+from llm_roofline.faces.cli.main import main
+from llm_roofline.faces.report.plots import save_figure
+from llm_roofline.features.measure import experiment
+from llm_roofline.inputs.files import check_writable, write_text_atomically
 from measure_factory import synthetic_measurement
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import require_module
 from llm_roofline import load_model, model_names
-from llm_roofline.models import catalogue_config, model_from_hf_config
+from llm_roofline.inputs.model_files import catalogue_config, model_from_hf_config
 from test_flops_vs_torch import CONFIGS
 
 ref = require_module("hf_reference")  # PyTorch and transformers

@@ -17,17 +17,17 @@ import pytest
 
 from llm_roofline import get_format, load_model
 from llm_roofline import ops as cost_formulas
-from llm_roofline.formats import WeightScheme
-from llm_roofline.models import model_names
-from llm_roofline.quant import weight_scheme
-from llm_roofline.transformer import (
+from llm_roofline.core.formats import WeightScheme
+from llm_roofline.core.quant import weight_scheme
+from llm_roofline.core.transformer import (
     COST_FIELDS,
     step_counts,
     step_operators,
     step_ops,
     step_plan,
 )
-from llm_roofline.units import minimum
+from llm_roofline.core.units import minimum
+from llm_roofline.inputs.model_files import model_names
 
 
 @pytest.mark.parametrize("name", model_names())

@@ -10,11 +10,11 @@ import pytest
 
 from conftest import require_module
 from llm_roofline import analyze
-from llm_roofline.charts import INFERENCE_PRECISIONS, time_by_group
-from llm_roofline.cli import main
-from llm_roofline.errors import InputError
-from llm_roofline.hardware import load_hardware
-from llm_roofline.plots import breakdown_figure, roofline_figure, save_figure
+from llm_roofline.core.errors import InputError
+from llm_roofline.faces.cli.main import main
+from llm_roofline.faces.report.charts import INFERENCE_PRECISIONS, time_by_group
+from llm_roofline.faces.report.plots import breakdown_figure, roofline_figure, save_figure
+from llm_roofline.inputs.device_files import load_hardware
 
 require_module("matplotlib")
 
@@ -122,10 +122,10 @@ def test_plot_command_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], 
 
 
 def test_share_plot_draws_the_studies_and_the_chapters_thresholds() -> None:
-    from llm_roofline.models import load_model
-    from llm_roofline.plots import share_figure
-    from llm_roofline.studies.share import share_study
-    from llm_roofline.transformer import Workload
+    from llm_roofline.core.transformer import Workload
+    from llm_roofline.faces.report.plots import share_figure
+    from llm_roofline.features.studies.share import share_study
+    from llm_roofline.inputs.model_files import load_model
 
     model, device = load_model("llama-2-7b"), load_hardware("jetson-orin-nx")
     lengths = [256, 1024, 4096, 16384]
@@ -142,10 +142,10 @@ def test_share_plot_draws_the_studies_and_the_chapters_thresholds() -> None:
 
 
 def test_timeline_plot_has_one_step_time_line_per_device() -> None:
-    from llm_roofline.models import load_model
-    from llm_roofline.plots import timeline_figure
-    from llm_roofline.studies.timeline import generation_timeline
-    from llm_roofline.transformer import Workload
+    from llm_roofline.core.transformer import Workload
+    from llm_roofline.faces.report.plots import timeline_figure
+    from llm_roofline.features.studies.timeline import generation_timeline
+    from llm_roofline.inputs.model_files import load_model
 
     model = load_model("llama-3.2-1b")
     devices = [load_hardware("jetson-orin-nx"), load_hardware("nvidia-rtx-4090")]
@@ -186,8 +186,8 @@ points = [
 
 
 def test_measured_plot_reads_a_profile_tolerantly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from llm_roofline.charts import load_measured_profile
-    from llm_roofline.plots import measured_figure
+    from llm_roofline.faces.report.charts import load_measured_profile
+    from llm_roofline.faces.report.plots import measured_figure
 
     path = tmp_path / "dev-box.toml"
     path.write_text(PROFILE)
@@ -263,8 +263,8 @@ flops_per_s = 4723785014.3
 
 
 def test_measured_plot_reads_the_measure_commands_profile(tmp_path: Path) -> None:
-    from llm_roofline.charts import load_measured_profile
-    from llm_roofline.plots import measured_figure
+    from llm_roofline.faces.report.charts import load_measured_profile
+    from llm_roofline.faces.report.plots import measured_figure
 
     path = tmp_path / "vm.toml"
     path.write_text(MEASURE_PROFILE)
@@ -277,8 +277,8 @@ def test_measured_plot_reads_the_measure_commands_profile(tmp_path: Path) -> Non
 
 
 def test_sweep_heatmap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from llm_roofline.plots import sweep_heatmap_figure
-    from llm_roofline.sweep import heatmap_panels, iter_sweep, make_spec
+    from llm_roofline.faces.report.plots import sweep_heatmap_figure
+    from llm_roofline.features.sweep import heatmap_panels, iter_sweep, make_spec
 
     spec = make_spec(["llama-3.2-1b"], ["jetson-orin-nx"], [1, 2, 4, 8, 16, 32, 64], [16, 256, 4096, 65536],
                      phases=["prefill", "decode"], weights=["int4"])

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from llm_roofline import analyze
-from llm_roofline.cli import main
-from llm_roofline.models import catalogue_config, model_from_hf_config
-from llm_roofline.report import recommendations, report_html
+from llm_roofline.faces.cli.main import main
+from llm_roofline.faces.report.html import recommendations, report_html
+from llm_roofline.inputs.model_files import catalogue_config, model_from_hf_config
 
 
 def embedded_data(page: str) -> dict:

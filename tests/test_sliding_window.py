@@ -8,8 +8,8 @@ import pytest
 
 from conftest import require_module
 from llm_roofline import analyze, custom_hardware, load_model
-from llm_roofline.models import model_from_hf_config
-from llm_roofline.transformer import attention_pairs, keys_read, kv_cache_bytes
+from llm_roofline.core.transformer import attention_pairs, keys_read, kv_cache_bytes
+from llm_roofline.inputs.model_files import model_from_hf_config
 
 A100 = "nvidia-a100-80gb-sxm"
 SMALL_MISTRAL: dict[str, Any] = dict(

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llm_roofline.cli import main
+from llm_roofline.faces.cli.main import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from llm_roofline import InputError, Workload, load_hardware, load_model
-from llm_roofline.studies.energy import EnergyCoefficient, _coefficient, load_energy_table, step_energy, workload_energy
-from llm_roofline.studies.requirements import ParamsOnly, decode_ops
+from llm_roofline.features.studies.energy import (
+    EnergyCoefficient,
+    _coefficient,
+    load_energy_table,
+    step_energy,
+    workload_energy,
+)
+from llm_roofline.features.studies.requirements import ParamsOnly, decode_ops
 
 
 def test_every_coefficient_is_cited() -> None:

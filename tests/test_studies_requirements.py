@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_roofline import InputError, Workload, custom_hardware, load_hardware, load_model
-from llm_roofline.deploy import acceptance_rate_for_tokens, expected_tokens_per_target_pass
-from llm_roofline.studies.requirements import (
+from llm_roofline.features.deploy import acceptance_rate_for_tokens, expected_tokens_per_target_pass
+from llm_roofline.features.studies.requirements import (
     ParamsOnly,
     bandwidth_for_time,
     decode_ops,
@@ -19,7 +19,7 @@ from llm_roofline.studies.requirements import (
     required_bandwidth,
     step_time_s,
 )
-from llm_roofline.studies.steps import step_sums
+from llm_roofline.features.studies.steps import step_sums
 
 LLAMA = load_model("llama-2-7b")
 # Exercise 2.6's device: 50 GB/s. The chapter gives no peak; 2 TFLOP/s keeps batch-1 decode memory-bound.

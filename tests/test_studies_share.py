@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_roofline import InputError, Workload, load_model
-from llm_roofline.studies.share import (
+from llm_roofline.features.studies.share import (
     crossover_seq_len,
     flop_split,
     idealized_crossover,

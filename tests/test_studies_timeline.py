@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_roofline import InputError, ModelSpec, Workload, analyze, load_hardware, load_model
-from llm_roofline.studies.timeline import generation_timeline
+from llm_roofline.features.studies.timeline import generation_timeline
 
 # A small GQA model keeps each single-step analysis cheap.
 TINY = ModelSpec.uniform(name="tiny", family="llama", hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,

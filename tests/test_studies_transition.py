@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_roofline import Workload, load_hardware, load_model
-from llm_roofline.studies.steps import positive_ranges, workload_ops
-from llm_roofline.studies.transition import (
+from llm_roofline.features.studies.steps import positive_ranges, workload_ops
+from llm_roofline.features.studies.transition import (
     critical_batch,
     critical_prompt_len,
     precision_table,

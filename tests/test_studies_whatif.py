@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llm_roofline import InputError, Workload, load_hardware, load_model
-from llm_roofline.studies.whatif import Change, parse_change, what_if
+from llm_roofline.features.studies.whatif import Change, parse_change, what_if
 
 LLAMA = load_model("llama-2-7b")  # 32 heads, all with their own K and V (MHA)
 ORIN = load_hardware("jetson-orin-nx")

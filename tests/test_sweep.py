@@ -12,10 +12,10 @@ import pytest
 
 from conftest import require_module
 from llm_roofline import InputError, analyze, hardware_names, load_hardware, load_model, model_names
-from llm_roofline.cli import main
-from llm_roofline.formats import get_format
-from llm_roofline.quant import weight_scheme
-from llm_roofline.sweep import evaluate_grid, heatmap_panels, iter_sweep, make_spec, parse_values
+from llm_roofline.core.formats import get_format
+from llm_roofline.core.quant import weight_scheme
+from llm_roofline.faces.cli.main import main
+from llm_roofline.features.sweep import evaluate_grid, heatmap_panels, iter_sweep, make_spec, parse_values
 
 FORMATS = ["fp32", "fp16", "bf16", "int8", "int4", "fp8"]
 

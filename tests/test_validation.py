@@ -13,12 +13,12 @@ import pytest
 
 from conftest import require_file
 from llm_roofline import analyze, load_hardware
-from llm_roofline.cli import main
-from llm_roofline.efficiency import PARAMETERS, default_params
-from llm_roofline.errors import InputError
-from llm_roofline.hardware import KINDS
-from llm_roofline.measurements import CALIBRATION_COLUMNS, read_measurements
-from llm_roofline.validation import Case, Skip, cross_validate, predict, read_case, summary
+from llm_roofline.core.efficiency import default_params
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.hardware import KINDS, PARAMETERS
+from llm_roofline.faces.cli.main import main
+from llm_roofline.features.fidelity.validation import Case, Skip, cross_validate, predict, read_case, summary
+from llm_roofline.inputs.measurements import CALIBRATION_COLUMNS, read_measurements
 
 ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION = ROOT / "bench/data/calibration.csv"

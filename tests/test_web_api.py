@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from llm_roofline import analyze  # noqa: E402
-from llm_roofline.models import catalogue_config  # noqa: E402
-from llm_roofline.web.app import MAX_BODY_BYTES, MAX_DEVICES, MAX_SWEEP_POINTS, STATIC, create_app  # noqa: E402
+from llm_roofline.faces.web.app import MAX_BODY_BYTES, MAX_DEVICES, MAX_SWEEP_POINTS, STATIC, create_app  # noqa: E402
+from llm_roofline.inputs.model_files import catalogue_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .errors import InputError
-from .formats import NumberFormat, get_format
-from .hardware import HardwareSpec, custom_hardware, hardware_names, load_hardware
-from .models import ModelSpec, load_model, model_names
-from .roofline import Analysis, MemoryFit, OpResult, Totals
-from .roofline import analyze as _analyze
-from .transformer import Workload
+from llm_roofline import _aliases
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.formats import NumberFormat, get_format
+from llm_roofline.core.hardware import HardwareSpec, custom_hardware
+from llm_roofline.core.models import ModelSpec
+from llm_roofline.core.roofline import Analysis, MemoryFit, OpResult, Totals
+from llm_roofline.core.roofline import analyze as _analyze
+from llm_roofline.core.transformer import Workload
+from llm_roofline.inputs.device_files import hardware_names, load_hardware
+from llm_roofline.inputs.model_files import load_model, model_names
 
 __all__ = [
     "Analysis", "HardwareSpec", "InputError", "MemoryFit", "ModelSpec", "NumberFormat", "OpResult",
@@ -23,6 +26,8 @@ __all__ = [
     "load_model", "model_names",
 ]
 __version__ = "0.1.0"
+
+_aliases.register(__name__)  # the flat layout's import paths (llm_roofline.models, ...) for one release
 
 
 def analyze(model: str | ModelSpec, hardware: str | HardwareSpec, workload: Workload | None = None,

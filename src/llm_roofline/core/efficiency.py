@@ -1,0 +1,141 @@
+"""The efficiency model: from the roofline bound to the time a real engine takes.
+
+The roofline (``roofline.py``) is an upper bound on speed: every operator at its device's peak
+bandwidth or peak compute, nothing else. Real engines reach a fraction of either ceiling and pay a
+fixed cost per kernel and per step. The expected time of one operator instance is
+
+    op_time_s = max(compute_time_s / (compute_efficiency x d),  memory_time_s / bandwidth_efficiency)
+                + overhead_per_op_s
+    d         = dequant_compute_factor for a matmul whose weights are stored in fewer bits than the
+                activations it multiplies (unpacked inside the kernel), else 1
+
+and of a step, ``overhead_per_step_s + sum over operators of count x op_time_s``. ``compute_time_s``
+(FLOPs / peak) and ``memory_time_s`` (bytes / bandwidth) are the roofline's own per-instance figures,
+so the bound is the special case of efficiencies 1 and overheads 0. Five parameters, each a meaning:
+
+- ``bandwidth_efficiency``: the fraction of the memory bandwidth memory-bound kernels achieve (what
+  decode at batch 1 is made of); peers call it MBU or HBM efficiency.
+- ``compute_efficiency``: the fraction of the compute ceiling compute-bound kernels achieve (prefill's
+  large matrix products); peers call it MFU or FLOPs efficiency.
+- ``dequant_compute_factor``: what is left of that fraction when a compute-bound matmul unpacks
+  quantized weights (Q4_0, Q4_K, ... under fp16 math) as it goes.
+- ``overhead_per_op_s``: a fixed cost per operator instance (kernel launch or dispatch,
+  synchronisation, the tail of a small kernel), the same for a tiny norm as for a large GEMV.
+- ``overhead_per_step_s``: a fixed cost per forward step (graph build, sampling, host round trip).
+
+Which parameters a device gets: its own ``[efficiency]`` table when it has one (``llm-roofline
+calibrate`` writes it into a device profile), else the defaults of its class — ``HardwareSpec.kind``:
+gpu, cpu or npu — fitted on published measurements and stored in ``data/efficiency.toml`` with the
+command that produced them. This module is the one place the expected time is computed: ``analyze``
+reports it as ``totals.expected_time_s``, and ``validate`` and ``calibrate`` fit
+(``features/fidelity/fitting.py``) and check it. The parameter record, ``EfficiencyParams``, is part of
+the device record (``hardware.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from importlib import resources
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.hardware import EfficiencyParams, params_from_dict
+from llm_roofline.core.transformer import weight_role
+from llm_roofline.core.units import Array, Scalar
+
+if TYPE_CHECKING:
+    from llm_roofline.core.formats import NumberFormat, WeightScheme
+    from llm_roofline.core.hardware import HardwareSpec
+    from llm_roofline.core.roofline import OpResult
+    from llm_roofline.core.transformer import StepPlan
+
+@functools.cache
+def defaults_table() -> dict[str, Any]:
+    """``data/efficiency.toml`` as parsed: ``source``, ``command`` and one ``[class.<kind>]`` per class."""
+    return tomllib.loads(resources.files("llm_roofline").joinpath("data/efficiency.toml").read_text())
+
+
+@functools.cache
+def default_params(device_class: str) -> EfficiencyParams:
+    """The fitted defaults of a device class (gpu, cpu, npu)."""
+    classes = defaults_table().get("class", {})
+    if device_class not in classes:
+        raise InputError(f"no efficiency defaults for device class {device_class!r}; known: {', '.join(classes)}")
+    entry = classes[device_class]
+    params = params_from_dict(entry, f"data/efficiency.toml [class.{device_class}]")
+    return replace(params, source=f"class '{device_class}' defaults, data/efficiency.toml: {entry.get('basis', '')}")
+
+
+def device_class(hardware: HardwareSpec) -> str:
+    """The class whose defaults a device gets: its kind (gpu, cpu or npu)."""
+    return hardware.kind
+
+
+def params_for(hardware: HardwareSpec) -> EfficiencyParams:
+    """A device's own fitted parameters (a calibrated profile), else its class's defaults."""
+    return hardware.efficiency if hardware.efficiency is not None else default_params(device_class(hardware))
+
+
+# --- the formula ------------------------------------------------------------------------------------
+
+def op_time_s(compute_time_s: Array, memory_time_s: Array, dequantizes: Array | Scalar,
+              params: Sequence[Array | Scalar]) -> Array:
+    """The expected time of one operator instance (numpy arrays that broadcast).
+
+    ``params``: the five parameters in ``PARAMETERS`` order; ``dequantizes``: 1 for a matmul that
+    unpacks quantized weights, else 0.
+    """
+    eta_m, eta_c, dequant, per_op, _ = params
+    compute_efficiency = eta_c + dequantizes * (eta_c * (dequant - 1))  # eta_c x (dequant if dequantizes else 1)
+    time_s: Array = np.maximum(compute_time_s / compute_efficiency, memory_time_s / eta_m) + per_op  # stubs: Any
+    return time_s
+
+
+class StepCost(NamedTuple):
+    """What the expected time of a step depends on: per operator, its instances, its roofline times
+    and whether it unpacks quantized weights (tuples, or numpy arrays over the operators)."""
+
+    counts: Sequence[int] | Array
+    compute_time_s: Sequence[float] | Array  # per instance, at the device's peak
+    memory_time_s: Sequence[float] | Array  # per instance, at the device's bandwidth
+    dequantizes: Sequence[int] | Array  # 1 or 0
+
+
+def dequantizes(weight_format: NumberFormat | None, activations: NumberFormat) -> int:
+    """1 when a matmul's weights are stored in fewer bits per element than the activations they
+    multiply (the kernel unpacks them as it goes), else 0; ``None``: the operator reads no weights."""
+    return int(weight_format is not None and weight_format.bits_per_element < activations.bits_per_element)
+
+
+@functools.lru_cache(maxsize=256)
+def plan_dequantizes(plan: StepPlan) -> np.ndarray:
+    """``dequantizes`` for each operator of a step plan, as floats (memoized: a plan is built once and kept)."""
+    flags = np.array([dequantizes(fmt, plan.activations) for fmt in plan.weight_formats], dtype=np.float64)
+    flags.setflags(write=False)
+    return flags
+
+
+def step_cost(ops: Iterable[OpResult], weights: WeightScheme, activations: NumberFormat,
+              tied_embeddings: bool = False) -> StepCost:
+    """The figures of an analysis' operators that the expected time needs."""
+    rows = [(op.count, op.compute_time_s, op.memory_time_s,
+             dequantizes(weights.format_for(weight_role(op.name, tied_embeddings))
+                         if op.kind == "matmul" and op.weight_bytes > 0 else None, activations))
+            for op in ops]
+    if not rows:
+        return StepCost((), (), (), ())
+    counts, compute, memory, flags = zip(*rows, strict=True)
+    return StepCost(counts, compute, memory, flags)
+
+
+def expected_time_s(cost: StepCost, params: EfficiencyParams) -> float:
+    """The expected time of one step: the per-step overhead plus every operator instance's time."""
+    values = params.values()
+    per_op = op_time_s(np.asarray(cost.compute_time_s, dtype=float), np.asarray(cost.memory_time_s, dtype=float),
+                       np.asarray(cost.dequantizes, dtype=float), values)
+    return float(values[4] + per_op.dot(np.asarray(cost.counts, dtype=float)))

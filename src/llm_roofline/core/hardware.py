@@ -1,0 +1,226 @@
+"""Devices: frozen, validated, cited records of memory and compute ceilings.
+
+One TOML file per device under ``data/hardware/`` (read by ``inputs/device_files.py``). A user's own
+device comes from a file path (TOML or JSON in the same schema) or from explicit figures
+(``custom_hardware``). Every figure is in
+SI base units and every file must name its ``source``: loading fails without one. A file may carry an
+``[efficiency]`` table (``EfficiencyParams``, defined here and used by ``efficiency.py``; ``llm-roofline
+calibrate`` writes one): the device's own fitted efficiency parameters, which replace its class's
+defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.formats import PEAK_FALLBACK, PRECISIONS
+
+KINDS = ("gpu", "cpu", "npu")
+
+# The parameters in the order they are stored and reported, with their meaning.
+PARAMETERS: dict[str, str] = {
+    "bandwidth_efficiency": "fraction of the memory bandwidth that memory-bound operators achieve",
+    "compute_efficiency": "fraction of the compute ceiling that compute-bound operators achieve",
+    "dequant_compute_factor": "share of compute_efficiency left to a matmul that unpacks quantized weights",
+    "overhead_per_op_s": "fixed time per operator instance (kernel launch, dispatch, sync), in seconds",
+    "overhead_per_step_s": "fixed time per forward step (graph build, sampling, host round trip), in seconds",
+}
+# The range each parameter may take, which is also the box a fit searches. Fractions stop at 1, so the
+# expectation is never faster than the bound: a device measured above its roof has a ceiling figure to fix.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "bandwidth_efficiency": (0.05, 1.0),
+    "compute_efficiency": (0.02, 1.0),
+    "dequant_compute_factor": (0.2, 1.0),
+    "overhead_per_op_s": (0.0, 1e-4),
+    "overhead_per_step_s": (0.0, 0.1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EfficiencyParams:
+    """Achievable fractions of the two roofs and the fixed costs, for one device or class of devices."""
+
+    bandwidth_efficiency: float
+    compute_efficiency: float
+    dequant_compute_factor: float
+    overhead_per_op_s: float
+    overhead_per_step_s: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in BOUNDS.items():
+            value = getattr(self, name)
+            valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not valid or not low <= value <= high:
+                raise InputError(f"efficiency: {name} must be a number in [{low:g}, {high:g}], got {value!r}")
+
+    def values(self) -> tuple[float, ...]:
+        """The five parameters, in ``PARAMETERS`` order."""
+        return (self.bandwidth_efficiency, self.compute_efficiency, self.dequant_compute_factor,
+                self.overhead_per_op_s, self.overhead_per_step_s)
+
+    def to_dict(self) -> dict[str, object]:
+        return {**{name: getattr(self, name) for name in PARAMETERS}, "source": self.source}
+
+    def rounded(self, digits: int = 4) -> EfficiencyParams:
+        """The same parameters to ``digits`` significant digits (what a saved file holds)."""
+
+        def to_digits(value: float) -> float:
+            return float(f"{value:.{digits}g}")
+
+        return replace(self, bandwidth_efficiency=to_digits(self.bandwidth_efficiency),
+                       compute_efficiency=to_digits(self.compute_efficiency),
+                       dequant_compute_factor=to_digits(self.dequant_compute_factor),
+                       overhead_per_op_s=to_digits(self.overhead_per_op_s),
+                       overhead_per_step_s=to_digits(self.overhead_per_step_s))
+
+
+def params_from_dict(data: Mapping[str, Any], where: str) -> EfficiencyParams:
+    """Parameters from a parsed ``[efficiency]`` table, with errors that name the file."""
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: efficiency must be a table of {', '.join(PARAMETERS)}")
+    missing = [name for name in PARAMETERS if name not in data]
+    if missing:
+        raise InputError(f"{where}: efficiency is missing {', '.join(missing)}")
+    try:
+        return EfficiencyParams(**{name: data[name] for name in PARAMETERS}, source=str(data.get("source", "")))
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareSpec:
+    """A device's roofline: one memory ceiling and one dense compute ceiling per precision."""
+
+    name: str
+    display_name: str
+    kind: str
+    memory_bytes: float | None  # None: capacity unknown (a device given by bandwidth and peak only)
+    memory_bytes_per_s: float
+    peak_flops_per_s: dict[str, float] = field(hash=False)
+    source: str
+    notes: str = ""
+    # Memory an application can use when the OS keeps part of it (phones); None: all of memory_bytes.
+    usable_memory_bytes: float | None = None
+    # Sequential read bandwidth of the device's storage (UFS, NVMe, SD card), for streaming weights.
+    storage_bytes_per_s: float | None = None
+    # Efficiency parameters fitted for this very device (``llm-roofline calibrate``); None: its class's defaults.
+    efficiency: EfficiencyParams | None = None
+
+    def __post_init__(self) -> None:
+        where = f"hardware '{self.name}'"
+        if self.kind not in KINDS:
+            raise InputError(f"{where}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        for label, value in (("memory_bytes", self.memory_bytes),
+                             ("memory_bytes_per_s", self.memory_bytes_per_s),
+                             ("usable_memory_bytes", self.usable_memory_bytes),
+                             ("storage_bytes_per_s", self.storage_bytes_per_s)):
+            if not (value is None and label != "memory_bytes_per_s") and not _finite_positive(value):
+                raise InputError(f"{where}: {label} must be a number > 0, got {value!r}")
+        if (self.usable_memory_bytes is not None and self.memory_bytes is not None
+                and self.usable_memory_bytes > self.memory_bytes):
+            raise InputError(f"{where}: usable_memory_bytes ({self.usable_memory_bytes:g}) exceeds memory_bytes "
+                             f"({self.memory_bytes:g})")
+        if not self.peak_flops_per_s:
+            raise InputError(f"{where}: peak_flops_per_s needs at least one precision ({', '.join(PRECISIONS)})")
+        for precision, value in self.peak_flops_per_s.items():
+            if precision not in PRECISIONS:
+                raise InputError(f"{where}: unknown precision '{precision}' in peak_flops_per_s; "
+                                 f"known: {', '.join(PRECISIONS)}")
+            if not _finite_positive(value):
+                raise InputError(f"{where}: peak_flops_per_s.{precision} must be a number > 0, got {value!r}")
+        if not str(self.source).strip():
+            raise InputError(f"{where}: every device needs a source (datasheet URL or measurement)")
+
+    def peak_for(self, precision: str) -> tuple[str, float]:
+        """The ceiling arithmetic of ``precision`` runs at: (precision used, FLOP/s).
+
+        Falls back along ``formats.PEAK_FALLBACK`` when the device has no unit for that precision.
+        """
+        for candidate in PEAK_FALLBACK[precision]:
+            if candidate in self.peak_flops_per_s:
+                return candidate, self.peak_flops_per_s[candidate]
+        raise InputError(
+            f"hardware '{self.name}' has no compute ceiling usable for {precision} math "
+            f"(tried {', '.join(PEAK_FALLBACK[precision])}); it has {', '.join(self.peak_flops_per_s)}"
+        )
+
+    @property
+    def available_memory_bytes(self) -> float | None:
+        """What a model may occupy: the usable share where the OS keeps some, else the whole capacity."""
+        return self.memory_bytes if self.usable_memory_bytes is None else self.usable_memory_bytes
+
+    def ridge_point(self, precision: str) -> float:
+        """Arithmetic intensity (FLOP/byte) where the compute roof meets the memory slope."""
+        return self.peak_for(precision)[1] / self.memory_bytes_per_s
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "kind": self.kind,
+            "memory_bytes": self.memory_bytes,
+            "memory_bytes_per_s": self.memory_bytes_per_s,
+            "peak_flops_per_s": dict(self.peak_flops_per_s),
+            "source": self.source,
+            "notes": self.notes,
+            "usable_memory_bytes": self.usable_memory_bytes,
+            "storage_bytes_per_s": self.storage_bytes_per_s,
+            "efficiency": None if self.efficiency is None else self.efficiency.to_dict(),
+        }
+
+
+def _finite_positive(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
+    """Build a device from a parsed data file, with errors that name the file and the field."""
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a table of device fields")
+    missing = [k for k in ("name", "kind", "memory_bytes", "memory_bytes_per_s", "peak_flops_per_s", "source")
+               if k not in data]
+    if missing:
+        raise InputError(f"{where}: missing field(s) {', '.join(missing)}")
+    peaks = data["peak_flops_per_s"]
+    if not isinstance(peaks, dict):
+        raise InputError(f"{where}: peak_flops_per_s must be a table of precision = FLOP/s")
+    try:
+        return HardwareSpec(
+            name=str(data["name"]),
+            display_name=str(data.get("display_name", data["name"])),
+            kind=str(data["kind"]),
+            memory_bytes=data["memory_bytes"],
+            memory_bytes_per_s=data["memory_bytes_per_s"],
+            peak_flops_per_s=dict(peaks),
+            source=str(data["source"]),
+            notes=str(data.get("notes", "")),
+            usable_memory_bytes=data.get("usable_memory_bytes"),
+            storage_bytes_per_s=data.get("storage_bytes_per_s"),
+            efficiency=None if data.get("efficiency") is None else params_from_dict(data["efficiency"], where),
+        )
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from None
+
+
+def custom_hardware(
+    memory_bytes_per_s: float,
+    peak_flops_per_s: dict[str, float],
+    memory_bytes: float | None = None,
+    name: str = "custom",
+) -> HardwareSpec:
+    """A device from explicit figures (CLI flags, exercises): bandwidth, peaks, capacity."""
+    return HardwareSpec(
+        name=name,
+        display_name=name,
+        kind="gpu",
+        memory_bytes=memory_bytes,
+        memory_bytes_per_s=memory_bytes_per_s,
+        peak_flops_per_s=dict(peak_flops_per_s),
+        source="user-given figures",
+    )

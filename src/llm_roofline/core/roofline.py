@@ -1,0 +1,227 @@
+"""The roofline: operators + a device -> per-operator time and bound, totals and memory fit.
+
+For an operator of F FLOPs moving B bytes, with the compute ceiling P of the precision its math runs
+in and the device's memory bandwidth W:
+
+    arithmetic intensity  I = F / B                      (FLOP/byte)
+    attainable            P_att = min(P, I x W)          (FLOP/s)
+    time                  t = max(F / P, B / W)          (= F / P_att)
+    bound                 "compute" if F / P > B / W, else "memory"
+
+Operators run one after another: the step time is the sum of the operators' times (no overlap
+between kernels, no launch overhead: a pure roofline is an upper bound on speed). Beside it, the totals
+carry the efficiency model's expected time (``efficiency.py``: achievable fractions of the two roofs and
+fixed overheads, fitted on published measurements; docs/validation.md).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from llm_roofline.core.efficiency import StepCost, expected_time_s, params_for, plan_dequantizes
+from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.models import ModelSpec
+from llm_roofline.core.transformer import Op, Workload, kv_cache_bytes, step_counts, step_plan, weight_storage_bytes
+from llm_roofline.core.units import Quantity, Scalar
+
+
+def attainable_flops_per_s(intensity_flop_per_byte: Quantity, peak_flops_per_s: Quantity | Scalar,
+                           memory_bytes_per_s: Quantity | Scalar) -> Quantity:
+    """P = min(P_peak, I x BW) (numbers, or numpy arrays that broadcast)."""
+    attainable: Quantity = np.minimum(peak_flops_per_s, intensity_flop_per_byte * memory_bytes_per_s)  # stubs: Any
+    return attainable
+
+
+def bound_of(intensity_flop_per_byte: float, ridge_flop_per_byte: float) -> str:
+    """'compute' when the intensity is above the ridge point, else 'memory'."""
+    return "compute" if intensity_flop_per_byte > ridge_flop_per_byte else "memory"
+
+
+class OpResult(NamedTuple):
+    """One operator's figures, per instance; its share of the totals is its figures x count."""
+
+    name: str
+    kind: str
+    group: str
+    # Shadows tuple.count (a method no caller uses on a record) on purpose: ``count`` is a public attribute
+    # and the key of analyze's JSON and CSV; Op names the same figure ``instances``.
+    count: int  # type: ignore[assignment]
+    flops: float
+    bytes: float
+    weight_bytes: float
+    act_read_bytes: float
+    act_write_bytes: float
+    kv_read_bytes: float
+    kv_write_bytes: float
+    arithmetic_intensity: float
+    precision: str
+    peak_precision: str
+    peak_flops_per_s: float
+    attainable_flops_per_s: float
+    compute_time_s: float
+    memory_time_s: float
+    time_s: float
+    bound: str
+
+    def to_dict(self) -> dict[str, object]:
+        return self._asdict()
+
+
+class Totals(NamedTuple):
+    """Sums over all operators (x count) for one step."""
+
+    flops: float
+    bytes: float
+    weight_bytes: float
+    act_read_bytes: float
+    act_write_bytes: float
+    kv_read_bytes: float
+    kv_write_bytes: float
+    arithmetic_intensity: float
+    time_s: float
+    compute_bound_time_s: float
+    memory_bound_time_s: float
+    bound: str
+    tokens: int
+    tokens_per_s: float
+    kv_cache_bytes: float
+    expected_time_s: float  # the efficiency model's forecast (efficiency.py): fractions of the roofs + overheads
+    expected_tokens_per_s: float
+
+    def to_dict(self) -> dict[str, object]:
+        return self._asdict()
+
+
+class MemoryFit(NamedTuple):
+    """What must be resident in device memory, against its capacity."""
+
+    weight_bytes: float
+    kv_cache_bytes: float
+    total_bytes: float
+    capacity_bytes: float | None
+    fits: bool | None
+
+    def to_dict(self) -> dict[str, object]:
+        return self._asdict()
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """A model run on a device: every operator's roofline figures, the totals, and the memory fit."""
+
+    model: ModelSpec
+    hardware: HardwareSpec
+    workload: Workload
+    ops: tuple[OpResult, ...]
+    totals: Totals
+    memory: MemoryFit
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model.to_dict(),
+            "hardware": self.hardware.to_dict(),
+            "workload": self.workload.to_dict(),
+            "ops": [op.to_dict() for op in self.ops],
+            "totals": self.totals.to_dict(),
+            "memory": self.memory.to_dict(),
+        }
+
+
+class Roofline(NamedTuple):
+    """Operators' times under the roofline (numpy arrays that broadcast: operators, devices, grid points)."""
+
+    compute_time_s: np.ndarray  # F / P
+    memory_time_s: np.ndarray  # B / W
+    time_s: np.ndarray  # max(F / P, B / W)
+    compute_bound: np.ndarray  # F / P > B / W
+
+
+def roofline(flops: np.ndarray, moved_bytes: np.ndarray, peak_flops_per_s: np.ndarray | float,
+             memory_bytes_per_s: np.ndarray | float) -> Roofline:
+    """The one place operator times are computed: ``analyze``, ``evaluate_op`` and the sweep call it."""
+    compute_time = flops / peak_flops_per_s
+    memory_time = moved_bytes / memory_bytes_per_s
+    return Roofline(compute_time, memory_time, np.maximum(compute_time, memory_time), compute_time > memory_time)
+
+
+def evaluate_op(op: Op[Scalar], hardware: HardwareSpec) -> OpResult:
+    """The roofline figures of one operator instance on a device."""
+    costs = np.array([(*op.cost, op.cost.bytes)], dtype=np.float64).T
+    peak_precision, peak = hardware.peak_for(op.math)
+    return _results((op.name,), (op.kind,), (op.group,), (op.instances,), (op.math,), (peak_precision,), (peak,), costs,
+                    hardware.memory_bytes_per_s)[0][0]
+
+
+def _results(names: Sequence[str], kinds: Sequence[str], groups: Sequence[str], counts: Sequence[int],
+             maths: Sequence[str], peak_precisions: Sequence[str], peaks: Sequence[float], costs: np.ndarray,
+             bandwidth: float) -> tuple[tuple[OpResult, ...], Roofline]:
+    """Per-operator records from costs per instance, (``transformer.COST_FIELDS``, operators)."""
+    peak = np.array(peaks)
+    line = roofline(costs[0], costs[6], peak, bandwidth)
+    intensity = costs[0] / costs[6]
+    flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.tolist()
+    bounds = ["compute" if bound else "memory" for bound in line.compute_bound.tolist()]
+    # Columns in OpResult's field order.
+    columns = (names, kinds, groups, counts, flops, moved, weight, act_read, act_write, kv_read, kv_write,
+               intensity.tolist(), maths, peak_precisions, peaks,
+               attainable_flops_per_s(intensity, peak, bandwidth).tolist(), line.compute_time_s.tolist(),
+               line.memory_time_s.tolist(),
+               line.time_s.tolist(), bounds)
+    return tuple(map(_new_result, zip(*columns, strict=True))), line
+
+
+_new_result = functools.partial(tuple.__new__, OpResult)  # OpResult from a row in field order (hot path)
+
+
+def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Analysis:
+    """Every operator of one forward step of ``model`` on ``hardware`` under the roofline."""
+    if workload.weights is None and model.stored_weights is not None:
+        workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
+    scheme = workload.weight_scheme(model)
+    plan = step_plan(model, scheme, workload.activation_format, workload.kv_format, workload.flash_attention,
+                     workload.lm_head == "all", workload.mla_absorbed)
+    costs = plan.costs(step_counts(model, workload.batch, workload.q_len, workload.past_len,
+                                   workload.skips_masked_scores))
+    ceilings = [hardware.peak_for(math) for math in plan.unique_maths]
+    peak_precisions, peaks = zip(*[ceilings[i] for i in plan.math_index], strict=True)
+    results, line = _results(plan.names, plan.kinds, plan.groups, plan.instances, plan.maths, peak_precisions,
+                             peaks, costs, hardware.memory_bytes_per_s)
+    instances = plan.instance_weights
+    flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.dot(instances).tolist()
+    time_s = float(line.time_s.dot(instances))  # .dot: the fastest numpy call for small vectors
+    compute_bound_time = float((line.time_s * instances).dot(line.compute_bound))
+    memory_bound_time = time_s - compute_bound_time
+    context_len = workload.past_len + workload.q_len
+    kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
+    cost = StepCost(instances, line.compute_time_s, line.memory_time_s, plan_dequantizes(plan))
+    expected_s = expected_time_s(cost, params_for(hardware))
+    totals = Totals(
+        flops=flops, bytes=moved, weight_bytes=weight, act_read_bytes=act_read, act_write_bytes=act_write,
+        kv_read_bytes=kv_read, kv_write_bytes=kv_write,
+        arithmetic_intensity=flops / moved,
+        time_s=time_s,
+        compute_bound_time_s=compute_bound_time,
+        memory_bound_time_s=memory_bound_time,
+        bound="compute" if compute_bound_time > memory_bound_time else "memory",
+        tokens=workload.tokens,
+        tokens_per_s=workload.tokens / time_s,
+        kv_cache_bytes=kv_bytes,
+        expected_time_s=expected_s,
+        expected_tokens_per_s=workload.tokens / expected_s,
+    )
+    weights = weight_storage_bytes(model, scheme, workload.activation_format)
+    capacity = hardware.available_memory_bytes  # what the OS lets a model use (phones keep some)
+    resident = weights + kv_bytes
+    memory = MemoryFit(
+        weight_bytes=weights,
+        kv_cache_bytes=kv_bytes,
+        total_bytes=resident,
+        capacity_bytes=capacity,
+        fits=None if capacity is None else resident <= capacity,
+    )
+    return Analysis(model, hardware, workload, results, totals, memory)

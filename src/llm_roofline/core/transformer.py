@@ -1,0 +1,744 @@
+"""A model and a workload become a list of named operators: prefill and decode are one code path.
+
+A step processes ``q_len`` new tokens per sequence against ``past_len`` tokens already in the KV
+cache: prefill is q_len = prompt length, past_len = 0; decode is q_len = 1 (or the ``new_tokens`` a
+speculative verification checks), past_len = tokens cached. Each distinct kind of layer in the
+model's description is priced once, so a per-layer operator appears once with ``instances`` = the layers
+that run it; where layers share a role in different formats (a per-layer mix of weight formats), the
+per-instance figures are the mean over layers, so count x figures is the exact total.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, NamedTuple, ParamSpec, overload
+
+import numpy as np
+
+from llm_roofline.core import architecture as arch
+from llm_roofline.core import ops
+from llm_roofline.core.architecture import FULL, MLP, Attention, Block, Span
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
+from llm_roofline.core.models import ModelSpec
+from llm_roofline.core.quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
+from llm_roofline.core.units import Array, Quantity, Scalar, minimum
+
+PHASES = ("prefill", "decode")
+LM_HEAD_MODES = ("last", "all")
+MLA_FORMS = ("naive", "absorbed")
+# Elementwise kernels (norms, softmax, adds) run in 16-bit even when the matmuls take 8-bit inputs.
+_NARROW_MATH = {"int8": "fp16", "int4": "fp16", "fp8": "fp16", "fp4": "fp16"}
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What is run: the phase, batch and length, the number formats, and the kernel options.
+
+    ``seq_len`` is the prompt length for prefill and the number of tokens already cached for
+    decode (the new token attends to them and to itself).
+
+    ``weights``: a format (every matrix in it), a llama.cpp mix (``q4_k_m``), a ``WeightScheme``, or
+    None for the model's own formats (a GGUF file's tensor types; fp16 for a config.json model).
+    ``weight_format`` is the format most weights are in; ``weight_scheme(model)`` is the full scheme.
+    ``new_tokens``: decode only, the tokens each sequence processes in the step (1; gamma + 1 when a
+    target model verifies gamma drafted tokens).
+    """
+
+    phase: str = "decode"
+    batch: int = 1
+    seq_len: int = 1024
+    weights: WeightsSpec = None
+    activations: NumberFormat | str | float = "fp16"
+    kv_cache: NumberFormat | str | float | None = None  # None: the activations' format
+    flash_attention: bool = False
+    causal_skip: bool | None = None  # None: skip masked scores exactly when flash_attention is on
+    lm_head: str = "last"  # "last": logits for the last token of each sequence; "all": every token
+    new_tokens: int = 1
+    mla: str | None = None  # multi-head latent attention: "naive" or "absorbed"; None: naive prefill, absorbed decode
+    weight_format: NumberFormat = field(init=False, repr=False, compare=False)
+    activation_format: NumberFormat = field(init=False, repr=False, compare=False)
+    kv_format: NumberFormat = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise InputError(f"phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
+        for label, value in (("batch", self.batch), ("seq_len", self.seq_len), ("new_tokens", self.new_tokens)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise InputError(f"{label} must be an integer >= 1, got {value!r}")
+        if self.phase == "prefill" and self.new_tokens != 1:
+            raise InputError("new_tokens applies to decode steps; a prefill step processes seq_len tokens")
+        if self.mla is not None and self.mla not in MLA_FORMS:
+            raise InputError(f"mla must be one of {', '.join(MLA_FORMS)} or None, got {self.mla!r}")
+        if self.lm_head not in LM_HEAD_MODES:
+            raise InputError(f"lm_head must be one of {', '.join(LM_HEAD_MODES)}, got {self.lm_head!r}")
+        activations = get_format(self.activations)
+        object.__setattr__(self, "weight_format", default_weight_format(self.weights))
+        object.__setattr__(self, "activation_format", activations)
+        object.__setattr__(self, "kv_format", activations if self.kv_cache is None else get_format(self.kv_cache))
+
+    @property
+    def q_len(self) -> int:
+        return self.seq_len if self.phase == "prefill" else self.new_tokens
+
+    @property
+    def past_len(self) -> int:
+        return 0 if self.phase == "prefill" else self.seq_len
+
+    @property
+    def mla_absorbed(self) -> bool:
+        """Whether latent attention runs weight-absorbed (the default for decode, as engines do)."""
+        return self.phase == "decode" if self.mla is None else self.mla == "absorbed"
+
+    @property
+    def skips_masked_scores(self) -> bool:
+        return self.flash_attention if self.causal_skip is None else self.causal_skip
+
+    @property
+    def tokens(self) -> int:
+        """Tokens this step produces per second of work: prompt tokens (prefill) or new tokens (decode)."""
+        return self.batch * self.q_len
+
+    @property
+    def weights_label(self) -> str:
+        """The weights' name in outputs: a mix's or scheme's name, else the format's."""
+        return weights_label(self.weights)
+
+    def weight_scheme(self, model: ModelSpec) -> WeightScheme:
+        """The format of each of ``model``'s weight tensors under this workload."""
+        return weight_scheme(model, self.weights)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "phase": self.phase,
+            "batch": self.batch,
+            "seq_len": self.seq_len,
+            "q_len": self.q_len,
+            "past_len": self.past_len,
+            "weights": self.weights_label,
+            "activations": self.activation_format.name,
+            "kv_cache": self.kv_format.name,
+            "flash_attention": self.flash_attention,
+            "causal_skip": self.skips_masked_scores,
+            "lm_head": self.lm_head,
+            "mla": "absorbed" if self.mla_absorbed else "naive",
+        }
+
+
+class Op(NamedTuple, Generic[Quantity]):
+    """One named operator of the model, its cost per instance, and how many instances run.
+
+    ``Op[Scalar]``: an operator of one step; ``Op[Array]``: of a grid of steps (its costs are arrays).
+    """
+
+    name: str
+    kind: str
+    group: str  # attention, ffn, norm, residual, embedding, lm_head
+    instances: int  # layers for a per-layer operator, else 1 (``count`` in analyze's records)
+    cost: ops.OpCost[Quantity]
+    math: str  # the precision its arithmetic runs in
+
+
+def attention_pairs(q_len: Quantity, past_len: Quantity, causal_skip: bool, span: Span = FULL) -> Quantity:
+    """(query, key) scores per sequence and head (conventions 4 and 6 in ops.py)."""
+    kind, size = span
+    kv_len = past_len + q_len
+    if kind == "full":
+        if causal_skip:
+            return q_len * past_len + q_len * (q_len + 1) // 2
+        return q_len * kv_len
+    if not causal_skip:
+        return q_len * keys_read(q_len, past_len, span)
+    prefix = _window_prefix_pairs if kind == "window" else _chunk_prefix_pairs
+    return prefix(kv_len, size) - prefix(past_len, size)
+
+
+def keys_read(q_len: Quantity, past_len: Quantity, span: Span = FULL) -> Quantity:
+    """Keys (and values) per sequence a step reads: all of them, the window its queries span, or the
+    chunks they fall in (from the start of the first query's chunk)."""
+    kind, size = span
+    kv_len = past_len + q_len
+    if kind == "window":
+        return minimum(kv_len, size + q_len - 1)
+    if kind == "chunk":
+        return kv_len - size * (past_len // size)
+    return kv_len
+
+
+def _window_prefix_pairs(length: Quantity, window: int) -> Quantity:
+    """Causal pairs of the first ``length`` positions with a window: sum over j <= length of min(j, W)."""
+    inside = minimum(length, window)
+    return inside * (inside + 1) // 2 + (length - inside) * window
+
+
+def _chunk_prefix_pairs(length: Quantity, chunk: int) -> Quantity:
+    """Causal pairs of the first ``length`` positions in chunks of C: each full chunk C(C+1)/2, then r(r+1)/2."""
+    full, rest = length // chunk, length % chunk
+    return full * (chunk * (chunk + 1) // 2) + rest * (rest + 1) // 2
+
+
+class CountLayout(NamedTuple):
+    """Which counts a model's steps are affine in: rows, then keys and scores per attention span, then the
+    experts touched per kind of mixture (experts, experts per token)."""
+
+    spans: tuple[Span, ...]
+    mixtures: tuple[tuple[int, int], ...]
+    size: int  # 2 + 2 x spans + mixtures
+
+
+@functools.lru_cache(maxsize=256)
+def count_layout(model: ModelSpec) -> CountLayout:
+    groups = model.groups
+    spans = tuple(dict.fromkeys(block.attention.span for block, _ in groups))
+    mixtures = tuple(dict.fromkeys((b.mlp.experts, b.mlp.experts_per_token) for b, _ in groups if b.mlp.is_moe))
+    return CountLayout(spans, mixtures, 2 + 2 * len(spans) + len(mixtures))
+
+
+class StepCounts(tuple[Quantity, ...], Generic[Quantity]):
+    """The counts a step's cost is affine in: every operator's FLOPs and bytes are c0 + sum_j c_j x count_j.
+
+    Each is a total over the batch (numbers, or numpy arrays for a grid of steps), in the order of the
+    model's ``CountLayout``: sequences (the rows lm_head scores when only the last token is kept), tokens
+    (batch x q_len), then per attention span the cached keys read and the (query, key) scores per head,
+    then per kind of mixture of experts the distinct experts touched (in expectation).
+    """
+
+    layout: CountLayout
+
+    def __new__(cls, layout: CountLayout, values: Sequence[Quantity]) -> StepCounts[Quantity]:
+        if len(values) != layout.size:
+            raise ValueError(f"a step of this model has {layout.size} counts, got {len(values)}")
+        counts = tuple.__new__(cls, values)
+        counts.layout = layout
+        return counts
+
+    @property
+    def sequences(self) -> Quantity:
+        return self[0]
+
+    @property
+    def tokens(self) -> Quantity:
+        return self[1]
+
+    def keys(self, span: Span) -> Quantity:
+        return self[2 + 2 * self.layout.spans.index(span)]
+
+    def scores(self, span: Span) -> Quantity:
+        return self[3 + 2 * self.layout.spans.index(span)]
+
+    def experts_touched(self, mixture: tuple[int, int]) -> Quantity:
+        return self[2 + 2 * len(self.layout.spans) + self.layout.mixtures.index(mixture)]
+
+
+def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
+                causal_skip: bool) -> StepCounts[Quantity]:
+    """The counts of a step of ``q_len`` new tokens per sequence over ``past_len`` cached ones."""
+    layout = count_layout(model)
+    tokens = batch * q_len
+    values: list[Quantity] = [batch, tokens]
+    for span in layout.spans:
+        values += [batch * keys_read(q_len, past_len, span),
+                   batch * attention_pairs(q_len, past_len, causal_skip, span)]
+    values += [ops.expected_experts_touched(tokens, experts, k) for experts, k in layout.mixtures]
+    return StepCounts(layout, values)
+
+
+# The rows of a plan's coefficients: OpCost's fields (flops, weight_bytes, act_read_bytes, act_write_bytes,
+# kv_read_bytes, kv_write_bytes), then their five byte categories summed.
+COST_FIELDS = (*ops.OpCost._fields, "bytes")
+
+
+@dataclass(frozen=True, eq=False)
+class StepPlan:
+    """The operators of a step, each cost field kept as coefficients of the step counts.
+
+    Built once per (model, weights, formats, kernel options) by evaluating ``step_operators`` — the
+    formulas of ``ops.py`` — at the zero counts and at each unit count; checked at a generic point
+    (a formula that is not affine in the counts raises). Every step of that plan is then one product:
+    ``coefficients @ (1, *counts)``, for one step or a whole grid.
+    """
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    groups: tuple[str, ...]
+    instances: tuple[int, ...]  # Op.instances: layers for per-layer operators, else 1
+    instance_weights: np.ndarray  # the same as float64, to sum figures x count
+    maths: tuple[str, ...]
+    weight_formats: tuple[NumberFormat | None, ...]  # the format of a matmul's weight matrix; None: reads none
+    activations: NumberFormat
+    coefficients: np.ndarray  # (COST_FIELDS, operators, 1 + counts): the constant first
+    unique_maths: tuple[str, ...]  # the precisions in ``maths``, each once
+    math_index: tuple[int, ...]  # maths[i] == unique_maths[math_index[i]]
+
+    def costs(self, counts: Sequence[Scalar] | Sequence[Array]) -> Array:
+        """Every operator's ``COST_FIELDS``: (7, operators) for numbers, (7, operators, n) for arrays of n steps."""
+        vector = _count_vector(counts)
+        costs: Array  # stubs: ndarray.dot is Any
+        if vector.ndim == 1:
+            costs = self.coefficients.dot(vector)
+        else:
+            fields, operators, size = self.coefficients.shape  # a grid: one 2-D product (BLAS), reshaped
+            costs = self.coefficients.reshape(fields * operators, size).dot(vector).reshape(fields, operators, -1)
+        return costs
+
+    @overload
+    def ops(self, counts: Sequence[Scalar]) -> list[Op[Scalar]]: ...
+
+    @overload
+    def ops(self, counts: Sequence[Array]) -> list[Op[Array]]: ...
+
+    def ops(self, counts: Sequence[Scalar] | Sequence[Array]) -> list[Op[Scalar]] | list[Op[Array]]:
+        """The operators at ``counts``, as ``Op`` records: for numbers, ``Op[Scalar]`` whose costs are Python
+        floats (the plan's numpy result converted here, once); for arrays of n steps, ``Op[Array]``."""
+        costs = self.costs(counts)[:-1]
+        rows = costs.T.tolist() if costs.ndim == 2 else list(costs.swapaxes(0, 1))
+        return [Op(name, kind, group, n, ops.OpCost(*fields), math) for name, kind, group, n, math, fields
+                in zip(self.names, self.kinds, self.groups, self.instances, self.maths, rows, strict=True)]
+
+
+def _count_vector(counts: Sequence[Scalar] | Sequence[Array]) -> Array:
+    """(1, *counts) as float64: a vector for numbers, a (1 + counts, n) matrix for arrays of n steps."""
+    try:
+        return np.array((1.0, *counts), dtype=np.float64)
+    except ValueError:  # some counts are arrays
+        return count_matrix(counts, np.broadcast(*counts).shape[0])
+
+
+def count_matrix(counts: Sequence[Scalar] | Sequence[Array], n: int) -> Array:
+    """(1, *counts) for ``n`` steps, as a (1 + counts, n) float64 matrix (numbers are repeated)."""
+    matrix = np.empty((1 + len(counts), n), dtype=np.float64)
+    matrix[0] = 1.0
+    for row, count in zip(matrix[1:], counts, strict=True):
+        row[...] = count
+    return matrix
+
+
+@functools.lru_cache(maxsize=256)
+def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activations: NumberFormat,
+              kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool,
+              mla_absorbed: bool = False) -> StepPlan:
+    """The plan of ``model``'s steps under these formats and options (memoized: a pure function of
+    frozen records; what varies from step to step is only the counts)."""
+    scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
+    layout = count_layout(model)
+    size = layout.size
+    # Probe points, one per column: all counts 0, each count 1 alone, then two generic points (small and
+    # large counts, every count nonzero) where the coefficients must reproduce the formulas.
+    primes = np.array([3.0, 7.0, 11.0, 13.0, 17.0, 19.0, 23.0, 29.0, 31.0, 37.0, 41.0, 43.0, 47.0, 53.0])
+    large = np.array([4.1e3, 2.9e6, 7.3e7, 3.7e10, 5.9e7, 1.3e10, 3.1e7, 2.3e10, 4.3e7, 1.9e10, 61.0, 97.0, 59.0, 83.0])
+    if size > len(primes):
+        raise ValueError(f"a model with {size} step counts: more than the plan's probes")
+    checks = np.array([primes[:size], large[:size]]).T
+    probes = np.hstack([np.zeros((size, 1)), np.eye(size), checks])
+    operators = step_operators(model, StepCounts(layout, tuple(probes)), scheme, activations, kv_format,
+                               flash_attention, lm_head_all_tokens, mla_absorbed)
+    values = np.array([[np.broadcast_to(field, probes.shape[1:]) for field in (*op.cost, op.cost.bytes)]
+                       for op in operators]).transpose(1, 0, 2)  # (COST_FIELDS, operators, probes)
+    constant = values[:, :, :1]
+    coefficients = np.concatenate([constant, values[:, :, 1:1 + size] - constant], axis=2)
+    predicted = coefficients @ np.vstack([np.ones((1, checks.shape[1])), checks])
+    wrong = ~np.isclose(predicted, values[:, :, 1 + size:], rtol=1e-12, atol=0).all(axis=(0, 2))
+    if wrong.any():
+        bad = operators[int(np.argmax(wrong))].name
+        raise ValueError(f"the cost of operator {bad!r} is not affine in the step counts; see ops.py")
+    unique_maths = tuple(dict.fromkeys(op.math for op in operators))
+    return StepPlan(
+        names=tuple(op.name for op in operators),
+        kinds=tuple(op.kind for op in operators),
+        groups=tuple(op.group for op in operators),
+        instances=tuple(op.instances for op in operators),
+        instance_weights=_frozen(np.array([op.instances for op in operators], dtype=np.float64)),
+        maths=tuple(op.math for op in operators),
+        weight_formats=tuple(scheme.format_for(weight_role(op.name, model.tied_embeddings))
+                             if op.kind == "matmul" and coefficients[1, i].any() else None
+                             for i, op in enumerate(operators)),
+        activations=activations,
+        coefficients=_frozen(coefficients),
+        unique_maths=unique_maths,
+        math_index=tuple(unique_maths.index(op.math) for op in operators),
+    )
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+# Operators whose weights are part of another role's tensor: MLA's absorbed halves of kv_b_proj.
+_ROLE_OF = {"attn.q_absorb": arch.KV_B_PROJ, "attn.v_absorb": arch.KV_B_PROJ}
+
+
+def weight_role(op_name: str, tied_embeddings: bool) -> str:
+    """The weight tensor an operator reads: its name without ``layer.`` (a tied lm_head reads the embedding)."""
+    if op_name == "lm_head" and tied_embeddings:
+        return arch.EMBED
+    if op_name == "mtp.lm_head":  # the module shares the model's output head
+        return arch.EMBED if tied_embeddings else arch.LM_HEAD
+    if op_name == arch.MTP_EH_PROJ:
+        return op_name
+    name = op_name.split(".", 1)[1] if op_name.startswith(("layer", "mtp.")) else op_name
+    return _ROLE_OF.get(name, name)
+
+
+def build_ops(model: ModelSpec, workload: Workload) -> list[Op[Scalar]]:
+    """The operators of one forward step, in execution order, layers aggregated."""
+    return step_ops(model, workload.batch, workload.q_len, workload.past_len, workload.weight_scheme(model),
+                    workload.activation_format, workload.kv_format, workload.flash_attention,
+                    workload.skips_masked_scores, workload.lm_head == "all", workload.mla_absorbed)
+
+
+def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
+             weights: NumberFormat | WeightScheme, activations: NumberFormat, kv_format: NumberFormat,
+             flash_attention: bool, causal_skip: bool, lm_head_all_tokens: bool,
+             mla_absorbed: bool = False) -> list[Op[Quantity]]:
+    """The operator list for any batch, q_len and past_len (numbers or numpy arrays), through the plan.
+
+    ``weights``: one format for every matrix, or a ``WeightScheme`` built for this model
+    (``Workload.weight_scheme(model)``) that gives each tensor role its own.
+    """
+    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all_tokens, mla_absorbed)
+    return plan.ops(step_counts(model, batch, q_len, past_len, causal_skip))
+
+
+@dataclass(frozen=True)
+class _Step(Generic[Quantity]):
+    """What every operator of a step is priced with: the counts, the formats, the kernel options."""
+
+    model: ModelSpec
+    counts: StepCounts[Quantity]
+    scheme: WeightScheme
+    act: float  # bytes per activation element
+    kv: float  # bytes per KV-cache element
+    matmul_math: str
+    other_math: str
+    param_bytes: float  # bytes per norm weight or bias
+    flash_attention: bool
+    mla_absorbed: bool
+
+    @property
+    def tokens(self) -> Quantity:
+        return self.counts.tokens
+
+
+def step_operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightScheme, activations: NumberFormat,
+                   kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool,
+                   mla_absorbed: bool = False) -> list[Op[Quantity]]:
+    """The operators of a step, in execution order, each priced by its formula in ``ops.py``.
+
+    The model's structure, read from its description: the embedding, then each distinct kind of layer
+    (``architecture.Block``) priced once with its number of layers — an operator that several kinds
+    of layer share with the same cost is one entry whose count is their layers together — then the
+    final norm and the output head. Every operator's kind comes from the registry entry of the formula
+    that prices it. ``step_plan`` evaluates this once per model and set of formats; ``step_ops`` is the
+    way to price a step.
+    """
+    matmul_math = activations.math
+    vectors = scheme.vector_format()
+    step: _Step[Quantity] = _Step(model, counts, scheme, activations.bytes_per_element, kv_format.bytes_per_element,
+                                  matmul_math, _NARROW_MATH.get(matmul_math, matmul_math),
+                                  vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element,
+                                  flash_attention, mla_absorbed)
+    d, tokens, act = model.hidden_size, counts.tokens, step.act
+    top = _OpMaker(step, 1, "")
+    result = [top("embed", "embedding", ops.embedding, tokens, d, scheme.format_for(arch.EMBED), act,
+                  model.learned_positions, model.embedding_scale, positions=scheme.format_for(arch.POSITIONS))]
+    result += _merge_layers([_block_ops(step, block, n) for block, n in model.groups])
+    if model.final_norm:
+        result.append(top("final_norm", "norm", ops.norm, tokens, d, model.norm, act, step.param_bytes))
+    lm_tokens = tokens if lm_head_all_tokens else counts.sequences
+    lm_format = scheme.format_for(arch.EMBED if model.tied_embeddings else arch.LM_HEAD)
+    result.append(top("lm_head", "lm_head", ops.linear, lm_tokens, d, model.vocab_size, lm_format, act, act,
+                      model.lm_head_bias, bias_bytes=step.param_bytes))
+    if model.final_logit_softcapping is not None:
+        result.append(top("final_softcap", "lm_head", ops.softcap, lm_tokens * model.vocab_size, act))
+    if model.logits_scale:
+        result.append(top("final_scale", "lm_head", ops.scale, lm_tokens * model.vocab_size, act))
+    if model.mtp_included:
+        result += _mtp_ops(step, lm_tokens, lm_format)
+    return result
+
+
+def _mtp_ops(step: _Step[Quantity], lm_tokens: Quantity, lm_format: NumberFormat) -> list[Op[Quantity]]:
+    """DeepSeek's multi-token-prediction module(s), when the model includes them (``ModelSpec.with_mtp``): per
+    module, the next token's embedding and the last hidden state each normalized, concatenated and projected
+    (eh_proj, 2d -> d), one more decoder layer, a norm, and the shared output head again (its weights read
+    once more). The embedding lookup is shared with the main model's."""
+    model, d, tokens, act = step.model, step.model.hidden_size, step.tokens, step.act
+    block, modules = model.layers[-1], model.mtp_modules
+    op = _OpMaker(step, modules, "mtp.")
+    norm = _norm_maker(step, block, op)
+    result = [norm("enorm", tokens, d), norm("hnorm", tokens, d),
+              op(arch.MTP_EH_PROJ.removeprefix("mtp."), "embedding", ops.linear, tokens, 2 * d, d,
+                 step.scheme.format_for(arch.MTP_EH_PROJ), act, act, False, bias_bytes=step.param_bytes)]
+    result += [layer._replace(name="mtp." + layer.name.removeprefix("layer."), instances=modules)
+               for layer in _block_ops(step, block, modules)]
+    result += [norm("final_norm", tokens, d),
+               op("lm_head", "lm_head", ops.linear, lm_tokens, d, model.vocab_size, lm_format, act, act,
+                  model.lm_head_bias, bias_bytes=step.param_bytes)]
+    return result
+
+
+_P = ParamSpec("_P")
+
+
+class _OpMaker(Generic[Quantity]):
+    """Builds an ``Op`` by calling a registered formula: its kind is the registry's, and so is its precision
+    (matrix products and fused attention run in the activations' math, everything else in ``other_math``)."""
+
+    def __init__(self, step: _Step[Quantity], instances: int, prefix: str) -> None:
+        self.step: _Step[Quantity] = step
+        self.instances = instances
+        self.prefix = prefix
+
+    def __call__(self, name: str, group: str, formula: Callable[_P, ops.OpCost[Quantity]], *args: _P.args,
+                 **kwargs: _P.kwargs) -> Op[Quantity]:
+        kind = ops.kind_of(formula)
+        math = self.step.matmul_math if kind in ops.MATMUL_KINDS else self.step.other_math
+        return Op(self.prefix + name, kind, group, self.instances, formula(*args, **kwargs), math)
+
+
+def _merge_layers(per_kind: list[list[Op[Quantity]]]) -> list[Op[Quantity]]:
+    """One operator list from each kind of layer's: an operator of the same name and cost in several kinds
+    is one entry (instances added); one that is new goes right after its predecessor in its own kind's order."""
+    merged: list[Op[Quantity]] = []
+    for number, kind_ops in enumerate(per_kind):
+        position = 0
+        for op in kind_ops:
+            index = next((i for i, other in enumerate(merged) if other.name == op.name), None)
+            if index is not None and not _same_cost(merged[index], op):
+                op = op._replace(name=f"layer[{number}].{op.name.removeprefix('layer.')}")
+                index = None
+            if index is None:
+                merged.insert(position, op)
+                index = position
+            else:
+                merged[index] = merged[index]._replace(instances=merged[index].instances + op.instances)
+            position = index + 1
+    return merged
+
+
+def _same_cost(a: Op[Quantity], b: Op[Quantity]) -> bool:
+    return a.math == b.math and a.kind == b.kind and all(
+        np.array_equal(x, y) for x, y in zip(a.cost, b.cost, strict=True))
+
+
+def _block_ops(step: _Step[Quantity], block: Block, layers: int) -> list[Op[Quantity]]:
+    """The operators of ``layers`` layers of one kind, in execution order."""
+    d, tokens, act = step.model.hidden_size, step.tokens, step.act
+    scaled = step.model.residual_scale
+    op = _OpMaker(step, layers, "layer.")
+    norm = _norm_maker(step, block, op)
+    result = [norm("attn_norm", tokens, d)] if block.pre_norms else []
+    result += _attention_ops(step, block, op, norm)
+    if block.post_norms:
+        result.append(norm("attn_post_norm", tokens, d))
+    if not block.parallel:
+        result.append(op("attn_residual", "residual", ops.residual_add, tokens, d, act, scaled=scaled))
+        if block.pre_norms:
+            result.append(norm("mlp_norm", tokens, d))
+    result += _mlp_ops(step, block.mlp, op)
+    if block.post_norms:
+        result.append(norm("mlp_post_norm", tokens, d))
+    if block.parallel:  # attention and MLP outputs join the residual together
+        result.append(op("residual", "residual", ops.residual_add, tokens, d, act, branches=2, scaled=scaled))
+    else:
+        result.append(op("mlp_residual", "residual", ops.residual_add, tokens, d, act, scaled=scaled))
+    return result
+
+
+_NormMaker = Callable[..., Op[Quantity]]
+
+
+def _norm_maker(step: _Step[Quantity], block: Block, op: _OpMaker[Quantity]) -> _NormMaker[Quantity]:
+    def norm(name: str, rows: Quantity, width: int, param_bytes: float | None = None) -> Op[Quantity]:
+        weight = step.param_bytes if param_bytes is None else param_bytes
+        return op(name, "norm", ops.norm, rows, width, block.norm, step.act, weight)
+
+    return norm
+
+
+def _proj(step: _Step[Quantity], op: _OpMaker[Quantity], role: str, group: str, rows: Quantity, n_in: int,
+          n_out: int, bias: bool, to_kv: bool = False) -> Op[Quantity]:
+    return op(role, group, ops.linear, rows, n_in, n_out, step.scheme.format_for(role), step.act,
+              step.kv if to_kv else step.act, bias, to_kv, bias_bytes=step.param_bytes)
+
+
+def _attention_ops(step: _Step[Quantity], block: Block, op: _OpMaker[Quantity],
+                   norm: _NormMaker[Quantity]) -> list[Op[Quantity]]:
+    a, d, tokens = block.attention, step.model.hidden_size, step.tokens
+    if a.is_mla:
+        return _latent_attention_ops(step, block, op, norm)
+    result = [_proj(step, op, arch.Q_PROJ, "attention", tokens, d, a.q_size, a.qkv_bias),
+              _proj(step, op, arch.K_PROJ, "attention", tokens, d, a.kv_size, a.qkv_bias, to_kv=True),
+              _proj(step, op, arch.V_PROJ, "attention", tokens, d, a.kv_size, a.qkv_bias, to_kv=True)]
+    result += _qk_norms(step, a, norm)
+    if a.rotary_dim:
+        result.append(op("attn.rope", "attention", ops.rope, tokens, a.heads, a.kv_heads, a.rotary_dim, step.act))
+    result += _attention_core(step, a, op, (a.heads, a.kv_heads, a.head_dim, step.act, step.kv), a.head_dim)
+    result.append(_proj(step, op, arch.O_PROJ, "attention", tokens, a.q_size, d, a.out_bias))
+    return result
+
+
+def _qk_norms(step: _Step[Quantity], a: Attention, norm: _NormMaker[Quantity]) -> list[Op[Quantity]]:
+    tokens = step.tokens
+    if a.qk_norm == "head":  # one head_dim-wide norm over each query head and each new key head
+        return [norm("attn.q_norm", tokens * a.heads, a.head_dim), norm("attn.k_norm", tokens * a.kv_heads, a.head_dim)]
+    if a.qk_norm == "full":  # one norm over all query heads, one over all key heads (OLMo-2)
+        return [norm("attn.q_norm", tokens, a.q_size), norm("attn.k_norm", tokens, a.kv_size)]
+    if a.qk_norm == "l2":  # Llama 4: x / ||x|| per head, no weight
+        return [norm("attn.q_norm", tokens * a.heads, a.head_dim, 0.0),
+                norm("attn.k_norm", tokens * a.kv_heads, a.head_dim, 0.0)]
+    return []
+
+
+def _span_prefix(step: _Step[Quantity], a: Attention) -> str:
+    """The attention core's name: ``attn`` when every layer attends alike, else by span (``attn.window``)."""
+    if len(count_layout(step.model).spans) == 1 or a.span == FULL:
+        return "attn"
+    return f"attn.{a.span[0]}"
+
+
+def _attention_core(step: _Step[Quantity], a: Attention, op: _OpMaker[Quantity],
+                    shape: tuple[int, int, int, float, float], value_dim: int, keys_from_cache: bool = True,
+                    values_share_keys: bool = False) -> list[Op[Quantity]]:
+    """Q K^T, (soft-capping,) softmax and P V over the span's keys — or the one fused FlashAttention kernel."""
+    counts, tokens, prefix = step.counts, step.tokens, _span_prefix(step, a)
+    keys, scores = counts.keys(a.span), counts.scores(a.span)
+    heads, kv_heads, head_dim, act, kv = shape
+    sink_rows = tokens if a.sinks else 0  # a sink adds one logit to every query row's softmax
+    if step.flash_attention:
+        return [op(f"{prefix}.flash", "attention", ops.flash_attention, tokens, keys, scores, heads, kv_heads,
+                   head_dim, act, kv, softcapped=a.softcap is not None, value_dim=value_dim,
+                   values_share_keys=values_share_keys, sink_rows=sink_rows, keys_from_cache=keys_from_cache)]
+    result: list[Op[Quantity]] = [op(f"{prefix}.qk", "attention", ops.attention_scores, tokens, keys, scores, heads,
+                                     kv_heads, head_dim, act, kv, keys_from_cache=keys_from_cache)]
+    if a.softcap is not None:
+        result.append(op(f"{prefix}.softcap", "attention", ops.softcap, heads * scores, step.act))
+    result.append(op(f"{prefix}.softmax", "attention", ops.softmax, scores + sink_rows, heads, step.act))
+    result.append(op(f"{prefix}.sv", "attention", ops.attention_values, tokens, keys, scores, heads, kv_heads,
+                     head_dim, act, kv, value_dim=value_dim, keys_from_cache=keys_from_cache))
+    return result
+
+
+def _latent_attention_ops(step: _Step[Quantity], block: Block, op: _OpMaker[Quantity],
+                          norm: _NormMaker[Quantity]) -> list[Op[Quantity]]:
+    """DeepSeek's multi-head latent attention (MLA), in the form ``step.mla_absorbed`` selects.
+
+    Both forms cache the normalized KV latent (kv_lora_rank) and the RoPE key (qk_rope_head_dim) per
+    token. Naive: every step decompresses the keys and values of all the keys it reads through kv_b_proj,
+    then runs multi-head attention over them (as transformers does, and engines for prefill). Absorbed:
+    kv_b_proj's key half multiplies into each query head and its value half into each output head, so
+    attention runs on the latent itself, one shared "KV head" of kv_lora_rank + qk_rope_head_dim channels
+    (as engines do for decode: FlashMLA, vLLM, SGLang). Derivations in docs/cost-model.md.
+    """
+    a, d, tokens, act = block.attention, step.model.hidden_size, step.tokens, step.act
+    assert a.kv_lora_rank is not None
+    rank, rope, nope, heads = a.kv_lora_rank, a.qk_rope_head_dim, a.nope_head_dim, a.heads
+    if a.q_lora_rank is None:
+        result = [_proj(step, op, arch.Q_PROJ, "attention", tokens, d, a.q_size, False)]
+    else:
+        result = [_proj(step, op, arch.Q_A_PROJ, "attention", tokens, d, a.q_lora_rank, a.qkv_bias),
+                  norm("attn.q_a_norm", tokens, a.q_lora_rank),
+                  _proj(step, op, arch.Q_B_PROJ, "attention", tokens, a.q_lora_rank, a.q_size, False)]
+    result += [_proj(step, op, arch.KV_A_PROJ, "attention", tokens, d, rank + rope, a.qkv_bias, to_kv=True),
+               norm("attn.kv_a_norm", tokens, rank),
+               op("attn.rope", "attention", ops.rope, tokens, heads, 1, rope, act)]
+    kv_b = step.scheme.format_for(arch.KV_B_PROJ)
+    if step.mla_absorbed:
+        result.append(op("attn.q_absorb", "attention", ops.head_linear, tokens, heads, nope, rank, kv_b, act, act,
+                         stored_rows=heads * nope))
+        result += _attention_core(step, a, op, (heads, 1, rank + rope, act, step.kv), rank, values_share_keys=True)
+        result.append(op("attn.v_absorb", "attention", ops.head_linear, tokens, heads, rank, a.v_head_dim, kv_b, act,
+                         act, stored_rows=heads * a.v_head_dim))
+    else:
+        result.append(op(arch.KV_B_PROJ, "attention", ops.latent_decompress, step.counts.keys(a.span), heads, rank,
+                         rope, nope, a.v_head_dim, kv_b, act, step.kv))
+        result += _attention_core(step, a, op, (heads, heads, a.head_dim, act, act), a.v_head_dim,
+                                  keys_from_cache=False)
+    result.append(_proj(step, op, arch.O_PROJ, "attention", tokens, a.out_size, d, a.out_bias))
+    return result
+
+
+def _mlp_ops(step: _Step[Quantity], mlp: MLP, op: _OpMaker[Quantity]) -> list[Op[Quantity]]:
+    d, tokens, act = step.model.hidden_size, step.tokens, step.act
+    inter = mlp.intermediate_size
+    if not mlp.is_moe:
+        activation = op("mlp.act", "ffn", ops.activation, tokens, inter, mlp.activation, mlp.gated, act)
+        if mlp.gated:
+            return [_proj(step, op, arch.GATE_PROJ, "ffn", tokens, d, inter, mlp.bias),
+                    _proj(step, op, arch.UP_PROJ, "ffn", tokens, d, inter, mlp.bias),
+                    activation,
+                    _proj(step, op, arch.DOWN_PROJ, "ffn", tokens, inter, d, mlp.bias)]
+        return [_proj(step, op, arch.FC, "ffn", tokens, d, inter, mlp.bias), activation,
+                _proj(step, op, arch.PROJ, "ffn", tokens, inter, d, mlp.bias)]
+    k = mlp.experts_per_token
+    touched = step.counts.experts_touched((mlp.experts, k))
+
+    def expert(role: str, n_in: int, n_out: int) -> Op[Quantity]:
+        return op(role, "ffn", ops.expert_linear, tokens, k, touched, n_in, n_out, step.scheme.format_for(role), act,
+                  act, mlp.bias, bias_bytes=step.param_bytes)
+
+    result = [_proj(step, op, arch.ROUTER, "ffn", tokens, d, mlp.experts, mlp.router_bias),
+              op("mlp.router_softmax", "ffn", ops.softmax, tokens, mlp.experts, act),
+              expert(arch.EXPERT_GATE_PROJ, d, inter),
+              expert(arch.EXPERT_UP_PROJ, d, inter),
+              op("mlp.act", "ffn", ops.activation, tokens * k, inter, mlp.activation, True, act),
+              expert(arch.EXPERT_DOWN_PROJ, inter, d)]
+    shared = mlp.shared_intermediate_size
+    if shared:
+        result += [_proj(step, op, arch.SHARED_GATE_PROJ, "ffn", tokens, d, shared, False),
+                   _proj(step, op, arch.SHARED_UP_PROJ, "ffn", tokens, d, shared, False),
+                   op("mlp.shared.act", "ffn", ops.activation, tokens, shared, mlp.activation, True, act),
+                   _proj(step, op, arch.SHARED_DOWN_PROJ, "ffn", tokens, shared, d, False)]
+    result.append(op("mlp.combine", "ffn", ops.moe_combine, tokens, k, d, act, shared=shared > 0))
+    return result
+
+
+def vector_param_bytes(activations: NumberFormat) -> float:
+    """Bytes per norm weight or bias: these stay unquantized, in the activations' format or 16-bit."""
+    return max(activations.bytes_per_element, 2.0)
+
+
+def kv_cache_bytes(model: ModelSpec, batch: Quantity, context_len: Quantity, kv_format: NumberFormat) -> Quantity:
+    """KV cache held for ``batch`` sequences of ``context_len`` tokens: every layer's K and V (MLA: its latent).
+
+    A layer with a sliding window keeps only its last W tokens (a rolling buffer, as Mistral's
+    reference implementation does: Jiang et al. 2023, arXiv:2310.06825, section 2); a layer with
+    chunked attention keeps at most one chunk.
+    """
+    elements: Quantity | Scalar = 0
+    for per_token, (kind, size) in _cache_terms(model):
+        elements = elements + per_token * (context_len if kind == "full" else minimum(context_len, size))
+    return kv_format.tensor_bytes(batch * elements)
+
+
+@functools.lru_cache(maxsize=256)
+def _cache_terms(model: ModelSpec) -> tuple[tuple[int, Span], ...]:
+    """(cache elements per token over the layers of a span, the span), one per span the model has."""
+    terms: dict[Span, int] = {}
+    for block, layers in model.groups:
+        span = block.attention.span
+        terms[span] = terms.get(span, 0) + layers * block.attention.cache_elements_per_token
+    return tuple((per_token, span) for span, per_token in terms.items())
+
+
+@functools.lru_cache(maxsize=1024)
+def weight_storage_bytes(model: ModelSpec, weights: NumberFormat | WeightScheme, activations: NumberFormat) -> float:
+    """Bytes of the stored weights: every tensor in its scheme's format (norms and biases unquantized
+    unless the scheme names their format); a tied lm_head is stored once.
+
+    Memoized: a pure function of frozen records, asked again for every workload of the same model.
+    """
+    scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
+    total = 0.0
+    for tensor in model.weight_tensors():
+        if tensor.role == arch.VECTORS:
+            vectors = scheme.vector_format()
+            per_element = vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element
+            total += tensor.elements * per_element
+        else:
+            fmt = scheme.format_for(tensor.role)
+            total += tensor.instances * fmt.tensor_bytes(tensor.elements, tensor.rows, tensor.columns)
+    return total

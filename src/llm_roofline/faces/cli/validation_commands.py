@@ -1,0 +1,313 @@
+"""``llm-roofline validate`` and ``llm-roofline calibrate``: predictions against measurements.
+
+``validate FILE`` predicts every measured row (prefill and decode tokens/s) with the roofline bound
+and the efficiency model, and reports the errors; ``--cross-validate family`` fits the class defaults
+without each device family in turn and predicts it. ``calibrate FILE`` fits the efficiency parameters
+of one device from its measurements and writes a device profile that ``--hardware FILE`` loads
+(``--by-class`` refits the shipped class defaults instead). Parsing and formatting only: the work is in
+``validation.py`` and ``efficiency.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from llm_roofline.core.errors import InputError
+from llm_roofline.faces.cli.main import add_format_option, add_hardware_options, hardware_from_args
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``validate`` and ``calibrate`` on the CLI's subparsers."""
+    validate = commands.add_parser(
+        "validate", help="predict measured prefill/decode speeds (calibration CSV or llama-bench output) and "
+                         "report the errors of the roofline bound and of the expectation",
+        description="Read measurements (the calibration CSV schema, or llama-bench -o json/csv), map each row to a "
+                    "model, a weight format and a device, predict its prefill and decode tokens/s, and report "
+                    "per row and in summary the absolute percentage errors (median, 90th percentile) of the "
+                    "roofline bound and of the efficiency model's expectation, per backend.")
+    validate.add_argument("file", metavar="FILE", help="measurements: calibration CSV, or llama-bench -o json/csv")
+    validate.add_argument("--cross-validate", choices=("family", "source"), default=None,
+                          help="leave one device family (or source) out: fit the class defaults on the others, "
+                               "predict the one left out")
+    validate.add_argument("--model", "-m", default=None,
+                          help="the model of every row (a name, config.json or .gguf), instead of each row's own")
+    validate.add_argument("--no-rows", action="store_true", help="the summary only, not every row")
+    add_hardware_options(validate, None)
+    add_format_option(validate, ("table", "json"))
+    validate.set_defaults(run=_cmd_validate)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="fit one device's efficiency parameters from your measurements and save a device "
+                          "profile for --hardware",
+        description="Fit the efficiency model (fractions of bandwidth and compute, dequantization factor, per-op "
+                    "and per-step overheads) to measurements of one device: the calibration CSV schema, or "
+                    "llama-bench -o json/csv. The class defaults are the prior, so a parameter the measurements "
+                    "cannot pin down stays near its default. --save writes a device profile (the device's "
+                    "figures and an [efficiency] table) that --hardware FILE loads.")
+    calibrate.add_argument("file", metavar="FILE", help="measurements: calibration CSV, or llama-bench -o json/csv")
+    calibrate.add_argument("--model", "-m", default=None,
+                           help="the model of every row (a name, config.json or .gguf), instead of each row's own")
+    calibrate.add_argument("--kind", choices=("gpu", "cpu", "npu"), default=None,
+                           help="the device's class (default: the device's own kind; for figures given as flags, "
+                                "the backend the measurements name)")
+    calibrate.add_argument("--name", default=None, help="the saved profile's name (default <device>-calibrated)")
+    calibrate.add_argument("--save", metavar="FILE", default=None,
+                           help="write the profile (.toml or .json) atomically; with --by-class, the defaults table")
+    calibrate.add_argument("--by-class", action="store_true",
+                           help="fit the defaults of every device class on all rows (how data/efficiency.toml is made)")
+    add_hardware_options(calibrate, None)
+    add_format_option(calibrate, ("table", "json"))
+    calibrate.set_defaults(run=_cmd_calibrate)
+
+
+# --- validate ---------------------------------------------------------------------------------------
+
+def _load_cases(args: argparse.Namespace) -> tuple[list[Any], list[Any], int]:
+    from llm_roofline.features.fidelity.validation import predict, read_case
+    from llm_roofline.inputs.measurements import read_measurements
+    from llm_roofline.inputs.model_files import load_model
+
+    measurements = read_measurements(args.file)
+    wants_device = args.hardware or args.bandwidth_gb_s or args.peak_tflops
+    hardware = hardware_from_args(args) if wants_device else None
+    if hardware is not None and getattr(args, "kind", None):
+        from dataclasses import replace
+
+        hardware = replace(hardware, kind=args.kind)
+    model = load_model(args.model) if args.model else None
+    predictions, skipped = predict([read_case(m, hardware, model) for m in measurements])
+    return predictions, skipped, len(measurements)
+
+
+def _cmd_validate(args: argparse.Namespace) -> str:
+    from llm_roofline.features.fidelity.validation import cross_validate, summary
+
+    predictions, skipped, rows = _load_cases(args)
+    folds = None
+    if args.cross_validate:
+        predictions, folds = cross_validate(predictions, args.cross_validate)
+    method = (f"cross-validated: class defaults fitted without each {args.cross_validate}, applied to it"
+              if args.cross_validate else "each device's efficiency parameters (its class defaults unless calibrated)")
+    result = summary(predictions, rows)
+    if args.format == "json":
+        out: dict[str, Any] = {"file": args.file, "method": method, "summary": result,
+                               "rows": [p.to_dict() for p in predictions], "skipped": [s.to_dict() for s in skipped]}
+        if folds is not None:
+            out["folds"] = folds
+        return json.dumps(out, indent=2)
+    return _validate_text(args.file, method, predictions, skipped, result, folds, show_rows=not args.no_rows)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _validate_text(file: str, method: str, predictions: list[Any], skipped: list[Any], result: dict[str, Any],
+                   folds: dict[str, Any] | None, show_rows: bool) -> str:
+    from llm_roofline.faces.report.render import table
+
+    lines = [f"{file}: {result['rows']} rows, {result['rows_used']} used, {result['rows_skipped']} skipped; "
+             f"{len(predictions)} predictions (prefill {result['prefill']['n']}, decode {result['decode']['n']})",
+             f"expectation: {method}", ""]
+    if show_rows:
+        body = [[p.case.measurement.row, p.case.measurement.hardware, p.case.model.name,
+                 p.case.workload(p.phase).weights_label, p.phase, f"{p.measured_tokens_per_s:.4g}",
+                 f"{p.bound_tokens_per_s:.4g}", f"{p.expected_tokens_per_s:.4g}", _percent(p.bound_ape),
+                 _percent(p.expected_ape)] for p in predictions]
+        lines += [table(["row", "device", "model", "weights", "phase", "measured tok/s", "bound", "expected",
+                         "bound err", "expected err"], body, align="rllllrrrrr"), ""]
+    if skipped:
+        lines += ["skipped:", *(f"  row {s.measurement.row} ({s.phase}): {s.reason}" for s in skipped), ""]
+    if folds is not None:
+        lines += ["folds (the group left out: its predictions, and the fitted class parameters used for it):",
+                  table(["left out", "n", "class", "bandwidth eff", "compute eff", "dequant", "per op", "per step"],
+                        [[group, fold["n"], kind, f"{p['bandwidth_efficiency']:.3f}", f"{p['compute_efficiency']:.3f}",
+                          f"{p['dequant_compute_factor']:.3f}", _micro(p["overhead_per_op_s"]),
+                          _micro(p["overhead_per_step_s"])]
+                         for group, fold in folds.items() for kind, p in fold["params"].items()],
+                        align="lrlrrrrr"), ""]
+    lines += ["absolute percentage error (median / 90th percentile) of tokens/s:", _summary_table(result)]
+    return "\n".join(lines)
+
+
+def _micro(seconds_value: float) -> str:
+    from llm_roofline.core.units import seconds
+
+    return seconds(seconds_value) if seconds_value else "0"
+
+
+def _summary_table(result: dict[str, Any]) -> str:
+    from llm_roofline.faces.report.render import table
+
+    rows = []
+    groups = [("all", result)] + [(backend.upper(), part) for backend, part in result["by_backend"].items()]
+    for label, part in groups:
+        for phase in ("prefill", "decode"):
+            if not part[phase]["n"]:
+                continue
+            rows.append([label, phase, part[phase]["n"], _percent(part["bound"][phase]["median_ape"]),
+                         _percent(part["bound"][phase]["p90_ape"]), _percent(part[phase]["median_ape"]),
+                         _percent(part[phase]["p90_ape"])])
+    return table(["backend", "phase", "n", "bound median", "bound p90", "expected median", "expected p90"], rows,
+                 align="llrrrrr")
+
+
+# --- calibrate --------------------------------------------------------------------------------------
+
+def _cmd_calibrate(args: argparse.Namespace) -> str:
+    from llm_roofline.inputs.files import check_profile_path
+
+    if args.save:
+        check_profile_path(args.save, "--save")
+    if args.by_class:
+        return _calibrate_classes(args)
+    return _calibrate_device(args)
+
+
+def _calibrate_device(args: argparse.Namespace) -> str:
+    from dataclasses import replace
+
+    from llm_roofline.core.efficiency import default_params, params_for
+    from llm_roofline.features.fidelity.fitting import fit_params
+
+    predictions, skipped, rows = _load_cases(args)
+    if not predictions:
+        reasons = "; ".join(sorted({s.reason for s in skipped}))
+        raise InputError(f"{args.file}: no measurement could be predicted ({reasons})")
+    devices = sorted({p.case.hardware.name for p in predictions})
+    if len(devices) > 1:
+        raise InputError(f"{args.file}: the measurements describe {len(devices)} devices ({', '.join(devices)}); "
+                         f"calibrate fits one: give --hardware, or split the file")
+    device = predictions[0].case.hardware
+    kinds = {p.case.measurement.backend for p in predictions}
+    if args.kind:
+        device = replace(device, kind=args.kind)
+    elif device.source == "user-given figures" and len(kinds) == 1:
+        device = replace(device, kind=kinds.pop())
+    prior = default_params(device.kind)
+    before = [p.with_params(params_for(device)) for p in predictions]
+    prefill = sum(p.phase == "prefill" for p in predictions)
+    source = (f"fitted by {shlex.join(['llm-roofline', 'calibrate', args.file])} on {len(predictions)} measured "
+              f"steps (prefill {prefill}, decode {len(predictions) - prefill}); prior: the {device.kind} class "
+              f"defaults")
+    fitted = fit_params([p.observation() for p in predictions], prior=prior, source=source)
+    after = [p.with_params(fitted) for p in predictions]
+    name = args.name or f"{device.name}-calibrated"
+    saved = None
+    if args.save:
+        profile = _profile_dict(args, device, name, fitted)
+        _write_atomically(args.save, profile)
+        saved = args.save
+    if args.format == "json":
+        return json.dumps({
+            "device": device.name, "class": device.kind, "prior": prior.to_dict(), "fitted": fitted.to_dict(),
+            "rows": rows, "skipped": [s.to_dict() for s in skipped],
+            "measurements": [{**b.to_dict(), "expected_tokens_per_s_before": b.expected_tokens_per_s,
+                              "expected_tokens_per_s": a.expected_tokens_per_s, "expected_ape": a.expected_ape}
+                             for b, a in zip(before, after, strict=True)],
+            "saved": None if saved is None else {"path": saved, "name": name},
+        }, indent=2)
+    return _calibrate_text(args.file, device, prior, fitted, before, after, skipped, saved, name)
+
+
+def _calibrate_text(file: str, device: Any, prior: Any, fitted: Any, before: list[Any], after: list[Any],
+                    skipped: list[Any], saved: str | None, name: str) -> str:
+    from llm_roofline.core.hardware import PARAMETERS
+    from llm_roofline.faces.report.render import table
+
+    def shown(parameter: str, value: float) -> str:
+        return _micro(value) if parameter.startswith("overhead") else f"{value:.3f}"
+
+    lines = [f"{file}: {len(before)} measured steps on {device.display_name} ({device.kind} class); "
+             f"{len(skipped)} skipped", ""]
+    lines.append(table(["parameter", f"{device.kind} default (prior)", "fitted"],
+                       [[parameter, shown(parameter, getattr(prior, parameter)),
+                         shown(parameter, getattr(fitted, parameter))] for parameter in PARAMETERS], align="lrr"))
+    lines.append("")
+    lines.append(table(["row", "model", "weights", "phase", "measured tok/s", "bound", "default expected", "fitted",
+                        "error"],
+                       [[b.case.measurement.row, b.case.model.name, b.case.workload(b.phase).weights_label, b.phase,
+                         f"{b.measured_tokens_per_s:.4g}", f"{b.bound_tokens_per_s:.4g}",
+                         f"{b.expected_tokens_per_s:.4g}", f"{a.expected_tokens_per_s:.4g}", _percent(a.expected_ape)]
+                        for b, a in zip(before, after, strict=True)], align="rlllrrrrr"))
+    for s in skipped:
+        lines.append(f"skipped row {s.measurement.row} ({s.phase}): {s.reason}")
+    if saved:
+        lines += ["", f"saved {saved} (name {name}): use it as --hardware {saved}"]
+    return "\n".join(lines)
+
+
+def _profile_dict(args: argparse.Namespace, device: Any, name: str, fitted: Any) -> dict[str, Any]:
+    """The device profile to save: a device file given as --hardware, kept as it is (a measured profile's
+    extra tables included) with the efficiency table set; otherwise the device's own fields."""
+    path = Path(args.hardware) if args.hardware else None
+    if path is not None and path.suffix.lower() in (".toml", ".json") and path.is_file():
+        text = path.read_text()
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        changes = {k: v for k, v in device.to_dict().items()
+                   if k in ("memory_bytes_per_s", "peak_flops_per_s", "memory_bytes", "kind")}
+        data |= changes
+    else:
+        data = {k: v for k, v in device.to_dict().items() if v is not None}
+        data["display_name"] = f"{device.display_name} (calibrated)"
+    data["name"] = name
+    data["efficiency"] = fitted.to_dict()
+    return data
+
+
+def _write_atomically(path_text: str, data: dict[str, Any]) -> None:
+    """Write TOML or JSON through a temporary file in the same folder and a rename: never half a file.
+
+    What is written is first loaded back as a device (refuse to write what --hardware would not load).
+    """
+    from llm_roofline.core.hardware import hardware_from_dict
+    from llm_roofline.inputs.files import toml_text, write_text_atomically
+
+    path = Path(path_text)
+    is_json = path.suffix.lower() == ".json"
+    text = json.dumps(data, indent=2) + "\n" if is_json else toml_text(data)
+    if "class" not in data:
+        hardware_from_dict(json.loads(text) if is_json else tomllib.loads(text), str(path))
+    write_text_atomically(path, text)
+
+
+def _calibrate_classes(args: argparse.Namespace) -> str:
+    from llm_roofline.core.hardware import PARAMETERS
+    from llm_roofline.features.fidelity.validation import MIN_CLASS_OBSERVATIONS, fit_class_defaults
+
+    predictions, skipped, rows = _load_cases(args)
+    if not predictions:
+        raise InputError(f"{args.file}: no measurement could be predicted")
+    fitted = fit_class_defaults(predictions)
+    command = shlex.join(["llm-roofline", "calibrate", args.file, "--by-class"]
+                         + (["--save", args.save] if args.save else []))
+    table_data: dict[str, Any] = {
+        "source": f"fitted on {args.file}: published llama.cpp, MLC, ExecuTorch and MediaPipe measurements, each row "
+                  f"citing its own source ({rows} rows, {len(predictions)} measured steps)",
+        "command": command,
+        "fit": ("pseudo-Huber loss (scale 0.1) of log(expected / measured) over every measured step of the class; "
+                f"a class with fewer than {MIN_CLASS_OBSERVATIONS} steps gets the pooled fit of all steps; "
+                "deterministic grid + golden-section search (efficiency.fit_params)"),
+        "class": {kind: {**{p: getattr(params, p) for p in PARAMETERS}, "basis": params.source}
+                  for kind, params in fitted.items()},
+    }
+    if args.save:
+        _write_atomically(args.save, table_data)
+    if args.format == "json":
+        return json.dumps({**table_data, "saved": args.save}, indent=2)
+    from llm_roofline.faces.report.render import table
+
+    lines = [f"{args.file}: {len(predictions)} measured steps from {rows} rows ({len(skipped)} figures not "
+             f"predictable: see validate)", "",
+             table(["class", *PARAMETERS],
+                   [[kind, *(_micro(getattr(p, name)) if name.startswith("overhead") else f"{getattr(p, name):.3f}"
+                             for name in PARAMETERS)] for kind, p in fitted.items()], align="l" + "r" * 5), ""]
+    lines += [f"{kind}: {p.source}" for kind, p in fitted.items()]
+    if args.save:
+        lines += ["", f"saved {args.save}"]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""What users ask, built on the core: studies, deployments, sweeps, measurement, fidelity."""

@@ -1,0 +1,1 @@
+"""The efficiency model against measurements: validation and the parameter fit."""

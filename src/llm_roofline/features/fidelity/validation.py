@@ -1,0 +1,410 @@
+"""Predictions checked against measurements: each measured row becomes a model, a weight format, a
+device and two workloads; the roofline bound and the efficiency model's expectation are compared with
+what was measured.
+
+How a row is read (docs/validation.md states the same rules):
+
+- **Model**: the catalogue entry whose name matches the row's model name (spaces as hyphens; a
+  ``-it``/``-instruct``/``-chat`` suffix dropped; a name in parentheses tried too), and whose
+  parameter count agrees with the row's ``params_B`` within 5 %; or the config.json or GGUF file the
+  column names; llama-bench: its GGUF file when at hand, else the entry with exactly its parameter
+  count. No match: the row is skipped.
+- **Weights**: the row's format name when it is a known format or llama.cpp mix whose bits per
+  weight agree with the row's (within 10 %); otherwise a custom format of the row's bits per weight,
+  applied to every matrix (the sources' figure is the file size over the parameters).
+- **Activations**: fp32 or bf16 when the weights are (an unquantized baseline); int8 when the format
+  quantizes activations dynamically (``8da4w``, ``dynamic_int8``); fp16 otherwise. The KV cache is
+  fp16 unless the activations are wider.
+- **Device**: the catalogue device of the row's backend that ``names.resolve_device`` finds in the
+  row's hardware name ("Samsung Galaxy S24 Ultra (Snapdragon 8 Gen 3)", "NVIDIA RTX 4080 16GB"),
+  unless the row states another core count or memory size (a binned chip is not the catalogue's
+  full one); else a device from the row's own bandwidth and fp16 peak. Without a compute figure only
+  decode is predicted (its memory roof alone).
+- **Workloads**: prefill of ``prompt_tokens`` (512 when not stated); decode with half the generated
+  tokens already cached (``gen_tokens / 2``; 64 when not stated). Batch from the row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from llm_roofline.core.efficiency import StepCost, expected_time_s, params_for, step_cost
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.formats import NumberFormat, get_format
+from llm_roofline.core.hardware import KINDS, EfficiencyParams, HardwareSpec
+from llm_roofline.core.models import ModelSpec
+from llm_roofline.core.quant import WeightsSpec, get_mix, weight_scheme
+from llm_roofline.core.roofline import analyze
+from llm_roofline.core.transformer import Workload, weight_storage_bytes
+from llm_roofline.features.fidelity.fitting import Observation, fit_params
+from llm_roofline.inputs.device_files import load_hardware
+from llm_roofline.inputs.measurements import Measurement
+from llm_roofline.inputs.model_files import load_model, model_names, resolve_model_name
+from llm_roofline.inputs.names import resolve_device
+
+PHASES = ("prefill", "decode")
+DEFAULT_PROMPT_TOKENS = 512
+DEFAULT_CACHED_TOKENS = 64
+_PARAMS_TOLERANCE = 0.05
+_BITS_TOLERANCE = 0.10
+_NO_COMPUTE_PEAK_FLOPS_PER_S = 1e30  # a device known by its bandwidth only: the memory roof alone
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A measured row, read as something the analyzer can run."""
+
+    measurement: Measurement
+    model: ModelSpec
+    weights: WeightsSpec
+    activations: str
+    kv_cache: str
+    hardware: HardwareSpec
+    device_from: str  # "catalogue" or "row"
+    has_compute_peak: bool
+    family: str  # the device family, for leave-one-family-out cross-validation
+
+    def workload(self, phase: str) -> Workload:
+        m = self.measurement
+        if phase == "prefill":
+            length = m.prompt_tokens or DEFAULT_PROMPT_TOKENS
+        else:
+            length = m.depth_tokens + (m.gen_tokens // 2 if m.gen_tokens else DEFAULT_CACHED_TOKENS)
+        return Workload(phase=phase, batch=m.batch, seq_len=max(length, 1), weights=self.weights,
+                        activations=self.activations, kv_cache=self.kv_cache,
+                        flash_attention=m.flash_attention)
+
+    def measured_tokens_per_s(self, phase: str) -> float | None:
+        m = self.measurement
+        return m.prefill_tokens_per_s if phase == "prefill" else m.decode_tokens_per_s
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A row (or one phase of a row) that could not be predicted, and why."""
+
+    measurement: Measurement
+    phase: str  # "prefill", "decode" or "both"
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        m = self.measurement
+        return {"row": m.row, "where": m.where, "hardware": m.hardware, "model": m.model, "phase": self.phase,
+                "reason": self.reason}
+
+
+# --- reading a row --------------------------------------------------------------------------------
+
+class NotPredictable(Exception):
+    """A row the analyzer cannot run; the message is the reason reported for the skip."""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.")
+
+
+def identify_model(m: Measurement) -> ModelSpec:
+    """The model a row means: a llama-bench test's GGUF file when it is at hand, a config.json or GGUF
+    file the row names, else the catalogue entry of that name (or, for llama-bench, of exactly that
+    parameter count); ``NotPredictable`` when none."""
+    if m.model_file and m.model_file.lower().endswith(".gguf") and Path(m.model_file).is_file():
+        return load_model(m.model_file)
+    if m.model.lower().endswith((".json", ".gguf")) and Path(m.model).exists():  # the row names a file
+        return _checked_size(m, load_model(m.model))
+    try:
+        return _checked_size(m, load_model(resolve_model_name(m.model)))
+    except InputError as err:
+        unresolved = str(err)
+    if m.params is not None and m.model_file:
+        same_size = [n for n in model_names() if load_model(n).params == round(m.params)]
+        if same_size:
+            return load_model(sorted(same_size)[0])
+    raise NotPredictable(f"{unresolved} (add its config.json to data/models/, or name the size)")
+
+
+def _checked_size(m: Measurement, model: ModelSpec) -> ModelSpec:
+    if m.params is not None and abs(model.params / m.params - 1) > _PARAMS_TOLERANCE:
+        raise NotPredictable(f"model '{m.model}' matches {model.name} by name but not by size "
+                             f"({model.params / 1e9:.2f} B vs {m.params / 1e9:.2f} B parameters)")
+    return model
+
+
+def weights_for(m: Measurement, model: ModelSpec) -> WeightsSpec:
+    """The weight format of a row: a name, a mix, or a custom bits-per-weight format (None: a GGUF
+    model's own tensor formats)."""
+    if model.stored_weights is not None:
+        return None
+    name = m.quant.split("(")[0].strip().split(" ")[0].lower() if m.quant.strip() else ""
+    named: WeightsSpec = None
+    if name:
+        try:
+            if get_mix(name) is None:
+                get_format(name)
+            named = name
+        except InputError:
+            named = None
+    if named is not None:
+        if m.bits_per_weight is None:
+            return named
+        bits = 8 * weight_storage_bytes(model, weight_scheme(model, named), get_format("fp16")) / model.params
+        if abs(bits / m.bits_per_weight - 1) <= _BITS_TOLERANCE:
+            return named
+    if m.bits_per_weight is not None:
+        return get_format(m.bits_per_weight)
+    raise NotPredictable(f"weight format '{m.quant}' is unknown and the row gives no bits per weight")
+
+
+def activations_for(m: Measurement, weights: WeightsSpec) -> tuple[str, str]:
+    """(activation format, KV-cache format) of a row's engine (see the module docstring)."""
+    quant = m.quant.lower()
+    if isinstance(weights, NumberFormat):
+        name = weights.name
+    elif isinstance(weights, str) and get_mix(weights) is None:
+        name = get_format(weights).name  # an alias (f32, float16) by its canonical name
+    else:
+        name = ""  # a llama.cpp mix, or a GGUF file's own formats: quantized
+    if name in ("fp32", "bf16"):
+        return name, name
+    if "8da" in quant or "dynamic_int" in quant:
+        return "int8", m.kv_cache or "fp16"
+    return "fp16", m.kv_cache or "fp16"
+
+
+def device_family(hardware: str) -> str:
+    """The family a device belongs to, for leave-one-family-out cross-validation."""
+    text = hardware.lower()
+    apple = re.search(r"apple (m\d)", text)
+    if apple:
+        return f"Apple {apple.group(1).upper()}"
+    for word, family in (("snapdragon", "Snapdragon"), ("jetson", "Jetson"), ("raspberry", "Raspberry Pi"),
+                         ("rtx", "NVIDIA desktop"), ("geforce", "NVIDIA desktop")):
+        if word in text:
+            return family
+    return " ".join(hardware.split()[:2])
+
+
+def catalogue_device(m: Measurement) -> HardwareSpec | None:
+    """The catalogue device a row names, of the row's backend (see the module docstring), or None."""
+    try:
+        return load_hardware(resolve_device(m.hardware, kind=m.backend))
+    except InputError:
+        return None
+
+
+def device_for(m: Measurement) -> tuple[HardwareSpec, str, bool]:
+    """(device, where it came from, whether it has a compute figure)."""
+    spec = catalogue_device(m)
+    if spec is not None:
+        return spec, "catalogue", True
+    if m.memory_bytes_per_s is None:
+        raise NotPredictable(f"device '{m.hardware}' is not in the catalogue and the row gives no bandwidth")
+    has_peak = m.peak_fp16_flops_per_s is not None
+    peak = _NO_COMPUTE_PEAK_FLOPS_PER_S if m.peak_fp16_flops_per_s is None else m.peak_fp16_flops_per_s
+    spec = HardwareSpec(
+        name=_slug(m.hardware) or "row-device", display_name=m.hardware, kind=m.backend, memory_bytes=None,
+        memory_bytes_per_s=m.memory_bytes_per_s, peak_flops_per_s={"fp16": peak},
+        source=f"the measurement's own figures ({m.where})",
+    )
+    return spec, "row", has_peak
+
+
+def read_case(m: Measurement, hardware: HardwareSpec | None = None, model: ModelSpec | None = None) -> Case | Skip:
+    """A row as a ``Case``, or a ``Skip`` saying why it cannot be predicted.
+
+    ``hardware``, ``model``: what to use instead of the row's own device and model (``--hardware``,
+    ``--model``).
+    """
+    try:
+        model = model or identify_model(m)
+        weights = weights_for(m, model)
+        device, origin, has_peak = (hardware, "given", True) if hardware is not None else device_for(m)
+    except NotPredictable as why:
+        return Skip(m, "both", str(why))
+    activations, kv_cache = activations_for(m, weights)
+    return Case(m, model, weights, activations, kv_cache, device, origin, has_peak, device_family(m.hardware))
+
+
+# --- predictions ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One phase of one row: measured, the roofline bound and the expectation, in tokens per second."""
+
+    case: Case
+    phase: str
+    measured_tokens_per_s: float
+    bound_tokens_per_s: float
+    expected_tokens_per_s: float
+    params: EfficiencyParams
+    cost: StepCost = field(repr=False, compare=False)
+    tokens: int = 1
+
+    @property
+    def bound_ape(self) -> float:
+        return abs(self.bound_tokens_per_s / self.measured_tokens_per_s - 1)
+
+    @property
+    def expected_ape(self) -> float:
+        return abs(self.expected_tokens_per_s / self.measured_tokens_per_s - 1)
+
+    @property
+    def backend(self) -> str:
+        return self.case.measurement.backend
+
+    def observation(self) -> Observation:
+        return Observation(self.cost, self.tokens / self.measured_tokens_per_s)
+
+    def with_params(self, params: EfficiencyParams) -> Prediction:
+        """The same prediction under other efficiency parameters."""
+        return replace(self, params=params, expected_tokens_per_s=self.tokens / expected_time_s(self.cost, params))
+
+    def to_dict(self) -> dict[str, object]:
+        case, m = self.case, self.case.measurement
+        workload = case.workload(self.phase)
+        return {
+            "row": m.row, "where": m.where, "hardware": m.hardware, "backend": m.backend, "family": case.family,
+            "device": case.hardware.name, "device_from": case.device_from, "model": case.model.name,
+            "weights": workload.weights_label, "activations": workload.activation_format.name,
+            "phase": self.phase, "batch": workload.batch, "seq_len": workload.seq_len,
+            "measured_tokens_per_s": self.measured_tokens_per_s, "bound_tokens_per_s": self.bound_tokens_per_s,
+            "expected_tokens_per_s": self.expected_tokens_per_s, "bound_ape": self.bound_ape,
+            "expected_ape": self.expected_ape,
+        }
+
+
+def predict(cases: Sequence[Case | Skip]) -> tuple[list[Prediction], list[Skip]]:
+    """Every phase a row measured, predicted with its device's efficiency parameters; or skipped with the reason."""
+    predictions: list[Prediction] = []
+    skipped: list[Skip] = []
+    for case in cases:
+        if isinstance(case, Skip):
+            skipped.append(case)
+            continue
+        phases = [phase for phase in PHASES if case.measured_tokens_per_s(phase) is not None]
+        if not phases:
+            skipped.append(Skip(case.measurement, "both", "the row has neither a prefill nor a decode speed"))
+        for phase in phases:
+            if phase == "prefill" and not case.has_compute_peak:
+                skipped.append(Skip(case.measurement, phase, "prefill needs a compute ceiling: the row gives no fp16 "
+                                                             "peak and its device is not in the catalogue"))
+                continue
+            predictions.append(_predict_phase(case, phase))
+    return predictions, skipped
+
+
+def _predict_phase(case: Case, phase: str) -> Prediction:
+    result = analyze(case.model, case.hardware, case.workload(phase))
+    workload = result.workload
+    cost = step_cost(result.ops, workload.weight_scheme(case.model), workload.activation_format,
+                     case.model.tied_embeddings)
+    params = params_for(case.hardware)
+    measured = case.measured_tokens_per_s(phase)
+    assert measured is not None
+    return Prediction(case, phase, measured, result.totals.tokens_per_s,
+                      workload.tokens / expected_time_s(cost, params), params, cost, workload.tokens)
+
+
+# --- fitting and cross-validation -----------------------------------------------------------------
+
+MIN_CLASS_OBSERVATIONS = 8  # fewer measured steps than this in a class: its defaults are the pooled fit
+
+
+def fit_class_defaults(predictions: Sequence[Prediction], description: str = "") -> dict[str, EfficiencyParams]:
+    """Efficiency parameters per device class (gpu, cpu, npu), fitted on the predictions' measurements.
+
+    A class with at least ``MIN_CLASS_OBSERVATIONS`` measured steps is fitted on its own; any other
+    class gets the fit of all the measurements pooled (no evidence of its own: the average device).
+    """
+    pooled = fit_params([p.observation() for p in predictions],
+                        source=f"pooled fit of {_counts(predictions)}{description}")
+    out = {}
+    for kind in KINDS:
+        own = [p for p in predictions if p.case.hardware.kind == kind]
+        if len(own) >= MIN_CLASS_OBSERVATIONS:
+            out[kind] = fit_params([p.observation() for p in own],
+                                   source=f"fit of the {kind} class: {_counts(own)}{description}")
+        else:
+            out[kind] = replace(pooled, source=f"{pooled.source} (the {kind} class has {len(own)} measured steps)")
+    return out
+
+
+def _counts(predictions: Sequence[Prediction]) -> str:
+    prefill = sum(p.phase == "prefill" for p in predictions)
+    devices = len({p.case.hardware.name for p in predictions})
+    return (f"{len(predictions)} measured steps (prefill {prefill}, decode {len(predictions) - prefill}) "
+            f"on {devices} devices")
+
+
+CV_GROUPS = ("family", "source")
+
+
+def cross_validate(predictions: Sequence[Prediction], by: str = "family") -> tuple[list[Prediction], dict[str, Any]]:
+    """Leave one group out: for each device family (or source), fit the class defaults on every other
+    group's measurements and predict the group left out with them.
+
+    Returns the held-out predictions (each with the parameters of its fold) and, per group, the number
+    of predictions and the parameters used.
+    """
+    if by not in CV_GROUPS:
+        raise InputError(f"cross-validation groups by {' or '.join(CV_GROUPS)}, got {by!r}")
+
+    def group_of(p: Prediction) -> str:
+        return p.case.family if by == "family" else (p.case.measurement.source or "(no source)")
+
+    groups = sorted({group_of(p) for p in predictions})
+    held_out: list[Prediction] = []
+    folds: dict[str, Any] = {}
+    for group in groups:
+        train = [p for p in predictions if group_of(p) != group]
+        test = [p for p in predictions if group_of(p) == group]
+        if not train:
+            raise InputError(f"cross-validation needs at least two {by} groups; the file has only '{group}'")
+        fitted = fit_class_defaults(train, description=f", leaving out {by} '{group}'")
+        held_out += [p.with_params(fitted[p.case.hardware.kind]) for p in test]
+        folds[group] = {"n": len(test), "params": {kind: fitted[kind].to_dict()
+                                                   for kind in sorted({p.case.hardware.kind for p in test})}}
+    return held_out, folds
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+def summary(predictions: Sequence[Prediction], rows: int) -> dict[str, Any]:
+    """Median and 90th-percentile absolute percentage errors of the expectation (and, under ``bound``, of
+    the roofline bound), per phase: overall, per backend and per device family; errors as fractions
+    (0.12 = 12 %)."""
+    used = len({id(p.case.measurement) for p in predictions})
+    out: dict[str, Any] = {"rows": rows, "rows_used": used, "rows_skipped": rows - used}
+    out |= _errors(predictions, "expected_ape")
+    out["bound"] = _errors(predictions, "bound_ape")
+    groupings: tuple[tuple[str, Callable[[Prediction], str]], ...] = (
+        ("by_backend", lambda p: p.backend), ("by_family", lambda p: p.case.family))
+    for key, group_of in groupings:
+        out[key] = {
+            group: {**_errors(subset, "expected_ape"), "bound": _errors(subset, "bound_ape")}
+            for group in sorted({group_of(p) for p in predictions})
+            for subset in [[p for p in predictions if group_of(p) == group]]
+        }
+    return out
+
+
+def _errors(predictions: Sequence[Prediction], attribute: str) -> dict[str, Any]:
+    out = {}
+    for phase in PHASES:
+        values = [getattr(p, attribute) for p in predictions if p.phase == phase]
+        out[phase] = {"n": len(values), "median_ape": quantile(values, 0.5), "p90_ape": quantile(values, 0.9)}
+    return out
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile, linear between order statistics (numpy's default); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -1,0 +1,387 @@
+"""The libraries whose kernels are measured: numpy (default), PyTorch on the CPU, PyTorch on a CUDA GPU.
+
+A backend makes timed matrix products (``gemm_run``) for each precision it offers, and names the
+library and kernel behind each. Bandwidth on the CPU is always measured with numpy's STREAM kernels
+(``stream.NumpyStream``), whichever library does the matrix products; on a GPU, with PyTorch kernels
+on the device, timed with CUDA events.
+
+numpy and torch are imported inside the functions that use them, never at module level.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from llm_roofline.core.errors import InputError
+from llm_roofline.features.measure import system
+from llm_roofline.features.measure.timing import Run
+
+BACKENDS = ("numpy", "torch")
+DEVICES = ("auto", "cpu", "cuda")
+ELEMENT_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
+OUTPUT_BYTES = {"int8": 4, "fp8": 2}  # int8 products accumulate into int32; fp8 ones are written as bf16
+
+
+@dataclass(frozen=True, slots=True)
+class BackendChoice:
+    backend: str  # "numpy" or "torch"
+    device: str  # "cpu" or "cuda"
+
+
+def choose_backend(backend: str, device: str, torch_installed: bool, cuda_available: bool) -> BackendChoice:
+    """Which library runs where, from the options and what this machine has; bad options raise InputError."""
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
+    if device not in DEVICES:
+        raise InputError(f"unknown device '{device}'; known: {', '.join(DEVICES)}")
+    if backend == "numpy":
+        if device == "cuda":
+            raise InputError("the numpy backend runs on the CPU only; use --backend torch for a CUDA GPU")
+        return BackendChoice("numpy", "cpu")
+    if not torch_installed:
+        raise InputError("--backend torch needs PyTorch, which is not installed (pip install torch)")
+    if device == "cuda" and not cuda_available:
+        raise InputError("--device cuda: PyTorch sees no CUDA GPU on this machine")
+    return BackendChoice("torch", "cuda" if device == "cuda" or (device == "auto" and cuda_available) else "cpu")
+
+
+def choose_backend_here(backend: str, device: str) -> BackendChoice:
+    """``choose_backend`` with what this machine has (imports torch only if it is asked for)."""
+    torch_installed = backend == "torch" and importlib.util.find_spec("torch") is not None
+    cuda_available = False
+    if torch_installed and device != "cpu":
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    return choose_backend(backend, device, torch_installed, cuda_available)
+
+
+class StreamBench(Protocol):
+    threads: int
+    dispatch_s: float  # the fixed cost of one run (thread hand-offs); runs are made long enough to bury it
+
+    def working_set_bytes(self, kernel: str, working_set_bytes: int) -> int: ...
+    def make_run(self, kernel: str, working_set_bytes: int, repeat: int) -> tuple[Run, int]: ...
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str  # "numpy", "torch"
+    device: str  # "cpu", "cuda"
+    kind: str  # "cpu" or "gpu", as in the hardware catalogue
+    threads: int
+    library: dict[str, str]
+
+    def precisions(self) -> list[str]: ...
+    def kernel(self, precision: str) -> tuple[str, bool | None]: ...
+    def gemm_run(self, precision: str, m: int, k: int, n: int, copies: int, repeat: int) -> Run: ...
+    def stream(self, max_working_set_bytes: int) -> StreamBench: ...
+    def caches(self) -> list[system.Cache]: ...
+    def memory_bytes(self) -> int | None: ...
+    def display_name(self) -> str: ...
+    def close(self) -> None: ...
+
+
+def operand_copies(operand_bytes: float, llc_bytes: int, limit_bytes: float = 2**30) -> int:
+    """How many copies of a product's operands to rotate through so that each call finds them cold.
+
+    Enough copies to span four times the last-level cache (STREAM's rule), no more than fit in
+    ``limit_bytes``, at least one.
+    """
+    wanted = math.ceil(4 * llc_bytes / max(operand_bytes, 1))
+    affordable = int(limit_bytes // max(operand_bytes, 1))
+    return max(1, min(wanted, affordable, 64))
+
+
+class NumpyBackend:
+    """numpy's matmul: BLAS (OpenBLAS in numpy's wheels) for fp64/fp32, a generic loop for fp16/int8."""
+
+    name = "numpy"
+    device = "cpu"
+    kind = "cpu"
+    _DTYPES: ClassVar[dict[str, str]] = {"fp64": "float64", "fp32": "float32", "fp16": "float16", "int8": "int8"}
+
+    def __init__(self, threads: int) -> None:
+        import numpy as np
+
+        from llm_roofline.features.measure.blas import BlasControl
+
+        self.threads = threads
+        self._blas = BlasControl()
+        self._restore_threads = self._blas.set_threads(threads)
+        self.library = {"numpy": np.__version__, **self._blas.info}
+        self._rng = np.random.default_rng(0)
+        self._buffers: dict[tuple[str, str], Any] = {}
+
+    def precisions(self) -> list[str]:
+        return list(self._DTYPES)  # no bfloat16 or fp8 dtype in numpy
+
+    def kernel(self, precision: str) -> tuple[str, bool | None]:
+        """(label, whether the library has a fast kernel for it; None: judge from the figures)."""
+        if precision in ("fp64", "fp32"):
+            blas = self.library.get("blas", "BLAS")
+            routine = "dgemm" if precision == "fp64" else "sgemm"
+            return f"{blas} {routine} ({self.library.get('blas_kernel', 'unknown')} kernel)", True
+        return f"numpy generic matmul loop ({self._DTYPES[precision]}, no BLAS kernel)", False
+
+    def _filled(self, shape: tuple[int, ...], precision: str) -> Any:
+        import numpy as np
+
+        if precision == "int8":
+            return self._rng.integers(-4, 4, size=shape, dtype=np.int8)
+        values = self._rng.random(size=shape, dtype=np.float64 if precision == "fp64" else np.float32)
+        return values.astype(self._DTYPES[precision], copy=False)
+
+    def _operand(self, role: str, precision: str, shape: tuple[int, ...]) -> Any:
+        """A filled array of ``shape``, a view of a buffer kept per role and precision and grown on demand:
+        the GEMV -> GEMM series reuses one weight matrix, and 1×N×N² and N²×N×1 share their big operand."""
+        size = math.prod(shape)
+        buffer = self._buffers.get((role, precision))
+        if buffer is None or buffer.size < size:
+            self._buffers.pop((role, precision), None)  # free the old one before the new one is filled
+            buffer = self._buffers[role, precision] = self._filled((size,), precision)
+        return buffer[:size].reshape(shape)
+
+    def gemm_run(self, precision: str, m: int, k: int, n: int, copies: int, repeat: int) -> Run:
+        import numpy as np
+
+        a = self._operand("a", precision, (copies, m, k))  # (copies, M, K)
+        b = self._operand("b", precision, (copies, k, n))  # (copies, K, N)
+        c = np.empty((m, n), dtype=self._DTYPES[precision])  # (M, N)
+        order = [(a[i % copies], b[i % copies]) for i in range(repeat)]
+        matmul, clock = np.matmul, time.perf_counter
+
+        def run() -> float:
+            start_s = clock()
+            for x, y in order:
+                matmul(x, y, out=c)
+            return clock() - start_s
+        return run
+
+    def stream(self, max_working_set_bytes: int) -> StreamBench:
+        from llm_roofline.features.measure.stream import NumpyStream
+
+        return NumpyStream(self.threads, max_working_set_bytes)
+
+    def caches(self) -> list[system.Cache]:
+        return system.data_caches()
+
+    def memory_bytes(self) -> int | None:
+        return system.physical_memory_bytes()
+
+    def display_name(self) -> str:
+        return system.cpu_model()
+
+    def close(self) -> None:
+        self._buffers.clear()
+        self._restore_threads()
+
+
+def torch_library(torch: Any, device: str) -> dict[str, str]:
+    """PyTorch's version and the math libraries it was built with (from torch.__config__)."""
+    config = torch.__config__.show()
+    info = {"torch": torch.__version__}
+    for key, pattern in (("blas", r"BLAS_INFO=(\w+)"), ("mkl", r"Math Kernel Library Version ([\w.]+)"),
+                         ("onednn", r"MKL-DNN (v[\d.]+)"), ("cpu_capability", r"CPU capability usage: (\w+)")):
+        found = re.search(pattern, config)
+        if found:
+            info[key] = found.group(1)
+    if device == "cuda":
+        info["cuda"] = str(torch.version.cuda)
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["blas"] = "cuBLAS"
+    return info
+
+
+class TorchBackend:
+    """torch.matmul (and torch._int_mm, torch._scaled_mm) on the CPU or a CUDA GPU."""
+
+    name = "torch"
+
+    def __init__(self, device: str, threads: int) -> None:
+        import torch
+
+        self._torch = torch
+        self.device = device
+        self.kind = "gpu" if device == "cuda" else "cpu"
+        self.threads = threads
+        self._threads_before = torch.get_num_threads()
+        if device == "cpu":
+            torch.set_num_threads(threads)
+        self._matmul_precision_before = torch.get_float32_matmul_precision()
+        self.library = torch_library(torch, device)
+        self._generator = torch.Generator(device=device).manual_seed(0)
+        self._buffers: dict[tuple[str, str], Any] = {}
+
+    def _dtype(self, precision: str) -> Any:
+        torch = self._torch
+        return {"fp64": torch.float64, "fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16,
+                "fp16": torch.float16, "int8": torch.int8, "fp8": getattr(torch, "float8_e4m3fn", None)}[precision]
+
+    def precisions(self) -> list[str]:
+        offered = ["fp64", "fp32", "bf16", "fp16", "int8"]
+        if self.device == "cuda":
+            offered.insert(2, "tf32")
+            if self._torch.cuda.get_device_capability(0) >= (8, 9) and self._dtype("fp8") is not None:
+                offered.append("fp8")
+        return offered
+
+    def kernel(self, precision: str) -> tuple[str, bool | None]:
+        lib = self.library.get("blas", "?")
+        if precision == "int8":
+            return f"torch._int_mm int8 -> int32 ({lib})", None
+        if precision == "fp8":
+            return "torch._scaled_mm float8_e4m3fn -> bf16 (cuBLASLt)", None
+        if precision == "tf32":
+            return "torch.matmul float32 with TF32 tensor cores (cuBLAS)", None
+        return f"torch.matmul {str(self._dtype(precision)).removeprefix('torch.')} ({lib})", None
+
+    def _filled(self, shape: tuple[int, ...], precision: str) -> Any:
+        torch = self._torch
+        if precision == "int8":
+            return torch.randint(-4, 4, shape, dtype=torch.int8, device=self.device, generator=self._generator)
+        values = torch.randn(shape, dtype=torch.float32, device=self.device, generator=self._generator)
+        return values.to(self._dtype(precision))
+
+    def _operand(self, role: str, precision: str, shape: tuple[int, ...]) -> Any:
+        """As ``NumpyBackend._operand``: views of one filled buffer per role and precision."""
+        size = math.prod(shape)
+        buffer = self._buffers.get((role, precision))
+        if buffer is None or buffer.numel() < size:
+            self._buffers.pop((role, precision), None)
+            buffer = self._buffers[role, precision] = self._filled((size,), precision)
+        return buffer[:size].view(shape)
+
+    def gemm_run(self, precision: str, m: int, k: int, n: int, copies: int, repeat: int) -> Run:
+        torch = self._torch
+        a = self._operand("a", precision, (copies, m, k))  # (copies, M, K)
+        if precision == "fp8":  # _scaled_mm wants B column-major: store (copies, N, K), use its transpose
+            b = self._operand("b", precision, (copies, n, k)).transpose(1, 2)  # (copies, K, N)
+            scale = torch.ones((), device=self.device)
+            c = torch.empty((m, n), dtype=torch.bfloat16, device=self.device)  # (M, N)
+
+            def product(x: Any, y: Any) -> Any:
+                return torch._scaled_mm(x, y, scale_a=scale, scale_b=scale, out_dtype=torch.bfloat16, out=c)
+        elif precision == "int8":
+            b = self._operand("b", precision, (copies, k, n))  # (copies, K, N)
+            c = torch.empty((m, n), dtype=torch.int32, device=self.device)  # (M, N)
+
+            def product(x: Any, y: Any) -> Any:
+                return torch._int_mm(x, y, out=c)
+        else:
+            b = self._operand("b", precision, (copies, k, n))  # (copies, K, N)
+            c = torch.empty((m, n), dtype=self._dtype(precision), device=self.device)  # (M, N)
+
+            def product(x: Any, y: Any) -> Any:
+                return torch.matmul(x, y, out=c)
+        order = [(a[i % copies], b[i % copies]) for i in range(repeat)]
+        tf32 = "high" if precision == "tf32" else "highest"
+        if self.device == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+            def run_cuda() -> float:
+                torch.set_float32_matmul_precision(tf32)
+                start.record()
+                for x, y in order:
+                    product(x, y)
+                end.record()
+                end.synchronize()
+                return float(start.elapsed_time(end)) / 1e3  # CUDA events count milliseconds
+            return run_cuda
+        clock = time.perf_counter
+
+        def run_cpu() -> float:
+            start_s = clock()
+            for x, y in order:
+                product(x, y)
+            return clock() - start_s
+        return run_cpu
+
+    def stream(self, max_working_set_bytes: int) -> StreamBench:
+        if self.device == "cuda":
+            return TorchCudaStream(self._torch, max_working_set_bytes)
+        from llm_roofline.features.measure.stream import NumpyStream
+
+        return NumpyStream(self.threads, max_working_set_bytes)
+
+    def caches(self) -> list[system.Cache]:
+        if self.device == "cuda":
+            l2_bytes = getattr(self._torch.cuda.get_device_properties(0), "L2_cache_size", 0)
+            return [system.Cache("L2", int(l2_bytes), 1)] if l2_bytes else []
+        return system.data_caches()
+
+    def memory_bytes(self) -> int | None:
+        if self.device == "cuda":
+            return int(self._torch.cuda.get_device_properties(0).total_memory)
+        return system.physical_memory_bytes()
+
+    def display_name(self) -> str:
+        return self.library["gpu"] if self.device == "cuda" else system.cpu_model()
+
+    def close(self) -> None:
+        self._buffers.clear()
+        self._torch.set_float32_matmul_precision(self._matmul_precision_before)
+        if self.device == "cpu":
+            self._torch.set_num_threads(self._threads_before)
+
+
+class TorchCudaStream:
+    """The four STREAM kernels as PyTorch kernels on the GPU (triad is one fused ``add`` with alpha)."""
+
+    threads = 1
+    dispatch_s = 0.0  # kernels are queued back to back; events time the device alone
+
+    def __init__(self, torch: Any, max_working_set_bytes: int) -> None:
+        self._torch = torch
+        elements = max(1024, max_working_set_bytes // 16)  # copy/scale: the largest arrays
+        self.a = torch.full((elements,), 1.0, dtype=torch.float64, device="cuda")
+        self.b = torch.full((elements,), 2.0, dtype=torch.float64, device="cuda")
+        self.c = torch.zeros((elements,), dtype=torch.float64, device="cuda")
+
+    def _elements(self, kernel: str, working_set_bytes: int) -> int:
+        from llm_roofline.features.measure.stream import ARRAYS_PER_KERNEL, ELEMENT_BYTES
+
+        per_array = working_set_bytes // (ARRAYS_PER_KERNEL[kernel] * ELEMENT_BYTES)
+        return min(int(self.a.numel()), max(1024, per_array - per_array % 128))
+
+    def working_set_bytes(self, kernel: str, working_set_bytes: int) -> int:
+        from llm_roofline.features.measure.stream import counted_bytes
+
+        return counted_bytes(kernel, self._elements(kernel, working_set_bytes))
+
+    def make_run(self, kernel: str, working_set_bytes: int, repeat: int) -> tuple[Run, int]:
+        from llm_roofline.features.measure.stream import SCALAR, counted_bytes
+
+        torch = self._torch
+        elements = self._elements(kernel, working_set_bytes)
+        a, b, c = self.a[:elements], self.b[:elements], self.c[:elements]
+        kernels: dict[str, Callable[[], object]] = {
+            "copy": lambda: c.copy_(a), "scale": lambda: torch.mul(c, SCALAR, out=b),
+            "add": lambda: torch.add(a, b, out=c), "triad": lambda: torch.add(b, c, alpha=SCALAR, out=a)}
+        step = kernels[kernel]
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def run() -> float:
+            start.record()
+            for _ in range(repeat):
+                step()
+            end.record()
+            end.synchronize()
+            return float(start.elapsed_time(end)) / 1e3
+        return run, counted_bytes(kernel, elements) * repeat
+
+    def close(self) -> None:
+        del self.a, self.b, self.c
+        self._torch.cuda.empty_cache()
+
+
+def open_backend(choice: BackendChoice, threads: int) -> Backend:
+    if choice.backend == "numpy":
+        return NumpyBackend(threads)
+    return TorchBackend(choice.device, threads)

@@ -1,0 +1,211 @@
+"""Attention's share of a layer's FLOPs: the chapter's closed form for the idealized layer.
+
+Chapter 2.2.2-2.3.1 idealizes one layer as multi-head attention with d x d projections and a
+plain 4d FFN, counts the full L x L score matrix, and drops softmax and activation FLOPs:
+
+    attention = Q, K, V, O projections 4 x 2Ld^2 + Q K^T 2L^2 d + P V 2L^2 d = 8Ld^2 + 4L^2 d
+    FFN       = two 2 x L x d x 4d products                                  = 16Ld^2
+    ratio     = attention / FFN = 1/2 + L / (4d)
+    share     = attention / (attention + FFN)
+
+Beside it, the exact split of a real model from the operator list (``Op.group``), the length at which
+attention reaches a given share, and the strategy the chapter's thresholds (2.3.3) recommend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import NamedTuple
+
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.models import ModelSpec
+from llm_roofline.core.roofline import Analysis, analyze
+from llm_roofline.core.transformer import Workload, build_ops
+from llm_roofline.core.units import Quantity
+from llm_roofline.features.studies.steps import group_flops, smallest_integer
+
+
+def idealized_layer_flops(seq_len: Quantity, hidden_size: Quantity) -> tuple[Quantity, Quantity]:
+    """(attention FLOPs, FFN FLOPs) of the chapter's idealized layer over ``seq_len`` tokens."""
+    length, d = seq_len, hidden_size
+    attention = 8 * length * d * d + 4 * length * length * d
+    ffn = 16 * length * d * d
+    return attention, ffn
+
+
+def idealized_ratio(seq_len: Quantity, hidden_size: Quantity) -> Quantity:
+    """Attention / FFN FLOPs of the idealized layer: 1/2 + L / (4d)."""
+    return 0.5 + seq_len / (4 * hidden_size)
+
+
+def idealized_share(seq_len: Quantity, hidden_size: Quantity) -> Quantity:
+    """Attention / (attention + FFN) FLOPs of the idealized layer."""
+    attention, ffn = idealized_layer_flops(seq_len, hidden_size)
+    return attention / (attention + ffn)
+
+
+# --- The real model's split, from the operator model ------------------------------------------
+
+# The chapter's thresholds (2.3.3) on attention / (attention + FFN) FLOPs.
+LOW_SHARE = 0.35
+HIGH_SHARE = 0.50
+# Lengths searched for a crossover: far beyond any context window, so None means "never".
+MAX_SEARCH_LEN = 2**40
+
+
+class FlopSplit(NamedTuple):
+    """Where one step's FLOPs go: attention (projections, scores, softmax, P·V, RoPE), FFN, the rest."""
+
+    attention_flops: float
+    ffn_flops: float
+    other_flops: float  # norms, residual adds, embedding, lm_head
+
+    @property
+    def share(self) -> float:
+        """Attention / (attention + FFN): the chapter's share."""
+        return self.attention_flops / (self.attention_flops + self.ffn_flops)
+
+
+class Recommendation(NamedTuple):
+    """What to optimize first, from the chapter's thresholds (2.3.3), and why."""
+
+    band: str  # "< 35%", "35-50%", "> 50%"
+    focus: str
+    actions: tuple[str, ...]
+    reason: str
+
+
+class ShareRow(NamedTuple):
+    """One length: the real model's split (None for a bare hidden size) beside the idealized layer."""
+
+    seq_len: int
+    attention_flops: float | None
+    ffn_flops: float | None
+    other_flops: float | None
+    share: float  # the real model's share when there is one, else the idealized share
+    idealized_ratio: float
+    idealized_share: float
+    attention_time_share: float | None  # attention / (attention + FFN) time on a device, if given
+    recommendation: Recommendation
+
+
+class ShareStudy(NamedTuple):
+    """Attention's share over a table of lengths, and where it crosses a target share."""
+
+    model: str | None
+    hidden_size: int
+    phase: str
+    hardware: str | None
+    rows: tuple[ShareRow, ...]
+    target_share: float
+    crossover_seq_len: int | None  # smallest length with share >= target (real model); None: bare d
+    idealized_crossover_seq_len: int
+
+
+def flop_split(model: ModelSpec, workload: Workload) -> FlopSplit:
+    """The exact attention / FFN / other FLOPs of one step, summed from the operator list."""
+    groups = group_flops(build_ops(model, workload))
+    attention, ffn = groups.pop("attention", 0), groups.pop("ffn", 0)
+    return FlopSplit(float(attention), float(ffn), float(sum(groups.values())))
+
+
+def recommend(share: float) -> Recommendation:
+    """The chapter's strategy for an attention share (2.3.3), with the reason in one sentence."""
+    if not 0 <= share <= 1:
+        raise InputError(f"an attention share must be between 0 and 1, got {share!r}")
+    if share < LOW_SHARE:
+        return Recommendation(
+            "< 35%", "FFN first", ("2:4 sparsity of the FFN weights", "quantize the FFN first"),
+            f"attention is {share:.1%} of attention + FFN FLOPs, below 35%: the FFN holds most of the work")
+    if share <= HIGH_SHARE:
+        return Recommendation(
+            "35-50%", "balanced", ("optimize attention and FFN together", "FlashAttention pays off"),
+            f"attention is {share:.1%} of attention + FFN FLOPs, between 35 and 50%: neither part dominates")
+    return Recommendation(
+        "> 50%", "attention first", ("MQA/GQA", "KV-cache compression", "FlashAttention"),
+        f"attention is {share:.1%} of attention + FFN FLOPs, above 50%: attention holds most of the work")
+
+
+def idealized_crossover(target_share: float, hidden_size: int) -> int:
+    """Smallest integer L at which the idealized layer's share reaches ``target_share``.
+
+    share = r / (1 + r) with r = 1/2 + L / (4d), so L = 4d (s / (1 - s) - 1/2); the share is above
+    1/3 for every L >= 1. The closed form is rounded up, then checked on the exact integer formula.
+    """
+    _check_target(target_share)
+    length = max(1, math.ceil(4 * hidden_size * (target_share / (1 - target_share) - 0.5)))
+    while length > 1 and idealized_share(length - 1, hidden_size) >= target_share:
+        length -= 1
+    while idealized_share(length, hidden_size) < target_share:
+        length += 1
+    return length
+
+
+def crossover_seq_len(model: ModelSpec, workload: Workload, target_share: float) -> int | None:
+    """Smallest integer length at which the real model's attention share reaches ``target_share``.
+
+    Attention FLOPs grow with the length faster than FFN FLOPs (scores are L x L in prefill, L per
+    token in decode), so the share rises monotonically and an integer bisection is exact.
+    """
+    _check_target(target_share)
+    return smallest_integer(lambda n: flop_split(model, replace(workload, seq_len=n)).share >= target_share,
+                            MAX_SEARCH_LEN)
+
+
+def attention_time_share(analysis: Analysis) -> float:
+    """Attention / (attention + FFN) of the step's roofline time."""
+    times = {"attention": 0.0, "ffn": 0.0}
+    for op in analysis.ops:
+        if op.group in times:
+            times[op.group] += op.time_s * op.count
+    return times["attention"] / (times["attention"] + times["ffn"])
+
+
+def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[int], target_share: float = 0.5,
+                hidden_size: int | None = None, hardware: HardwareSpec | None = None) -> ShareStudy:
+    """Attention's share at each length, the real model's (``model``) or the idealized layer's alone
+    (``hidden_size``, no model), with the crossover length for ``target_share``."""
+    _check_target(target_share)
+    if not seq_lens:
+        raise InputError("give at least one sequence length")
+    for length in seq_lens:
+        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+            raise InputError(f"sequence lengths must be integers >= 1, got {length!r}")
+    if model is not None and hidden_size is None:
+        d = model.hidden_size
+    elif model is None and hidden_size is not None:
+        d = hidden_size
+    else:
+        raise InputError("give a model or a bare hidden size (the idealized layer alone), not both")
+    if d < 1:
+        raise InputError(f"hidden size must be an integer >= 1, got {d!r}")
+    rows = []
+    for length in seq_lens:
+        ideal = float(idealized_share(length, d))
+        ratio = float(idealized_ratio(length, d))
+        if model is None:
+            rows.append(ShareRow(length, None, None, None, ideal, ratio, ideal, None, recommend(ideal)))
+            continue
+        step = replace(workload, seq_len=length)
+        split = flop_split(model, step)
+        time_share = attention_time_share(analyze(model, hardware, step)) if hardware is not None else None
+        rows.append(ShareRow(length, split.attention_flops, split.ffn_flops, split.other_flops, split.share,
+                             ratio, ideal, time_share, recommend(split.share)))
+    return ShareStudy(
+        model=None if model is None else model.name,
+        hidden_size=d,
+        phase=workload.phase,
+        hardware=None if hardware is None else hardware.name,
+        rows=tuple(rows),
+        target_share=target_share,
+        crossover_seq_len=None if model is None else crossover_seq_len(model, workload, target_share),
+        idealized_crossover_seq_len=idealized_crossover(target_share, d),
+    )
+
+
+def _check_target(target_share: float) -> None:
+    if not isinstance(target_share, (int, float)) or not 0 < target_share < 1:
+        raise InputError(f"target share must be a fraction strictly between 0 and 1 (e.g. 0.5), got {target_share!r}")

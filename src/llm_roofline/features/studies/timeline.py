@@ -1,0 +1,158 @@
+"""A whole generation: prefill of P tokens, then T decode steps with a growing KV cache (chapter 2.3.4).
+
+    FLOPs_total(t) = FLOPs_prefill + sum_{i=1..t} FLOPs_decode(past = P + i - 1)
+
+Decode step i (1-based) feeds the token produced by the step before it: P + i - 1 tokens are cached
+and it attends to P + i (the chapter's L_context + i). The prefill emits the first new token, so T
+steps give T + 1 new tokens per sequence. All T steps are one call into the operator model with
+``past_len`` a numpy array (``sweep.evaluate_grid``, the vectorized roofline that is tested against
+``analyze`` operator by operator): 100 000 steps take milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.models import ModelSpec
+from llm_roofline.core.roofline import analyze, roofline
+from llm_roofline.core.transformer import Workload, kv_cache_bytes, weight_storage_bytes
+from llm_roofline.features.sweep import evaluate_grid
+
+
+class BoundChange(NamedTuple):
+    """An operator (or the whole step) whose bound differs from the previous decode step's."""
+
+    name: str  # operator name, or "step" for the step as a whole
+    step: int  # 1-based decode step at which the new bound starts
+    past_len: int  # tokens cached at that step
+    from_bound: str
+    to_bound: str
+
+
+class TimelineTotals(NamedTuple):
+    """The generation's headline figures, in SI units."""
+
+    ttft_s: float  # time to first token: the prefill
+    decode_time_s: float
+    total_time_s: float
+    first_step_time_s: float
+    last_step_time_s: float
+    mean_step_time_s: float
+    new_tokens: int  # per sequence: T + 1
+    tokens_per_s: float  # batch x new tokens / total time (end to end, over the whole batch)
+    decode_tokens_per_s: float  # batch x T / decode time
+    prefill_flops: float
+    prefill_bytes: float
+    flops: float  # prefill + every decode step
+    bytes: float
+    prefill_bound: str
+    final_kv_cache_bytes: float
+    memory_bytes: float  # weights + final KV cache
+    fits: bool | None  # against the device's capacity (None: unknown)
+    exceeds_context: bool  # P + T beyond the model's max_position_embeddings
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Per-step arrays (index i = decode step i + 1) and the totals; arrays are read-only."""
+
+    model: str
+    hardware: str
+    workload: Workload  # batch, formats, kernels; its phase and seq_len are not used
+    prompt_len: int
+    steps: int
+    totals: TimelineTotals
+    changes: tuple[BoundChange, ...]
+    past_len: np.ndarray  # tokens cached at each step
+    step_time_s: np.ndarray
+    step_flops: np.ndarray
+    step_bytes: np.ndarray
+    step_compute_bound: np.ndarray  # bool: the step spends more time in compute-bound operators
+
+    @property
+    def cumulative_flops(self) -> np.ndarray:
+        """FLOPs_total(t) for t = 1..T: prefill plus the first t decode steps."""
+        return self.totals.prefill_flops + np.cumsum(self.step_flops)
+
+    @property
+    def cumulative_bytes(self) -> np.ndarray:
+        return self.totals.prefill_bytes + np.cumsum(self.step_bytes)
+
+    @property
+    def cumulative_time_s(self) -> np.ndarray:
+        return self.totals.ttft_s + np.cumsum(self.step_time_s)
+
+    def sample_steps(self, count: int) -> list[int]:
+        """``count`` 1-based steps spread evenly from the first to the last, plus every bound change."""
+        if count < 1:
+            return sorted({c.step for c in self.changes})
+        spread = np.unique(np.linspace(1, self.steps, min(count, self.steps)).round().astype(int))
+        return sorted({int(s) for s in spread} | {c.step for c in self.changes})
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+def _changes(name: str, compute_bound: np.ndarray, past_len: np.ndarray) -> list[BoundChange]:
+    bound = np.where(compute_bound, "compute", "memory")
+    flips = np.flatnonzero(compute_bound[1:] != compute_bound[:-1]) + 1  # 0-based index of the new bound
+    return [BoundChange(name, int(i) + 1, int(past_len[i]), str(bound[i - 1]), str(bound[i])) for i in flips]
+
+
+def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Workload, prompt_len: int,
+                        steps: int) -> Timeline:
+    """Prefill ``prompt_len`` tokens, then ``steps`` decode steps, for ``workload.batch`` sequences."""
+    for label, value in (("prompt length", prompt_len), ("decode steps", steps)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(f"{label} must be an integer >= 1, got {value!r}")
+    prefill = analyze(model, hardware, replace(workload, phase="prefill", seq_len=prompt_len))
+    past_len = np.arange(prompt_len, prompt_len + steps)
+    grid = evaluate_grid(model, [hardware], "decode", np.full(steps, workload.batch), past_len,
+                         workload.weight_scheme(model), workload.activation_format, workload.kv_format,
+                         workload.flash_attention, workload.causal_skip, workload.lm_head)
+    step_time, step_flops, step_bytes = grid.time_s[0], grid.flops, grid.bytes
+    compute_time = grid.compute_bound_time_s[0]
+    step_compute_bound = compute_time > step_time - compute_time
+    changes = _changes("step", step_compute_bound, past_len)
+    for op in grid.ops:
+        line = roofline(np.asarray(op.cost.flops), np.asarray(op.cost.bytes), hardware.peak_for(op.math)[1],
+                        hardware.memory_bytes_per_s)
+        changes += _changes(op.name, np.broadcast_to(line.compute_bound, past_len.shape), past_len)
+    decode_time = float(step_time.sum())
+    total_time = prefill.totals.time_s + decode_time
+    final_kv = float(kv_cache_bytes(model, workload.batch, prompt_len + steps, workload.kv_format))
+    memory = weight_storage_bytes(model, workload.weight_scheme(model), workload.activation_format) + final_kv
+    capacity = hardware.memory_bytes
+    totals = TimelineTotals(
+        ttft_s=prefill.totals.time_s,
+        decode_time_s=decode_time,
+        total_time_s=total_time,
+        first_step_time_s=float(step_time[0]),
+        last_step_time_s=float(step_time[-1]),
+        mean_step_time_s=decode_time / steps,
+        new_tokens=steps + 1,
+        tokens_per_s=workload.batch * (steps + 1) / total_time,
+        decode_tokens_per_s=workload.batch * steps / decode_time,
+        prefill_flops=prefill.totals.flops,
+        prefill_bytes=prefill.totals.bytes,
+        flops=prefill.totals.flops + float(step_flops.sum()),
+        bytes=prefill.totals.bytes + float(step_bytes.sum()),
+        prefill_bound=prefill.totals.bound,
+        final_kv_cache_bytes=final_kv,
+        memory_bytes=memory,
+        fits=None if capacity is None else memory <= capacity,
+        exceeds_context=prompt_len + steps > model.max_position_embeddings,
+    )
+    return Timeline(
+        model=model.name, hardware=hardware.name, workload=workload, prompt_len=prompt_len, steps=steps,
+        totals=totals, changes=tuple(sorted(changes, key=lambda c: (c.step, c.name != "step", c.name))),
+        past_len=_read_only(past_len), step_time_s=_read_only(step_time), step_flops=_read_only(step_flops),
+        step_bytes=_read_only(step_bytes), step_compute_bound=_read_only(step_compute_bound),
+    )

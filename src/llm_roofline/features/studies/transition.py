@@ -1,0 +1,204 @@
+"""When does an operator turn compute-bound? (chapter 2.4)
+
+An operator is compute-bound when its arithmetic intensity I = F / B exceeds the ridge point r =
+P / W of the ceiling its math runs on. For each operator of a step, and for the step as a whole, we
+find the smallest integer batch (decode) or prompt length (prefill) from which that holds — exactly,
+on the cost model itself. Every FLOP and byte count is a polynomial of degree <= 2 in the batch and
+in the length (an MoE's expected experts touched is concave in the batch, which keeps the margin
+convex), so the margin F - r·B is convex or concave in n and integer bisection finds its sign
+changes without a scan (``steps.positive_ranges``). Operators' intensities rise monotonically; the whole
+step's need not — unfused attention's score traffic makes a long prefill memory-bound again — so
+every range above the ridge is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import NamedTuple
+
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.formats import get_format
+from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.models import ModelSpec
+from llm_roofline.core.ops import gemm
+from llm_roofline.core.transformer import Op, Workload
+from llm_roofline.core.units import Scalar
+from llm_roofline.features.studies.steps import positive_ranges, workload_ops
+
+# Searched up to here; beyond, an operator "never" turns compute-bound (its intensity saturates
+# below the ridge). 2^30 sequences or tokens is far beyond any real batch or context.
+MAX_SEARCH = 2**30
+WHOLE_STEP = "whole step"
+
+
+class CriticalPoint(NamedTuple):
+    """One operator (or the whole step) against the ridge point as the batch or length grows."""
+
+    name: str
+    group: str
+    ridge_flop_per_byte: float
+    intensity_at_1: float  # at batch 1 (decode) or a 1-token prompt (prefill)
+    intensity_at_max: float  # at MAX_SEARCH: the value it saturates to, if it saturates
+    critical: int | None  # smallest integer at which I > ridge; None: not up to MAX_SEARCH
+    memory_bound_again: int | None  # where it falls back below the ridge (unfused attention at long prompts)
+    compute_bound_ranges: tuple[tuple[int, int], ...]  # every [first, last] range with I > ridge
+
+    @property
+    def gains(self) -> bool:
+        """Whether the intensity grows at all with the swept variable (QKᵀ in decode does not)."""
+        return self.intensity_at_max > self.intensity_at_1 * (1 + 1e-9)
+
+
+def _critical_point(name: str, group: str, ridge: float,
+                    cost_at: Callable[[int], tuple[float, float]]) -> CriticalPoint:
+    """Solve F(n) > ridge x B(n) over the integers 1..MAX_SEARCH."""
+
+    def margin(n: int) -> float:
+        flops, moved = cost_at(n)
+        return flops - ridge * moved
+
+    ranges = positive_ranges(margin, MAX_SEARCH)
+    first, last = (cost_at(1), cost_at(MAX_SEARCH))
+    critical = ranges[0][0] if ranges else None
+    again = ranges[0][1] + 1 if ranges and ranges[0][1] < MAX_SEARCH else None
+    return CriticalPoint(name, group, ridge, first[0] / first[1], last[0] / last[1], critical, again, ranges)
+
+
+class QkRow(NamedTuple):
+    """Intensity of QKᵀ vs batch and length (2.4.2), beside a weight matmul for contrast."""
+
+    batch: int
+    seq_len: int
+    chapter_matmul_flop_per_byte: float  # [B, L, d] x [B, d, L] in fp32, no reuse (the chapter's)
+    prefill_qk_flop_per_byte: float  # the model's Q·Kᵀ over a prompt of L tokens
+    decode_qk_flop_per_byte: float  # the model's Q·Kᵀ for one new token against L cached
+    decode_weight_matmul_flop_per_byte: float  # the model's q_proj in the same decode step
+
+
+class PrecisionRow(NamedTuple):
+    """The transition under one weight/activation format pair (2.4.3)."""
+
+    weights: str
+    activations: str
+    math: str
+    peak_precision: str  # the ceiling the math runs on (a wider one when the device lacks its own)
+    ridge_flop_per_byte: float
+    q_proj_intensity_at_1: float  # a weight matmul alone
+    q_proj_critical_batch: int | None
+    intensity_at_1: float  # whole decode step at batch 1
+    critical_batch: int | None  # whole decode step
+
+
+class TransitionStudy(NamedTuple):
+    """Critical batch (decode) and critical prompt length (prefill) per operator, QKᵀ and precision tables."""
+
+    model: str
+    hardware: str
+    workload: Workload
+    decode_batch: tuple[CriticalPoint, ...]  # decode with workload.seq_len tokens cached
+    prefill_len: tuple[CriticalPoint, ...]  # prefill at workload.batch sequences
+    qk: tuple[QkRow, ...]
+    precisions: tuple[PrecisionRow, ...]
+
+
+def ridge_point(op: Op[Scalar], hardware: HardwareSpec) -> float:
+    """The ridge point (FLOP/byte) of the ceiling this operator's math runs on."""
+    return hardware.ridge_point(op.math)
+
+
+def _whole_step(ops: Sequence[Op[Scalar]]) -> tuple[float, float]:
+    return (sum(op.cost.flops * op.instances for op in ops), sum(op.cost.bytes * op.instances for op in ops))
+
+
+def critical_points(hardware: HardwareSpec, workload: Workload,
+                    ops_at: Callable[[int], list[Op[Scalar]]]) -> tuple[CriticalPoint, ...]:
+    """For each operator of ``ops_at(n)`` and the whole step, where I > ridge as n grows.
+
+    The whole step uses the ridge of the matmul precision (the activations' math) and its aggregate
+    intensity, total FLOPs / total bytes.
+    """
+    points = []
+    for index, op in enumerate(ops_at(1)):
+
+        def cost_at(n: int, index: int = index) -> tuple[float, float]:
+            cost = ops_at(n)[index].cost
+            return cost.flops, cost.bytes
+
+        points.append(_critical_point(op.name, op.group, ridge_point(op, hardware), cost_at))
+    ridge = hardware.ridge_point(workload.activation_format.math)
+    points.append(_critical_point(WHOLE_STEP, "", ridge, lambda n: _whole_step(ops_at(n))))
+    return tuple(points)
+
+
+def critical_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> tuple[CriticalPoint, ...]:
+    """Decode with ``workload.seq_len`` tokens cached: the batch at which each operator turns compute-bound."""
+    decode = replace(workload, phase="decode")
+    return critical_points(hardware, decode, lambda n: workload_ops(model, decode, batch=n))
+
+
+def critical_prompt_len(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> tuple[CriticalPoint, ...]:
+    """Prefill of ``workload.batch`` sequences: the prompt length at which each operator turns compute-bound."""
+    prefill = replace(workload, phase="prefill")
+    return critical_points(hardware, prefill, lambda n: workload_ops(model, prefill, q_len=n, past_len=0))
+
+
+def _intensity(ops: Sequence[Op[Scalar]], name: str) -> float:
+    cost = next(op for op in ops if op.name == name).cost
+    return cost.flops / cost.bytes
+
+
+def qk_table(model: ModelSpec, workload: Workload, batches: Sequence[int],
+             seq_lens: Sequence[int]) -> tuple[QkRow, ...]:
+    """Q·Kᵀ intensity over batches x lengths: the chapter's [B, L, d] x [B, d, L] and the model's kernels.
+
+    Without a FlashAttention kernel: with one, Q·Kᵀ is not a separate operator.
+    """
+    unfused = replace(workload, flash_attention=False)
+    fp32 = get_format("fp32").bytes_per_element
+    rows = []
+    for batch in batches:
+        for length in seq_lens:
+            chapter = gemm(batch, length, length, model.hidden_size, fp32, fp32, fp32)
+            prefill = workload_ops(model, unfused, batch=batch, q_len=length, past_len=0)
+            decode = workload_ops(model, unfused, batch=batch, q_len=1, past_len=length)
+            rows.append(QkRow(batch, length, chapter.flops / chapter.bytes, _intensity(prefill, "layer.attn.qk"),
+                              _intensity(decode, "layer.attn.qk"), _intensity(decode, "layer.attn.q_proj")))
+    return tuple(rows)
+
+
+def precision_table(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
+                    formats: Sequence[tuple[str, str]]) -> tuple[PrecisionRow, ...]:
+    """The decode transition of a weight matmul (q_proj) and of the whole step, per (weights, activations) pair."""
+    rows = []
+    for weights, activations in formats:
+        variant = replace(workload, phase="decode", weights=weights, activations=activations, kv_cache=None)
+        points = critical_batch(model, hardware, variant)
+        q_proj = next(p for p in points if p.name == "layer.attn.q_proj")
+        whole = points[-1]
+        math = variant.activation_format.math
+        rows.append(PrecisionRow(variant.weights_label, variant.activation_format.name, math,
+                                 hardware.peak_for(math)[0], whole.ridge_flop_per_byte, q_proj.intensity_at_1,
+                                 q_proj.critical, whole.intensity_at_1, whole.critical))
+    return tuple(rows)
+
+
+DEFAULT_FORMATS = (("fp16", "fp16"), ("int8", "fp16"), ("int4", "fp16"), ("int8", "int8"))
+
+
+def transition_study(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
+                     batches: Sequence[int] = (1, 4, 16, 64), seq_lens: Sequence[int] = (128, 1024, 4096),
+                     formats: Sequence[tuple[str, str]] = DEFAULT_FORMATS) -> TransitionStudy:
+    """Everything of chapter 2.4 for one model on one device."""
+    for label, values in (("batches", batches), ("lengths", seq_lens)):
+        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
+            raise InputError(f"{label} must be integers >= 1, got {list(values)!r}")
+    return TransitionStudy(
+        model=model.name,
+        hardware=hardware.name,
+        workload=workload,
+        decode_batch=critical_batch(model, hardware, workload),
+        prefill_len=critical_prompt_len(model, hardware, workload),
+        qk=qk_table(model, workload, batches, seq_lens),
+        precisions=precision_table(model, hardware, workload, formats),
+    )

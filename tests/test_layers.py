@@ -1,0 +1,112 @@
+"""The package's folders are its layers, and no import runs upward (docs/architecture.md).
+
+core imports only core; inputs imports core; features import core and inputs (and one another: a
+study may use the sweep's grid); faces import anything below, the public API included. The package's own top level (the
+public API in ``__init__``, the old-path finder) may use any layer. Every import counts, including one
+inside a function, and ``if TYPE_CHECKING:`` imports.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "llm_roofline"
+LAYERS = ("core", "inputs", "features", "faces")
+ALLOWED = {
+    "core": {"core"},
+    "inputs": {"core", "inputs"},
+    "features": {"core", "inputs", "features"},
+    "faces": {"core", "inputs", "features", "faces", "top"},  # top: the public API (``analyze``, ``__version__``)
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(path: Path) -> set[str]:
+    """The absolute names of the package's modules (or packages) this file imports."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names.add(target)
+            names.update(f"{target}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return {name for name in names if name == "llm_roofline" or name.startswith("llm_roofline.")}
+
+
+def _layer(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "data" not in p.relative_to(PACKAGE).parts)
+
+
+def test_every_module_sits_in_a_layer() -> None:
+    loose = [p.name for p in MODULES if p.parent == PACKAGE and p.name not in ("__init__.py", "_aliases.py")]
+    assert loose == []
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_import_runs_upward(path: Path) -> None:
+    layer = _layer(_module_name(path))
+    if layer is None:
+        return  # the public API and the old-path finder
+    upward = sorted(name for name in _imported(path)
+                    if (_layer(name) or "top") not in ALLOWED[layer])
+    assert upward == [], f"{layer} module imports {upward}"
+
+
+def test_the_rule_is_checked_on_real_imports() -> None:
+    """The parser sees imports inside functions and relative ones (a test that saw none would pass)."""
+    imported = _imported(PACKAGE / "faces" / "cli" / "main.py")
+    assert "llm_roofline.core.roofline" in imported
+    assert any(name.startswith("llm_roofline.features.") for name in _imported(PACKAGE / "faces" / "cli" /
+                                                                                 "viz_commands.py"))
+
+
+OLD_IMPORTS = [  # (old path, a name it held, the module that holds it now)
+    ("llm_roofline.models", "load_model", "llm_roofline.inputs.model_files"),
+    ("llm_roofline.models", "ModelSpec", "llm_roofline.core.models"),
+    ("llm_roofline.hardware", "load_hardware", "llm_roofline.inputs.device_files"),
+    ("llm_roofline.efficiency", "fit_params", "llm_roofline.features.fidelity.fitting"),
+    ("llm_roofline.efficiency", "EfficiencyParams", "llm_roofline.core.hardware"),
+    ("llm_roofline.render", "check_writable", "llm_roofline.inputs.files"),
+    ("llm_roofline.sweep", "evaluate_grid", "llm_roofline.features.sweep"),
+    ("llm_roofline.studies.timeline", "generation_timeline", "llm_roofline.features.studies.timeline"),
+    ("llm_roofline.web.app", "create_app", "llm_roofline.faces.web.app"),
+    ("llm_roofline.cli", "main", "llm_roofline.faces.cli.main"),
+    ("llm_roofline.measure", "MeasureOptions", "llm_roofline.features.measure.experiment"),
+]
+
+
+@pytest.mark.parametrize(("old", "name", "new"), OLD_IMPORTS, ids=[f"{o}.{n}" for o, n, _ in OLD_IMPORTS])
+def test_the_flat_layouts_import_paths_still_work(old: str, name: str, new: str) -> None:
+    import importlib
+    import sys
+
+    assert getattr(importlib.import_module(old), name) is getattr(importlib.import_module(new), name)
+    assert sys.modules[new].__name__ == new  # one module, under its own name: no second copy
+    loaded_twice = [key for key, module in sys.modules.items()
+                    if key.startswith("llm_roofline.") and getattr(module, "__name__", key) != key
+                    and key not in {f"llm_roofline.{old}" for old in _old_paths()}]
+    assert loaded_twice == []
+
+
+def _old_paths() -> list[str]:
+    from llm_roofline._aliases import OLD_PATHS
+
+    return list(OLD_PATHS)
