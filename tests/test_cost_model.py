@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from llm_roofline import Workload, analyze, custom_hardware, get_format, load_hardware, load_model
-from llm_roofline.core.transformer import build_ops, step_ops
+from llm_roofline.core.transformer import step_counts, step_ops, step_plan
 
 A100 = "nvidia-a100-80gb-sxm"
 
@@ -74,11 +74,12 @@ def test_causal_skip_halves_the_prefill_scores() -> None:
 def test_decode_is_prefill_with_one_query_token() -> None:
     model = load_model("qwen2.5-0.5b")
     fmt = get_format("fp16")
-    decode = build_ops(model, Workload(phase="decode", batch=3, seq_len=100))
-    same = step_ops(model, 3, 1, 100, fmt, fmt, fmt, False, False, False)
+    plan = step_plan(model, fmt, fmt, fmt, False, False)
+    decode = step_ops(model, Workload(phase="decode", batch=3, seq_len=100))
+    same = plan.ops(step_counts(model, 3, 1, 100, False))
     assert [(o.name, o.cost) for o in decode] == [(o.name, o.cost) for o in same]
-    first = build_ops(model, Workload(phase="prefill", batch=3, seq_len=1))
-    one_token = step_ops(model, 3, 1, 0, fmt, fmt, fmt, False, False, False)
+    first = step_ops(model, Workload(phase="prefill", batch=3, seq_len=1))
+    one_token = plan.ops(step_counts(model, 3, 1, 0, False))
     assert [(o.name, o.cost) for o in first] == [(o.name, o.cost) for o in one_token]
 
 

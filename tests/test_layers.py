@@ -9,6 +9,7 @@ inside a function, and ``if TYPE_CHECKING:`` imports.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,28 @@ def _old_paths() -> list[str]:
     from llm_roofline._aliases import OLD_PATHS
 
     return list(OLD_PATHS)
+
+
+FLAG = re.compile(r"""["'][^"'\n]*(?<![\w-])--[a-z][a-z0-9-]+[^"'\n]*["']""")
+
+
+def test_only_the_command_line_names_flags() -> None:
+    # The Python API's errors name parameters; faces/cli turns them into flags (main.in_flags).
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith("faces/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                text = ast.unparse(node.exc)
+                if FLAG.search(text):
+                    offenders.append(f"{relative}:{node.lineno}: {text[:80]}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_command_line_still_shows_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    from llm_roofline.faces.cli.main import main
+
+    assert main(["fit", "--bandwidth-gb-s", "100", "--peak-tflops", "10"]) == 2
+    assert "(--memory-gb)" in capsys.readouterr().err

@@ -121,12 +121,11 @@ def test_no_module_no_mtp() -> None:
 
 
 def test_the_studies_price_the_same_form_as_analyze() -> None:
-    # share, transition and what-if take their operators from studies.steps.workload_ops: absorbed decode there too.
-    from llm_roofline.core.transformer import Workload
-    from llm_roofline.features.studies.steps import workload_ops
+    # share, transition and what-if take their operators from transformer.step_ops: absorbed decode there too.
+    from llm_roofline.core.transformer import Workload, step_ops
 
     model = load_model("deepseek-v3")
-    ops = workload_ops(model, Workload(seq_len=4096))
+    ops = step_ops(model, Workload(seq_len=4096))
     assert any(op.name == "layer.attn.q_absorb" for op in ops)
     flops = analyze(model, "nvidia-h200-sxm", seq_len=4096).totals.flops
     assert sum(op.cost.flops * op.instances for op in ops) == flops

@@ -10,7 +10,7 @@ import pytest
 from conftest import require_module
 from llm_roofline import Workload, analyze, custom_hardware, get_format, load_model
 from llm_roofline.core.ops import expected_experts_touched
-from llm_roofline.core.transformer import step_ops
+from llm_roofline.core.transformer import step_counts, step_plan
 from llm_roofline.inputs.model_files import model_from_hf_config
 
 A100 = "nvidia-a100-80gb-sxm"
@@ -117,9 +117,10 @@ def test_step_ops_evaluates_arrays_for_moe_and_windows() -> None:
     for name in ("mixtral-8x7b", "mistral-7b"):
         model = load_model(name)
         batch, past = np.array([1, 3, 16]), np.array([100, 5000, 9000])
-        grid = step_ops(model, batch, np.ones(3, dtype=np.int64), past, fp16, fp16, fp16, False, True, False)
+        plan = step_plan(model, fp16, fp16, fp16, False, False)
+        grid = plan.ops(step_counts(model, batch, np.ones(3, dtype=np.int64), past, True))
         for j in range(3):
-            scalar = step_ops(model, int(batch[j]), 1, int(past[j]), fp16, fp16, fp16, False, True, False)
+            scalar = plan.ops(step_counts(model, int(batch[j]), 1, int(past[j]), True))
             for g, s in zip(grid, scalar, strict=True):
                 assert np.broadcast_to(g.cost.bytes, (3,))[j] == pytest.approx(s.cost.bytes)
                 assert np.broadcast_to(g.cost.flops, (3,))[j] == pytest.approx(s.cost.flops)

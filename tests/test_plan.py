@@ -21,9 +21,8 @@ from llm_roofline.core.formats import WeightScheme
 from llm_roofline.core.quant import weight_scheme
 from llm_roofline.core.transformer import (
     COST_FIELDS,
+    _operators,
     step_counts,
-    step_operators,
-    step_ops,
     step_plan,
 )
 from llm_roofline.core.units import minimum
@@ -42,8 +41,9 @@ def test_plan_equals_the_formulas_evaluated_directly(name: str) -> None:
         q_len, past = (seq, 0) if rng.random() < 0.5 else (rng.randint(1, 8), seq)
         scheme = weight_scheme(model, weights)
         counts = step_counts(model, batch, q_len, past, causal)
-        direct = step_operators(model, counts, scheme, activations, kv, flash, lm_all)
-        planned = step_ops(model, batch, q_len, past, scheme, activations, kv, flash, causal, lm_all)
+        direct = _operators(model, counts, scheme, activations, kv, flash, lm_all)
+        plan = step_plan(model, scheme, activations, kv, flash, lm_all)
+        planned = plan.ops(step_counts(model, batch, q_len, past, causal))
         assert [op[:4] + op[5:] for op in planned] == [op[:4] + op[5:] for op in direct]
         for got, want in zip(planned, direct, strict=True):
             assert got.cost == pytest.approx(tuple(float(v) for v in want.cost), rel=1e-12, abs=0), got.name

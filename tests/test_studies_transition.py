@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_roofline import Workload, load_hardware, load_model
-from llm_roofline.features.studies.steps import positive_ranges, workload_ops
+from llm_roofline.core.transformer import step_ops
+from llm_roofline.features.studies.steps import positive_ranges
 from llm_roofline.features.studies.transition import (
     critical_batch,
     critical_prompt_len,
@@ -45,7 +46,7 @@ def test_critical_batch_agrees_with_a_scan() -> None:
     points = critical_batch(LLAMA, ORIN, workload)
     scans = {}
     for batch in range(1, 120):
-        for index, op in enumerate(workload_ops(LLAMA, workload, batch=batch)):
+        for index, op in enumerate(step_ops(LLAMA, workload, batch=batch)):
             ridge = points[index].ridge_flop_per_byte
             if op.name not in scans and op.cost.flops > ridge * op.cost.bytes:
                 scans[op.name] = batch
@@ -88,7 +89,7 @@ def test_prefill_critical_lengths_and_the_fall_back() -> None:
     assert whole.critical is not None and whole.memory_bound_again is not None
 
     def above(length: int) -> bool:
-        ops = workload_ops(LLAMA, Workload(phase="prefill"), q_len=length, past_len=0)
+        ops = step_ops(LLAMA, Workload(phase="prefill"), q_len=length, past_len=0)
         flops = sum(op.cost.flops * op.instances for op in ops)
         moved = sum(op.cost.bytes * op.instances for op in ops)
         return flops > whole.ridge_flop_per_byte * moved
@@ -117,7 +118,7 @@ def test_weight_matmul_intensity_rises_with_batch_and_saturates(a: int, b: int) 
     small, large = sorted((a, b))
 
     def intensity(batch: int) -> float:
-        cost = next(op for op in workload_ops(LLAMA, Workload(), batch=batch) if op.name == "layer.mlp.down_proj").cost
+        cost = next(op for op in step_ops(LLAMA, Workload(), batch=batch) if op.name == "layer.mlp.down_proj").cost
         return cost.flops / cost.bytes
 
     # Limit: 2 I d / ((I + d) x 2 B) = 2 x 11008 x 4096 / (15104 x 2) = 2985.2 FLOP/B.

@@ -10,7 +10,7 @@ model's ``layers`` tuple. From this one description come:
 - the weight tensors with their roles (``Block.tensors``) and so the parameter count,
 - the KV cache a layer holds per token (``Attention.cache_elements_per_token``),
 - the attention span that sets how many keys a query reads (``Attention.span``),
-- and the operator list of a step (``transformer.step_operators``, which walks the distinct blocks).
+- and the operator list of a step (``transformer.step_ops``: each distinct block priced once).
 
 Role names — the weight tensors a number format can be given to — are the constants below; operator
 names are ``layer.`` + the role for matrix products.

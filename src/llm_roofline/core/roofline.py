@@ -26,7 +26,7 @@ import numpy as np
 from llm_roofline.core.efficiency import StepCost, expected_time_s, params_for, plan_dequantizes
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
-from llm_roofline.core.transformer import Op, Workload, kv_cache_bytes, step_counts, step_plan, weight_storage_bytes
+from llm_roofline.core.transformer import Op, Workload, kv_cache_bytes, step_counts, weight_storage_bytes, workload_plan
 from llm_roofline.core.units import Quantity, Scalar
 
 
@@ -183,8 +183,7 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     if workload.weights is None and model.stored_weights is not None:
         workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
     scheme = workload.weight_scheme(model)
-    plan = step_plan(model, scheme, workload.activation_format, workload.kv_format, workload.flash_attention,
-                     workload.lm_head == "all", workload.mla_absorbed)
+    plan = workload_plan(model, workload)
     costs = plan.costs(step_counts(model, workload.batch, workload.q_len, workload.past_len,
                                    workload.skips_masked_scores))
     ceilings = [hardware.peak_for(math) for math in plan.unique_maths]

@@ -254,7 +254,7 @@ COST_FIELDS = (*ops.OpCost._fields, "bytes")
 class StepPlan:
     """The operators of a step, each cost field kept as coefficients of the step counts.
 
-    Built once per (model, weights, formats, kernel options) by evaluating ``step_operators`` — the
+    Built once per (model, weights, formats, kernel options) by evaluating ``_operators`` — the
     formulas of ``ops.py`` — at the zero counts and at each unit count; checked at a generic point
     (a formula that is not affine in the counts raises). Every step of that plan is then one product:
     ``coefficients @ (1, *counts)``, for one step or a whole grid.
@@ -332,7 +332,7 @@ def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activation
         raise ValueError(f"a model with {size} step counts: more than the plan's probes")
     checks = np.array([primes[:size], large[:size]]).T
     probes = np.hstack([np.zeros((size, 1)), np.eye(size), checks])
-    operators = step_operators(model, StepCounts(layout, tuple(probes)), scheme, activations, kv_format,
+    operators = _operators(model, StepCounts(layout, tuple(probes)), scheme, activations, kv_format,
                                flash_attention, lm_head_all_tokens, mla_absorbed)
     values = np.array([[np.broadcast_to(field, probes.shape[1:]) for field in (*op.cost, op.cost.bytes)]
                        for op in operators]).transpose(1, 0, 2)  # (COST_FIELDS, operators, probes)
@@ -382,24 +382,23 @@ def weight_role(op_name: str, tied_embeddings: bool) -> str:
     return _ROLE_OF.get(name, name)
 
 
-def build_ops(model: ModelSpec, workload: Workload) -> list[Op[Scalar]]:
-    """The operators of one forward step, in execution order, layers aggregated."""
-    return step_ops(model, workload.batch, workload.q_len, workload.past_len, workload.weight_scheme(model),
-                    workload.activation_format, workload.kv_format, workload.flash_attention,
-                    workload.skips_masked_scores, workload.lm_head == "all", workload.mla_absorbed)
+def workload_plan(model: ModelSpec, workload: Workload) -> StepPlan:
+    """The plan of ``workload``'s steps on ``model``: its formats and kernel options (the one place a Workload
+    becomes plan arguments)."""
+    return step_plan(model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
+                     workload.flash_attention, workload.lm_head == "all", workload.mla_absorbed)
 
 
-def step_ops(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
-             weights: NumberFormat | WeightScheme, activations: NumberFormat, kv_format: NumberFormat,
-             flash_attention: bool, causal_skip: bool, lm_head_all_tokens: bool,
-             mla_absorbed: bool = False) -> list[Op[Quantity]]:
-    """The operator list for any batch, q_len and past_len (numbers or numpy arrays), through the plan.
+def step_ops(model: ModelSpec, workload: Workload, *, batch: int | None = None, q_len: int | None = None,
+             past_len: int | None = None) -> list[Op[Scalar]]:
+    """The operators of ``workload``'s step, in execution order, layers aggregated, each cost per instance.
 
-    ``weights``: one format for every matrix, or a ``WeightScheme`` built for this model
-    (``Workload.weight_scheme(model)``) that gives each tensor role its own.
+    ``batch``, ``q_len`` or ``past_len`` override the workload's (a study's search over one of them); a grid
+    of steps at once is ``workload_plan(...).costs(step_counts(...))`` with numpy arrays.
     """
-    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all_tokens, mla_absorbed)
-    return plan.ops(step_counts(model, batch, q_len, past_len, causal_skip))
+    return workload_plan(model, workload).ops(step_counts(
+        model, workload.batch if batch is None else batch, workload.q_len if q_len is None else q_len,
+        workload.past_len if past_len is None else past_len, workload.skips_masked_scores))
 
 
 @dataclass(frozen=True)
@@ -422,7 +421,7 @@ class _Step(Generic[Quantity]):
         return self.counts.tokens
 
 
-def step_operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightScheme, activations: NumberFormat,
+def _operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightScheme, activations: NumberFormat,
                    kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool,
                    mla_absorbed: bool = False) -> list[Op[Quantity]]:
     """The operators of a step, in execution order, each priced by its formula in ``ops.py``.

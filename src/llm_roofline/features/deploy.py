@@ -32,7 +32,7 @@ from llm_roofline.core.errors import InputError, positive
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import Analysis, analyze
-from llm_roofline.core.transformer import Workload, build_ops, kv_cache_bytes, vector_param_bytes, weight_storage_bytes
+from llm_roofline.core.transformer import Workload, kv_cache_bytes, step_ops, vector_param_bytes, weight_storage_bytes
 
 DEFAULT_OVERHEAD_BYTES = 0.5e9  # runtime (CUDA context, allocator slack); a CPU runtime needs far less
 DEFAULT_PREFILL_CHUNK_TOKENS = 512  # llama.cpp's default n_ubatch (common/common.h)
@@ -89,7 +89,7 @@ def peak_activation_bytes(model: ModelSpec, workload: Workload,
     peak = 0.0
     for step in steps:
         residual = step.batch * step.q_len * model.hidden_size * act
-        largest = max(op.cost.act_read_bytes + op.cost.act_write_bytes for op in build_ops(model, step))
+        largest = max(op.cost.act_read_bytes + op.cost.act_write_bytes for op in step_ops(model, step))
         peak = max(peak, residual + largest)
     return peak
 
@@ -147,7 +147,7 @@ def fit(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
         prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> FitReport:
     """Footprint, fit, and the largest context (at this batch) and batch (at this context) that fit."""
     if hardware.available_memory_bytes is None:
-        raise InputError(f"hardware '{hardware.name}' has no memory capacity: give one (--memory-gb)")
+        raise InputError(f"hardware '{hardware.name}' has no memory capacity: give one (memory_bytes)")
     footprint = memory_footprint(model, hardware, workload, overhead_bytes, prefill_chunk_tokens)
 
     def at(batch: int, context: int) -> bool:
@@ -228,11 +228,11 @@ def offload_to_storage(model: ModelSpec, hardware: HardwareSpec, workload: Workl
     """
     bandwidth = storage_bytes_per_s or hardware.storage_bytes_per_s
     if bandwidth is None:
-        raise InputError(f"hardware '{hardware.name}' has no storage bandwidth: give --storage-gb-s")
+        raise InputError(f"hardware '{hardware.name}' has no storage bandwidth: give one (storage_bytes_per_s)")
     positive("storage bandwidth", bandwidth)
     footprint = memory_footprint(model, hardware, workload, overhead_bytes, prefill_chunk_tokens)
     if footprint.capacity_bytes is None:
-        raise InputError(f"hardware '{hardware.name}' has no memory capacity: give one (--memory-gb)")
+        raise InputError(f"hardware '{hardware.name}' has no memory capacity: give one (memory_bytes)")
     layer_bytes, outside_bytes = _layer_split(model, workload)
     room = footprint.capacity_bytes - footprint.kv_cache_bytes - footprint.activation_bytes - overhead_bytes
     room -= outside_bytes

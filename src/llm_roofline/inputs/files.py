@@ -116,5 +116,5 @@ def check_profile_path(path: str | Path, name: str) -> Path:
     """A device profile's file: the rule above, and a name that ``--hardware`` reads (.toml or .json)."""
     path = Path(path)
     if path.suffix.lower() not in (".toml", ".json"):
-        raise InputError(f"{name} {path}: the profile must be a .toml or .json file (what --hardware reads)")
+        raise InputError(f"{name} {path}: the profile must be a .toml or .json file (what load_hardware reads)")
     return check_writable(path, name)

@@ -156,6 +156,19 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
     )
 
 
+# The Python API's errors name parameters and fields; on the command line they read as the flags that set them.
+_FLAGS = (("(memory_bytes)", "(--memory-gb)"), ("(storage_bytes_per_s)", "(--storage-gb-s)"),
+          ("backend 'torch'", "--backend torch"), ("device 'cuda'", "--device cuda"),
+          ("(what load_hardware reads)", "(what --hardware reads)"))
+
+
+def in_flags(message: str) -> str:
+    """An API error message with the parameters it names written as this command line's flags."""
+    for parameter, flag in _FLAGS:
+        message = message.replace(parameter, flag)
+    return message
+
+
 def _cmd_analyze(args: argparse.Namespace) -> str:
     from llm_roofline import analyze, load_model
     from llm_roofline.faces.report.render import analysis_csv, analysis_text
@@ -344,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         output = run(args)
     except InputError as err:
-        print(f"llm-roofline: error: {err}", file=sys.stderr)
+        print(f"llm-roofline: error: {in_flags(str(err))}", file=sys.stderr)
         return 2
     try:
         print(output, flush=True)

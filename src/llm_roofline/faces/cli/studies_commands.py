@@ -30,7 +30,7 @@ from llm_roofline.faces.cli.main import (
 if TYPE_CHECKING:
     from llm_roofline.core.hardware import HardwareSpec
     from llm_roofline.core.transformer import Workload
-    from llm_roofline.features.studies.requirements import Subject
+    from llm_roofline.features.studies.requirements import Remedy, Subject
 
 OUTPUTS = ("table", "json")
 _T = TypeVar("_T")
@@ -423,10 +423,14 @@ def _cmd_feasibility(args: argparse.Namespace) -> str:
     result = feasibility(subject, hardware, workload, args.target_ms * 1e-3, args.formats, draft,
                          args.draft_cost_ratio)
     if args.format == "json":
-        return dumps(result)
+        data = to_json(result)
+        assert isinstance(data, dict) and isinstance(data["remedies"], list)  # a record becomes an object
+        for entry, remedy in zip(data["remedies"], result.remedies, strict=True):
+            entry["detail"] = remedy_detail(remedy)  # the figures in words, beside the numbers
+        return json.dumps(data, indent=2)
     verdicts = [[v.weights, si(v.weight_bytes, "B"), seconds(v.time_per_token_s), f"{v.tokens_per_s:.3g}",
                  _yes(v.meets), si(v.memory_bytes, "B"), _yes(v.fits)] for v in result.formats]
-    remedies = [[rank, r.change, _maybe(r.time_per_token_s, seconds), _yes(r.meets), r.detail]
+    remedies = [[rank, r.change, _maybe(r.time_per_token_s, seconds), _yes(r.meets), remedy_detail(r)]
                 for rank, r in enumerate(result.remedies, start=1)]
     base = result.baseline
     context = "" if args.params else f", {result.seq_len} tokens cached"
@@ -443,6 +447,27 @@ def _cmd_feasibility(args: argparse.Namespace) -> str:
         + ("Other options, best first:" if base.meets else "What would meet it, best first:"),
         table(["#", "change", "time/token", "meets", "detail"], remedies, align="rlrll"),
     ])
+
+
+def remedy_detail(remedy: Remedy) -> str:
+    """A remedy's figures in words (the table's and the JSON's ``detail``)."""
+    f = remedy.figures
+    if remedy.kind == "weights":
+        return f"{f['weight_bytes'] / 1e9:.3g} GB of weights"
+    if remedy.kind == "kv-cache":
+        return f"{f['bytes_per_step'] / 1e9:.3g} GB moved per step"
+    if remedy.kind == "device":
+        return f"{f['memory_bytes_per_s'] / 1e9:.4g} GB/s"
+    if remedy.kind == "speculative":
+        if not remedy.meets:
+            return f"even {f['draft_tokens']:.0f} drafted tokens, all accepted, are not enough"
+        draft = f"draft step {f['draft_time_s'] * 1e3:.3g} ms" if f["draft_time_s"] else "a free draft"
+        return (f"needs acceptance rate >= {f['acceptance_rate_needed']:.3f} "
+                f"({f['tokens_per_pass_needed']:.3g} tokens per pass; {draft})")
+    if not remedy.meets:
+        return "raises tokens/s over the batch, never lowers the time per token"
+    return (f"{f['tokens_per_s']:.4g} tokens/s over the batch at {remedy.time_per_token_s * 1e3:.3g} ms per token"
+            if remedy.time_per_token_s else "")
 
 
 def _add_feasibility(commands: Any) -> None:
@@ -564,7 +589,7 @@ def _add_whatif(commands: Any) -> None:
 # --- energy -------------------------------------------------------------------------------------
 
 def _cmd_energy(args: argparse.Namespace) -> str:
-    from llm_roofline.core.transformer import build_ops
+    from llm_roofline.core.transformer import step_ops
     from llm_roofline.core.units import seconds, si
     from llm_roofline.features.studies.energy import load_energy_table, workload_energy
     from llm_roofline.inputs.model_files import load_model
@@ -578,7 +603,7 @@ def _cmd_energy(args: argparse.Namespace) -> str:
         out["coefficients"] = {
             "memory": None if args.dram_pj_per_byte else to_json(table_.memory_coefficient(args.memory_technology)),
             "arithmetic": {p: to_json(table_.flop_coefficient(p))
-                           for p in sorted({op.math for op in build_ops(model, workload)})},
+                           for p in sorted({op.math for op in step_ops(model, workload)})},
         }
         return json.dumps(out, indent=2)
     e = estimate

@@ -42,12 +42,12 @@ def choose_backend(backend: str, device: str, torch_installed: bool, cuda_availa
         raise InputError(f"unknown device '{device}'; known: {', '.join(DEVICES)}")
     if backend == "numpy":
         if device == "cuda":
-            raise InputError("the numpy backend runs on the CPU only; use --backend torch for a CUDA GPU")
+            raise InputError("the numpy backend runs on the CPU only; use backend 'torch' for a CUDA GPU")
         return BackendChoice("numpy", "cpu")
     if not torch_installed:
-        raise InputError("--backend torch needs PyTorch, which is not installed (pip install torch)")
+        raise InputError("backend 'torch' needs PyTorch, which is not installed (pip install torch)")
     if device == "cuda" and not cuda_available:
-        raise InputError("--device cuda: PyTorch sees no CUDA GPU on this machine")
+        raise InputError("device 'cuda': PyTorch sees no CUDA GPU on this machine")
     return BackendChoice("torch", "cuda" if device == "cuda" or (device == "auto" and cuda_available) else "cpu")
 
 

@@ -21,7 +21,7 @@ from llm_roofline.core.formats import PEAK_FALLBACK
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import analyze
-from llm_roofline.core.transformer import Op, Workload, build_ops
+from llm_roofline.core.transformer import Op, Workload, step_ops
 from llm_roofline.core.units import Scalar
 
 PICO = 1e-12
@@ -135,5 +135,5 @@ def workload_energy(model: ModelSpec, hardware: HardwareSpec, workload: Workload
                     dram_pj_per_byte: float | None = None) -> EnergyEstimate:
     """Energy of one step of ``workload``, per token of that step, with the power its roofline time implies."""
     time_s = analyze(model, hardware, workload).totals.time_s
-    return step_energy(build_ops(model, workload), workload.tokens, memory=memory,
+    return step_energy(step_ops(model, workload), workload.tokens, memory=memory,
                        dram_pj_per_byte=dram_pj_per_byte, time_s=time_s)

@@ -24,11 +24,11 @@ from llm_roofline.core.formats import NumberFormat, get_format
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import evaluate_op
-from llm_roofline.core.transformer import Op, Workload, kv_cache_bytes, weight_storage_bytes
+from llm_roofline.core.transformer import Op, Workload, kv_cache_bytes, step_ops, weight_storage_bytes
 from llm_roofline.core.units import Scalar
 from llm_roofline.features.deploy import acceptance_rate_for_tokens
 from llm_roofline.features.studies.energy import step_energy
-from llm_roofline.features.studies.steps import smallest_integer, step_sums, workload_ops
+from llm_roofline.features.studies.steps import smallest_integer, step_sums
 from llm_roofline.inputs.device_files import hardware_names, load_hardware
 
 # What the remedies try, from the format catalogue: lower-precision weights and KV cache.
@@ -60,7 +60,7 @@ def decode_ops(subject: Subject, workload: Workload, batch: int | None = None, q
     """One decode step (``q_len`` tokens per sequence: > 1 for a speculative verification pass)."""
     batch = workload.batch if batch is None else batch
     if isinstance(subject, ModelSpec):
-        return workload_ops(subject, replace(workload, phase="decode"), batch=batch, q_len=q_len)
+        return step_ops(subject, replace(workload, phase="decode"), batch=batch, q_len=q_len)
     # Every weight once, 2 FLOPs per weight per token: one linear layer of ``params`` inputs and no
     # activations. A bare count has no rows or columns to carry scales or indices: the format's bits
     # per element only.
@@ -179,7 +179,7 @@ class Remedy(NamedTuple):
     change: str
     time_per_token_s: float | None
     meets: bool
-    detail: str
+    figures: dict[str, float]  # the numbers behind it, SI units in the keys (the faces word them)
 
 
 class SpeculativeOption(NamedTuple):
@@ -263,7 +263,7 @@ def _device_remedies(subject: Subject, hardware: HardwareSpec, workload: Workloa
             continue
         if time_s <= target_s and _fits(subject, device, workload):
             found.append((device.memory_bytes_per_s, name, time_s))
-    return [Remedy("device", f"device {name}", time_s, True, f"{bandwidth / 1e9:.4g} GB/s")
+    return [Remedy("device", f"device {name}", time_s, True, {"memory_bytes_per_s": bandwidth})
             for bandwidth, name, time_s in sorted(found)[:DEVICES_SHOWN]]
 
 
@@ -271,21 +271,20 @@ def _speculative_remedy(options: Sequence[SpeculativeOption], target_s: float, f
     """The draft length needing the lowest acceptance rate."""
     reachable = [o for o in options if o.acceptance_rate_needed is not None]
     if not reachable:
-        return Remedy("speculative", "speculative decoding", None, False,
-                      f"even {MAX_DRAFT_TOKENS} drafted tokens, all accepted, are not enough")
+        return Remedy("speculative", "speculative decoding", None, False, {"draft_tokens": MAX_DRAFT_TOKENS})
     best = min(reachable, key=lambda o: o.acceptance_rate_needed or 0.0)
-    draft = "a free draft" if free_draft else f"draft step {best.draft_time_s * 1e3:.3g} ms"
+    figures = {"draft_tokens": best.draft_tokens, "acceptance_rate_needed": best.acceptance_rate_needed or 0.0,
+               "tokens_per_pass_needed": best.tokens_per_pass_needed or 0.0,
+               "draft_time_s": 0.0 if free_draft else best.draft_time_s}
     return Remedy("speculative", f"speculative decoding, {best.draft_tokens} drafted per pass", target_s, True,
-                  f"needs acceptance rate >= {best.acceptance_rate_needed:.3f} "
-                  f"({best.tokens_per_pass_needed:.3g} tokens per pass; {draft})")
+                  figures)
 
 
 def _batching_remedy(subject: Subject, hardware: HardwareSpec, workload: Workload, target_s: float,
                      baseline: FormatVerdict) -> Remedy:
     """Batching raises throughput, not per-token latency: the largest batch still within the target."""
     if not baseline.meets:
-        return Remedy("batching", "batch more sequences", None, False,
-                      "raises tokens/s over the batch, never lowers the time per token")
+        return Remedy("batching", "batch more sequences", None, False, {})
 
     def too_slow(batch: int) -> bool:
         return step_time_s(subject, hardware, workload, batch) > target_s or not _fits(subject, hardware, workload,
@@ -295,7 +294,7 @@ def _batching_remedy(subject: Subject, hardware: HardwareSpec, workload: Workloa
     largest = MAX_BATCH if first_bad is None else first_bad - 1
     time_s = step_time_s(subject, hardware, workload, largest)
     return Remedy("batching", f"batch up to {largest}", time_s, True,
-                  f"{largest / time_s:.4g} tokens/s over the batch at {time_s * 1e3:.3g} ms per token")
+                  {"batch": largest, "tokens_per_s": largest / time_s})
 
 
 def feasibility(subject: Subject, hardware: HardwareSpec, workload: Workload, target_time_per_token_s: float,
@@ -312,12 +311,12 @@ def feasibility(subject: Subject, hardware: HardwareSpec, workload: Workload, ta
     for fmt in _lower(REMEDY_WEIGHT_FORMATS, decode.weight_format):
         v = _verdict(subject, hardware, replace(decode, weights=fmt), target)
         remedies.append(Remedy("weights", f"weights {fmt.name}", v.time_per_token_s, v.meets and v.fits is not False,
-                               f"{v.weight_bytes / 1e9:.3g} GB of weights"))
+                               {"weight_bytes": v.weight_bytes}))
     if isinstance(subject, ModelSpec):
         for fmt in _lower(REMEDY_KV_FORMATS, decode.kv_format):
             v = _verdict(subject, hardware, replace(decode, kv_cache=fmt), target)
             remedies.append(Remedy("kv-cache", f"KV cache {fmt.name}", v.time_per_token_s, v.meets,
-                                   f"{v.bytes_per_step / 1e9:.3g} GB moved per step"))
+                                   {"bytes_per_step": v.bytes_per_step}))
     remedies += _device_remedies(subject, hardware, decode, target)
     speculative = speculative_options(subject, hardware, decode, target, draft, draft_cost_ratio)
     if not baseline.meets:

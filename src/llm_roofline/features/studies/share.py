@@ -23,7 +23,7 @@ from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import Analysis, analyze
-from llm_roofline.core.transformer import Workload, build_ops
+from llm_roofline.core.transformer import Workload, step_ops
 from llm_roofline.core.units import Quantity
 from llm_roofline.features.studies.steps import group_flops, smallest_integer
 
@@ -107,7 +107,7 @@ class ShareStudy(NamedTuple):
 
 def flop_split(model: ModelSpec, workload: Workload) -> FlopSplit:
     """The exact attention / FFN / other FLOPs of one step, summed from the operator list."""
-    groups = group_flops(build_ops(model, workload))
+    groups = group_flops(step_ops(model, workload))
     attention, ffn = groups.pop("attention", 0), groups.pop("ffn", 0)
     return FlopSplit(float(attention), float(ffn), float(sum(groups.values())))
 

@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from llm_roofline.core.hardware import HardwareSpec
-from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import evaluate_op
-from llm_roofline.core.transformer import Op, Workload, step_ops
+from llm_roofline.core.transformer import Op
 from llm_roofline.core.units import Scalar
 
 # The kernels of attention proper (not its projections): unfused Q·Kᵀ, the scores' soft-capping (Gemma-2),
@@ -24,20 +23,6 @@ ATTENTION_CORE_KERNELS = ("qk", "softcap", "softmax", "sv", "flash")
 
 def is_attention_core(op_name: str) -> bool:
     return op_name.startswith("layer.attn.") and op_name.rsplit(".", 1)[-1] in ATTENTION_CORE_KERNELS
-
-
-def workload_ops(model: ModelSpec, workload: Workload, *, batch: int | None = None,
-                 q_len: int | None = None, past_len: int | None = None) -> list[Op[Scalar]]:
-    """The operators of ``workload``'s step, with batch, q_len or past_len overridden (a study's search
-    over one of them; a grid of steps at once is ``transformer.step_ops`` with arrays)."""
-    return step_ops(
-        model,
-        workload.batch if batch is None else batch,
-        workload.q_len if q_len is None else q_len,
-        workload.past_len if past_len is None else past_len,
-        workload.weight_scheme(model), workload.activation_format, workload.kv_format,
-        workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all", workload.mla_absorbed,
-    )
 
 
 class StepSums(NamedTuple):

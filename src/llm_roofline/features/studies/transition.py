@@ -22,9 +22,9 @@ from llm_roofline.core.formats import get_format
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.ops import gemm
-from llm_roofline.core.transformer import Op, Workload
+from llm_roofline.core.transformer import Op, Workload, step_ops
 from llm_roofline.core.units import Scalar
-from llm_roofline.features.studies.steps import positive_ranges, workload_ops
+from llm_roofline.features.studies.steps import positive_ranges
 
 # Searched up to here; beyond, an operator "never" turns compute-bound (its intensity saturates
 # below the ridge). 2^30 sequences or tokens is far beyond any real batch or context.
@@ -134,13 +134,13 @@ def critical_points(hardware: HardwareSpec, workload: Workload,
 def critical_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> tuple[CriticalPoint, ...]:
     """Decode with ``workload.seq_len`` tokens cached: the batch at which each operator turns compute-bound."""
     decode = replace(workload, phase="decode")
-    return critical_points(hardware, decode, lambda n: workload_ops(model, decode, batch=n))
+    return critical_points(hardware, decode, lambda n: step_ops(model, decode, batch=n))
 
 
 def critical_prompt_len(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> tuple[CriticalPoint, ...]:
     """Prefill of ``workload.batch`` sequences: the prompt length at which each operator turns compute-bound."""
     prefill = replace(workload, phase="prefill")
-    return critical_points(hardware, prefill, lambda n: workload_ops(model, prefill, q_len=n, past_len=0))
+    return critical_points(hardware, prefill, lambda n: step_ops(model, prefill, q_len=n, past_len=0))
 
 
 def _intensity(ops: Sequence[Op[Scalar]], name: str) -> float:
@@ -160,8 +160,8 @@ def qk_table(model: ModelSpec, workload: Workload, batches: Sequence[int],
     for batch in batches:
         for length in seq_lens:
             chapter = gemm(batch, length, length, model.hidden_size, fp32, fp32, fp32)
-            prefill = workload_ops(model, unfused, batch=batch, q_len=length, past_len=0)
-            decode = workload_ops(model, unfused, batch=batch, q_len=1, past_len=length)
+            prefill = step_ops(model, unfused, batch=batch, q_len=length, past_len=0)
+            decode = step_ops(model, unfused, batch=batch, q_len=1, past_len=length)
             rows.append(QkRow(batch, length, chapter.flops / chapter.bytes, _intensity(prefill, "layer.attn.qk"),
                               _intensity(decode, "layer.attn.qk"), _intensity(decode, "layer.attn.q_proj")))
     return tuple(rows)
