@@ -8,6 +8,7 @@ inside a function, and ``if TYPE_CHECKING:`` imports.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
 from pathlib import Path
@@ -136,3 +137,34 @@ def test_the_command_line_still_shows_flags(capsys: pytest.CaptureFixture[str]) 
 
     assert main(["fit", "--bandwidth-gb-s", "100", "--peak-tflops", "10"]) == 2
     assert "(--memory-gb)" in capsys.readouterr().err
+
+
+WORKLOAD_OPTIONS = ("phase", "batch", "seq_len", "weights", "activations", "kv_cache", "flash_attention",
+                    "causal_skip", "lm_head", "mla")
+
+
+def _subcommand_defaults(command: str) -> dict[str, object]:
+    from llm_roofline.faces.cli.main import build_parser
+
+    parser = build_parser()
+    chosen = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    sub = chosen.choices[command]
+    return {action.dest: action.default for action in sub._actions if action.dest in WORKLOAD_OPTIONS}
+
+
+@pytest.mark.parametrize("command", ["analyze", "share", "transition", "timeline", "whatif", "energy", "feasibility"])
+def test_one_default_per_option_across_command_line_api_and_web(command: str) -> None:
+    # Every workload option a command takes has the default of the Python API (Workload) and of the web API.
+    import dataclasses
+
+    from llm_roofline.core.transformer import Workload
+    from llm_roofline.faces.web.app import AnalyzeRequest
+
+    api = {f.name: f.default for f in dataclasses.fields(Workload) if f.name in WORKLOAD_OPTIONS}
+    web = {name: field.default for name, field in AnalyzeRequest.model_fields.items() if name in WORKLOAD_OPTIONS}
+    assert web == api
+    cli = _subcommand_defaults(command)
+    if command != "analyze":  # a study's phase and lengths are its question's (share: prefill, a list of lengths)
+        cli = {name: value for name, value in cli.items() if name not in ("phase", "batch", "seq_len")}
+    assert cli, f"{command} takes no workload option"
+    assert {name: api[name] for name in cli} == cli

@@ -121,6 +121,23 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
                              f"(default: {DEFAULT_MODEL})")
 
 
+def add_number_format_options(parser: argparse.ArgumentParser, weights: bool = True) -> None:
+    """Number formats and the attention kernel: the same flags, defaults and help for every command that
+    takes them (the defaults are ``Workload``'s: the model's own weights, fp16 activations)."""
+    if weights:
+        parser.add_argument("--weights", "-w", default=None,
+                            help="weight format (fp16, int4, q4_k, awq, nf4, ... see 'llm-roofline formats'), a "
+                                 "llama.cpp mix (q4_k_m, q5_k_m, q8_0), or bits per weight (default: the model's "
+                                 "own: a GGUF file's tensor types, fp16 for a config.json)")
+    parser.add_argument("--activations", "-a", default="fp16", help="activation format (default fp16)")
+    parser.add_argument("--kv-cache", default=None, help="KV-cache format (default: the activation format)")
+    parser.add_argument("--flash-attention", action="store_true",
+                        help="fused attention: no score matrix written or read back")
+    parser.add_argument("--causal-skip", action=argparse.BooleanOptionalAction, default=None,
+                        help="count only the unmasked half of the prefill scores (default: on with "
+                             "--flash-attention, off without, as eager kernels compute the full square)")
+
+
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
     """Phase, batch, length, number formats and kernel options: the fields of a ``Workload``."""
     parser.add_argument("--phase", "-p", choices=("prefill", "decode"), default="decode",
@@ -128,17 +145,7 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences in the batch (default 1)")
     parser.add_argument("--seq-len", "-l", type=positive_int, default=1024,
                          help="prefill: prompt tokens; decode: tokens already in the KV cache (default 1024)")
-    parser.add_argument("--weights", "-w", default=None,
-                         help="weight format (fp16, int4, q4_k, awq, nf4, ... see 'llm-roofline formats'), a llama.cpp "
-                              "mix (q4_k_m, q5_k_m, q8_0), or bits per weight (default: the model's own: a GGUF file's "
-                              "tensor types, fp16 for a config.json)")
-    parser.add_argument("--activations", "-a", default="fp16", help="activation format (default fp16)")
-    parser.add_argument("--kv-cache", default=None, help="KV-cache format (default: the activation format)")
-    parser.add_argument("--flash-attention", action="store_true",
-                         help="fused attention: no score matrix written or read back")
-    parser.add_argument("--causal-skip", action=argparse.BooleanOptionalAction, default=None,
-                         help="count only the unmasked half of the prefill scores (default: on with "
-                              "--flash-attention, off without, as eager kernels compute the full square)")
+    add_number_format_options(parser)
     parser.add_argument("--lm-head", choices=("last", "all"), default="last",
                          help="logits for the last token of each sequence (generation) or for all tokens")
     parser.add_argument("--mla", choices=("naive", "absorbed"), default=None,

@@ -20,6 +20,7 @@ from llm_roofline.faces.cli.main import (
     add_format_option,
     add_hardware_options,
     add_model_option,
+    add_number_format_options,
     add_workload_options,
     hardware_from_args,
     positive_float,
@@ -63,22 +64,10 @@ def dumps(value: Any) -> str:
     return json.dumps(to_json(value), indent=2)
 
 
-def _add_number_formats(parser: argparse.ArgumentParser, weights: bool = True) -> None:
-    """Number formats and attention kernel: the fields of a Workload other than phase, batch and length."""
-    if weights:
-        parser.add_argument("--weights", "-w", default="fp16", help="weight format (default fp16)")
-    parser.add_argument("--activations", "-a", default="fp16", help="activation format (default fp16)")
-    parser.add_argument("--kv-cache", default=None, help="KV-cache format (default: the activation format)")
-    parser.add_argument("--flash-attention", action="store_true",
-                        help="fused attention: no score matrix written or read back")
-    parser.add_argument("--causal-skip", action=argparse.BooleanOptionalAction, default=None,
-                        help="count only the unmasked half of the prefill scores (default: with --flash-attention)")
-
-
 def _workload(args: argparse.Namespace, **fields: Any) -> Workload:
     from llm_roofline.core.transformer import Workload
 
-    return Workload(weights=getattr(args, "weights", "fp16"), activations=args.activations, kv_cache=args.kv_cache,
+    return Workload(weights=getattr(args, "weights", None), activations=args.activations, kv_cache=args.kv_cache,
                     flash_attention=args.flash_attention, causal_skip=args.causal_skip, **fields)
 
 
@@ -187,7 +176,7 @@ def _add_share(commands: Any) -> None:
                    help="lengths L (default 512 1024 2048 4096 8192)")
     p.add_argument("--target-share", type=float, default=0.5,
                    help="report the length where attention reaches this share (default 0.5)")
-    _add_number_formats(p)
+    add_number_format_options(p)
     add_hardware_options(p, None)
     add_format_option(p, OUTPUTS)
     p.set_defaults(run=_cmd_share)
@@ -268,7 +257,7 @@ def _add_transition(commands: Any) -> None:
     p.add_argument("--seq-len", "-l", type=positive_int, default=1024,
                    help="decode: tokens already cached (default 1024)")
     p.add_argument("--batch", "-b", type=positive_int, default=1, help="prefill: sequences (default 1)")
-    _add_number_formats(p)
+    add_number_format_options(p)
     p.add_argument("--qk-batches", type=positive_int, nargs="+", default=[1, 4, 16, 64],
                    help="batches of the Q·Kᵀ table (default 1 4 16 64)")
     p.add_argument("--qk-lengths", type=positive_int, nargs="+", default=[128, 1024, 4096],
@@ -356,7 +345,7 @@ def _add_timeline(commands: Any) -> None:
     p.add_argument("--prompt-len", "-P", type=positive_int, default=512, help="prompt tokens (default 512)")
     p.add_argument("--steps", "-T", type=positive_int, default=512, help="decode steps (default 512)")
     p.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences (default 1)")
-    _add_number_formats(p)
+    add_number_format_options(p)
     p.add_argument("--samples", type=int, default=8, help="steps shown, spread evenly, plus bound changes (default 8)")
     p.add_argument("--all-steps", action="store_true", help="JSON: every step's time, FLOPs and bytes")
     add_format_option(p, OUTPUTS)
@@ -402,7 +391,7 @@ def _add_requirements(commands: Any) -> None:
     p.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences (default 1)")
     p.add_argument("--seq-len", "-l", type=positive_int, default=1024,
                    help="tokens already cached (default 1024; ignored with --params)")
-    _add_number_formats(p)
+    add_number_format_options(p)
     add_hardware_options(p, None)
     add_format_option(p, OUTPUTS)
     p.set_defaults(run=_cmd_requirements)
@@ -482,7 +471,7 @@ def _add_feasibility(commands: Any) -> None:
     p.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences (default 1)")
     p.add_argument("--seq-len", "-l", type=positive_int, default=1024,
                    help="tokens already cached (default 1024; ignored with --params)")
-    _add_number_formats(p)
+    add_number_format_options(p)
     draft = p.add_mutually_exclusive_group()
     draft.add_argument("--draft-model", help="speculative decoding: the draft model (catalogue name or config)")
     draft.add_argument("--draft-params", type=positive_float, help="speculative decoding: a draft of this many params")
@@ -538,7 +527,7 @@ def _add_scaling(commands: Any) -> None:
     p.add_argument("--formats", nargs="+", default=["fp16", "int4"], help="weight formats (default fp16 int4)")
     p.add_argument("--seq-len", "-l", type=positive_int, default=1024, help="tokens already cached (default 1024)")
     p.add_argument("--target-ms", type=positive_float, help="also show the bandwidth this time per token needs")
-    _add_number_formats(p, weights=False)
+    add_number_format_options(p, weights=False)
     add_format_option(p, OUTPUTS)
     p.set_defaults(run=_cmd_scaling)
 

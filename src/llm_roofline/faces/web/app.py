@@ -74,12 +74,15 @@ class AnalyzeRequest(BaseModel):
     phase: Literal["prefill", "decode"] = "decode"
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="sequences in the batch")
     seq_len: int = Field(1024, ge=1, le=MAX_SEQ_LEN, description="prefill: prompt tokens; decode: tokens cached")
-    weights: PrecisionName | None = Field("fp16", description="null: the model's own formats (a GGUF file's)")
+    weights: PrecisionName | None = Field(
+        None, description="null (the default): the model's own formats, fp16 for a config.json, a GGUF file's types")
     activations: PrecisionName = "fp16"
     kv_cache: PrecisionName | None = Field(None, description="default: the activations' format")
     flash_attention: bool = False
     causal_skip: bool | None = Field(None, description="default: on exactly with FlashAttention")
     lm_head: Literal["last", "all"] = "last"
+    mla: Literal["naive", "absorbed"] | None = Field(
+        None, description="latent attention (DeepSeek); default: naive for prefill, absorbed for decode")
     # Literal of the PRECISIONS tuple: pydantic reads it as its members (one list of names); mypy wants them spelt out.
     precisions: list[Literal[PRECISIONS]] | None = Field(  # type: ignore[valid-type]
         None, max_length=len(PRECISIONS), description=f"roofs to draw (default {', '.join(INFERENCE_PRECISIONS)})")
@@ -203,7 +206,7 @@ def _workload(request: AnalyzeRequest, **changes: Any) -> Workload:
     fields = {"phase": request.phase, "batch": request.batch, "seq_len": request.seq_len,
               "weights": request.weights, "activations": request.activations, "kv_cache": request.kv_cache,
               "flash_attention": request.flash_attention, "causal_skip": request.causal_skip,
-              "lm_head": request.lm_head}
+              "lm_head": request.lm_head, "mla": request.mla}
     return Workload(**(fields | changes))
 
 

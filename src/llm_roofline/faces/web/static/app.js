@@ -2,8 +2,9 @@
 "use strict";
 (function () {
   const UPLOADED = "__uploaded__";
-  const STORED = "";  // the weights option "as stored": the model's own formats (a GGUF file's)
-  const DEFAULTS = {model: "llama-2-7b", hardware: ["jetson-orin-nx"], weights: "fp16", activations: "fp16"};
+  const STORED = "";  // the weights option "the model's own": fp16 for a config.json, a GGUF file's formats
+  // The API's defaults (AnalyzeRequest), which are the command line's and Workload's.
+  const DEFAULTS = {model: "llama-2-7b", hardware: ["jetson-orin-nx"], weights: STORED, activations: "fp16"};
   const $ = (id) => document.getElementById(id);
   const state = {config: null, gguf: null, limits: null, controller: null, timer: null, results: [], updates: 0};
 
@@ -44,7 +45,8 @@
     for (const id of ["weights", "activations"]) {
       $(id).replaceChildren(...catalogue.formats.map((f) => option(f, f, f === DEFAULTS[id])));
     }
-    $("weights").prepend(option(STORED, "as stored (a GGUF file's formats)", false));
+    $("weights").prepend(option(STORED, "the model's own (fp16 for a config.json, a GGUF file's formats)",
+      DEFAULTS.weights === STORED));
     $("kv_cache").append(...catalogue.formats.map((f) => option(f, f, false)));
     $("upload-hint").textContent =
       `read in memory by the server, never stored; a config.json of at most ` +
