@@ -45,7 +45,7 @@ import numpy as np
 
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import EfficiencyParams, params_from_dict
-from llm_roofline.core.transformer import weight_role
+from llm_roofline.core.transformer import over_operators, weight_role
 from llm_roofline.core.units import Array, Scalar
 
 if TYPE_CHECKING:
@@ -135,7 +135,15 @@ def step_cost(ops: Iterable[OpResult], weights: WeightScheme, activations: Numbe
 
 def expected_time_s(cost: StepCost, params: EfficiencyParams) -> float:
     """The expected time of one step: the per-step overhead plus every operator instance's time."""
-    values = params.values()
-    per_op = op_time_s(np.asarray(cost.compute_time_s, dtype=float), np.asarray(cost.memory_time_s, dtype=float),
-                       np.asarray(cost.dequantizes, dtype=float), values)
-    return float(values[4] + per_op.dot(np.asarray(cost.counts, dtype=float)))
+    dequantize = np.asarray(cost.dequantizes, dtype=float)
+    return float(expected_step_time_s(np.asarray(cost.compute_time_s, dtype=float),
+                                      np.asarray(cost.memory_time_s, dtype=float), dequantize,
+                                      np.asarray(cost.counts, dtype=float), params.values()))
+
+
+def expected_step_time_s(compute_time_s: Array, memory_time_s: Array, dequantizes: Array, instances: Array,
+                         params: Sequence[Array | Scalar]) -> Array:
+    """The expected time of steps, operators on axis 0 of the roofline times (further axes: devices and
+    configurations, with ``params`` broadcasting over them); ``dequantizes`` and ``instances`` per operator."""
+    flags = dequantizes if compute_time_s.ndim == 1 else dequantizes.reshape((-1,) + (1,) * (compute_time_s.ndim - 1))
+    return params[4] + over_operators(op_time_s(compute_time_s, memory_time_s, flags, params), instances)

@@ -26,7 +26,15 @@ import numpy as np
 from llm_roofline.core.efficiency import StepCost, expected_time_s, params_for, plan_dequantizes
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
-from llm_roofline.core.transformer import Op, Workload, kv_cache_bytes, step_counts, weight_storage_bytes, workload_plan
+from llm_roofline.core.transformer import (
+    Op,
+    Workload,
+    kv_cache_bytes,
+    over_operators,
+    step_counts,
+    weight_storage_bytes,
+    workload_plan,
+)
 from llm_roofline.core.units import Quantity, Scalar
 
 
@@ -38,8 +46,19 @@ def attainable_flops_per_s(intensity_flop_per_byte: Quantity, peak_flops_per_s: 
 
 
 def bound_of(intensity_flop_per_byte: float, ridge_flop_per_byte: float) -> str:
-    """'compute' when the intensity is above the ridge point, else 'memory'."""
-    return "compute" if intensity_flop_per_byte > ridge_flop_per_byte else "memory"
+    """'compute' when the intensity is above the ridge point, else 'memory' (``roofline``'s rule, on a
+    point given by its intensity: one byte moved, a device of peak = ridge and bandwidth 1)."""
+    return bound_label(bool(roofline(intensity_flop_per_byte, 1.0, ridge_flop_per_byte, 1.0).compute_bound))
+
+
+def bound_label(compute_bound: bool) -> str:
+    """The word for a bound in outputs: 'compute' or 'memory'."""
+    return "compute" if compute_bound else "memory"
+
+
+def bound_labels(compute_bound: np.ndarray) -> np.ndarray:
+    """``bound_label`` over an array of flags (object array of 'compute' / 'memory')."""
+    return np.where(compute_bound, "compute", "memory").astype(object)
 
 
 class OpResult(NamedTuple):
@@ -141,12 +160,52 @@ class Roofline(NamedTuple):
     compute_bound: np.ndarray  # F / P > B / W
 
 
-def roofline(flops: np.ndarray, moved_bytes: np.ndarray, peak_flops_per_s: np.ndarray | float,
+def roofline(flops: np.ndarray | float, moved_bytes: np.ndarray | float, peak_flops_per_s: np.ndarray | float,
              memory_bytes_per_s: np.ndarray | float) -> Roofline:
-    """The one place operator times are computed: ``analyze``, ``evaluate_op`` and the sweep call it."""
-    compute_time = flops / peak_flops_per_s
-    memory_time = moved_bytes / memory_bytes_per_s
+    """The roofline of a point (an operator, a kernel, a measured GEMM): the one place its time and bound
+    are computed. ``analyze``, ``evaluate_op``, the sweep, the timeline and ``measure`` call it."""
+    compute_time = np.divide(flops, peak_flops_per_s)
+    memory_time = np.divide(moved_bytes, memory_bytes_per_s)
     return Roofline(compute_time, memory_time, np.maximum(compute_time, memory_time), compute_time > memory_time)
+
+
+class StepTime(NamedTuple):
+    """A step's time under the roofline and the part of it spent in compute-bound operators (numbers, or
+    arrays over configurations)."""
+
+    time_s: np.ndarray
+    compute_bound_time_s: np.ndarray
+
+    @property
+    def memory_bound_time_s(self) -> np.ndarray:
+        memory_bound: np.ndarray = self.time_s - self.compute_bound_time_s
+        return memory_bound
+
+    @property
+    def compute_bound(self) -> np.ndarray:
+        """The step's bound: compute when more of its time sits in compute-bound operators than in
+        memory-bound ones (the rule of ``analyze``'s ``totals.bound``, the sweep's and the timeline's)."""
+        return step_compute_bound(self.time_s, self.compute_bound_time_s)
+
+
+def step_compute_bound(time_s: np.ndarray, compute_bound_time_s: np.ndarray) -> np.ndarray:
+    """``StepTime.compute_bound`` from its two figures."""
+    compute_bound: np.ndarray = compute_bound_time_s > time_s - compute_bound_time_s
+    return compute_bound
+
+
+def step_time(line: Roofline, instances: np.ndarray) -> StepTime:
+    """The totals-and-bound of a step, from its operators' roofline (operators on axis 0) and their
+    instances: the one place it is computed (``analyze``, the sweep, the studies)."""
+    return StepTime(over_operators(line.time_s, instances), over_operators(line.time_s * line.compute_bound, instances))
+
+
+def operators_roofline(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> Roofline:
+    """The roofline of a list of scalar operators on a device, per instance (operators on axis 0)."""
+    flops = np.array([op.cost.flops for op in ops], dtype=np.float64)
+    moved = np.array([op.cost.bytes for op in ops], dtype=np.float64)
+    peaks = np.array([hardware.peak_for(op.math)[1] for op in ops], dtype=np.float64)
+    return roofline(flops, moved, peaks, hardware.memory_bytes_per_s)
 
 
 def evaluate_op(op: Op[Scalar], hardware: HardwareSpec) -> OpResult:
@@ -165,7 +224,7 @@ def _results(names: Sequence[str], kinds: Sequence[str], groups: Sequence[str], 
     line = roofline(costs[0], costs[6], peak, bandwidth)
     intensity = costs[0] / costs[6]
     flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.tolist()
-    bounds = ["compute" if bound else "memory" for bound in line.compute_bound.tolist()]
+    bounds = [bound_label(bound) for bound in line.compute_bound.tolist()]
     # Columns in OpResult's field order.
     columns = (names, kinds, groups, counts, flops, moved, weight, act_read, act_write, kv_read, kv_write,
                intensity.tolist(), maths, peak_precisions, peaks,
@@ -192,9 +251,8 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
                              peaks, costs, hardware.memory_bytes_per_s)
     instances = plan.instance_weights
     flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.dot(instances).tolist()
-    time_s = float(line.time_s.dot(instances))  # .dot: the fastest numpy call for small vectors
-    compute_bound_time = float((line.time_s * instances).dot(line.compute_bound))
-    memory_bound_time = time_s - compute_bound_time
+    step = step_time(line, instances)
+    time_s, compute_bound_time = float(step.time_s), float(step.compute_bound_time_s)
     context_len = workload.past_len + workload.q_len
     kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
     cost = StepCost(instances, line.compute_time_s, line.memory_time_s, plan_dequantizes(plan))
@@ -205,8 +263,8 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         arithmetic_intensity=flops / moved,
         time_s=time_s,
         compute_bound_time_s=compute_bound_time,
-        memory_bound_time_s=memory_bound_time,
-        bound="compute" if compute_bound_time > memory_bound_time else "memory",
+        memory_bound_time_s=time_s - compute_bound_time,
+        bound=bound_label(bool(step.compute_bound)),
         tokens=workload.tokens,
         tokens_per_s=workload.tokens / time_s,
         kv_cache_bytes=kv_bytes,

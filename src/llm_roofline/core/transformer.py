@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, NamedTuple, ParamSpec, overload
+from typing import Generic, NamedTuple, ParamSpec, TypeVar, overload
 
 import numpy as np
 
@@ -31,6 +31,26 @@ LM_HEAD_MODES = ("last", "all")
 MLA_FORMS = ("naive", "absorbed")
 # Elementwise kernels (norms, softmax, adds) run in 16-bit even when the matmuls take 8-bit inputs.
 _NARROW_MATH = {"int8": "fp16", "int4": "fp16", "fp8": "fp16", "fp4": "fp16"}
+
+
+Length = TypeVar("Length", int, Array)  # a token count: one step's, or an array of a grid's
+
+
+def phase_lengths(phase: str, seq_len: Length, new_tokens: int = 1) -> tuple[Length, Length]:
+    """(q_len, past_len) of a step: the tokens it processes per sequence and the tokens already cached.
+
+    Prefill processes the prompt (``seq_len`` tokens) with nothing cached; decode processes
+    ``new_tokens`` per sequence after ``seq_len`` cached ones. Numbers or numpy arrays (the sweep's grid).
+    """
+    if phase == "prefill":
+        return seq_len, seq_len * 0
+    return seq_len * 0 + new_tokens, seq_len
+
+
+def mla_absorbed(phase: str, mla: str | None) -> bool:
+    """Whether latent attention runs weight-absorbed: as asked, else absorbed for decode and naive for
+    prefill (what engines do: absorption saves the cache's up-projection per step but costs FLOPs per token)."""
+    return phase == "decode" if mla is None else mla == "absorbed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +81,8 @@ class Workload:
     weight_format: NumberFormat = field(init=False, repr=False, compare=False)
     activation_format: NumberFormat = field(init=False, repr=False, compare=False)
     kv_format: NumberFormat = field(init=False, repr=False, compare=False)
+    q_len: int = field(init=False, repr=False, compare=False)  # tokens processed per sequence (phase_lengths)
+    past_len: int = field(init=False, repr=False, compare=False)  # tokens already cached per sequence
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
@@ -78,19 +100,14 @@ class Workload:
         object.__setattr__(self, "weight_format", default_weight_format(self.weights))
         object.__setattr__(self, "activation_format", activations)
         object.__setattr__(self, "kv_format", activations if self.kv_cache is None else get_format(self.kv_cache))
-
-    @property
-    def q_len(self) -> int:
-        return self.seq_len if self.phase == "prefill" else self.new_tokens
-
-    @property
-    def past_len(self) -> int:
-        return 0 if self.phase == "prefill" else self.seq_len
+        q_len, past_len = phase_lengths(self.phase, self.seq_len, self.new_tokens)
+        object.__setattr__(self, "q_len", q_len)
+        object.__setattr__(self, "past_len", past_len)
 
     @property
     def mla_absorbed(self) -> bool:
         """Whether latent attention runs weight-absorbed (the default for decode, as engines do)."""
-        return self.phase == "decode" if self.mla is None else self.mla == "absorbed"
+        return mla_absorbed(self.phase, self.mla)
 
     @property
     def skips_masked_scores(self) -> bool:
@@ -248,6 +265,16 @@ def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Qu
 # The rows of a plan's coefficients: OpCost's fields (flops, weight_bytes, act_read_bytes, act_write_bytes,
 # kv_read_bytes, kv_write_bytes), then their five byte categories summed.
 COST_FIELDS = (*ops.OpCost._fields, "bytes")
+
+
+def over_operators(values: Array, instances: Array) -> Array:
+    """sum_i instances[i] x values[i, ...]: a per-instance figure summed over a step's operators (axis 0 of
+    ``values``; its other axes, if any, are configurations)."""
+    if values.ndim == 1:  # .dot: the fastest numpy call for small vectors (``@`` costs a few µs more)
+        one: Array = values.dot(instances)
+        return one
+    total: Array = instances.dot(values.reshape(values.shape[0], -1)).reshape(values.shape[1:])
+    return total
 
 
 @dataclass(frozen=True, eq=False)

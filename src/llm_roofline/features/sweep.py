@@ -19,13 +19,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from llm_roofline.core.efficiency import op_time_s, params_for, plan_dequantizes
+from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
-from llm_roofline.core.roofline import roofline
+from llm_roofline.core.roofline import bound_labels, roofline, step_compute_bound, step_time
 from llm_roofline.core.transformer import (
     COST_FIELDS,
     LM_HEAD_MODES,
@@ -35,6 +35,9 @@ from llm_roofline.core.transformer import (
     StepPlan,
     count_matrix,
     kv_cache_bytes,
+    mla_absorbed,
+    over_operators,
+    phase_lengths,
     step_counts,
     step_plan,
     weight_storage_bytes,
@@ -44,6 +47,7 @@ from llm_roofline.inputs.device_files import load_hardware
 from llm_roofline.inputs.model_files import load_model
 
 DEFAULT_CHUNK = 1 << 16
+_SLICE_ELEMENTS = 1 << 18  # operators x devices x points evaluated at once inside a chunk
 # Columns of a sweep's output, in order. Figures are raw SI numbers (per configuration, per step).
 COLUMNS = (
     "model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention", "batch", "seq_len",
@@ -126,39 +130,38 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
     """
     batch = np.asarray(batch, dtype=np.int64)
     seq_len = np.asarray(seq_len, dtype=np.int64)
-    if phase == "prefill":
-        q_len, past_len = seq_len, np.zeros_like(seq_len)
-    else:
-        q_len, past_len = np.ones_like(seq_len), seq_len
+    q_len, past_len = phase_lengths(phase, seq_len)
     skip = flash_attention if causal_skip is None else causal_skip
-    absorbed = phase == "decode" if mla is None else mla == "absorbed"  # Workload.mla_absorbed's rule
-    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all", absorbed)
+    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all",
+                     mla_absorbed(phase, mla))
     counts = step_counts(model, batch, q_len, past_len, skip)
-    n = batch.shape[0]
+    n, n_dev = batch.shape[0], len(devices)
     # Only the two cost fields the roofline needs: FLOPs and bytes, (operators, points) each.
     work = plan.coefficients[[0, COST_FIELDS.index("bytes")]]
     op_flops, op_bytes = (work.reshape(-1, work.shape[2]) @ count_matrix(counts, n)).reshape(2, -1, n)
     bandwidth = np.array([[d.memory_bytes_per_s] for d in devices], dtype=np.float64)  # (devices, 1)
-    ceilings = [np.array([[d.peak_for(precision)[1]] for d in devices]) for precision in plan.unique_maths]
+    ceilings = np.array([[d.peak_for(precision)[1] for d in devices] for precision in plan.unique_maths])
+    op_peaks = ceilings[list(plan.math_index)][:, :, None]  # (operators, devices, 1)
     efficiency = [column[:, None] for column in np.array([params_for(d).values() for d in devices]).T]
-    time_total = np.zeros((len(devices), n))
-    compute_time_total = np.zeros((len(devices), n))
-    expected_time_total = np.broadcast_to(efficiency[4], (len(devices), n)).copy()  # the per-step overhead
-    op_times = []
-    for flops, moved, instances, ceiling, dequantizes in zip(op_flops, op_bytes, plan.instances, plan.math_index,
-                                                              plan_dequantizes(plan), strict=True):
-        line = roofline(flops, moved, ceilings[ceiling], bandwidth)  # (devices, points)
-        op_times.append(line.time_s)
-        time_total += line.time_s * instances
-        compute_time_total += np.where(line.compute_bound, line.time_s, 0.0) * instances
-        expected_time_total += op_time_s(line.compute_time_s, line.memory_time_s, dequantizes, efficiency) * instances
-    instance_weights = plan.instance_weights
+    instances, dequantizes = plan.instance_weights, plan_dequantizes(plan)
+    op_times = np.empty((len(instances), n_dev, n))
+    time_total, compute_time_total, expected_time_total = np.empty((3, n_dev, n))
+    # Operators x devices x points at once, a slice of points at a time: temporaries stay near _SLICE_ELEMENTS.
+    width = max(1, _SLICE_ELEMENTS // (len(instances) * n_dev))
+    for start in range(0, n, width):
+        points = slice(start, start + width)
+        line = roofline(op_flops[:, None, points], op_bytes[:, None, points], op_peaks, bandwidth)
+        op_times[:, :, points] = line.time_s
+        step = step_time(line, instances)
+        time_total[:, points], compute_time_total[:, points] = step.time_s, step.compute_bound_time_s
+        expected_time_total[:, points] = expected_step_time_s(line.compute_time_s, line.memory_time_s, dequantizes,
+                                                              instances, efficiency)
     return GridResult(
         plan=plan,
         counts=counts,
-        op_time_s=tuple(op_times),
-        flops=instance_weights.dot(op_flops),
-        bytes=instance_weights.dot(op_bytes),
+        op_time_s=tuple(op_times),  # views of one (operators, devices, points) array
+        flops=over_operators(op_flops, instances),
+        bytes=over_operators(op_bytes, instances),
         time_s=time_total,
         compute_bound_time_s=compute_time_total,
         expected_time_s=expected_time_total,
@@ -234,7 +237,7 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
             "arithmetic_intensity": np.tile(grid.flops / grid.bytes, n_dev),
             "time_s": time_s,
             "tokens_per_s": np.tile(grid.tokens, n_dev) / time_s,
-            "bound": np.where(compute_time > time_s - compute_time, "compute", "memory").astype(object),
+            "bound": bound_labels(step_compute_bound(time_s, compute_time)),
             "compute_bound_time_s": compute_time,
             "weight_bytes": np.full(n_dev * n, grid.weight_storage_bytes),
             "kv_cache_bytes": np.tile(grid.kv_cache_bytes, n_dev),

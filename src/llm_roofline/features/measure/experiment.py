@@ -26,6 +26,7 @@ from typing import Any
 
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.ops import gemm
+from llm_roofline.core.roofline import bound_label, roofline
 from llm_roofline.core.units import binary_bytes, si
 from llm_roofline.features.measure import system
 from llm_roofline.features.measure.backends import (
@@ -265,10 +266,10 @@ class Measurement:
             "operand_copies": point.copies,
         }
         if point.precision in peaks:
-            peak = peaks[point.precision]
-            attainable = min(peak, point.arithmetic_intensity * bandwidth)
+            line = roofline(point.flops, point.bytes, peaks[point.precision], bandwidth)  # the core's, as analyze's
+            attainable = point.flops / float(line.time_s)
             out |= {"attainable_flops_per_s": attainable, "roofline_fraction": point.flops_per_s / attainable,
-                    "bound": "memory" if point.arithmetic_intensity < peak / bandwidth else "compute"}
+                    "bound": bound_label(bool(line.compute_bound))}
         return out
 
     def conditions(self) -> dict[str, object]:

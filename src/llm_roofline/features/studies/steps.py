@@ -2,7 +2,7 @@
 sums, and exact integer searches on them.
 
 Nothing here prices an operator: the FLOPs and bytes come from ``transformer.step_ops`` (which calls
-the formulas of ``ops.py``), and the time of one operator is ``roofline.evaluate_op``.
+the formulas of ``ops.py``), and their time and bound are ``roofline.step_time``'s.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import numpy as np
+
 from llm_roofline.core.hardware import HardwareSpec
-from llm_roofline.core.roofline import evaluate_op
-from llm_roofline.core.transformer import Op
+from llm_roofline.core.roofline import bound_label, operators_roofline, step_compute_bound, step_time
+from llm_roofline.core.transformer import Op, over_operators
 from llm_roofline.core.units import Scalar
 
 # The kernels of attention proper (not its projections): unfused Q·Kᵀ, the scores' soft-capping (Gemma-2),
@@ -40,21 +42,17 @@ class StepSums(NamedTuple):
 
     @property
     def bound(self) -> str:
-        return "compute" if self.compute_bound_time_s > self.memory_bound_time_s else "memory"
+        return bound_label(bool(step_compute_bound(np.asarray(self.time_s), np.asarray(self.compute_bound_time_s))))
 
 
 def step_sums(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> StepSums:
-    """Sum of the roofline figures of scalar operators (one step)."""
-    flops = moved = compute_time = memory_time = 0.0
-    for op in ops:
-        r = evaluate_op(op, hardware)
-        flops += r.flops * r.count
-        moved += r.bytes * r.count
-        if r.bound == "compute":
-            compute_time += r.time_s * r.count
-        else:
-            memory_time += r.time_s * r.count
-    return StepSums(flops, moved, compute_time + memory_time, compute_time, memory_time)
+    """Sum of the roofline figures of scalar operators (one step), through ``roofline.step_time``."""
+    instances = np.array([op.instances for op in ops], dtype=np.float64)
+    flops = over_operators(np.array([op.cost.flops for op in ops], dtype=np.float64), instances)
+    moved = over_operators(np.array([op.cost.bytes for op in ops], dtype=np.float64), instances)
+    step = step_time(operators_roofline(ops, hardware), instances)
+    time_s, compute_time = float(step.time_s), float(step.compute_bound_time_s)
+    return StepSums(float(flops), float(moved), time_s, compute_time, time_s - compute_time)
 
 
 def group_flops(ops: Sequence[Op[Scalar]]) -> dict[str, float]:

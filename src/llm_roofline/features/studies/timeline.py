@@ -19,7 +19,7 @@ import numpy as np
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
-from llm_roofline.core.roofline import analyze, roofline
+from llm_roofline.core.roofline import analyze, bound_label, roofline, step_compute_bound
 from llm_roofline.core.transformer import Workload, kv_cache_bytes, weight_storage_bytes
 from llm_roofline.features.sweep import evaluate_grid
 
@@ -101,9 +101,9 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 
 def _changes(name: str, compute_bound: np.ndarray, past_len: np.ndarray) -> list[BoundChange]:
-    bound = np.where(compute_bound, "compute", "memory")
     flips = np.flatnonzero(compute_bound[1:] != compute_bound[:-1]) + 1  # 0-based index of the new bound
-    return [BoundChange(name, int(i) + 1, int(past_len[i]), str(bound[i - 1]), str(bound[i])) for i in flips]
+    return [BoundChange(name, int(i) + 1, int(past_len[i]), bound_label(bool(compute_bound[i - 1])),
+                        bound_label(bool(compute_bound[i]))) for i in flips]
 
 
 def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Workload, prompt_len: int,
@@ -116,11 +116,10 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
     past_len = np.arange(prompt_len, prompt_len + steps)
     grid = evaluate_grid(model, [hardware], "decode", np.full(steps, workload.batch), past_len,
                          workload.weight_scheme(model), workload.activation_format, workload.kv_format,
-                         workload.flash_attention, workload.causal_skip, workload.lm_head)
+                         workload.flash_attention, workload.causal_skip, workload.lm_head, workload.mla)
     step_time, step_flops, step_bytes = grid.time_s[0], grid.flops, grid.bytes
-    compute_time = grid.compute_bound_time_s[0]
-    step_compute_bound = compute_time > step_time - compute_time
-    changes = _changes("step", step_compute_bound, past_len)
+    compute_bound_steps = step_compute_bound(step_time, grid.compute_bound_time_s[0])
+    changes = _changes("step", compute_bound_steps, past_len)
     for op in grid.ops:
         line = roofline(np.asarray(op.cost.flops), np.asarray(op.cost.bytes), hardware.peak_for(op.math)[1],
                         hardware.memory_bytes_per_s)
@@ -154,5 +153,5 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
         model=model.name, hardware=hardware.name, workload=workload, prompt_len=prompt_len, steps=steps,
         totals=totals, changes=tuple(sorted(changes, key=lambda c: (c.step, c.name != "step", c.name))),
         past_len=_read_only(past_len), step_time_s=_read_only(step_time), step_flops=_read_only(step_flops),
-        step_bytes=_read_only(step_bytes), step_compute_bound=_read_only(step_compute_bound),
+        step_bytes=_read_only(step_bytes), step_compute_bound=_read_only(compute_bound_steps),
     )
