@@ -142,15 +142,22 @@ class _Cursor:
         raise self.fail(f"truncated or corrupt GGUF file: {what} at byte {self.offset} runs past the end "
                         f"({self.size} bytes)")
 
-    def scalar(self, code: str, what: str) -> Any:
+    def scalar(self, code: str, what: str) -> int | float | bool:
+        """One value of a struct type code (an integer, float or bool code)."""
         width = struct.calcsize(code)
         self.need(width, what)
-        value = struct.unpack_from(self.endian + code, self.buffer, self.offset)[0]
+        value: int | float | bool = struct.unpack_from(self.endian + code, self.buffer, self.offset)[0]
         self.offset += width
         return value
 
+    def integer(self, code: str, what: str) -> int:
+        """One value of an integer struct type code (a count, a length, a type id)."""
+        value = self.scalar(code, what)
+        assert isinstance(value, int), code  # an integer code unpacks to an int
+        return value
+
     def string(self, what: str) -> str:
-        length = self.scalar("Q", what)
+        length = self.integer("Q", what)
         self.need(length, what)
         raw = bytes(self.buffer[self.offset:self.offset + length])
         self.offset += length
@@ -160,7 +167,7 @@ class _Cursor:
             raise self.fail(f"{what} is not valid UTF-8 (byte {self.offset - length})") from None
 
     def skip_string(self, what: str) -> None:
-        length = self.scalar("Q", what)
+        length = self.integer("Q", what)
         self.need(length, what)
         self.offset += length
 
@@ -185,8 +192,8 @@ def _read_value(cursor: _Cursor, type_id: int, key: str, scalars: dict[int, tupl
         raise cursor.fail(f"key '{key}' has unknown value type {type_id}")
     if depth >= _MAX_ARRAY_DEPTH:
         raise cursor.fail(f"key '{key}' nests arrays more than {_MAX_ARRAY_DEPTH} deep")
-    element_type = cursor.scalar("I", f"array type of '{key}'")
-    length = cursor.scalar("Q", f"array length of '{key}'")
+    element_type = cursor.integer("I", f"array type of '{key}'")
+    length = cursor.integer("Q", f"array length of '{key}'")
     if element_type in scalars:
         name, code = scalars[element_type]
         width = struct.calcsize(code)
@@ -245,8 +252,8 @@ def _parse(buffer: Any, size: int, where: str, quant_sizes: dict[Any, tuple[int,
         raise InputError(f"{where}: unsupported GGUF version {version} (llm-roofline reads versions 2 and 3)")
     cursor = _Cursor(buffer, size, where, endian, available)
     cursor.offset = 8
-    tensor_count = cursor.scalar("Q", "tensor count")
-    kv_count = cursor.scalar("Q", "key/value count")
+    tensor_count = cursor.integer("Q", "tensor count")
+    kv_count = cursor.integer("Q", "key/value count")
     # Every key/value takes at least 12 bytes and every tensor info at least 24: bound the counts.
     if kv_count * 12 + tensor_count * 24 > size:
         raise cursor.fail(f"truncated or corrupt GGUF file: {kv_count} keys and {tensor_count} tensors cannot fit "
@@ -255,19 +262,19 @@ def _parse(buffer: Any, size: int, where: str, quant_sizes: dict[Any, tuple[int,
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
         key = cursor.string("metadata key")
-        type_id = cursor.scalar("I", f"value type of '{key}'")
+        type_id = cursor.integer("I", f"value type of '{key}'")
         if key in metadata:
             raise cursor.fail(f"metadata key '{key}' appears twice")
         metadata[key] = _read_value(cursor, type_id, key, scalars)
     tensors_raw = []
     for _ in range(tensor_count):
         name = cursor.string("tensor name")
-        n_dims = cursor.scalar("I", f"dimensions of tensor '{name}'")
+        n_dims = cursor.integer("I", f"dimensions of tensor '{name}'")
         if not 1 <= n_dims <= _MAX_DIMS:
             raise cursor.fail(f"tensor '{name}' has {n_dims} dimensions (1 to {_MAX_DIMS} allowed)")
-        dims = tuple(cursor.scalar("Q", f"shape of tensor '{name}'") for _ in range(n_dims))
-        type_id = cursor.scalar("I", f"type of tensor '{name}'")
-        offset = cursor.scalar("Q", f"offset of tensor '{name}'")
+        dims = tuple(cursor.integer("Q", f"shape of tensor '{name}'") for _ in range(n_dims))
+        type_id = cursor.integer("I", f"type of tensor '{name}'")
+        offset = cursor.integer("Q", f"offset of tensor '{name}'")
         tensors_raw.append((name, dims, type_id, offset))
     alignment = metadata.get("general.alignment", default_alignment)
     if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment & (alignment - 1):
