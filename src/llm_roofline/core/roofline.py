@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from llm_roofline.core.efficiency import StepCost, expected_time_s, params_for, plan_dequantizes
+from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.transformer import (
@@ -255,8 +255,9 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     time_s, compute_bound_time = float(step.time_s), float(step.compute_bound_time_s)
     context_len = workload.past_len + workload.q_len
     kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
-    cost = StepCost(instances, line.compute_time_s, line.memory_time_s, plan_dequantizes(plan))
-    expected_s = expected_time_s(cost, params_for(hardware))
+    expected_s = float(expected_step_time_s(line.compute_time_s, line.memory_time_s, plan_dequantizes(plan),
+                                            instances, params_for(hardware).values()))
+    tokens = workload.tokens
     totals = Totals(
         flops=flops, bytes=moved, weight_bytes=weight, act_read_bytes=act_read, act_write_bytes=act_write,
         kv_read_bytes=kv_read, kv_write_bytes=kv_write,
@@ -265,11 +266,11 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         compute_bound_time_s=compute_bound_time,
         memory_bound_time_s=time_s - compute_bound_time,
         bound=bound_label(bool(step.compute_bound)),
-        tokens=workload.tokens,
-        tokens_per_s=workload.tokens / time_s,
+        tokens=tokens,
+        tokens_per_s=tokens / time_s,
         kv_cache_bytes=kv_bytes,
         expected_time_s=expected_s,
-        expected_tokens_per_s=workload.tokens / expected_s,
+        expected_tokens_per_s=tokens / expected_s,
     )
     weights = weight_storage_bytes(model, scheme, workload.activation_format)
     capacity = hardware.available_memory_bytes  # what the OS lets a model use (phones keep some)
