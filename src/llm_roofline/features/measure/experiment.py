@@ -26,7 +26,7 @@ from typing import Any
 
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.ops import gemm
-from llm_roofline.core.roofline import bound_label, roofline
+from llm_roofline.core.roofline import attainable_flops_per_s, bound_label, roofline
 from llm_roofline.core.units import binary_bytes, si
 from llm_roofline.features.measure import system
 from llm_roofline.features.measure.backends import (
@@ -266,8 +266,9 @@ class Measurement:
             "operand_copies": point.copies,
         }
         if point.precision in peaks:
-            line = roofline(point.flops, point.bytes, peaks[point.precision], bandwidth)  # the core's, as analyze's
-            attainable = point.flops / float(line.time_s)
+            peak = peaks[point.precision]
+            line = roofline(point.flops, point.bytes, peak, bandwidth)  # the core's bound, as analyze's
+            attainable = float(attainable_flops_per_s(point.arithmetic_intensity, peak, bandwidth))
             out |= {"attainable_flops_per_s": attainable, "roofline_fraction": point.flops_per_s / attainable,
                     "bound": bound_label(bool(line.compute_bound))}
         return out
