@@ -156,3 +156,20 @@ def test_console_script_start_up_imports_nothing_heavy() -> None:
             "sys.stderr.write(repr(heavy))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip() == "[]"
+
+
+@pytest.mark.parametrize("phase", ["prefill", "decode"])
+def test_the_byte_split_sums_to_the_total(capsys: pytest.CaptureFixture[str], phase: str) -> None:
+    # Every byte of the step is in one of the parts the text names: weights, KV read, KV write, activations.
+    import re
+
+    code, out, _ = run(capsys, "analyze", "-p", phase, "-l", "2048")
+    assert code == 0
+    line = next(text for text in out.splitlines() if text.startswith("total bytes"))
+    scale = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    figures = {name: float(number) * scale[prefix]
+               for name, number, prefix in re.findall(r"(total bytes|weights|KV read|KV write|activations)\s+"
+                                                      r"([\d.]+) ([kMGT]?)B", line)}
+    assert set(figures) == {"total bytes", "weights", "KV read", "KV write", "activations"}
+    parts = sum(value for name, value in figures.items() if name != "total bytes")
+    assert parts == pytest.approx(figures["total bytes"], rel=5e-3)  # three significant digits each

@@ -129,7 +129,10 @@ def test_bare_hidden_size_is_the_idealized_layer_only() -> None:
     # Exercise 2.2: L = 1024, d = 2048 -> 42.95 / (42.95 + 68.72) = 38.5 %.
     study = share_study(None, Workload(phase="prefill"), [1024], hidden_size=2048)
     assert study.rows[0].share == pytest.approx(0.3846, abs=5e-5)
-    assert study.rows[0].attention_flops is None and study.crossover_seq_len is None
+    assert study.crossover_seq_len is None
+    # The FLOPs the exercise asks for: 8·1024·2048² + 4·1024²·2048 and 16·1024·2048², exactly.
+    row = study.rows[0]
+    assert (row.attention_flops, row.ffn_flops, row.other_flops) == (42_949_672_960, 68_719_476_736, 0)
 
 
 @pytest.mark.parametrize("target", [0.0, 1.0, 1.5, -0.2])

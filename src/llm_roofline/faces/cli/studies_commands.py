@@ -129,10 +129,10 @@ def _cmd_share(args: argparse.Namespace) -> str:
     d = study.hidden_size
     if model is None:
         title = f"idealized layer, d = {d}: attention = 8Ld² + 4L²d, FFN = 16Ld²"
-        headers = ["L", "ratio 1/2 + L/(4d)", "share", "focus"]
-        rows = [[r.seq_len, f"{r.idealized_ratio:.4g}", _percent(r.share), r.recommendation.focus]
-                for r in study.rows]
-        align = "rrrl"
+        headers = ["L", "attention", "FFN", "ratio 1/2 + L/(4d)", "share", "focus"]
+        rows = [[r.seq_len, si(r.attention_flops, "FLOP"), si(r.ffn_flops, "FLOP"), f"{r.idealized_ratio:.4g}",
+                 _percent(r.share), r.recommendation.focus] for r in study.rows]
+        align = "rrrrrl"
     else:
         title = (f"{model.display_name or model.name} (d = {d}): {study.phase}, batch {workload.batch}; "
                  f"attention share of attention + FFN FLOPs")

@@ -62,7 +62,7 @@ def analysis_text(result: Analysis) -> str:
         "",
         f"total FLOPs            {si(totals.flops, 'FLOP')}",
         f"total bytes            {si(totals.bytes, 'B')}  (weights {si(totals.weight_bytes, 'B')}, "
-        f"KV read {si(totals.kv_read_bytes, 'B')}, "
+        f"KV read {si(totals.kv_read_bytes, 'B')}, KV write {si(totals.kv_write_bytes, 'B')}, "
         f"activations {si(totals.act_read_bytes + totals.act_write_bytes, 'B')})",
         f"arithmetic intensity   {totals.arithmetic_intensity:.3g} FLOP/B  (ridge point {ridge:.3g} FLOP/B)",
         f"bound                  {totals.bound} ({100 * totals.memory_bound_time_s / totals.time_s:.1f}% of the time "

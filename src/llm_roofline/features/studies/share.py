@@ -79,7 +79,7 @@ class Recommendation(NamedTuple):
 
 
 class ShareRow(NamedTuple):
-    """One length: the real model's split (None for a bare hidden size) beside the idealized layer."""
+    """One length: the real model's split (the idealized layer's for a bare hidden size) beside the idealized layer."""
 
     seq_len: int
     attention_flops: float | None
@@ -186,8 +186,9 @@ def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[
     for length in seq_lens:
         ideal = float(idealized_share(length, d))
         ratio = float(idealized_ratio(length, d))
-        if model is None:
-            rows.append(ShareRow(length, None, None, None, ideal, ratio, ideal, None, recommend(ideal)))
+        if model is None:  # the idealized layer has attention and FFN only: nothing else to count
+            attention, ffn = idealized_layer_flops(float(length), float(d))
+            rows.append(ShareRow(length, attention, ffn, 0.0, ideal, ratio, ideal, None, recommend(ideal)))
             continue
         step = replace(workload, seq_len=length)
         split = flop_split(model, step)
