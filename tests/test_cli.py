@@ -173,3 +173,20 @@ def test_the_byte_split_sums_to_the_total(capsys: pytest.CaptureFixture[str], ph
     assert set(figures) == {"total bytes", "weights", "KV read", "KV write", "activations"}
     parts = sum(value for name, value in figures.items() if name != "total bytes")
     assert parts == pytest.approx(figures["total bytes"], rel=5e-3)  # three significant digits each
+
+
+def test_a_length_past_the_context_window_warns_in_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    # llama-2-7b's window is 4096: decode at 4096 cached tokens processes token 4097.
+    note = "4097 tokens exceed llama-2-7b's context window (4096, max_position_embeddings)"
+    code, out, _ = run(capsys, "analyze", "-l", "4096")
+    assert code == 0 and f"warning: {note}" in out
+    code, out, _ = run(capsys, "analyze", "-l", "4095", "-f", "json")
+    assert code == 0 and json.loads(out)["warnings"] == []
+    code, out, _ = run(capsys, "analyze", "-l", "4096", "-f", "json")
+    assert json.loads(out)["warnings"][0].startswith(note)
+    code, out, _ = run(capsys, "share", "-p", "decode", "-l", "1024", "4096")
+    assert code == 0 and f"warning: {note}" in out
+    code, out, err = run(capsys, "sweep", "-l", "4096", "-q", "boundary")
+    assert code == 0 and f"warning: {note}" in err
+    code, out, _ = run(capsys, "timeline", "-P", "4000", "-T", "100")
+    assert code == 0 and "beyond the model's context window" in out

@@ -283,3 +283,11 @@ def test_gguf_upload_errors(client: TestClient, q4_gguf: Path) -> None:
             yield b"\0" * (1 << 20)
 
     assert upload_gguf(client, chunks(), 1 << 30).status_code == 413  # type: ignore[arg-type]
+
+
+def test_a_length_past_the_context_window_is_a_warning(client: TestClient) -> None:
+    inside = post(client, {"model": "llama-2-7b", "seq_len": 4095}).json()["results"][0]
+    beyond = post(client, {"model": "llama-2-7b", "seq_len": 4096}).json()["results"][0]  # decode: 4096 + 1
+    assert inside["warnings"] == []
+    assert beyond["warnings"] == [analyze("llama-2-7b", "jetson-orin-nx", seq_len=4096).warnings[0]]
+    assert "4097 tokens exceed" in beyond["warnings"][0] and "(4096, max_position_embeddings)" in beyond["warnings"][0]

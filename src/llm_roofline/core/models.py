@@ -252,6 +252,14 @@ class ModelSpec:
         'vectors' entry. Tensors of one role and shape in several kinds of layer are one entry."""
         return _weight_tensors(self)
 
+    def context_warning(self, tokens: int) -> str | None:
+        """A note when a sequence of ``tokens`` runs past the model's context window, else None: the
+        arithmetic holds at any length, but positions beyond the window were never trained."""
+        if tokens <= self.max_position_embeddings:
+            return None
+        return (f"{tokens} tokens exceed {self.name}'s context window ({self.max_position_embeddings}, "
+                f"max_position_embeddings): the figures are the arithmetic's; the model was not trained that long")
+
     def to_dict(self) -> dict[str, object]:
         block = self.block
         return {

@@ -139,6 +139,7 @@ class Analysis:
     ops: tuple[OpResult, ...]
     totals: Totals
     memory: MemoryFit
+    warnings: tuple[str, ...] = ()  # what the figures do not say: e.g. a length past the context window
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -148,6 +149,7 @@ class Analysis:
             "ops": [op.to_dict() for op in self.ops],
             "totals": self.totals.to_dict(),
             "memory": self.memory.to_dict(),
+            "warnings": list(self.warnings),
         }
 
 
@@ -282,4 +284,5 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         capacity_bytes=capacity,
         fits=None if capacity is None else resident <= capacity,
     )
-    return Analysis(model, hardware, workload, results, totals, memory)
+    beyond = model.context_warning(context_len)
+    return Analysis(model, hardware, workload, results, totals, memory, () if beyond is None else (beyond,))

@@ -146,6 +146,7 @@ def _cmd_share(args: argparse.Namespace) -> str:
                 row.insert(6, _maybe(r.attention_time_share, _percent))
             align = "rrrrrrrl"
     lines = [title, "", table(headers, rows, align=align), ""]
+    lines += [f"warning: {text}" for text in study.warnings]
     target = _percent(study.target_share)
     if study.crossover_seq_len is not None:
         lines.append(f"attention reaches {target} at L = {study.crossover_seq_len} "

@@ -125,6 +125,11 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
     for name, target in (("--output", args.output), ("--heatmap", args.heatmap)):
         if target and target != "-":
             check_writable(target, name)
+    longest = max(spec.seq_len) + ("decode" in spec.phases)  # decode attends to the cache and the new token
+    for model in spec.models:
+        beyond = model.context_warning(longest)
+        if beyond is not None:
+            print(f"warning: {beyond}", file=sys.stderr)
     progress = _Progress(spec.size, args.progress if args.progress is not None else spec.size > 1_000_000)
     queries = _Queries(args.query, None if args.latency_target_ms is None else args.latency_target_ms / 1e3)
     heatmap_chunks: list[dict[str, Any]] = []

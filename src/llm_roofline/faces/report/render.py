@@ -73,6 +73,7 @@ def analysis_text(result: Analysis) -> str:
         f"(what engines reach: the efficiency model, docs/validation.md)",
         f"memory needed          {si(memory.total_bytes, 'B')} = weights {si(memory.weight_bytes, 'B')} "
         f"+ KV cache {si(memory.kv_cache_bytes, 'B')}; capacity {capacity}; fits: {fits}",
+        *(f"warning: {text}" for text in result.warnings),
     ]
     return "\n".join(lines)
 

@@ -103,6 +103,7 @@ class ShareStudy(NamedTuple):
     target_share: float
     crossover_seq_len: int | None  # smallest length with share >= target (real model); None: bare d
     idealized_crossover_seq_len: int
+    warnings: tuple[str, ...] = ()  # lengths past the model's context window
 
 
 def flop_split(model: ModelSpec, workload: Workload) -> FlopSplit:
@@ -204,7 +205,14 @@ def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[
         target_share=target_share,
         crossover_seq_len=None if model is None else crossover_seq_len(model, workload, target_share),
         idealized_crossover_seq_len=idealized_crossover(target_share, d),
+        warnings=() if model is None else _context_warnings(model, workload, seq_lens),
     )
+
+
+def _context_warnings(model: ModelSpec, workload: Workload, seq_lens: Sequence[int]) -> tuple[str, ...]:
+    longest = replace(workload, seq_len=max(seq_lens))
+    beyond = model.context_warning(longest.past_len + longest.q_len)
+    return () if beyond is None else (beyond,)
 
 
 def _check_target(target_share: float) -> None:

@@ -147,7 +147,7 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
         final_kv_cache_bytes=final_kv,
         memory_bytes=memory,
         fits=None if capacity is None else memory <= capacity,
-        exceeds_context=prompt_len + steps > model.max_position_embeddings,
+        exceeds_context=model.context_warning(prompt_len + steps) is not None,
     )
     return Timeline(
         model=model.name, hardware=hardware.name, workload=workload, prompt_len=prompt_len, steps=steps,

@@ -74,6 +74,7 @@
     state.results = results;
     const first = results[0];
     $("headline").textContent = `Roofline: ${first.label.model} — ${first.label.workload}`;
+    $("warnings").textContent = first.warnings.map((text) => `Warning: ${text}`).join(" ");
     RooflineCharts.rooflineChart($("roofline-chart"), results);
     RooflineCharts.totalsTable($("totals"), results);
     RooflineCharts.breakdownChart($("breakdown-chart"), results);
