@@ -136,6 +136,19 @@ def test_model_device_and_batch_changes_update_chart_and_table(page: Page, serve
     assert page.errors == []
 
 
+def test_defaults_and_the_context_window_warning(page: Page, server_url: str) -> None:
+    page.page.goto(server_url)
+    page.wait_for_update(0)
+    assert page.page.locator("#weights").input_value() == ""  # the model's own formats, as the API defaults
+    assert page.page.locator("#warnings").inner_text() == ""
+    seen = page.updates()
+    page.page.fill("#seq_len", "8192")  # llama-2-7b: a 4096-token window
+    page.wait_for_update(seen)
+    warning = analyze("llama-2-7b", "jetson-orin-nx", seq_len=8192).warnings[0]
+    assert page.page.locator("#warnings").inner_text() == f"Warning: {warning}"
+    assert page.errors == []
+
+
 def tiny_config() -> dict[str, Any]:
     return catalogue_config("llama-3.2-1b") | {"num_hidden_layers": 3, "_display_name": "Tiny Llama (3 layers)"}
 
