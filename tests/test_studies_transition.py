@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_roofline import Workload, load_hardware, load_model
+from llm_roofline import Workload, analyze, load_hardware, load_model
 from llm_roofline.core.transformer import step_ops
 from llm_roofline.features.studies.steps import positive_ranges
 from llm_roofline.features.studies.transition import (
+    WHOLE_STEP,
     critical_batch,
     critical_prompt_len,
     precision_table,
@@ -157,3 +160,41 @@ def test_positive_ranges_match_a_scan(a: int, b: int, c: int, upper: int) -> Non
             else:
                 scan.append((n, n))
     assert list(positive_ranges(margin, upper)) == scan
+
+
+def _scan(margin: Callable[[int], float], upper: int, inclusive: bool) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
+    for n in range(1, upper + 1):
+        value = margin(n)
+        if value >= 0 if inclusive else value > 0:
+            if found and found[-1][1] == n - 1:
+                found[-1] = (found[-1][0], n)
+            else:
+                found.append((n, n))
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(-50, 50), st.integers(-3000, 3000), st.integers(-100_000, 100_000),
+       st.floats(-1e6, 1e6), st.floats(0.001, 0.5), st.integers(0, 200), st.integers(5, 400), st.booleans())
+def test_positive_ranges_match_a_scan_past_an_inflection(a: int, b: int, c: int, d: float, p: float, window: int,
+                                                         upper: int, inclusive: bool) -> None:
+    # A quadratic plus what a mixture of experts adds (d x the experts touched, concave and saturating,
+    # 1 - (1 - p)^n) and what a window adds (a kink where it fills): convex on one side of an inflection,
+    # concave on the other. The exact ranges equal a scan of every integer.
+    def margin(n: int) -> float:
+        return a * n * n + b * n + c + d * (1 - (1 - p) ** n) - 7 * max(0, n - window) * (a > 0)
+
+    assert list(positive_ranges(margin, upper, inclusive)) == _scan(margin, upper, inclusive)
+
+
+def test_a_mixture_of_experts_prefill_crossing_matches_analyze() -> None:
+    # qwen3-30b-a3b on an A100, 54 sequences: the step turns compute-bound at a 60-token prompt, when the
+    # 128 experts are all touched and the tokens share them, and memory-bound again at 2636, when the
+    # unfused score matrices outgrow the weights. Each end checked against analyze one token either side.
+    model, device = load_model("qwen3-30b-a3b"), load_hardware("nvidia-a100-80gb-sxm")
+    points = critical_prompt_len(model, device, Workload(phase="prefill", batch=54))
+    whole = next(p for p in points if p.name == WHOLE_STEP)
+    assert whole.compute_bound_ranges == ((60, 2635),)
+    for length, bound in ((59, "memory"), (60, "compute"), (2635, "compute"), (2636, "memory")):
+        assert analyze(model, device, Workload(phase="prefill", batch=54, seq_len=length)).totals.bound == bound

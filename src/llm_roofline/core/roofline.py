@@ -6,10 +6,14 @@ in and the device's memory bandwidth W:
     arithmetic intensity  I = F / B                      (FLOP/byte)
     attainable            P_att = min(P, I x W)          (FLOP/s)
     time                  t = max(F / P, B / W)          (= F / P_att)
-    bound                 "compute" if F / P > B / W, else "memory"
+    bound                 "compute" if F / P >= B / W (I >= P / W, the ridge point), else "memory"
 
 Operators run one after another: the step time is the sum of the operators' times (no overlap
-between kernels, no launch overhead: a pure roofline is an upper bound on speed). Beside it, the totals
+between kernels, no launch overhead: a pure roofline is an upper bound on speed). A step is bound the
+way the chapter tests it: its intensity (total FLOPs / total bytes) against the ridge point of the
+precision its matrix products run in, ``I >= ridge`` is compute (ties go to compute, the chapter's ≥).
+How its time splits between compute- and memory-bound operators is reported beside it, under its own
+name (``compute_time_share``), never as a second meaning of "bound". Beside them, the totals
 carry the efficiency model's expected time (``efficiency.py``: achievable fractions of the two roofs and
 fixed overheads, fitted on published measurements; docs/validation.md).
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 import numpy as np
 
@@ -32,6 +36,7 @@ from llm_roofline.core.transformer import (
     kv_cache_bytes,
     over_operators,
     step_counts,
+    step_math,
     weight_storage_bytes,
     workload_plan,
 )
@@ -46,9 +51,21 @@ def attainable_flops_per_s(intensity_flop_per_byte: Quantity, peak_flops_per_s: 
 
 
 def bound_of(intensity_flop_per_byte: float, ridge_flop_per_byte: float) -> str:
-    """'compute' when the intensity is above the ridge point, else 'memory' (``roofline``'s rule, on a
-    point given by its intensity: one byte moved, a device of peak = ridge and bandwidth 1)."""
-    return bound_label(bool(roofline(intensity_flop_per_byte, 1.0, ridge_flop_per_byte, 1.0).compute_bound))
+    """'compute' when the intensity is at or above the ridge point, else 'memory' (the chapter's test)."""
+    return bound_label(bool(step_compute_bound(intensity_flop_per_byte, 1.0, ridge_flop_per_byte)))
+
+
+@overload
+def step_compute_bound(flops: float, moved_bytes: float, ridge_flop_per_byte: float) -> bool: ...
+@overload
+def step_compute_bound(flops: np.ndarray, moved_bytes: np.ndarray, ridge_flop_per_byte: np.ndarray | float
+                       ) -> np.ndarray: ...
+def step_compute_bound(flops: float | np.ndarray, moved_bytes: float | np.ndarray,
+                       ridge_flop_per_byte: float | np.ndarray) -> bool | np.ndarray:
+    """The bound of a step (or of any point given by its work): compute-bound when its intensity F / B
+    is at or above the ridge point, the chapter's I >= P_peak / BW. The one rule for a step's bound:
+    ``analyze``'s ``totals.bound``, the sweep's column, the timeline, the studies, the web page."""
+    return flops >= ridge_flop_per_byte * moved_bytes
 
 
 def bound_label(compute_bound: bool) -> str:
@@ -103,14 +120,17 @@ class Totals(NamedTuple):
     kv_write_bytes: float
     arithmetic_intensity: float
     time_s: float
-    compute_bound_time_s: float
+    compute_bound_time_s: float  # the part of time_s spent in compute-bound operators
     memory_bound_time_s: float
-    bound: str
+    bound: str  # the step's: arithmetic_intensity >= ridge_flop_per_byte is compute (step_compute_bound)
     tokens: int
     tokens_per_s: float
     kv_cache_bytes: float
     expected_time_s: float  # the efficiency model's forecast (efficiency.py): fractions of the roofs + overheads
     expected_tokens_per_s: float
+    peak_precision: str  # the ceiling the step's matrix products run on (the activations' math, after fallback)
+    ridge_flop_per_byte: float  # that ceiling / the memory bandwidth
+    compute_time_share: float  # compute_bound_time_s / time_s
 
     def to_dict(self) -> dict[str, object]:
         return self._asdict()
@@ -168,7 +188,8 @@ def roofline(flops: np.ndarray | float, moved_bytes: np.ndarray | float, peak_fl
     are computed. ``analyze``, ``evaluate_op``, the sweep, the timeline and ``measure`` call it."""
     compute_time = np.divide(flops, peak_flops_per_s)
     memory_time = np.divide(moved_bytes, memory_bytes_per_s)
-    return Roofline(compute_time, memory_time, np.maximum(compute_time, memory_time), compute_time > memory_time)
+    # At the ridge (F / P = B / W) compute-bound, as the chapter's I >= ridge.
+    return Roofline(compute_time, memory_time, np.maximum(compute_time, memory_time), compute_time >= memory_time)
 
 
 class StepTime(NamedTuple):
@@ -184,21 +205,16 @@ class StepTime(NamedTuple):
         return memory_bound
 
     @property
-    def compute_bound(self) -> np.ndarray:
-        """The step's bound: compute when more of its time sits in compute-bound operators than in
-        memory-bound ones (the rule of ``analyze``'s ``totals.bound``, the sweep's and the timeline's)."""
-        return step_compute_bound(self.time_s, self.compute_bound_time_s)
-
-
-def step_compute_bound(time_s: np.ndarray, compute_bound_time_s: np.ndarray) -> np.ndarray:
-    """``StepTime.compute_bound`` from its two figures."""
-    compute_bound: np.ndarray = compute_bound_time_s > time_s - compute_bound_time_s
-    return compute_bound
+    def compute_time_share(self) -> np.ndarray:
+        """The fraction of the step's time spent in compute-bound operators (not its bound: see
+        ``step_compute_bound``)."""
+        share: np.ndarray = self.compute_bound_time_s / self.time_s
+        return share
 
 
 def step_time(line: Roofline, instances: np.ndarray) -> StepTime:
-    """The totals-and-bound of a step, from its operators' roofline (operators on axis 0) and their
-    instances: the one place it is computed (``analyze``, the sweep, the studies)."""
+    """A step's time and its split by the operators' bounds, from its operators' roofline (operators on
+    axis 0) and their instances: the one place they are summed (``analyze``, the sweep, the studies)."""
     return StepTime(over_operators(line.time_s, instances), over_operators(line.time_s * line.compute_bound, instances))
 
 
@@ -255,6 +271,8 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.dot(instances).tolist()
     step = step_time(line, instances)
     time_s, compute_bound_time = float(step.time_s), float(step.compute_bound_time_s)
+    step_precision, step_peak = hardware.peak_for(step_math(workload.activation_format))
+    ridge = step_peak / hardware.memory_bytes_per_s
     context_len = workload.past_len + workload.q_len
     kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
     expected_s = float(expected_step_time_s(line.compute_time_s, line.memory_time_s, plan_dequantizes(plan),
@@ -267,12 +285,15 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         time_s=time_s,
         compute_bound_time_s=compute_bound_time,
         memory_bound_time_s=time_s - compute_bound_time,
-        bound=bound_label(bool(step.compute_bound)),
+        bound=bound_label(step_compute_bound(flops, moved, ridge)),
         tokens=tokens,
         tokens_per_s=tokens / time_s,
         kv_cache_bytes=kv_bytes,
         expected_time_s=expected_s,
         expected_tokens_per_s=tokens / expected_s,
+        peak_precision=step_precision,
+        ridge_flop_per_byte=ridge,
+        compute_time_share=compute_bound_time / time_s,
     )
     weights = weight_storage_bytes(model, scheme, workload.activation_format)
     capacity = hardware.available_memory_bytes  # what the OS lets a model use (phones keep some)

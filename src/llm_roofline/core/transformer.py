@@ -47,6 +47,13 @@ def phase_lengths(phase: str, seq_len: Length, new_tokens: int = 1) -> tuple[Len
     return seq_len * 0 + new_tokens, seq_len
 
 
+def step_math(activations: NumberFormat) -> str:
+    """The precision a step's bound is judged in: its matrix products' math, the activations' (weights
+    stored in fewer bits are unpacked to it; int8 activations run int8 products). ``HardwareSpec.peak_for``
+    maps it to the device's ceiling, falling back where the device has no unit for it."""
+    return activations.math
+
+
 def mla_absorbed(phase: str, mla: str | None) -> bool:
     """Whether latent attention runs weight-absorbed: as asked, else absorbed for decode and naive for
     prefill (what engines do: absorption saves the cache's up-projection per step but costs FLOPs per token)."""
@@ -460,7 +467,7 @@ def _operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightSch
     that prices it. ``step_plan`` evaluates this once per model and set of formats; ``step_ops`` is the
     way to price a step.
     """
-    matmul_math = activations.math
+    matmul_math = step_math(activations)
     vectors = scheme.vector_format()
     step: _Step[Quantity] = _Step(model, counts, scheme, activations.bytes_per_element, kv_format.bytes_per_element,
                                   matmul_math, _NARROW_MATH.get(matmul_math, matmul_math),

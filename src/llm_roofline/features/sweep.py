@@ -39,6 +39,7 @@ from llm_roofline.core.transformer import (
     over_operators,
     phase_lengths,
     step_counts,
+    step_math,
     step_plan,
     weight_storage_bytes,
 )
@@ -53,6 +54,7 @@ COLUMNS = (
     "model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention", "batch", "seq_len",
     "flops", "bytes", "arithmetic_intensity", "time_s", "tokens_per_s", "bound", "compute_bound_time_s",
     "weight_bytes", "kv_cache_bytes", "memory_bytes", "fits", "expected_time_s", "expected_tokens_per_s",
+    "compute_time_share",
 )
 
 
@@ -108,7 +110,8 @@ class GridResult:
     flops: np.ndarray
     bytes: np.ndarray
     time_s: np.ndarray
-    compute_bound_time_s: np.ndarray
+    compute_bound_time_s: np.ndarray  # the part of time_s in compute-bound operators, (devices, points)
+    compute_bound: np.ndarray  # the step's bound (roofline.step_compute_bound), (devices, points)
     expected_time_s: np.ndarray  # the efficiency model's forecast (efficiency.py), (devices, points)
     tokens: np.ndarray
     kv_cache_bytes: np.ndarray
@@ -156,14 +159,17 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
         time_total[:, points], compute_time_total[:, points] = step.time_s, step.compute_bound_time_s
         expected_time_total[:, points] = expected_step_time_s(line.compute_time_s, line.memory_time_s, dequantizes,
                                                               instances, efficiency)
+    flops, moved = over_operators(op_flops, instances), over_operators(op_bytes, instances)
+    ridge = np.array([[d.peak_for(step_math(activations))[1] / d.memory_bytes_per_s] for d in devices])
     return GridResult(
         plan=plan,
         counts=counts,
         op_time_s=tuple(op_times),  # views of one (operators, devices, points) array
-        flops=over_operators(op_flops, instances),
-        bytes=over_operators(op_bytes, instances),
+        flops=flops,
+        bytes=moved,
         time_s=time_total,
         compute_bound_time_s=compute_time_total,
+        compute_bound=step_compute_bound(flops[None, :], moved[None, :], ridge),
         expected_time_s=expected_time_total,
         tokens=batch * q_len,
         kv_cache_bytes=np.asarray(kv_cache_bytes(model, batch, past_len + q_len, kv_format), dtype=np.float64),
@@ -237,7 +243,7 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
             "arithmetic_intensity": np.tile(grid.flops / grid.bytes, n_dev),
             "time_s": time_s,
             "tokens_per_s": np.tile(grid.tokens, n_dev) / time_s,
-            "bound": bound_labels(step_compute_bound(time_s, compute_time)),
+            "bound": bound_labels(grid.compute_bound.ravel()),
             "compute_bound_time_s": compute_time,
             "weight_bytes": np.full(n_dev * n, grid.weight_storage_bytes),
             "kv_cache_bytes": np.tile(grid.kv_cache_bytes, n_dev),
@@ -245,6 +251,7 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
             "fits": (memory[None, :] <= capacity).ravel(),
             "expected_time_s": grid.expected_time_s.ravel(),
             "expected_tokens_per_s": np.tile(grid.tokens, n_dev) / grid.expected_time_s.ravel(),
+            "compute_time_share": compute_time / time_s,
         }
 
 

@@ -27,7 +27,7 @@ def recommendations(analyses: Sequence[Analysis]) -> list[str]:
     advice = []
     for a in analyses:
         t, wl, device = a.totals, a.workload, a.hardware.display_name
-        ridge = a.hardware.ridge_point(wl.activation_format.math)
+        ridge = t.ridge_flop_per_byte
         where = f"{wl.phase.capitalize()} on {device}"
         if t.bound == "memory":
             kv_share = t.kv_read_bytes / t.bytes
@@ -42,10 +42,10 @@ def recommendations(analyses: Sequence[Analysis]) -> list[str]:
                           f"point {ridge:.3g} FLOP/B): its time is set by the {si(t.bytes, 'B')} it moves per step "
                           f"({100 * weight_share:.0f}% weights, {100 * kv_share:.0f}% KV cache); {remedy}.")
         else:
-            advice.append(f"{where} is compute-bound (intensity {t.arithmetic_intensity:.3g} FLOP/B, above the ridge "
-                          f"point {ridge:.3g} FLOP/B): only a higher roof helps — math in a narrower precision the "
-                          f"device runs faster (--activations fp8 or int8 where it has such units), or a faster "
-                          f"device.")
+            advice.append(f"{where} is compute-bound (intensity {t.arithmetic_intensity:.3g} FLOP/B, at or above the "
+                          f"ridge point {ridge:.3g} FLOP/B): only a higher roof helps — math in a narrower "
+                          f"precision the device runs faster (--activations fp8 or int8 where it has such "
+                          f"units), or a faster device.")
         if a.memory.fits is False:
             advice.append(f"{where}: the model does not fit — it needs {si(a.memory.total_bytes, 'B')} "
                           f"(weights {si(a.memory.weight_bytes, 'B')}, KV cache {si(a.memory.kv_cache_bytes, 'B')}) "

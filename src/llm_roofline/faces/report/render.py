@@ -52,7 +52,8 @@ def analysis_text(result: Analysis) -> str:
         ])
     ops_table = table(["operator", "kind", "count", "FLOPs", "bytes", "FLOP/B", "bound", "time", "share"], rows,
                       align="llrrrrlrr")
-    ridge = hw.ridge_point(wl.activation_format.math)
+    ridge = totals.ridge_flop_per_byte
+    relation = "at or above" if totals.bound == "compute" else "below"
     fits = {True: "yes", False: "NO", None: "unknown (no capacity given)"}[memory.fits]
     capacity = binary_bytes(memory.capacity_bytes) if memory.capacity_bytes else "?"
     lines = [
@@ -64,9 +65,10 @@ def analysis_text(result: Analysis) -> str:
         f"total bytes            {si(totals.bytes, 'B')}  (weights {si(totals.weight_bytes, 'B')}, "
         f"KV read {si(totals.kv_read_bytes, 'B')}, KV write {si(totals.kv_write_bytes, 'B')}, "
         f"activations {si(totals.act_read_bytes + totals.act_write_bytes, 'B')})",
-        f"arithmetic intensity   {totals.arithmetic_intensity:.3g} FLOP/B  (ridge point {ridge:.3g} FLOP/B)",
-        f"bound                  {totals.bound} ({100 * totals.memory_bound_time_s / totals.time_s:.1f}% of the time "
-        f"in memory-bound operators)",
+        f"arithmetic intensity   {totals.arithmetic_intensity:.3g} FLOP/B  (ridge point {ridge:.3g} FLOP/B, "
+        f"{totals.peak_precision})",
+        f"bound                  {totals.bound} (intensity {relation} the ridge); "
+        f"{100 * totals.compute_time_share:.1f}% of the time in compute-bound operators",
         f"time                   {seconds(totals.time_s)}",
         f"tokens/s               {totals.tokens_per_s:.4g}",
         f"expected               {seconds(totals.expected_time_s)}, {totals.expected_tokens_per_s:.4g} tokens/s  "

@@ -8,11 +8,13 @@ the formulas of ``ops.py``), and their time and bound are ``roofline.step_time``
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from math import inf as math_inf
 from typing import NamedTuple
 
 import numpy as np
 
 from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.ops import MATMUL_KINDS
 from llm_roofline.core.roofline import bound_label, operators_roofline, step_compute_bound, step_time
 from llm_roofline.core.transformer import Op, over_operators
 from llm_roofline.core.units import Scalar
@@ -35,6 +37,7 @@ class StepSums(NamedTuple):
     time_s: float
     compute_bound_time_s: float
     memory_bound_time_s: float
+    ridge_flop_per_byte: float  # of the precision the step's matrix products run in
 
     @property
     def arithmetic_intensity(self) -> float:
@@ -42,7 +45,7 @@ class StepSums(NamedTuple):
 
     @property
     def bound(self) -> str:
-        return bound_label(bool(step_compute_bound(np.asarray(self.time_s), np.asarray(self.compute_bound_time_s))))
+        return bound_label(step_compute_bound(self.flops, self.bytes, self.ridge_flop_per_byte))
 
 
 def step_sums(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> StepSums:
@@ -52,7 +55,9 @@ def step_sums(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> StepSums:
     moved = over_operators(np.array([op.cost.bytes for op in ops], dtype=np.float64), instances)
     step = step_time(operators_roofline(ops, hardware), instances)
     time_s, compute_time = float(step.time_s), float(step.compute_bound_time_s)
-    return StepSums(float(flops), float(moved), time_s, compute_time, time_s - compute_time)
+    maths = {op.math for op in ops if op.kind in MATMUL_KINDS}  # one: every product runs in transformer.step_math
+    ridge = max(hardware.ridge_point(math) for math in maths) if maths else math_inf
+    return StepSums(float(flops), float(moved), time_s, compute_time, time_s - compute_time, ridge)
 
 
 def group_flops(ops: Sequence[Op[Scalar]]) -> dict[str, float]:
@@ -83,38 +88,82 @@ def smallest_integer(predicate: Callable[[int], bool], upper: int, lower: int = 
     return true_at
 
 
-def positive_ranges(margin: Callable[[int], float], upper: int) -> tuple[tuple[int, int], ...]:
-    """The integer ranges [first, last] within [1, upper] where margin(n) > 0, exactly.
+INFLECTION_SEARCH = 2**20
 
-    For a margin convex or concave in n — every quantity here is: the cost formulas are polynomials
-    of degree <= 2 in the batch and in the length, so F - r·B is a quadratic. Its forward difference
-    is then monotone, which locates the vertex by bisection; on each side of the vertex the margin is
-    monotone, which locates the sign changes by bisection. No scan, no tolerance.
+
+def positive_ranges(margin: Callable[[int], float], upper: int,
+                    inclusive: bool = False) -> tuple[tuple[int, int], ...]:
+    """The integer ranges [first, last] within [1, upper] where margin(n) > 0 (>= 0 when ``inclusive``),
+    exactly.
+
+    For a margin whose second difference changes sign at most once — every quantity here: the cost
+    formulas are polynomials of degree <= 2 in the batch and in the length (a constant second
+    difference), plus, for a mixture of experts, the experts a step touches, a concave count that
+    saturates (a negative second difference shrinking toward 0), and for windowed attention a kink where
+    the window fills (a step in the second difference). So the margin is convex on one side of an
+    inflection point and concave on the other; the inflection is found by bisection on the sign of the
+    second difference, and on each side the forward difference is monotone, which locates the vertex by
+    bisection, and on each side of the vertex the margin is monotone, which locates the sign changes by
+    bisection. No scan, no tolerance.
     """
-    if upper < 3:
-        return tuple((n, n) for n in range(1, upper + 1) if margin(n) > 0)
-    concave = margin(1) - 2 * margin(2) + margin(3) < 0
+    def holds(n: int) -> bool:
+        value = margin(n)
+        return value >= 0 if inclusive else value > 0
+
+    if upper < 4:
+        return _merged([(n, n) for n in range(1, upper + 1) if holds(n)])
+
+    def curvature(n: int) -> float:  # the second difference over n, n + 1, n + 2
+        return margin(n) - 2 * margin(n + 1) + margin(n + 2)
+
+    # The inflection lies where the experts a step touches saturate, or where a window fills: within the
+    # first 2^20 (a window of up to 1 M tokens). Beyond it the margin reaches 1e25 and its second difference
+    # drowns in rounding, so it is not searched there.
+    first_concave = curvature(1) < 0
+    flip = smallest_integer(lambda n: (curvature(n) < 0) != first_concave, min(upper - 2, INFLECTION_SEARCH))
+    if flip is None:
+        return _merged(_segment_ranges(margin, holds, 1, upper, first_concave))
+    return _merged(_segment_ranges(margin, holds, 1, flip, first_concave)
+                   + _segment_ranges(margin, holds, flip + 1, upper, not first_concave))
+
+
+def _segment_ranges(margin: Callable[[int], float], holds: Callable[[int], bool], lower: int, upper: int,
+                    concave: bool) -> list[tuple[int, int]]:
+    """``positive_ranges`` on [lower, upper], where the margin is concave (or convex) throughout."""
+    if upper - lower < 2:
+        return [(n, n) for n in range(lower, upper + 1) if holds(n)]
 
     def step(n: int) -> float:
         return margin(n + 1) - margin(n)
 
     if concave:  # rises to a maximum at the vertex, then falls
-        vertex = smallest_integer(lambda n: step(n) <= 0, upper - 1) or upper
-        if margin(vertex) <= 0:
-            return ()
-        first = smallest_integer(lambda n: margin(n) > 0, vertex)
+        vertex = smallest_integer(lambda n: step(n) <= 0, upper - 1, lower) or upper
+        if not holds(vertex):
+            return []
+        first = smallest_integer(holds, vertex, lower)
         assert first is not None
-        after = smallest_integer(lambda n: margin(n) <= 0, upper, lower=vertex)
-        return ((first, upper if after is None else after - 1),)
+        after = smallest_integer(lambda n: not holds(n), upper, lower=vertex)
+        return [(first, upper if after is None else after - 1)]
     # convex: falls to a minimum at the vertex, then rises
-    vertex = smallest_integer(lambda n: step(n) >= 0, upper - 1) or upper
+    vertex = smallest_integer(lambda n: step(n) >= 0, upper - 1, lower) or upper
     ranges = []
-    falls_to_zero = smallest_integer(lambda n: margin(n) <= 0, vertex)
+    falls_to_zero = smallest_integer(lambda n: not holds(n), vertex, lower)
     if falls_to_zero is None:
-        return ((1, upper),)
-    if falls_to_zero > 1:
-        ranges.append((1, falls_to_zero - 1))
-    rises = smallest_integer(lambda n: margin(n) > 0, upper, lower=vertex)
+        return [(lower, upper)]
+    if falls_to_zero > lower:
+        ranges.append((lower, falls_to_zero - 1))
+    rises = smallest_integer(holds, upper, lower=vertex)
     if rises is not None:
         ranges.append((rises, upper))
-    return tuple(ranges)
+    return ranges
+
+
+def _merged(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Ranges in order, those that touch (one ends at n, the next starts at n + 1) joined."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return tuple(out)

@@ -19,7 +19,7 @@ import numpy as np
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
-from llm_roofline.core.roofline import analyze, bound_label, roofline, step_compute_bound
+from llm_roofline.core.roofline import analyze, bound_label, roofline
 from llm_roofline.core.transformer import Workload, kv_cache_bytes, weight_storage_bytes
 from llm_roofline.features.sweep import evaluate_grid
 
@@ -72,7 +72,7 @@ class Timeline:
     step_time_s: np.ndarray
     step_flops: np.ndarray
     step_bytes: np.ndarray
-    step_compute_bound: np.ndarray  # bool: the step spends more time in compute-bound operators
+    step_compute_bound: np.ndarray  # bool: the step's intensity is at or above the ridge (step_compute_bound)
 
     @property
     def cumulative_flops(self) -> np.ndarray:
@@ -118,7 +118,7 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
                          workload.weight_scheme(model), workload.activation_format, workload.kv_format,
                          workload.flash_attention, workload.causal_skip, workload.lm_head, workload.mla)
     step_time, step_flops, step_bytes = grid.time_s[0], grid.flops, grid.bytes
-    compute_bound_steps = step_compute_bound(step_time, grid.compute_bound_time_s[0])
+    compute_bound_steps = grid.compute_bound[0]
     changes = _changes("step", compute_bound_steps, past_len)
     for op in grid.ops:
         line = roofline(np.asarray(op.cost.flops), np.asarray(op.cost.bytes), hardware.peak_for(op.math)[1],

@@ -1,14 +1,15 @@
 """When does an operator turn compute-bound? (chapter 2.4)
 
-An operator is compute-bound when its arithmetic intensity I = F / B exceeds the ridge point r =
-P / W of the ceiling its math runs on. For each operator of a step, and for the step as a whole, we
-find the smallest integer batch (decode) or prompt length (prefill) from which that holds — exactly,
-on the cost model itself. Every FLOP and byte count is a polynomial of degree <= 2 in the batch and
-in the length (an MoE's expected experts touched is concave in the batch, which keeps the margin
-convex), so the margin F - r·B is convex or concave in n and integer bisection finds its sign
-changes without a scan (``steps.positive_ranges``). Operators' intensities rise monotonically; the whole
-step's need not — unfused attention's score traffic makes a long prefill memory-bound again — so
-every range above the ridge is reported.
+An operator is compute-bound when its arithmetic intensity I = F / B reaches the ridge point r = P /
+W of the ceiling its math runs on (I >= r, the chapter's test: ``roofline.step_compute_bound``). For
+each operator of a step, and for the step as a whole, we find the smallest integer batch (decode) or
+prompt length (prefill) from which that holds — exactly, on the cost model itself. Every FLOP and
+byte count is a polynomial of degree <= 2 in the batch and in the length (an MoE's expected experts
+touched is concave in the batch, which keeps the margin convex), so the margin F - r·B is convex or
+concave in n and integer bisection finds its sign changes without a scan
+(``steps.positive_ranges``). Operators' intensities rise monotonically; the whole step's need not —
+unfused attention's score traffic makes a long prefill memory-bound again — so every range at or
+above the ridge is reported.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from llm_roofline.core.formats import get_format
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.ops import gemm
-from llm_roofline.core.transformer import Op, Workload, step_ops
+from llm_roofline.core.transformer import Op, Workload, step_math, step_ops
 from llm_roofline.core.units import Scalar
 from llm_roofline.features.studies.steps import positive_ranges
 
@@ -40,9 +41,9 @@ class CriticalPoint(NamedTuple):
     ridge_flop_per_byte: float
     intensity_at_1: float  # at batch 1 (decode) or a 1-token prompt (prefill)
     intensity_at_max: float  # at MAX_SEARCH: the value it saturates to, if it saturates
-    critical: int | None  # smallest integer at which I > ridge; None: not up to MAX_SEARCH
+    critical: int | None  # smallest integer at which I >= ridge; None: not up to MAX_SEARCH
     memory_bound_again: int | None  # where it falls back below the ridge (unfused attention at long prompts)
-    compute_bound_ranges: tuple[tuple[int, int], ...]  # every [first, last] range with I > ridge
+    compute_bound_ranges: tuple[tuple[int, int], ...]  # every [first, last] range with I >= ridge
 
     @property
     def gains(self) -> bool:
@@ -52,13 +53,13 @@ class CriticalPoint(NamedTuple):
 
 def _critical_point(name: str, group: str, ridge: float,
                     cost_at: Callable[[int], tuple[float, float]]) -> CriticalPoint:
-    """Solve F(n) > ridge x B(n) over the integers 1..MAX_SEARCH."""
+    """Solve F(n) >= ridge x B(n) over the integers 1..MAX_SEARCH (the chapter's I >= ridge)."""
 
     def margin(n: int) -> float:
         flops, moved = cost_at(n)
         return flops - ridge * moved
 
-    ranges = positive_ranges(margin, MAX_SEARCH)
+    ranges = positive_ranges(margin, MAX_SEARCH, inclusive=True)
     first, last = (cost_at(1), cost_at(MAX_SEARCH))
     critical = ranges[0][0] if ranges else None
     again = ranges[0][1] + 1 if ranges and ranges[0][1] < MAX_SEARCH else None
@@ -113,7 +114,7 @@ def _whole_step(ops: Sequence[Op[Scalar]]) -> tuple[float, float]:
 
 def critical_points(hardware: HardwareSpec, workload: Workload,
                     ops_at: Callable[[int], list[Op[Scalar]]]) -> tuple[CriticalPoint, ...]:
-    """For each operator of ``ops_at(n)`` and the whole step, where I > ridge as n grows.
+    """For each operator of ``ops_at(n)`` and the whole step, where I >= ridge as n grows.
 
     The whole step uses the ridge of the matmul precision (the activations' math) and its aggregate
     intensity, total FLOPs / total bytes.
@@ -126,7 +127,7 @@ def critical_points(hardware: HardwareSpec, workload: Workload,
             return cost.flops, cost.bytes
 
         points.append(_critical_point(op.name, op.group, ridge_point(op, hardware), cost_at))
-    ridge = hardware.ridge_point(workload.activation_format.math)
+    ridge = hardware.ridge_point(step_math(workload.activation_format))  # analyze's totals.ridge_flop_per_byte
     points.append(_critical_point(WHOLE_STEP, "", ridge, lambda n: _whole_step(ops_at(n))))
     return tuple(points)
 
