@@ -1,5 +1,6 @@
-"""One answer to "what bounds this step?": analyze, its JSON, the sweep (rows and its boundary query),
-the timeline, transition's crossing points and the web API agree for every point of a grid.
+"""One answer to "what bounds this step?" and "does it fit?": analyze, its JSON, the sweep (rows and
+its boundary query), the timeline, transition's crossing points, fit and the web API agree for every
+point of a grid.
 
 The step's bound is the chapter's test, intensity against the ridge point of the precision the step's
 matrix products run in, ties compute (``roofline.step_compute_bound``); the points include batches
@@ -20,8 +21,15 @@ from fastapi.testclient import TestClient
 from llm_roofline import Workload, analyze, load_hardware, load_model
 from llm_roofline.faces.cli.main import main
 from llm_roofline.faces.web.app import create_app
+from llm_roofline.features.deploy import fit
 from llm_roofline.features.studies.timeline import generation_timeline
-from llm_roofline.features.studies.transition import WHOLE_STEP, CriticalPoint, critical_batch, critical_prompt_len
+from llm_roofline.features.studies.transition import (
+    WHOLE_STEP,
+    CriticalPoint,
+    critical_batch,
+    critical_prompt_len,
+    transition_study,
+)
 from llm_roofline.features.sweep import iter_sweep, make_spec
 
 MODELS = ["llama-2-7b", "qwen3-30b-a3b", "gemma-2-2b"]  # dense MHA; MoE with GQA; sliding-window layers
@@ -54,14 +62,29 @@ def test_every_command_gives_the_same_bound(model_name: str, device_name: str) -
                 rows[(str(phase), int(batch), int(length))] = (str(bound), bool(fits))
         for phase, batch, length in itertools.product(("prefill", "decode"), BATCHES, LENGTHS):
             workload = Workload(phase=phase, batch=batch, seq_len=length, weights=weights, activations=activations)
-            totals = analyze(model, device, workload).totals
+            analysis = analyze(model, device, workload)
+            totals, fits = analysis.totals, analysis.memory.fits
             expected = "compute" if totals.arithmetic_intensity >= totals.ridge_flop_per_byte else "memory"
             assert totals.bound == expected
-            assert rows[(phase, batch, length)] == (totals.bound, bool(analyze(model, device, workload).memory.fits))
+            assert rows[(phase, batch, length)] == (totals.bound, fits)
+            # fit: the same footprint, and its largest batch is exactly where fitting stops
+            report = fit(model, device, workload)
+            assert report.footprint == analysis.memory
+            assert (report.max_batch >= batch) == fits
             # transition: the whole step is compute-bound exactly on its reported ranges
             if phase == "decode":
                 points = critical_batch(model, device, workload)
                 assert _in_ranges(batch, _whole(points)) == (totals.bound == "compute"), (phase, batch, length)
+        decode_points = critical_batch(model, device, Workload(seq_len=128, weights=weights, activations=activations))
+        whole = next(p for p in decode_points if p.name == WHOLE_STEP)
+        if whole.critical is not None:  # transition's "fits there" is the footprint's verdict at its crossing
+            study = transition_study(model, device, Workload(seq_len=128, weights=weights, activations=activations),
+                                     formats=[(weights, activations)])
+            crossing = next(p for p in study.decode_batch if p.name == WHOLE_STEP)
+            at_crossing = analyze(model, device, Workload(batch=whole.critical, seq_len=128, weights=weights,
+                                                          activations=activations))
+            assert crossing.critical_fits == at_crossing.memory.fits
+            assert study.decode_max_batch == fit(model, device, at_crossing.workload).max_batch
         for batch in (1, 54):  # prefill crossings by prompt length
             points = critical_prompt_len(model, device, Workload(phase="prefill", batch=batch, weights=weights,
                                                                  activations=activations))
@@ -102,5 +125,8 @@ def test_the_json_and_the_web_api_give_analyzes_bound(client: TestClient, capsys
         printed = json.loads(capsys.readouterr().out)["totals"]
         web = client.post("/api/analyze", json={"batch": batch, "seq_len": 128}).json()["results"][0]["totals"]
         assert printed["bound"] == web["bound"] == expected.bound == ("compute" if batch >= 75 else "memory")
+        memory = client.post("/api/analyze", json={"batch": batch, "seq_len": 128}).json()["results"][0]["memory"]
+        assert memory["fits"] is False and memory["total_bytes"] == pytest.approx(
+            analyze("llama-2-7b", "jetson-orin-nx", batch=batch, seq_len=128).memory.total_bytes)
         assert printed["compute_time_share"] == pytest.approx(web["compute_time_share"])
         assert np.isclose(printed["ridge_flop_per_byte"], 51.7578125)

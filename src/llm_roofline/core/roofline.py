@@ -29,6 +29,7 @@ import numpy as np
 
 from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes
 from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.memory import MemoryFootprint, memory_footprint
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.transformer import (
     Op,
@@ -37,7 +38,6 @@ from llm_roofline.core.transformer import (
     over_operators,
     step_counts,
     step_math,
-    weight_storage_bytes,
     workload_plan,
 )
 from llm_roofline.core.units import Quantity, Scalar
@@ -136,17 +136,7 @@ class Totals(NamedTuple):
         return self._asdict()
 
 
-class MemoryFit(NamedTuple):
-    """What must be resident in device memory, against its capacity."""
-
-    weight_bytes: float
-    kv_cache_bytes: float
-    total_bytes: float
-    capacity_bytes: float | None
-    fits: bool | None
-
-    def to_dict(self) -> dict[str, object]:
-        return self._asdict()
+MemoryFit = MemoryFootprint  # the name of analyze's memory record before core/memory.py (same keys, and more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +148,7 @@ class Analysis:
     workload: Workload
     ops: tuple[OpResult, ...]
     totals: Totals
-    memory: MemoryFit
+    memory: MemoryFootprint
     warnings: tuple[str, ...] = ()  # what the figures do not say: e.g. a length past the context window
 
     def to_dict(self) -> dict[str, object]:
@@ -259,7 +249,6 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     """Every operator of one forward step of ``model`` on ``hardware`` under the roofline."""
     if workload.weights is None and model.stored_weights is not None:
         workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
-    scheme = workload.weight_scheme(model)
     plan = workload_plan(model, workload)
     costs = plan.costs(step_counts(model, workload.batch, workload.q_len, workload.past_len,
                                    workload.skips_masked_scores))
@@ -295,15 +284,6 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         ridge_flop_per_byte=ridge,
         compute_time_share=compute_bound_time / time_s,
     )
-    weights = weight_storage_bytes(model, scheme, workload.activation_format)
-    capacity = hardware.available_memory_bytes  # what the OS lets a model use (phones keep some)
-    resident = weights + kv_bytes
-    memory = MemoryFit(
-        weight_bytes=weights,
-        kv_cache_bytes=kv_bytes,
-        total_bytes=resident,
-        capacity_bytes=capacity,
-        fits=None if capacity is None else resident <= capacity,
-    )
+    memory = memory_footprint(model, hardware, workload)  # weights + KV cache + activations + runtime overhead
     beyond = model.context_warning(context_len)
     return Analysis(model, hardware, workload, results, totals, memory, () if beyond is None else (beyond,))

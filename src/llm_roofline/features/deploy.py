@@ -3,11 +3,9 @@
 Every figure comes from ``roofline.analyze`` (the per-operator roofline) plus the closed forms below;
 each result is a frozen record in SI units.
 
-- **Memory footprint** = weights (each tensor in its format) + KV cache (batch x context, capped at a
-  sliding window) + peak activations + a runtime overhead, against what the device lets a model use
-  (``HardwareSpec.available_memory_bytes``: a phone's OS keeps part of its RAM). Peak activations:
-  the largest operator's inputs and outputs plus the residual stream, over a decode step and the
-  last chunk of a prompt processed ``prefill_chunk_tokens`` at a time (llama.cpp's n_ubatch, 512).
+- **Memory footprint** (``core/memory.py``, the one every command uses) = weights + KV cache + peak
+  activations + a runtime overhead, against what the device lets a model use. ``fit`` adds how far the
+  context and the batch stretch.
 - **Offload to storage**: the layers that do not fit are read from storage every step at
   ``storage_bytes_per_s`` (UFS, NVMe, SD card), the others stay resident.
 - **Split accelerator/CPU** (llama.cpp ``-ngl N``): the last N - 1 layers and the output layer run on
@@ -23,19 +21,26 @@ each result is a frozen record in SI units.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from llm_roofline.core.architecture import Block
 from llm_roofline.core.errors import InputError, positive
 from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.memory import (  # re-exported: the footprint lived here before core/memory.py
+    DEFAULT_OVERHEAD_BYTES,
+    DEFAULT_PREFILL_CHUNK_TOKENS,
+    MemoryFootprint,
+    context_tokens,
+    max_batch,
+    max_context,
+    memory_footprint,
+    peak_activation_bytes,
+)
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import Analysis, analyze
-from llm_roofline.core.transformer import Workload, kv_cache_bytes, step_ops, vector_param_bytes, weight_storage_bytes
+from llm_roofline.core.transformer import Workload, kv_cache_bytes, vector_param_bytes, weight_storage_bytes
 
-DEFAULT_OVERHEAD_BYTES = 0.5e9  # runtime (CUDA context, allocator slack); a CPU runtime needs far less
-DEFAULT_PREFILL_CHUNK_TOKENS = 512  # llama.cpp's default n_ubatch (common/common.h)
 _NON_LAYER_ROLES = ("embed", "embed.positions", "lm_head")
 
 
@@ -46,79 +51,12 @@ def _as_dict(record: Any) -> dict[str, Any]:
 # --- memory footprint and fit -------------------------------------------------------------------
 
 
-class MemoryFootprint(NamedTuple):
-    """What one deployment keeps in memory, against what the device lets it use."""
-
-    weight_bytes: float
-    kv_cache_bytes: float
-    activation_bytes: float
-    overhead_bytes: float
-    total_bytes: float
-    capacity_bytes: float | None  # the usable memory (None: unknown)
-    fits: bool | None
-    headroom_bytes: float | None
-
-    def to_dict(self) -> dict[str, object]:
-        return self._asdict()
-
-
-def context_tokens(workload: Workload) -> int:
-    """Tokens per sequence held in the KV cache after the workload's step."""
-    return workload.past_len + workload.q_len
-
-
 def step_workload(workload: Workload, past_len: int, q_len: int, batch: int | None = None) -> Workload:
     """``workload`` changed to a step of ``q_len`` new tokens on ``past_len`` cached ones."""
     batch = workload.batch if batch is None else batch
     if past_len == 0:
         return replace(workload, phase="prefill", batch=batch, seq_len=q_len, new_tokens=1)
     return replace(workload, phase="decode", batch=batch, seq_len=past_len, new_tokens=q_len)
-
-
-def peak_activation_bytes(model: ModelSpec, workload: Workload,
-                          prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> float:
-    """Largest live activation set: an operator's inputs and outputs plus the residual stream.
-
-    Taken over a decode step at the workload's context and the last prompt chunk of
-    ``prefill_chunk_tokens`` tokens (the chunk with the most keys to attend to).
-    """
-    context = context_tokens(workload)
-    chunk = min(prefill_chunk_tokens, context)
-    steps = [step_workload(workload, context - 1, 1), step_workload(workload, context - chunk, chunk)]
-    act = workload.activation_format.bytes_per_element
-    peak = 0.0
-    for step in steps:
-        residual = step.batch * step.q_len * model.hidden_size * act
-        largest = max(op.cost.act_read_bytes + op.cost.act_write_bytes for op in step_ops(model, step))
-        peak = max(peak, residual + largest)
-    return peak
-
-
-def memory_footprint(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
-                     overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
-                     prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> MemoryFootprint:
-    """Weights + KV cache + peak activations + overhead of serving ``workload`` on ``hardware``."""
-    weights = weight_storage_bytes(model, workload.weight_scheme(model), workload.activation_format)
-    kv = kv_cache_bytes(model, workload.batch, context_tokens(workload), workload.kv_format)
-    activations = peak_activation_bytes(model, workload, prefill_chunk_tokens)
-    total = weights + kv + activations + overhead_bytes
-    capacity = hardware.available_memory_bytes
-    return MemoryFootprint(weights, kv, activations, overhead_bytes, total, capacity,
-                           None if capacity is None else total <= capacity,
-                           None if capacity is None else capacity - total)
-
-
-def _largest(fits: Callable[[int], bool], upper: int) -> int:
-    """The largest n in [1, upper] with fits(n), for fits monotone (True then False); 0 if none."""
-    if not fits(1):
-        return 0
-    low, high = 1, upper
-    if fits(high):
-        return high
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (middle, high) if fits(middle) else (low, middle)
-    return low
 
 
 class FitReport(NamedTuple):
@@ -139,9 +77,6 @@ class FitReport(NamedTuple):
         return _as_dict(self)
 
 
-MAX_BATCH_SEARCHED = 1 << 20
-
-
 def fit(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
         overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
         prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> FitReport:
@@ -149,19 +84,15 @@ def fit(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
     if hardware.available_memory_bytes is None:
         raise InputError(f"hardware '{hardware.name}' has no memory capacity: give one (memory_bytes)")
     footprint = memory_footprint(model, hardware, workload, overhead_bytes, prefill_chunk_tokens)
-
-    def at(batch: int, context: int) -> bool:
-        step = step_workload(workload, context - 1, 1, batch)
-        return bool(memory_footprint(model, hardware, step, overhead_bytes, prefill_chunk_tokens).fits)
-
     limit = model.max_position_embeddings
     context = context_tokens(workload)
-    max_context = _largest(lambda n: at(workload.batch, n), limit)
+    max_context_tokens = max_context(model, hardware, workload, overhead_bytes, prefill_chunk_tokens) or 0
+    largest_batch = max_batch(model, hardware, workload, overhead_bytes, prefill_chunk_tokens) or 0
     return FitReport(
         model=model.name, hardware=hardware.name, weights=workload.weight_scheme(model).name, batch=workload.batch,
-        context_tokens=context, footprint=footprint, max_context_tokens=max_context,
-        max_context_limited_by="model" if max_context == limit else "memory", model_max_context_tokens=limit,
-        max_batch=_largest(lambda n: at(n, context), MAX_BATCH_SEARCHED),
+        context_tokens=context, footprint=footprint, max_context_tokens=max_context_tokens,
+        max_context_limited_by="model" if max_context_tokens == limit else "memory", model_max_context_tokens=limit,
+        max_batch=largest_batch,
     )
 
 

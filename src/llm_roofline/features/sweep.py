@@ -23,6 +23,7 @@ from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.memory import grid_footprint_bytes
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
 from llm_roofline.core.roofline import bound_labels, roofline, step_compute_bound, step_time
@@ -34,14 +35,12 @@ from llm_roofline.core.transformer import (
     StepCounts,
     StepPlan,
     count_matrix,
-    kv_cache_bytes,
     mla_absorbed,
     over_operators,
     phase_lengths,
     step_counts,
     step_math,
     step_plan,
-    weight_storage_bytes,
 )
 from llm_roofline.core.units import Array
 from llm_roofline.inputs.device_files import load_hardware
@@ -54,7 +53,7 @@ COLUMNS = (
     "model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention", "batch", "seq_len",
     "flops", "bytes", "arithmetic_intensity", "time_s", "tokens_per_s", "bound", "compute_bound_time_s",
     "weight_bytes", "kv_cache_bytes", "memory_bytes", "fits", "expected_time_s", "expected_tokens_per_s",
-    "compute_time_share",
+    "compute_time_share", "activation_bytes",
 )
 
 
@@ -116,6 +115,8 @@ class GridResult:
     tokens: np.ndarray
     kv_cache_bytes: np.ndarray
     weight_storage_bytes: float
+    activation_bytes: np.ndarray  # peak activations (core/memory.py), (points,)
+    memory_bytes: np.ndarray  # the footprint: weights + KV cache + activations + runtime overhead, (points,)
 
     @property
     def ops(self) -> tuple[Op[Array], ...]:
@@ -160,6 +161,8 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
         expected_time_total[:, points] = expected_step_time_s(line.compute_time_s, line.memory_time_s, dequantizes,
                                                               instances, efficiency)
     flops, moved = over_operators(op_flops, instances), over_operators(op_bytes, instances)
+    stored, kv, act, total = grid_footprint_bytes(model, weights, activations, kv_format, flash_attention, skip,
+                                                  lm_head == "all", mla, batch, past_len + q_len)
     ridge = np.array([[d.peak_for(step_math(activations))[1] / d.memory_bytes_per_s] for d in devices])
     return GridResult(
         plan=plan,
@@ -172,8 +175,10 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
         compute_bound=step_compute_bound(flops[None, :], moved[None, :], ridge),
         expected_time_s=expected_time_total,
         tokens=batch * q_len,
-        kv_cache_bytes=np.asarray(kv_cache_bytes(model, batch, past_len + q_len, kv_format), dtype=np.float64),
-        weight_storage_bytes=weight_storage_bytes(model, weights, activations),
+        kv_cache_bytes=np.asarray(kv, dtype=np.float64),
+        weight_storage_bytes=stored,
+        activation_bytes=np.asarray(act, dtype=np.float64),
+        memory_bytes=np.asarray(total, dtype=np.float64),
     )
 
 
@@ -224,7 +229,7 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
     for block in _blocks(spec, chunk_size):
         grid, batch, seq = block.grid, block.batch, block.seq_len
         n_dev, n = grid.time_s.shape
-        memory = grid.weight_storage_bytes + grid.kv_cache_bytes  # (points,)
+        memory = grid.memory_bytes  # (points,), core/memory.py's footprint
         time_s = grid.time_s.ravel()
         compute_time = grid.compute_bound_time_s.ravel()
         label = block.scheme.name if block.weights is None else weights_label(block.weights)
@@ -252,6 +257,7 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
             "expected_time_s": grid.expected_time_s.ravel(),
             "expected_tokens_per_s": np.tile(grid.tokens, n_dev) / grid.expected_time_s.ravel(),
             "compute_time_share": compute_time / time_s,
+            "activation_bytes": np.tile(grid.activation_bytes, n_dev),
         }
 
 

@@ -201,9 +201,27 @@ def _critical_text(point: Any) -> str:
 def _points_table(points: Any) -> str:
     from llm_roofline.faces.report.render import table
 
+    fits = {True: "yes", False: "no", None: "-"}
     rows = [[p.name, f"{p.ridge_flop_per_byte:.3g}", f"{p.intensity_at_1:.3g}", f"{p.intensity_at_max:.4g}",
-             _critical_text(p)] for p in points]
-    return table(["operator", "ridge", "FLOP/B at 1", "FLOP/B limit", "compute-bound from"], rows, align="lrrrr")
+             _critical_text(p), fits[p.critical_fits]] for p in points]
+    return table(["operator", "ridge", "FLOP/B at 1", "FLOP/B limit", "compute-bound from", "fits there"], rows,
+                 align="lrrrrl")
+
+
+def _memory_line(points: Any, largest: int | None, what: str, device: str, window: int | None = None) -> str:
+    """Where the whole step's crossing stands against memory, in one sentence."""
+    if largest is None:
+        return f"memory: {device} gives no capacity, so whether these fit is unknown"
+    whole = points[-1]
+    counted = "(weights + KV cache + activations + runtime, as analyze and fit count them)"
+    if largest == window:
+        limit = f"memory: the whole context window, {largest} {what}, fits on {device} {counted}"
+    else:
+        limit = f"memory: at most {largest} {what} fit{'s' if largest == 1 else ''} on {device} {counted}"
+    if whole.critical is None:
+        return limit + "; the whole step never turns compute-bound"
+    verdict = "which fits" if whole.critical_fits else "beyond memory: it does not fit"
+    return limit + f"; the whole step turns compute-bound at {whole.critical}, {verdict}"
 
 
 def _format_pair(text: str) -> tuple[str, str]:
@@ -228,7 +246,8 @@ def _cmd_transition(args: argparse.Namespace) -> str:
                 f"{r.decode_qk_flop_per_byte:.3g}", f"{r.decode_weight_matmul_flop_per_byte:.3g}"] for r in study.qk]
     precision_rows = [[r.weights, r.activations, r.math if r.math == r.peak_precision else f"{r.math} on "
                        f"{r.peak_precision}", f"{r.ridge_flop_per_byte:.3g}", f"{r.q_proj_intensity_at_1:.3g}",
-                       _never(r.q_proj_critical_batch), f"{r.intensity_at_1:.3g}", _never(r.critical_batch)]
+                       _never(r.q_proj_critical_batch), f"{r.intensity_at_1:.3g}", _never(r.critical_batch),
+                       "-" if r.max_batch is None else str(r.max_batch)]
                       for r in study.precisions]
     return _lines(*[
         f"{model.display_name or model.name} on {hardware.display_name}: {_formats_line(workload)}",
@@ -236,9 +255,13 @@ def _cmd_transition(args: argparse.Namespace) -> str:
         "",
         f"decode with {workload.seq_len} tokens cached: the batch from which each operator is compute-bound",
         _points_table(study.decode_batch),
+        _memory_line(study.decode_batch, study.decode_max_batch, f"sequences of {workload.seq_len + 1} tokens",
+                     hardware.display_name),
         "",
         f"prefill of {workload.batch} sequence(s): the prompt length from which each operator is compute-bound",
         _points_table(study.prefill_len),
+        _memory_line(study.prefill_len, study.prefill_max_len, "prompt tokens", hardware.display_name,
+                     model.max_position_embeddings),
         "",
         "Q·Kᵀ intensity (FLOP/B) vs batch B and length L (2.4.2), beside a weight matmul (q_proj)",
         table(["B", "L", "[B,L,d]x[B,d,L] fp32", "prefill qk", "decode qk", "decode q_proj"], qk_rows,
@@ -246,8 +269,8 @@ def _cmd_transition(args: argparse.Namespace) -> str:
         "",
         "precision (2.4.3), decode: a weight matmul (q_proj) and the whole step; FLOP/B at batch 1, and the batch "
         "from which each is compute-bound",
-        table(["weights", "activations", "math", "ridge", "q_proj FLOP/B", "q_proj from", "step FLOP/B", "step from"],
-              precision_rows, align="lllrrrrr"),
+        table(["weights", "activations", "math", "ridge", "q_proj FLOP/B", "q_proj from", "step FLOP/B", "step from",
+               "fit at most"], precision_rows, align="lllrrrrrr"),
     ])
 
 

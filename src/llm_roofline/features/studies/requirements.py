@@ -22,9 +22,10 @@ from llm_roofline.core import ops
 from llm_roofline.core.errors import InputError, positive
 from llm_roofline.core.formats import NumberFormat, get_format
 from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.memory import context_tokens, grid_footprint_bytes
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import evaluate_op
-from llm_roofline.core.transformer import Op, Workload, kv_cache_bytes, step_ops, weight_storage_bytes
+from llm_roofline.core.transformer import Op, Workload, step_ops, weight_storage_bytes
 from llm_roofline.core.units import Scalar
 from llm_roofline.features.deploy import acceptance_rate_for_tokens
 from llm_roofline.features.studies.energy import step_energy
@@ -70,12 +71,16 @@ def decode_ops(subject: Subject, workload: Workload, batch: int | None = None, q
 
 
 def resident_bytes(subject: Subject, workload: Workload, batch: int | None = None) -> float:
-    """Memory the step needs resident: weights, and the KV cache of ``seq_len + 1`` tokens per sequence."""
+    """Memory a decode step with ``seq_len`` tokens cached needs resident: ``core/memory.py``'s footprint
+    (weights, the KV cache of ``seq_len + 1`` tokens per sequence, peak activations, the runtime overhead),
+    as ``analyze`` and ``fit`` count it. A bare parameter count is the chapter's model: its weights alone."""
     batch = workload.batch if batch is None else batch
     if isinstance(subject, ParamsOnly):
         return float(decode_ops(subject, workload, batch)[0].cost.weight_bytes)
-    weights = weight_storage_bytes(subject, workload.weight_scheme(subject), workload.activation_format)
-    return float(weights + kv_cache_bytes(subject, batch, workload.seq_len + 1, workload.kv_format))
+    decode = replace(workload, phase="decode", batch=batch, new_tokens=1)
+    return float(grid_footprint_bytes(
+        subject, decode.weight_scheme(subject), decode.activation_format, decode.kv_format, decode.flash_attention,
+        decode.skips_masked_scores, decode.lm_head == "all", decode.mla, batch, context_tokens(decode))[3])
 
 
 def step_time_s(subject: Subject, hardware: HardwareSpec, workload: Workload, batch: int | None = None,
@@ -236,7 +241,7 @@ def _verdict(subject: Subject, hardware: HardwareSpec, workload: Workload, targe
     memory = resident_bytes(subject, workload)
     weights = (float(operators[0].cost.weight_bytes) if isinstance(subject, ParamsOnly)
                else weight_storage_bytes(subject, workload.weight_scheme(subject), workload.activation_format))
-    capacity = hardware.memory_bytes
+    capacity = hardware.available_memory_bytes
     return FormatVerdict(workload.weights_label, weights, sum(op.cost.bytes * op.instances for op in operators),
                          time_s, 1 / time_s, time_s <= target_s, memory,
                          None if capacity is None else memory <= capacity)
@@ -247,7 +252,8 @@ def _lower(formats: Sequence[str], than: NumberFormat) -> list[NumberFormat]:
 
 
 def _fits(subject: Subject, hardware: HardwareSpec, workload: Workload, batch: int | None = None) -> bool:
-    return hardware.memory_bytes is None or resident_bytes(subject, workload, batch) <= hardware.memory_bytes
+    capacity = hardware.available_memory_bytes
+    return capacity is None or resident_bytes(subject, workload, batch) <= capacity
 
 
 def _device_remedies(subject: Subject, hardware: HardwareSpec, workload: Workload, target_s: float) -> list[Remedy]:
@@ -372,8 +378,8 @@ def model_scaling(subjects: Sequence[Subject], hardware: HardwareSpec, workload:
             rows.append(ScalingRow(
                 model=subject.name, params=float(subject.params),
                 weights=decode.weights_label, weight_bytes=weights, kv_cache_bytes=memory - weights,
-                memory_bytes=memory, capacity_bytes=hardware.memory_bytes,
-                fits=None if hardware.memory_bytes is None else memory <= hardware.memory_bytes,
+                memory_bytes=memory, capacity_bytes=hardware.available_memory_bytes,
+                fits=None if hardware.available_memory_bytes is None else memory <= hardware.available_memory_bytes,
                 bytes_per_token=sums.bytes / decode.batch, flops_per_token=sums.flops / decode.batch,
                 arithmetic_intensity=sums.arithmetic_intensity, time_per_token_s=sums.time_s,
                 tokens_per_s=decode.batch / sums.time_s,

@@ -18,9 +18,10 @@ import numpy as np
 
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.memory import memory_footprint
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import analyze, bound_label, roofline
-from llm_roofline.core.transformer import Workload, kv_cache_bytes, weight_storage_bytes
+from llm_roofline.core.transformer import Workload
 from llm_roofline.features.sweep import evaluate_grid
 
 
@@ -52,8 +53,8 @@ class TimelineTotals(NamedTuple):
     bytes: float
     prefill_bound: str
     final_kv_cache_bytes: float
-    memory_bytes: float  # weights + final KV cache
-    fits: bool | None  # against the device's capacity (None: unknown)
+    memory_bytes: float  # the footprint at the final context: weights + KV cache + activations + overhead
+    fits: bool | None  # against what the device lets a model use (None: unknown)
     exceeds_context: bool  # P + T beyond the model's max_position_embeddings
 
 
@@ -126,9 +127,9 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
         changes += _changes(op.name, np.broadcast_to(line.compute_bound, past_len.shape), past_len)
     decode_time = float(step_time.sum())
     total_time = prefill.totals.time_s + decode_time
-    final_kv = float(kv_cache_bytes(model, workload.batch, prompt_len + steps, workload.kv_format))
-    memory = weight_storage_bytes(model, workload.weight_scheme(model), workload.activation_format) + final_kv
-    capacity = hardware.memory_bytes
+    # What the last step holds: core/memory.py's footprint at the final context (as analyze and fit count it).
+    footprint = memory_footprint(model, hardware, replace(workload, phase="decode", seq_len=prompt_len + steps - 1,
+                                                          new_tokens=1))
     totals = TimelineTotals(
         ttft_s=prefill.totals.time_s,
         decode_time_s=decode_time,
@@ -144,9 +145,9 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
         flops=prefill.totals.flops + float(step_flops.sum()),
         bytes=prefill.totals.bytes + float(step_bytes.sum()),
         prefill_bound=prefill.totals.bound,
-        final_kv_cache_bytes=final_kv,
-        memory_bytes=memory,
-        fits=None if capacity is None else memory <= capacity,
+        final_kv_cache_bytes=footprint.kv_cache_bytes,
+        memory_bytes=footprint.total_bytes,
+        fits=footprint.fits,
         exceeds_context=model.context_warning(prompt_len + steps) is not None,
     )
     return Timeline(

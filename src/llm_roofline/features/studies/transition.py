@@ -21,6 +21,7 @@ from typing import NamedTuple
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import get_format
 from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.memory import max_batch, max_context
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.ops import gemm
 from llm_roofline.core.transformer import Op, Workload, step_math, step_ops
@@ -44,6 +45,7 @@ class CriticalPoint(NamedTuple):
     critical: int | None  # smallest integer at which I >= ridge; None: not up to MAX_SEARCH
     memory_bound_again: int | None  # where it falls back below the ridge (unfused attention at long prompts)
     compute_bound_ranges: tuple[tuple[int, int], ...]  # every [first, last] range with I >= ridge
+    critical_fits: bool | None = None  # whether the step at ``critical`` fits the device (None: unknown or never)
 
     @property
     def gains(self) -> bool:
@@ -89,6 +91,7 @@ class PrecisionRow(NamedTuple):
     q_proj_critical_batch: int | None
     intensity_at_1: float  # whole decode step at batch 1
     critical_batch: int | None  # whole decode step
+    max_batch: int | None = None  # the most sequences that fit at this length in these formats (None: unknown)
 
 
 class TransitionStudy(NamedTuple):
@@ -101,6 +104,8 @@ class TransitionStudy(NamedTuple):
     prefill_len: tuple[CriticalPoint, ...]  # prefill at workload.batch sequences
     qk: tuple[QkRow, ...]
     precisions: tuple[PrecisionRow, ...]
+    decode_max_batch: int | None = None  # the most sequences whose decode step at seq_len fits (None: unknown)
+    prefill_max_len: int | None = None  # the longest prompt of workload.batch sequences that fits
 
 
 def ridge_point(op: Op[Scalar], hardware: HardwareSpec) -> float:
@@ -177,10 +182,11 @@ def precision_table(model: ModelSpec, hardware: HardwareSpec, workload: Workload
         points = critical_batch(model, hardware, variant)
         q_proj = next(p for p in points if p.name == "layer.attn.q_proj")
         whole = points[-1]
-        math = variant.activation_format.math
+        math = step_math(variant.activation_format)
         rows.append(PrecisionRow(variant.weights_label, variant.activation_format.name, math,
                                  hardware.peak_for(math)[0], whole.ridge_flop_per_byte, q_proj.intensity_at_1,
-                                 q_proj.critical, whole.intensity_at_1, whole.critical))
+                                 q_proj.critical, whole.intensity_at_1, whole.critical,
+                                 max_batch(model, hardware, variant)))
     return tuple(rows)
 
 
@@ -194,12 +200,24 @@ def transition_study(model: ModelSpec, hardware: HardwareSpec, workload: Workloa
     for label, values in (("batches", batches), ("lengths", seq_lens)):
         if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
             raise InputError(f"{label} must be integers >= 1, got {list(values)!r}")
+    decode = replace(workload, phase="decode")
+    prefill = replace(workload, phase="prefill", new_tokens=1)
+    most_sequences, longest_prompt = max_batch(model, hardware, decode), max_context(model, hardware, prefill)
     return TransitionStudy(
         model=model.name,
         hardware=hardware.name,
         workload=workload,
-        decode_batch=critical_batch(model, hardware, workload),
-        prefill_len=critical_prompt_len(model, hardware, workload),
+        decode_batch=_with_fit(critical_batch(model, hardware, workload), most_sequences),
+        prefill_len=_with_fit(critical_prompt_len(model, hardware, workload), longest_prompt),
         qk=qk_table(model, workload, batches, seq_lens),
         precisions=precision_table(model, hardware, workload, formats),
+        decode_max_batch=most_sequences,
+        prefill_max_len=longest_prompt,
     )
+
+
+def _with_fit(points: tuple[CriticalPoint, ...], largest: int | None) -> tuple[CriticalPoint, ...]:
+    """Each point with whether its crossing fits: the footprint grows with the batch and the length, so a
+    crossing fits exactly when it is at most the largest value that does (``core/memory.py``)."""
+    return tuple(p._replace(critical_fits=None if largest is None or p.critical is None else p.critical <= largest)
+                 for p in points)

@@ -1,0 +1,180 @@
+"""What a deployment keeps in memory: the one footprint every command checks against a device.
+
+    total = weights + KV cache + peak activations + runtime overhead
+
+- **weights**: every tensor in its stored format (``transformer.weight_storage_bytes``);
+- **KV cache**: batch x the context after the step, capped at a sliding window where a layer has one
+  (``transformer.kv_cache_bytes``);
+- **peak activations**: the largest live set of one operator's inputs and outputs plus the residual
+  stream, over a decode step at that context and over the last chunk of a prompt processed
+  ``prefill_chunk_tokens`` at a time (llama.cpp's n_ubatch, 512: ``common/common.h``) — the chunk with the
+  most keys to attend to. It comes from the same operator costs as the roofline (the activation reads
+  and writes of the step plan);
+- **runtime overhead**: a fixed 0.5 GB by default (a CUDA context with cuBLAS workspaces takes
+  300–500 MB; allocator slack), a parameter everywhere.
+
+It is checked against ``HardwareSpec.available_memory_bytes``: what the device lets a model use (a
+phone's OS keeps part of its RAM). ``analyze`` (its ``memory``), the sweep's ``memory_bytes`` and ``fits``,
+``fit``, ``transition``, the studies and the web page all use this module, for numbers or numpy arrays
+of batch and context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import NamedTuple
+
+import numpy as np
+
+from llm_roofline.core.formats import NumberFormat, WeightScheme
+from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.models import ModelSpec
+from llm_roofline.core.transformer import (
+    COST_FIELDS,
+    Workload,
+    kv_cache_bytes,
+    mla_absorbed,
+    step_counts,
+    step_plan,
+    weight_storage_bytes,
+)
+from llm_roofline.core.units import Quantity
+
+DEFAULT_OVERHEAD_BYTES = 0.5e9  # runtime (CUDA context, allocator slack); a CPU runtime needs less
+DEFAULT_PREFILL_CHUNK_TOKENS = 512  # llama.cpp's default n_ubatch (common/common.h)
+MAX_BATCH_SEARCHED = 1 << 20
+_ACT_READ, _ACT_WRITE = COST_FIELDS.index("act_read_bytes"), COST_FIELDS.index("act_write_bytes")
+
+
+class MemoryFootprint(NamedTuple):
+    """What one deployment keeps in memory, against what the device lets it use."""
+
+    weight_bytes: float
+    kv_cache_bytes: float
+    total_bytes: float  # weights + KV cache + activations + overhead
+    capacity_bytes: float | None  # the usable memory (None: unknown)
+    fits: bool | None
+    activation_bytes: float = 0.0
+    overhead_bytes: float = 0.0
+    headroom_bytes: float | None = None  # capacity - total
+
+    def to_dict(self) -> dict[str, object]:
+        return self._asdict()
+
+
+def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, activations: NumberFormat,
+                    kv_format: NumberFormat, flash_attention: bool, causal_skip: bool, lm_head_all: bool,
+                    mla: str | None, batch: Quantity, context: Quantity,
+                    prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> Quantity:
+    """The largest live activation set (bytes) of serving ``batch`` sequences up to ``context`` tokens.
+
+    Over two steps: a decode step of one token at that context, and the last prompt chunk of
+    ``min(prefill_chunk_tokens, context)`` tokens. Numbers, or numpy arrays of batch and context.
+    """
+    latent = any(block.attention.is_mla for block, _ in model.groups)  # only latent attention has two forms
+    forms = {mla_absorbed("prefill", mla), mla_absorbed("decode", mla)} if latent else {False}
+    plans = {absorbed: step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all, absorbed)
+             for absorbed in forms}
+    chunk = np.minimum(prefill_chunk_tokens, context)
+    peak = np.zeros(np.shape(context))
+    for past, q_len in ((context - 1, context * 0 + 1), (context - chunk, chunk)):
+        counts = step_counts(model, batch, q_len, past, causal_skip)
+        largest = {absorbed: _largest_operator(plan.costs(counts)) for absorbed, plan in plans.items()}
+        if len(largest) == 1:
+            operator = next(iter(largest.values()))
+        else:  # a step with nothing cached is a prefill (latent attention naive by default), else a decode step
+            operator = np.where(past == 0, largest[mla_absorbed("prefill", mla)], largest[mla_absorbed("decode", mla)])
+        residual = batch * q_len * model.hidden_size * activations.bytes_per_element
+        peak = np.maximum(peak, residual + operator)
+    result: Quantity = peak if isinstance(context, np.ndarray) else peak.item()
+    return result
+
+
+def _largest_operator(costs: np.ndarray) -> np.ndarray:
+    """The largest activation reads + writes of one operator instance: over axis 0 of (operators[, n])."""
+    moved: np.ndarray = (costs[_ACT_READ] + costs[_ACT_WRITE]).max(axis=0)
+    return moved
+
+
+def grid_footprint_bytes(model: ModelSpec, weights: WeightScheme | NumberFormat, activations: NumberFormat,
+                    kv_format: NumberFormat, flash_attention: bool, causal_skip: bool, lm_head_all: bool,
+                    mla: str | None, batch: Quantity, context: Quantity,
+                    overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
+                    prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS
+                    ) -> tuple[float, Quantity, Quantity, Quantity]:
+    """(weights, KV cache, peak activations, total) in bytes, for numbers or arrays of batch and context."""
+    weight_bytes = weight_storage_bytes(model, weights, activations)
+    kv: Quantity = kv_cache_bytes(model, batch, context, kv_format)
+    act = activation_peak(model, weights, activations, kv_format, flash_attention, causal_skip, lm_head_all, mla,
+                          batch, context, prefill_chunk_tokens)
+    return weight_bytes, kv, act, weight_bytes + kv + act + overhead_bytes
+
+
+def context_tokens(workload: Workload) -> int:
+    """Tokens per sequence held in the KV cache after the workload's step."""
+    return workload.past_len + workload.q_len
+
+
+def peak_activation_bytes(model: ModelSpec, workload: Workload,
+                          prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> float:
+    """``activation_peak`` of ``workload``'s formats, batch and context."""
+    return float(activation_peak(model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
+                                 workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all",
+                                 workload.mla, workload.batch, context_tokens(workload), prefill_chunk_tokens))
+
+
+def memory_footprint(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
+                     overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
+                     prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> MemoryFootprint:
+    """Weights + KV cache + peak activations + overhead of serving ``workload`` on ``hardware``."""
+    weights, kv, act, total = grid_footprint_bytes(
+        model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
+        workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all", workload.mla,
+        workload.batch, context_tokens(workload), overhead_bytes, prefill_chunk_tokens)
+    capacity = hardware.available_memory_bytes
+    return MemoryFootprint(weights, float(kv), float(total), capacity, None if capacity is None else total <= capacity,
+                           float(act), overhead_bytes, None if capacity is None else capacity - total)
+
+
+def _largest(fits: Callable[[int], bool], upper: int) -> int:
+    """The largest n in [1, upper] with fits(n), for fits monotone (True then False); 0 if none."""
+    if not fits(1):
+        return 0
+    low, high = 1, upper
+    if fits(high):
+        return high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
+
+
+def _decode_at(workload: Workload, batch: int, context: int) -> Workload:
+    """A decode step of one token per sequence that leaves ``context`` tokens cached (a 1-token prefill at 1)."""
+    if context == 1:
+        return replace(workload, phase="prefill", batch=batch, seq_len=1, new_tokens=1)
+    return replace(workload, phase="decode", batch=batch, seq_len=context - 1, new_tokens=1)
+
+
+def max_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
+              overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
+              prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> int | None:
+    """The most sequences whose footprint at ``workload``'s context fits (0: not one; None: capacity unknown)."""
+    if hardware.available_memory_bytes is None:
+        return None
+    context = context_tokens(workload)
+    return _largest(lambda n: bool(memory_footprint(model, hardware, _decode_at(workload, n, context), overhead_bytes,
+                                                    prefill_chunk_tokens).fits), MAX_BATCH_SEARCHED)
+
+
+def max_context(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
+                overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
+                prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> int | None:
+    """The longest context (up to the model's window) whose footprint at ``workload``'s batch fits (0: not
+    one token; None: capacity unknown)."""
+    if hardware.available_memory_bytes is None:
+        return None
+    return _largest(lambda n: bool(memory_footprint(model, hardware, _decode_at(workload, workload.batch, n),
+                                                    overhead_bytes, prefill_chunk_tokens).fits),
+                    model.max_position_embeddings)
