@@ -68,3 +68,12 @@ def test_exercise_2_2() -> None:
     assert idealized_share(1024, 2048) == pytest.approx(0.3846, abs=5e-5)
     # The closed-form ratio agrees: 1/2 + 1024 / (4 * 2048) = 0.625 = 42.95 / 68.72
     assert idealized_ratio(1024, 2048) == pytest.approx(attention / ffn)
+
+
+def test_softmax_flops_are_per_head_erratum_e11() -> None:
+    # 2.2.2 writes ~5L² for the softmax; each of the H heads has its own L x L scores: 5·H·L² per layer.
+    from llm_roofline import analyze
+
+    softmax = next(op for op in analyze("llama-2-7b", "jetson-orin-nx", phase="prefill", seq_len=2048).ops
+                   if op.name == "layer.attn.softmax")
+    assert softmax.flops == 5 * 32 * 2048**2 == 32 * (5 * 2048**2)

@@ -156,3 +156,29 @@ def test_decode_time_scales_with_mix_bytes() -> None:
     for r in times.values():  # batch-1 decode: every operator memory-bound, time = bytes / bandwidth
         assert r.totals.time_s == pytest.approx(r.totals.bytes / hw.memory_bytes_per_s)
     assert times["q8_0"].totals.time_s < times["fp16"].totals.time_s / 1.8
+
+
+@pytest.mark.parametrize(("weights", "activations", "math", "ceiling"), [
+    ("fp16", "fp16", "fp16", "fp16"),
+    ("int4", "fp16", "fp16", "fp16"),  # W4A16: weights unpacked to the activations
+    ("q4_k", "fp16", "fp16", "fp16"),
+    ("int8", "int8", "int8", "int8"),  # W8A8 reaches the int8 units
+    ("int4", "int8", "int8", "int8"),  # W4A8: the int8 side
+    ("fp16", "int8", "fp16", "fp16"),  # W16A8: no 8-bit unit takes a 16-bit operand
+    ("fp8", "fp16", "fp16", "fp16"),
+])
+def test_a_product_runs_in_the_wider_of_its_operands(weights: str, activations: str, math: str,
+                                                     ceiling: str) -> None:
+    # The A100 has fp16 and int8 units; the step's ridge is that of its weight matmuls' product.
+    result = analyze("llama-2-7b", "nvidia-a100-80gb-sxm", Workload(weights=weights, activations=activations))
+    q_proj = next(op for op in result.ops if op.name == "layer.attn.q_proj")
+    assert (q_proj.precision, q_proj.peak_precision) == (math, ceiling)
+    assert result.totals.peak_precision == ceiling
+    device = load_hardware("nvidia-a100-80gb-sxm")
+    assert result.totals.ridge_flop_per_byte == device.ridge_point(ceiling)
+    # Attention's operands are the activations and the KV cache (in the activations' format here).
+    qk = next(op for op in result.ops if op.name == "layer.attn.qk")
+    assert qk.precision == get_format(activations).math
+    fp16_cache = analyze("llama-2-7b", "nvidia-a100-80gb-sxm", Workload(weights=weights, activations=activations,
+                                                                          kv_cache="fp16"))
+    assert next(op for op in fp16_cache.ops if op.name == "layer.attn.qk").precision == "fp16"

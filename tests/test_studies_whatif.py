@@ -73,3 +73,19 @@ def test_bad_changes_are_input_errors(text: str, message: str) -> None:
 def test_no_change_is_an_input_error() -> None:
     with pytest.raises(InputError, match="at least one change"):
         what_if(LLAMA, ORIN, Workload(), [])
+
+
+def test_each_variant_says_what_it_moved() -> None:
+    # GQA-8 on Llama-2-7B at 4096 cached tokens, batch 1: the K and V projections shrink from 4096 to
+    # 1024 outputs (2 x 4096 x 3072 x 2 B x 32 layers = 1,610,612,736 B fewer weight bytes), and the
+    # KV-cache traffic by the same 3/4.
+    result = what_if(LLAMA, ORIN, Workload(seq_len=4096), [Change("kv-heads", "8")])
+    variant = result.variants[0]
+    assert variant.weight_bytes_saved == 2 * 4096 * 3072 * 2 * 32
+    # 2 FLOPs per weight removed, and RoPE (3 FLOPs per channel) on 3072 fewer key channels per layer
+    assert variant.flops_saved == 2 * (2 * 4096 * 3072) * 32 + 3 * 3072 * 32
+    # K and V, 32 layers, 3072 fewer channels each: 4097 keys read (the cache and the new token) + 1 written
+    assert variant.kv_bytes_saved == 2 * 32 * (4097 + 1) * 3072 * 2
+    assert "K/V projection weights" in variant.changes
+    saved = variant.weight_bytes_saved + variant.kv_bytes_saved + variant.activation_bytes_saved
+    assert saved == pytest.approx(result.baseline.bytes - variant.bytes, rel=1e-12)

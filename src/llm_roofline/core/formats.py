@@ -42,6 +42,18 @@ PEAK_FALLBACK: dict[str, tuple[str, ...]] = {
 }
 
 
+# Bits of each precision's operands, to tell which of two is wider.
+MATH_BITS = {"fp64": 64, "fp32": 32, "tf32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "fp4": 4, "int4": 4}
+
+
+def product_math(activations_math: str, operand_math: str) -> str:
+    """The precision a matrix product runs in: the wider of its two operands' — the activations' and the
+    weights' (or the KV cache's). Narrower weights are unpacked to the activations' precision (W4A16 runs
+    fp16 products); narrower activations than the weights cannot feed a narrower unit, so W16A8 runs
+    fp16 products too; equal widths (W8A8, W4A8's int8 side) run the activations' math."""
+    return operand_math if MATH_BITS[operand_math] > MATH_BITS[activations_math] else activations_math
+
+
 @dataclass(frozen=True, slots=True)
 class NumberFormat:
     """How one tensor is stored, and which compute ceiling its arithmetic uses."""
@@ -123,9 +135,12 @@ def format_for_ggml_type(type_name: str) -> NumberFormat | None:
 
 
 def _math_for_bits(bits: float) -> str:
-    if bits > 16:
+    """The element precision of a format given only by its bits per weight. The figure includes the
+    per-block scales (q8_0 stores 8.5 bits, an int8 model with group scales 8.0–8.3), so up to one bit
+    above an element width still means that width; 4.x-bit formats unpack to int8 as ggml's do."""
+    if bits > 17:
         return "fp32"
-    if bits > 8:
+    if bits > 9:
         return "fp16"
     if bits > 4:
         return "int8"

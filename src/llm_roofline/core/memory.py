@@ -21,6 +21,7 @@ of batch and context.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import NamedTuple
@@ -32,7 +33,10 @@ from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.transformer import (
     COST_FIELDS,
+    StepCounts,
+    StepPlan,
     Workload,
+    count_vector,
     kv_cache_bytes,
     mla_absorbed,
     step_counts,
@@ -76,24 +80,41 @@ def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, acti
     forms = {mla_absorbed("prefill", mla), mla_absorbed("decode", mla)} if latent else {False}
     plans = {absorbed: step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all, absorbed)
              for absorbed in forms}
-    chunk = np.minimum(prefill_chunk_tokens, context)
-    peak = np.zeros(np.shape(context))
-    for past, q_len in ((context - 1, context * 0 + 1), (context - chunk, chunk)):
+    width = model.hidden_size * activations.bytes_per_element
+    if not isinstance(context, np.ndarray) and not isinstance(batch, np.ndarray):  # one deployment: plain numbers
+        chunk = min(prefill_chunk_tokens, context)
+        peak = 0.0
+        for past, q_len in ((context - 1, 1), (context - chunk, chunk)):
+            # A step with nothing cached is a prefill (latent attention naive by default), else a decode step.
+            plan = plans[mla_absorbed("prefill" if past == 0 else "decode", mla) if latent else False]
+            moved = _activation_rows(plan).dot(count_vector(step_counts(model, batch, q_len, past, causal_skip)))
+            operator = max(moved.tolist())  # a Python max: numpy's reduce costs more on a short vector
+            peak = max(peak, batch * q_len * width + operator)
+        return peak
+    chunks = np.minimum(prefill_chunk_tokens, context)
+    peaks = np.zeros(np.broadcast(batch, context).shape)
+    for past, q_len in ((context - 1, context * 0 + 1), (context - chunks, chunks)):
         counts = step_counts(model, batch, q_len, past, causal_skip)
-        largest = {absorbed: _largest_operator(plan.costs(counts)) for absorbed, plan in plans.items()}
+        largest = {absorbed: _largest_operator(plan, counts) for absorbed, plan in plans.items()}
         if len(largest) == 1:
             operator = next(iter(largest.values()))
-        else:  # a step with nothing cached is a prefill (latent attention naive by default), else a decode step
+        else:
             operator = np.where(past == 0, largest[mla_absorbed("prefill", mla)], largest[mla_absorbed("decode", mla)])
-        residual = batch * q_len * model.hidden_size * activations.bytes_per_element
-        peak = np.maximum(peak, residual + operator)
-    result: Quantity = peak if isinstance(context, np.ndarray) else peak.item()
-    return result
+        peaks = np.maximum(peaks, batch * q_len * width + operator)
+    return peaks
 
 
-def _largest_operator(costs: np.ndarray) -> np.ndarray:
-    """The largest activation reads + writes of one operator instance: over axis 0 of (operators[, n])."""
-    moved: np.ndarray = (costs[_ACT_READ] + costs[_ACT_WRITE]).max(axis=0)
+@functools.lru_cache(maxsize=256)
+def _activation_rows(plan: StepPlan) -> np.ndarray:
+    """Per operator, the coefficients of its activation reads + writes over (1, *counts) (memoized per plan)."""
+    rows: np.ndarray = plan.coefficients[_ACT_READ] + plan.coefficients[_ACT_WRITE]
+    rows.setflags(write=False)
+    return rows
+
+
+def _largest_operator(plan: StepPlan, counts: StepCounts[Quantity]) -> np.ndarray:
+    """The largest activation reads + writes of one operator instance of the step (per step for arrays)."""
+    moved: np.ndarray = _activation_rows(plan).dot(count_vector(counts)).max(axis=0)
     return moved
 
 

@@ -260,7 +260,7 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.dot(instances).tolist()
     step = step_time(line, instances)
     time_s, compute_bound_time = float(step.time_s), float(step.compute_bound_time_s)
-    step_precision, step_peak = hardware.peak_for(step_math(workload.activation_format))
+    step_precision, step_peak = hardware.peak_for(step_math(workload.activation_format, workload.weight_scheme(model)))
     ridge = step_peak / hardware.memory_bytes_per_s
     context_len = workload.past_len + workload.q_len
     kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)

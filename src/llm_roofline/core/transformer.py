@@ -21,7 +21,7 @@ from llm_roofline.core import architecture as arch
 from llm_roofline.core import ops
 from llm_roofline.core.architecture import FULL, MLP, Attention, Block, Span
 from llm_roofline.core.errors import InputError
-from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
+from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format, product_math
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
 from llm_roofline.core.units import Array, Quantity, Scalar, minimum
@@ -47,11 +47,15 @@ def phase_lengths(phase: str, seq_len: Length, new_tokens: int = 1) -> tuple[Len
     return seq_len * 0 + new_tokens, seq_len
 
 
-def step_math(activations: NumberFormat) -> str:
-    """The precision a step's bound is judged in: its matrix products' math, the activations' (weights
-    stored in fewer bits are unpacked to it; int8 activations run int8 products). ``HardwareSpec.peak_for``
-    maps it to the device's ceiling, falling back where the device has no unit for it."""
-    return activations.math
+def step_math(activations: NumberFormat, weights: NumberFormat | WeightScheme | None = None) -> str:
+    """The precision a step's bound is judged in: the one its weight matmuls run in, the wider of the
+    activations' and the (main) weight format's (``formats.product_math``: W4A16 and W16A16 run fp16,
+    W8A8 int8, W16A8 fp16). ``HardwareSpec.peak_for`` maps it to the device's ceiling, falling back where
+    the device has no unit for it. Without weights: the activations' math (the operators' default)."""
+    if weights is None:
+        return activations.math
+    main = weights.default if isinstance(weights, WeightScheme) else weights
+    return product_math(activations.math, main.math)
 
 
 def mla_absorbed(phase: str, mla: str | None) -> bool:
@@ -308,7 +312,7 @@ class StepPlan:
 
     def costs(self, counts: Sequence[Scalar] | Sequence[Array]) -> Array:
         """Every operator's ``COST_FIELDS``: (7, operators) for numbers, (7, operators, n) for arrays of n steps."""
-        vector = _count_vector(counts)
+        vector = count_vector(counts)
         costs: Array  # stubs: ndarray.dot is Any
         if vector.ndim == 1:
             costs = self.coefficients.dot(vector)
@@ -332,7 +336,7 @@ class StepPlan:
                 in zip(self.names, self.kinds, self.groups, self.instances, self.maths, rows, strict=True)]
 
 
-def _count_vector(counts: Sequence[Scalar] | Sequence[Array]) -> Array:
+def count_vector(counts: Sequence[Scalar] | Sequence[Array]) -> Array:
     """(1, *counts) as float64: a vector for numbers, a (1 + counts, n) matrix for arrays of n steps."""
     try:
         return np.array((1.0, *counts), dtype=np.float64)
@@ -377,21 +381,23 @@ def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activation
     if wrong.any():
         bad = operators[int(np.argmax(wrong))].name
         raise ValueError(f"the cost of operator {bad!r} is not affine in the step counts; see ops.py")
-    unique_maths = tuple(dict.fromkeys(op.math for op in operators))
+    weight_formats = tuple(scheme.format_for(weight_role(op.name, model.tied_embeddings))
+                           if op.kind == "matmul" and coefficients[1, i].any() else None
+                           for i, op in enumerate(operators))
+    maths = tuple(op.math for op in operators)
+    unique_maths = tuple(dict.fromkeys(maths))
     return StepPlan(
         names=tuple(op.name for op in operators),
         kinds=tuple(op.kind for op in operators),
         groups=tuple(op.group for op in operators),
         instances=tuple(op.instances for op in operators),
         instance_weights=_frozen(np.array([op.instances for op in operators], dtype=np.float64)),
-        maths=tuple(op.math for op in operators),
-        weight_formats=tuple(scheme.format_for(weight_role(op.name, model.tied_embeddings))
-                             if op.kind == "matmul" and coefficients[1, i].any() else None
-                             for i, op in enumerate(operators)),
+        maths=maths,
+        weight_formats=weight_formats,
         activations=activations,
         coefficients=_frozen(coefficients),
         unique_maths=unique_maths,
-        math_index=tuple(unique_maths.index(op.math) for op in operators),
+        math_index=tuple(unique_maths.index(math) for math in maths),
     )
 
 
@@ -490,7 +496,17 @@ def _operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightSch
         result.append(top("final_scale", "lm_head", ops.scale, lm_tokens * model.vocab_size, act))
     if model.mtp_included:
         result += _mtp_ops(step, lm_tokens, lm_format)
-    return result
+    return [op._replace(math=_product_math(op, model, scheme, kv_format)) for op in result]
+
+
+def _product_math(op: Op[Quantity], model: ModelSpec, scheme: WeightScheme, kv_format: NumberFormat) -> str:
+    """The precision a matrix product runs in (``formats.product_math``): the wider of the activations' and
+    its other operand's — the weights of a weight matmul, the KV cache for attention."""
+    if op.kind not in ops.MATMUL_KINDS:
+        return op.math
+    reads_weights = op.kind == "matmul" and bool(np.any(op.cost.weight_bytes))
+    operand = scheme.format_for(weight_role(op.name, model.tied_embeddings)) if reads_weights else kv_format
+    return product_math(op.math, operand.math)
 
 
 def _mtp_ops(step: _Step[Quantity], lm_tokens: Quantity, lm_format: NumberFormat) -> list[Op[Quantity]]:

@@ -163,7 +163,7 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
     flops, moved = over_operators(op_flops, instances), over_operators(op_bytes, instances)
     stored, kv, act, total = grid_footprint_bytes(model, weights, activations, kv_format, flash_attention, skip,
                                                   lm_head == "all", mla, batch, past_len + q_len)
-    ridge = np.array([[d.peak_for(step_math(activations))[1] / d.memory_bytes_per_s] for d in devices])
+    ridge = np.array([[d.peak_for(step_math(activations, weights))[1] / d.memory_bytes_per_s] for d in devices])
     return GridResult(
         plan=plan,
         counts=counts,

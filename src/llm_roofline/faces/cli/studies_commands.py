@@ -583,7 +583,21 @@ def _cmd_whatif(args: argparse.Namespace) -> str:
         "",
         table(["variant", "KV cache", "bytes", "FLOP/B", "attn FLOP/B", "time", "tokens/s", "bound", "KV ×",
                "bytes ×", "FLOP/B ×", "attn FLOP/B ×", "time ×"], rows, align="lrrrrrrlrrrrr"),
+        "",
+        "what each change moved, per step (− saved, + added):",
+        *[f"  {v.label}: {v.changes}; " + _moved(v) for v in result.variants],
     ])
+
+
+def _moved(variant: Any) -> str:
+    """The nonzero changes of a what-if variant's bytes by category and of its FLOPs, largest first."""
+    from llm_roofline.core.units import si
+
+    parts = [(variant.weight_bytes_saved, "weights", "B"), (variant.kv_bytes_saved, "KV cache", "B"),
+             (variant.activation_bytes_saved, "activations", "B"), (variant.flops_saved, "", "FLOP")]
+    shown = [f"{'−' if saved > 0 else '+'}{si(abs(saved), unit)} {name}".rstrip()
+             for saved, name, unit in sorted(parts, key=lambda p: -abs(p[0])) if abs(saved) > 0]
+    return ", ".join(shown) if shown else "nothing"
 
 
 def _add_whatif(commands: Any) -> None:

@@ -8,14 +8,12 @@ the formulas of ``ops.py``), and their time and bound are ``roofline.step_time``
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from math import inf as math_inf
 from typing import NamedTuple
 
 import numpy as np
 
 from llm_roofline.core.hardware import HardwareSpec
-from llm_roofline.core.ops import MATMUL_KINDS
-from llm_roofline.core.roofline import bound_label, operators_roofline, step_compute_bound, step_time
+from llm_roofline.core.roofline import operators_roofline, step_time
 from llm_roofline.core.transformer import Op, over_operators
 from llm_roofline.core.units import Scalar
 
@@ -30,22 +28,18 @@ def is_attention_core(op_name: str) -> bool:
 
 
 class StepSums(NamedTuple):
-    """One step's operators on a device, summed (x count): the figures ``roofline.analyze`` totals."""
+    """One step's operators on a device, summed (x count): the figures ``roofline.analyze`` totals (its
+    bound is ``roofline.step_compute_bound`` of the FLOPs and bytes, at the ridge ``analyze`` reports)."""
 
     flops: float
     bytes: float
     time_s: float
     compute_bound_time_s: float
     memory_bound_time_s: float
-    ridge_flop_per_byte: float  # of the precision the step's matrix products run in
 
     @property
     def arithmetic_intensity(self) -> float:
         return self.flops / self.bytes
-
-    @property
-    def bound(self) -> str:
-        return bound_label(step_compute_bound(self.flops, self.bytes, self.ridge_flop_per_byte))
 
 
 def step_sums(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> StepSums:
@@ -55,9 +49,7 @@ def step_sums(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> StepSums:
     moved = over_operators(np.array([op.cost.bytes for op in ops], dtype=np.float64), instances)
     step = step_time(operators_roofline(ops, hardware), instances)
     time_s, compute_time = float(step.time_s), float(step.compute_bound_time_s)
-    maths = {op.math for op in ops if op.kind in MATMUL_KINDS}  # one: every product runs in transformer.step_math
-    ridge = max(hardware.ridge_point(math) for math in maths) if maths else math_inf
-    return StepSums(float(flops), float(moved), time_s, compute_time, time_s - compute_time, ridge)
+    return StepSums(float(flops), float(moved), time_s, compute_time, time_s - compute_time)
 
 
 def group_flops(ops: Sequence[Op[Scalar]]) -> dict[str, float]:

@@ -117,7 +117,7 @@ def _whole_step(ops: Sequence[Op[Scalar]]) -> tuple[float, float]:
     return (sum(op.cost.flops * op.instances for op in ops), sum(op.cost.bytes * op.instances for op in ops))
 
 
-def critical_points(hardware: HardwareSpec, workload: Workload,
+def critical_points(hardware: HardwareSpec, precision: str,
                     ops_at: Callable[[int], list[Op[Scalar]]]) -> tuple[CriticalPoint, ...]:
     """For each operator of ``ops_at(n)`` and the whole step, where I >= ridge as n grows.
 
@@ -132,7 +132,7 @@ def critical_points(hardware: HardwareSpec, workload: Workload,
             return cost.flops, cost.bytes
 
         points.append(_critical_point(op.name, op.group, ridge_point(op, hardware), cost_at))
-    ridge = hardware.ridge_point(step_math(workload.activation_format))  # analyze's totals.ridge_flop_per_byte
+    ridge = hardware.ridge_point(precision)  # analyze's totals.ridge_flop_per_byte
     points.append(_critical_point(WHOLE_STEP, "", ridge, lambda n: _whole_step(ops_at(n))))
     return tuple(points)
 
@@ -140,13 +140,15 @@ def critical_points(hardware: HardwareSpec, workload: Workload,
 def critical_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> tuple[CriticalPoint, ...]:
     """Decode with ``workload.seq_len`` tokens cached: the batch at which each operator turns compute-bound."""
     decode = replace(workload, phase="decode")
-    return critical_points(hardware, decode, lambda n: step_ops(model, decode, batch=n))
+    return critical_points(hardware, step_math(decode.activation_format, decode.weight_scheme(model)),
+                           lambda n: step_ops(model, decode, batch=n))
 
 
 def critical_prompt_len(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> tuple[CriticalPoint, ...]:
     """Prefill of ``workload.batch`` sequences: the prompt length at which each operator turns compute-bound."""
     prefill = replace(workload, phase="prefill")
-    return critical_points(hardware, prefill, lambda n: step_ops(model, prefill, q_len=n, past_len=0))
+    return critical_points(hardware, step_math(prefill.activation_format, prefill.weight_scheme(model)),
+                           lambda n: step_ops(model, prefill, q_len=n, past_len=0))
 
 
 def _intensity(ops: Sequence[Op[Scalar]], name: str) -> float:
@@ -182,7 +184,7 @@ def precision_table(model: ModelSpec, hardware: HardwareSpec, workload: Workload
         points = critical_batch(model, hardware, variant)
         q_proj = next(p for p in points if p.name == "layer.attn.q_proj")
         whole = points[-1]
-        math = step_math(variant.activation_format)
+        math = step_math(variant.activation_format, variant.weight_scheme(model))
         rows.append(PrecisionRow(variant.weights_label, variant.activation_format.name, math,
                                  hardware.peak_for(math)[0], whole.ridge_flop_per_byte, q_proj.intensity_at_1,
                                  q_proj.critical, whole.intensity_at_1, whole.critical,

@@ -22,7 +22,7 @@ from llm_roofline.features.studies.steps import is_attention_core
 
 # knob -> (what it changes, how a value is read)
 KNOBS = {
-    "kv-heads": "model.num_kv_heads (GQA/MQA groups)",
+    "kv-heads": "model.num_kv_heads (GQA/MQA groups): the KV cache and the K/V projection weights",
     "flash-attention": "FlashAttention on/off",
     "causal-skip": "skip the masked half of the scores on/off",
     "weights": "weight format",
@@ -64,6 +64,13 @@ class Variant(NamedTuple):
     intensity_ratio: float
     kv_cache_ratio: float
     attention_core_intensity_ratio: float
+    changes: str = ""  # what the knob changes (KNOBS), empty for the baseline
+    # Where the step's bytes and FLOPs went against the baseline (positive: saved), by category: what a
+    # knob really moved (kv-heads shrinks the K/V projection weights as well as the cache).
+    weight_bytes_saved: float = 0.0
+    kv_bytes_saved: float = 0.0  # KV-cache reads and writes
+    activation_bytes_saved: float = 0.0
+    flops_saved: float = 0.0
 
 
 class WhatIf(NamedTuple):
@@ -144,6 +151,12 @@ def _variant(label: str, change: Change | None, analysis: Analysis, base: Analys
         intensity_ratio=t.arithmetic_intensity / base_t.arithmetic_intensity,
         kv_cache_ratio=analysis.memory.kv_cache_bytes / base_kv,
         attention_core_intensity_ratio=core_intensity / (base_core_flops / base_core_bytes),
+        changes="" if change is None else KNOBS[change.knob],
+        weight_bytes_saved=base_t.weight_bytes - t.weight_bytes,
+        kv_bytes_saved=(base_t.kv_read_bytes + base_t.kv_write_bytes) - (t.kv_read_bytes + t.kv_write_bytes),
+        activation_bytes_saved=((base_t.act_read_bytes + base_t.act_write_bytes)
+                                - (t.act_read_bytes + t.act_write_bytes)),
+        flops_saved=base_t.flops - t.flops,
     )
 
 
