@@ -70,7 +70,8 @@ class MemoryFootprint(NamedTuple):
 def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, activations: NumberFormat,
                     kv_format: NumberFormat, flash_attention: bool, causal_skip: bool, lm_head_all: bool,
                     mla: str | None, batch: Quantity, context: Quantity,
-                    prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> Quantity:
+                    prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS, fuse_elementwise: bool = False
+                    ) -> Quantity:
     """The largest live activation set (bytes) of serving ``batch`` sequences up to ``context`` tokens.
 
     Over two steps: a decode step of one token at that context, and the last prompt chunk of
@@ -78,8 +79,8 @@ def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, acti
     """
     latent = any(block.attention.is_mla for block, _ in model.groups)  # only latent attention has two forms
     forms = {mla_absorbed("prefill", mla), mla_absorbed("decode", mla)} if latent else {False}
-    plans = {absorbed: step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all, absorbed)
-             for absorbed in forms}
+    plans = {absorbed: step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all, absorbed,
+                                 fuse_elementwise) for absorbed in forms}
     width = model.hidden_size * activations.bytes_per_element
     if not isinstance(context, np.ndarray) and not isinstance(batch, np.ndarray):  # one deployment: plain numbers
         chunk = min(prefill_chunk_tokens, context)
@@ -122,13 +123,13 @@ def grid_footprint_bytes(model: ModelSpec, weights: WeightScheme | NumberFormat,
                     kv_format: NumberFormat, flash_attention: bool, causal_skip: bool, lm_head_all: bool,
                     mla: str | None, batch: Quantity, context: Quantity,
                     overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
-                    prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS
+                    prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS, fuse_elementwise: bool = False
                     ) -> tuple[float, Quantity, Quantity, Quantity]:
     """(weights, KV cache, peak activations, total) in bytes, for numbers or arrays of batch and context."""
     weight_bytes = weight_storage_bytes(model, weights, activations)
     kv: Quantity = kv_cache_bytes(model, batch, context, kv_format)
     act = activation_peak(model, weights, activations, kv_format, flash_attention, causal_skip, lm_head_all, mla,
-                          batch, context, prefill_chunk_tokens)
+                          batch, context, prefill_chunk_tokens, fuse_elementwise)
     return weight_bytes, kv, act, weight_bytes + kv + act + overhead_bytes
 
 
@@ -142,7 +143,8 @@ def peak_activation_bytes(model: ModelSpec, workload: Workload,
     """``activation_peak`` of ``workload``'s formats, batch and context."""
     return float(activation_peak(model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
                                  workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all",
-                                 workload.mla, workload.batch, context_tokens(workload), prefill_chunk_tokens))
+                                 workload.mla, workload.batch, context_tokens(workload), prefill_chunk_tokens,
+                                 workload.fuse == "elementwise"))
 
 
 def memory_footprint(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
@@ -152,7 +154,7 @@ def memory_footprint(model: ModelSpec, hardware: HardwareSpec, workload: Workloa
     weights, kv, act, total = grid_footprint_bytes(
         model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
         workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all", workload.mla,
-        workload.batch, context_tokens(workload), overhead_bytes, prefill_chunk_tokens)
+        workload.batch, context_tokens(workload), overhead_bytes, prefill_chunk_tokens, workload.fuse == "elementwise")
     capacity = hardware.available_memory_bytes
     return MemoryFootprint(weights, float(kv), float(total), capacity, None if capacity is None else total <= capacity,
                            float(act), overhead_bytes, None if capacity is None else capacity - total)

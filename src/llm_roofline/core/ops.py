@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, NamedTuple, TypeAlias, TypeVar
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
 from llm_roofline.core.architecture import NORM_PARAMS_PER_CHANNEL
 from llm_roofline.core.formats import NumberFormat
@@ -71,31 +71,54 @@ CostFormula: TypeAlias = Callable[..., "OpCost[Scalar] | OpCost[Array]"]
 _F = TypeVar("_F", bound=CostFormula)
 
 
+def _nothing_kept(cost: OpCost[Any]) -> Any:
+    return cost.act_read_bytes * 0
+
+
 @dataclass(frozen=True, slots=True)
 class Formula:
-    """A registered cost formula and the kind of operator it prices."""
+    """A registered cost formula, the kind of operator it prices, and — for an elementwise kind — the
+    activation reads it keeps when fused into its neighbouring matmul (``fused_cost``)."""
 
     name: str
     kind: str
     cost: CostFormula
+    fused_reads: Callable[[OpCost[Any]], Any] = _nothing_kept
 
 
 FORMULAS: dict[str, Formula] = {}
 _BY_FUNCTION: dict[CostFormula, Formula] = {}
 # Kinds whose arithmetic runs on the matrix units (the activations' precision); the rest are elementwise work.
 MATMUL_KINDS = ("matmul", "attention")
+# Kinds that elementwise fusion (Workload.fuse = "elementwise") folds into the neighbouring matmul's
+# prologue or epilogue: a norm before a projection, RoPE and the gated activation after one, the
+# residual add, soft-capping, scaling and the MoE combine after one. Not the softmax of unfused
+# attention: folding it into its matmuls is FlashAttention, a workload option of its own.
+FUSIBLE_KINDS = ("elementwise", "norm", "activation")
 
 
-def register(name: str, kind: str) -> Callable[[_F], _F]:
+def register(name: str, kind: str,
+             fused_reads: Callable[[OpCost[Any]], Any] = _nothing_kept) -> Callable[[_F], _F]:
     """Add a formula to the registry; registering a name twice is an error."""
 
     def add(cost: _F) -> _F:
         if name in FORMULAS:
             raise ValueError(f"cost formula {name!r} is registered twice")
-        FORMULAS[name] = _BY_FUNCTION[cost] = Formula(name, kind, cost)
+        FORMULAS[name] = _BY_FUNCTION[cost] = Formula(name, kind, cost, fused_reads)
         return cost
 
     return add
+
+
+def fused_cost(formula: CostFormula, cost: OpCost[Quantity]) -> OpCost[Quantity]:
+    """An elementwise operator run inside its neighbouring matmul: its input arrives in the matmul's
+    registers and its output leaves with the matmul's own write, so its activation reads and writes are
+    no DRAM traffic — except what it reads that the matmul does not (a residual add's residual stream).
+    FLOPs and weight bytes (a norm's weights) stay."""
+    entry = _BY_FUNCTION[formula]
+    if entry.kind not in FUSIBLE_KINDS:
+        return cost
+    return cost._replace(act_read_bytes=entry.fused_reads(cost), act_write_bytes=cost.act_write_bytes * 0)
 
 
 def kind_of(formula: CostFormula) -> str:
@@ -273,7 +296,7 @@ def activation(tokens: Quantity, width: int, function: str, gated: bool, act_byt
     )
 
 
-@register("residual_add", kind="elementwise")
+@register("residual_add", kind="elementwise", fused_reads=lambda cost: cost.act_write_bytes)  # the residual
 def residual_add(tokens: Quantity, width: int, act_bytes: float, branches: int = 1,
                  scaled: bool = False) -> OpCost[Quantity]:
     """x + f(x): the residual and ``branches`` sublayer outputs read (two in a parallel block), one written;
@@ -290,7 +313,7 @@ def scale(elements: Quantity, act_bytes: float) -> OpCost[Quantity]:
     return OpCost(flops=elements, act_read_bytes=elements * act_bytes, act_write_bytes=elements * act_bytes)
 
 
-@register("rope", kind="elementwise")
+@register("rope", kind="elementwise", fused_reads=lambda cost: cost.act_read_bytes - cost.act_write_bytes)  # cos, sin
 def rope(tokens: Quantity, heads: int, kv_heads: int, head_dim: int, act_bytes: float) -> OpCost[Quantity]:
     """Rotary position embedding applied to Q and the new K, with its cos/sin rows read."""
     # q (tokens, H, hd), k (tokens, Hkv, hd) rotated in place; cos, sin (tokens, hd)

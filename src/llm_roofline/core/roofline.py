@@ -21,6 +21,7 @@ fixed overheads, fitted on published measurements; docs/validation.md).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple, overload
@@ -105,7 +106,11 @@ class OpResult(NamedTuple):
     bound: str
 
     def to_dict(self) -> dict[str, object]:
-        return self._asdict()
+        """The record as JSON takes it: an infinite intensity (no bytes moved) is null."""
+        record: dict[str, object] = self._asdict()
+        if not math.isfinite(self.arithmetic_intensity):
+            record["arithmetic_intensity"] = None
+        return record
 
 
 class Totals(NamedTuple):
@@ -230,7 +235,8 @@ def _results(names: Sequence[str], kinds: Sequence[str], groups: Sequence[str], 
     """Per-operator records from costs per instance, (``transformer.COST_FIELDS``, operators)."""
     peak = np.array(peaks)
     line = roofline(costs[0], costs[6], peak, bandwidth)
-    intensity = costs[0] / costs[6]
+    # An operator that moves no bytes (an elementwise one fused into its matmul) has infinite intensity.
+    intensity = np.divide(costs[0], costs[6], out=np.full(costs.shape[1], np.inf), where=costs[6] > 0)
     flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.tolist()
     bounds = [bound_label(bound) for bound in line.compute_bound.tolist()]
     # Columns in OpResult's field order.

@@ -29,6 +29,7 @@ from llm_roofline.core.units import Array, Quantity, Scalar, minimum
 PHASES = ("prefill", "decode")
 LM_HEAD_MODES = ("last", "all")
 MLA_FORMS = ("naive", "absorbed")
+FUSE_MODES = ("none", "elementwise")  # elementwise: norms, RoPE, activations, residual adds inside the matmuls
 # Elementwise kernels (norms, softmax, adds) run in 16-bit even when the matmuls take 8-bit inputs.
 _NARROW_MATH = {"int8": "fp16", "int4": "fp16", "fp8": "fp16", "fp4": "fp16"}
 
@@ -89,6 +90,7 @@ class Workload:
     lm_head: str = "last"  # "last": logits for the last token of each sequence; "all": every token
     new_tokens: int = 1
     mla: str | None = None  # multi-head latent attention: "naive" or "absorbed"; None: naive prefill, absorbed decode
+    fuse: str = "none"  # "elementwise": elementwise operators run inside their neighbouring matmul (ops.fused_cost)
     weight_format: NumberFormat = field(init=False, repr=False, compare=False)
     activation_format: NumberFormat = field(init=False, repr=False, compare=False)
     kv_format: NumberFormat = field(init=False, repr=False, compare=False)
@@ -105,6 +107,8 @@ class Workload:
             raise InputError("new_tokens applies to decode steps; a prefill step processes seq_len tokens")
         if self.mla is not None and self.mla not in MLA_FORMS:
             raise InputError(f"mla must be one of {', '.join(MLA_FORMS)} or None, got {self.mla!r}")
+        if self.fuse not in FUSE_MODES:
+            raise InputError(f"fuse must be one of {', '.join(FUSE_MODES)}, got {self.fuse!r}")
         if self.lm_head not in LM_HEAD_MODES:
             raise InputError(f"lm_head must be one of {', '.join(LM_HEAD_MODES)}, got {self.lm_head!r}")
         activations = get_format(self.activations)
@@ -152,6 +156,7 @@ class Workload:
             "causal_skip": self.skips_masked_scores,
             "lm_head": self.lm_head,
             "mla": "absorbed" if self.mla_absorbed else "naive",
+            "fuse": self.fuse,
         }
 
 
@@ -356,7 +361,7 @@ def count_matrix(counts: Sequence[Scalar] | Sequence[Array], n: int) -> Array:
 @functools.lru_cache(maxsize=256)
 def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activations: NumberFormat,
               kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool,
-              mla_absorbed: bool = False) -> StepPlan:
+              mla_absorbed: bool = False, fuse_elementwise: bool = False) -> StepPlan:
     """The plan of ``model``'s steps under these formats and options (memoized: a pure function of
     frozen records; what varies from step to step is only the counts)."""
     scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
@@ -371,7 +376,7 @@ def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activation
     checks = np.array([primes[:size], large[:size]]).T
     probes = np.hstack([np.zeros((size, 1)), np.eye(size), checks])
     operators = _operators(model, StepCounts(layout, tuple(probes)), scheme, activations, kv_format,
-                               flash_attention, lm_head_all_tokens, mla_absorbed)
+                           flash_attention, lm_head_all_tokens, mla_absorbed, fuse_elementwise)
     values = np.array([[np.broadcast_to(field, probes.shape[1:]) for field in (*op.cost, op.cost.bytes)]
                        for op in operators]).transpose(1, 0, 2)  # (COST_FIELDS, operators, probes)
     constant = values[:, :, :1]
@@ -426,7 +431,8 @@ def workload_plan(model: ModelSpec, workload: Workload) -> StepPlan:
     """The plan of ``workload``'s steps on ``model``: its formats and kernel options (the one place a Workload
     becomes plan arguments)."""
     return step_plan(model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
-                     workload.flash_attention, workload.lm_head == "all", workload.mla_absorbed)
+                     workload.flash_attention, workload.lm_head == "all", workload.mla_absorbed,
+                     workload.fuse == "elementwise")
 
 
 def step_ops(model: ModelSpec, workload: Workload, *, batch: int | None = None, q_len: int | None = None,
@@ -455,6 +461,7 @@ class _Step(Generic[Quantity]):
     param_bytes: float  # bytes per norm weight or bias
     flash_attention: bool
     mla_absorbed: bool
+    fuse_elementwise: bool = False
 
     @property
     def tokens(self) -> Quantity:
@@ -463,7 +470,7 @@ class _Step(Generic[Quantity]):
 
 def _operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightScheme, activations: NumberFormat,
                    kv_format: NumberFormat, flash_attention: bool, lm_head_all_tokens: bool,
-                   mla_absorbed: bool = False) -> list[Op[Quantity]]:
+                   mla_absorbed: bool = False, fuse_elementwise: bool = False) -> list[Op[Quantity]]:
     """The operators of a step, in execution order, each priced by its formula in ``ops.py``.
 
     The model's structure, read from its description: the embedding, then each distinct kind of layer
@@ -478,7 +485,7 @@ def _operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightSch
     step: _Step[Quantity] = _Step(model, counts, scheme, activations.bytes_per_element, kv_format.bytes_per_element,
                                   matmul_math, _NARROW_MATH.get(matmul_math, matmul_math),
                                   vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element,
-                                  flash_attention, mla_absorbed)
+                                  flash_attention, mla_absorbed, fuse_elementwise)
     d, tokens, act = model.hidden_size, counts.tokens, step.act
     top = _OpMaker(step, 1, "")
     result = [top("embed", "embedding", ops.embedding, tokens, d, scheme.format_for(arch.EMBED), act,
@@ -545,7 +552,10 @@ class _OpMaker(Generic[Quantity]):
                  **kwargs: _P.kwargs) -> Op[Quantity]:
         kind = ops.kind_of(formula)
         math = self.step.matmul_math if kind in ops.MATMUL_KINDS else self.step.other_math
-        return Op(self.prefix + name, kind, group, self.instances, formula(*args, **kwargs), math)
+        cost = formula(*args, **kwargs)
+        if self.step.fuse_elementwise:
+            cost = ops.fused_cost(formula, cost)
+        return Op(self.prefix + name, kind, group, self.instances, cost, math)
 
 
 def _merge_layers(per_kind: list[list[Op[Quantity]]]) -> list[Op[Quantity]]:

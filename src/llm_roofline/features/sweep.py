@@ -29,6 +29,7 @@ from llm_roofline.core.quant import WeightsSpec, default_weight_format, weight_s
 from llm_roofline.core.roofline import bound_labels, roofline, step_compute_bound, step_time
 from llm_roofline.core.transformer import (
     COST_FIELDS,
+    FUSE_MODES,
     LM_HEAD_MODES,
     PHASES,
     Op,
@@ -72,6 +73,7 @@ class SweepSpec:
     flash_attention: tuple[bool, ...] = (False,)
     causal_skip: bool | None = None
     lm_head: str = "last"
+    fuse: str = "none"  # Workload.fuse: "elementwise" folds norms, RoPE, activations, residual adds into the matmuls
 
     def __post_init__(self) -> None:
         if not self.activations:
@@ -88,6 +90,8 @@ class SweepSpec:
                 raise InputError(f"sweep: phase must be one of {', '.join(PHASES)}, got {phase!r}")
         if self.lm_head not in LM_HEAD_MODES:
             raise InputError(f"sweep: lm_head must be one of {', '.join(LM_HEAD_MODES)}, got {self.lm_head!r}")
+        if self.fuse not in FUSE_MODES:
+            raise InputError(f"sweep: fuse must be one of {', '.join(FUSE_MODES)}, got {self.fuse!r}")
 
     @property
     def size(self) -> int:
@@ -127,7 +131,7 @@ class GridResult:
 def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, batch: np.ndarray,
                   seq_len: np.ndarray, weights: NumberFormat | WeightScheme, activations: NumberFormat,
                   kv_format: NumberFormat, flash_attention: bool, causal_skip: bool | None = None,
-                  lm_head: str = "last", mla: str | None = None) -> GridResult:
+                  lm_head: str = "last", mla: str | None = None, fuse: str = "none") -> GridResult:
     """The roofline of every (device, point) pair, for points given as parallel batch/seq_len arrays.
 
     ``weights``: one format, or the model's ``WeightScheme`` (``quant.weight_scheme(model, weights)``).
@@ -137,7 +141,7 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
     q_len, past_len = phase_lengths(phase, seq_len)
     skip = flash_attention if causal_skip is None else causal_skip
     plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all",
-                     mla_absorbed(phase, mla))
+                     mla_absorbed(phase, mla), fuse == "elementwise")
     counts = step_counts(model, batch, q_len, past_len, skip)
     n, n_dev = batch.shape[0], len(devices)
     # Only the two cost fields the roofline needs: FLOPs and bytes, (operators, points) each.
@@ -162,7 +166,8 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
                                                               instances, efficiency)
     flops, moved = over_operators(op_flops, instances), over_operators(op_bytes, instances)
     stored, kv, act, total = grid_footprint_bytes(model, weights, activations, kv_format, flash_attention, skip,
-                                                  lm_head == "all", mla, batch, past_len + q_len)
+                                                  lm_head == "all", mla, batch, past_len + q_len,
+                                                  fuse_elementwise=fuse == "elementwise")
     ridge = np.array([[d.peak_for(step_math(activations, weights))[1] / d.memory_bytes_per_s] for d in devices])
     return GridResult(
         plan=plan,
@@ -212,7 +217,7 @@ def _blocks(spec: SweepSpec, chunk_size: int) -> Iterator[_Block]:
             batch = batch_grid[start:start + chunk_size]
             seq = seq_grid[start:start + chunk_size]
             grid = evaluate_grid(model, spec.hardware, phase, batch, seq, scheme, activations, kv_format, flash,
-                                 spec.causal_skip, spec.lm_head)
+                                 spec.causal_skip, spec.lm_head, fuse=spec.fuse)
             yield _Block(model, phase, weights, scheme, activations, kv_format, flash, batch, seq, grid)
 
 
@@ -373,7 +378,7 @@ def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | Hardwa
               activations: Sequence[str | float | NumberFormat] = ("fp16",),
               kv_cache: Sequence[str | float | NumberFormat | None] = (None,),
               flash_attention: Sequence[bool] = (False,), causal_skip: bool | None = None,
-              lm_head: str = "last") -> SweepSpec:
+              lm_head: str = "last", fuse: str = "none") -> SweepSpec:
     """A ``SweepSpec`` from names (models, devices, formats) as the CLI and users give them."""
     return SweepSpec(
         models=tuple(load_model(m) for m in models),
@@ -387,6 +392,7 @@ def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | Hardwa
         flash_attention=tuple(flash_attention),
         causal_skip=causal_skip,
         lm_head=lm_head,
+        fuse=fuse,
     )
 
 

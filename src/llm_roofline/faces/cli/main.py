@@ -136,6 +136,9 @@ def add_number_format_options(parser: argparse.ArgumentParser, weights: bool = T
     parser.add_argument("--causal-skip", action=argparse.BooleanOptionalAction, default=None,
                         help="count only the unmasked half of the prefill scores (default: on with "
                              "--flash-attention, off without, as eager kernels compute the full square)")
+    parser.add_argument("--fuse", choices=("none", "elementwise"), default="none",
+                        help="elementwise: norms, RoPE, activations and residual adds run inside the neighbouring "
+                             "matmul, their activation reads and writes no DRAM traffic (default none)")
 
 
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
@@ -159,7 +162,7 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
     return Workload(
         phase=args.phase, batch=args.batch, seq_len=args.seq_len, weights=args.weights,
         activations=args.activations, kv_cache=args.kv_cache, flash_attention=args.flash_attention,
-        causal_skip=args.causal_skip, lm_head=args.lm_head, mla=getattr(args, "mla", None),
+        causal_skip=args.causal_skip, lm_head=args.lm_head, mla=getattr(args, "mla", None), fuse=args.fuse,
     )
 
 

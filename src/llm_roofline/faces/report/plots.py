@@ -190,7 +190,8 @@ def roofline_figure(analyses: Sequence[Analysis], precisions: Iterable[str] | No
     color = {d.name: DEVICE_COLORS[i % len(DEVICE_COLORS)] for i, d in enumerate(devices)}
     phases = list(dict.fromkeys(a.workload.phase for a in analyses))
 
-    intensities = [op.arithmetic_intensity for a in analyses for op in a.ops if op.arithmetic_intensity > 0]
+    intensities = [op.arithmetic_intensity for a in analyses for op in a.ops
+                   if 0 < op.arithmetic_intensity < math.inf]
     ridges = [c.ridge_flop_per_byte for rs in roofs.values() for c in rs]
     x_min, x_max = _decades([*intensities, *ridges])
     attained = [op.attainable_flops_per_s for a in analyses for op in a.ops if op.attainable_flops_per_s > 0]
@@ -206,7 +207,7 @@ def roofline_figure(analyses: Sequence[Analysis], precisions: Iterable[str] | No
 
     for analysis in analyses:
         device_name = analysis.hardware.name
-        points = [op for op in analysis.ops if op.arithmetic_intensity > 0]
+        points = [op for op in analysis.ops if 0 < op.arithmetic_intensity < math.inf]  # fused: no bytes, no point
         ax.scatter([op.arithmetic_intensity for op in points], [op.attainable_flops_per_s for op in points],
                    s=[25 + 900 * time_share(op, analysis) for op in points],
                    marker=PHASE_MARKERS[analysis.workload.phase],

@@ -117,7 +117,8 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
     past_len = np.arange(prompt_len, prompt_len + steps)
     grid = evaluate_grid(model, [hardware], "decode", np.full(steps, workload.batch), past_len,
                          workload.weight_scheme(model), workload.activation_format, workload.kv_format,
-                         workload.flash_attention, workload.causal_skip, workload.lm_head, workload.mla)
+                         workload.flash_attention, workload.causal_skip, workload.lm_head, workload.mla,
+                         workload.fuse)
     step_time, step_flops, step_bytes = grid.time_s[0], grid.flops, grid.bytes
     compute_bound_steps = grid.compute_bound[0]
     changes = _changes("step", compute_bound_steps, past_len)

@@ -14,6 +14,7 @@ above the ridge is reported.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple
@@ -65,7 +66,12 @@ def _critical_point(name: str, group: str, ridge: float,
     first, last = (cost_at(1), cost_at(MAX_SEARCH))
     critical = ranges[0][0] if ranges else None
     again = ranges[0][1] + 1 if ranges and ranges[0][1] < MAX_SEARCH else None
-    return CriticalPoint(name, group, ridge, first[0] / first[1], last[0] / last[1], critical, again, ranges)
+    return CriticalPoint(name, group, ridge, _ratio(*first), _ratio(*last), critical, again, ranges)
+
+
+def _ratio(flops: float, moved: float) -> float:
+    """FLOPs / bytes; infinite for an operator that moves no bytes (one fused into its matmul)."""
+    return flops / moved if moved > 0 else math.inf
 
 
 class QkRow(NamedTuple):

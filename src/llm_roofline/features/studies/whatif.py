@@ -25,6 +25,7 @@ KNOBS = {
     "kv-heads": "model.num_kv_heads (GQA/MQA groups): the KV cache and the K/V projection weights",
     "flash-attention": "FlashAttention on/off",
     "causal-skip": "skip the masked half of the scores on/off",
+    "fuse": "elementwise operators inside the neighbouring matmul (none/elementwise): their activation traffic",
     "weights": "weight format",
     "activations": "activation format",
     "kv-cache": "KV-cache format",
@@ -119,6 +120,7 @@ def apply_change(model: ModelSpec, workload: Workload, change: Change) -> tuple[
     changed: dict[str, Callable[[], Workload]] = {
         "flash-attention": lambda: replace(workload, flash_attention=_switch(change)),
         "causal-skip": lambda: replace(workload, causal_skip=_switch(change)),
+        "fuse": lambda: replace(workload, fuse=change.value),
         "weights": lambda: replace(workload, weights=change.value),
         "activations": lambda: replace(workload, activations=change.value),
         "kv-cache": lambda: replace(workload, kv_cache=change.value),

@@ -63,6 +63,7 @@
       activations: $("activations").value,
       kv_cache: $("kv_cache").value || null,
       flash_attention: $("flash_attention").checked,
+      fuse: $("fuse").checked ? "elementwise" : "none",
     };
     if ($("model").value !== UPLOADED) body.model = $("model").value;
     else if (state.gguf) body.gguf = state.gguf;
@@ -170,7 +171,7 @@
     }
     $("controls").addEventListener("submit", (event) => event.preventDefault());
     for (const id of ["model", "hardware", "phase", "batch", "seq_len", "weights", "activations", "kv_cache",
-                      "flash_attention"]) {
+                      "flash_attention", "fuse"]) {
       $(id).addEventListener(id === "batch" || id === "seq_len" ? "input" : "change", schedule);
     }
     $("upload").addEventListener("change", upload);

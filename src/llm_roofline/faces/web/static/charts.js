@@ -167,6 +167,7 @@
         devices.push(result);
       }
     }
+    // A fused elementwise operator moves no bytes: its intensity is null (infinite) and it has no point.
     const points = results.flatMap((r) => r.ops.filter((op) => op.arithmetic_intensity > 0).map((op) => [r, op]));
     const ridges = devices.flatMap((r) => r.ceilings.map((c) => c.ridge_flop_per_byte));
     const peaks = devices.flatMap((r) => r.ceilings.map((c) => c.peak_flops_per_s));
@@ -372,7 +373,7 @@
   function opTable(container, result) {
     const rows = result.ops.map((op) => [
       op.name, op.kind, op.group, String(op.count), si(op.flops, "FLOP"), si(op.bytes, "B"),
-      String(+op.arithmetic_intensity.toPrecision(3)), op.bound, seconds(op.time_s), percent(op.time_share),
+      op.arithmetic_intensity === null ? "∞" : String(+op.arithmetic_intensity.toPrecision(3)), op.bound, seconds(op.time_s), percent(op.time_share),
     ]);
     const node = table(["operator", "kind", "group", "count", "FLOPs", "bytes", "FLOP/B", "bound", "time", "share"],
                        rows, [false, false, false, true, true, true, true, false, true, true]);
