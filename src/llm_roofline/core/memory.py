@@ -107,10 +107,16 @@ def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, acti
 
 @functools.lru_cache(maxsize=256)
 def _activation_rows(plan: StepPlan) -> np.ndarray:
-    """Per operator, the coefficients of its activation reads + writes over (1, *counts) (memoized per plan)."""
-    rows: np.ndarray = plan.coefficients[_ACT_READ] + plan.coefficients[_ACT_WRITE]
-    rows.setflags(write=False)
-    return rows
+    """Per operator, the coefficients of its activation reads + writes over (1, *counts), without the
+    operators another one dominates (memoized per plan). Counts are never negative, so a row no larger
+    than another in every coefficient is never the largest: dropping it changes no maximum."""
+    rows = plan.coefficients[_ACT_READ] + plan.coefficients[_ACT_WRITE]
+    unique = np.unique(rows, axis=0)
+    kept = [row for i, row in enumerate(unique)
+            if not any(np.all(other >= row) for j, other in enumerate(unique) if j != i)]
+    result = np.array(kept)
+    result.setflags(write=False)
+    return result
 
 
 def _largest_operator(plan: StepPlan, counts: StepCounts[Quantity]) -> np.ndarray:
