@@ -146,6 +146,15 @@ def test_defaults_and_the_context_window_warning(page: Page, server_url: str) ->
     page.wait_for_update(seen)
     warning = analyze("llama-2-7b", "jetson-orin-nx", seq_len=8192).warnings[0]
     assert page.page.locator("#warnings").inner_text() == f"Warning: {warning}"
+    for box, option in (("#sparsity", {"sparsity": "2:4"}), ("#fuse", {"fuse": "elementwise"})):
+        seen = page.updates()
+        page.page.check(box)  # the levers of the chapter, as the command line's --sparsity and --fuse
+        page.wait_for_update(seen)
+        expected = analyze("llama-2-7b", "jetson-orin-nx", seq_len=8192, **option)
+        assert page.cells(".totals-table", 3) == [f"{expected.totals.tokens_per_s:.4g}"]
+        seen = page.updates()
+        page.page.uncheck(box)
+        page.wait_for_update(seen)
     assert page.errors == []
 
 

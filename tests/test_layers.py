@@ -140,7 +140,7 @@ def test_the_command_line_still_shows_flags(capsys: pytest.CaptureFixture[str]) 
 
 
 WORKLOAD_OPTIONS = ("phase", "batch", "seq_len", "weights", "activations", "kv_cache", "flash_attention",
-                    "causal_skip", "lm_head", "mla", "fuse")
+                    "causal_skip", "lm_head", "mla", "fuse", "sparsity")
 
 
 def _subcommand_defaults(command: str) -> dict[str, object]:

@@ -56,6 +56,12 @@ WEIGHT_ROLES = (
     SHARED_GATE_PROJ, SHARED_UP_PROJ, SHARED_DOWN_PROJ, LM_HEAD, MTP_EH_PROJ, VECTORS,
 )
 EXPERT_ROLES = (EXPERT_GATE_PROJ, EXPERT_UP_PROJ, EXPERT_DOWN_PROJ)
+# The decoder layers' projection matrices: what 2:4 structured sparsity prunes (as SparseGPT and
+# NVIDIA's ASP do). The embedding, the output head, the router and the MTP projection stay dense.
+LAYER_MATRIX_ROLES = (
+    Q_PROJ, K_PROJ, V_PROJ, O_PROJ, Q_A_PROJ, Q_B_PROJ, KV_A_PROJ, KV_B_PROJ, GATE_PROJ, UP_PROJ, DOWN_PROJ, FC,
+    PROJ, EXPERT_GATE_PROJ, EXPERT_UP_PROJ, EXPERT_DOWN_PROJ, SHARED_GATE_PROJ, SHARED_UP_PROJ, SHARED_DOWN_PROJ,
+)
 
 NORMS = ("rmsnorm", "layernorm")
 NORM_PARAMS_PER_CHANNEL = {"rmsnorm": 1, "layernorm": 2}

@@ -109,7 +109,7 @@ class StepCost(NamedTuple):
 def dequantizes(weight_format: NumberFormat | None, activations: NumberFormat) -> int:
     """1 when a matmul's weights are stored in fewer bits per element than the activations they
     multiply (the kernel unpacks them as it goes), else 0; ``None``: the operator reads no weights."""
-    return int(weight_format is not None and weight_format.bits_per_element < activations.bits_per_element)
+    return int(weight_format is not None and weight_format.value_bits < activations.bits_per_element)
 
 
 @functools.lru_cache(maxsize=256)

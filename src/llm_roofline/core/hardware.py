@@ -110,6 +110,10 @@ class HardwareSpec:
     storage_bytes_per_s: float | None = None
     # Efficiency parameters fitted for this very device (``llm-roofline calibrate``); None: its class's defaults.
     efficiency: EfficiencyParams | None = None
+    # Sparse tensor cores for 2:4 structured sparsity (half the multiplies of a 2:4 weight matrix skipped),
+    # with the document that says so; devices without them run a 2:4 model dense.
+    sparse_2_4: bool = False
+    sparse_2_4_source: str = ""
 
     def __post_init__(self) -> None:
         where = f"hardware '{self.name}'"
@@ -135,6 +139,10 @@ class HardwareSpec:
                 raise InputError(f"{where}: peak_flops_per_s.{precision} must be a number > 0, got {value!r}")
         if not str(self.source).strip():
             raise InputError(f"{where}: every device needs a source (datasheet URL or measurement)")
+        if not isinstance(self.sparse_2_4, bool):
+            raise InputError(f"{where}: sparse_2_4 must be true or false, got {self.sparse_2_4!r}")
+        if self.sparse_2_4 and not str(self.sparse_2_4_source).strip():
+            raise InputError(f"{where}: sparse_2_4 = true needs sparse_2_4_source (the document that says so)")
 
     def peak_for(self, precision: str) -> tuple[str, float]:
         """The ceiling arithmetic of ``precision`` runs at: (precision used, FLOP/s).
@@ -171,6 +179,8 @@ class HardwareSpec:
             "usable_memory_bytes": self.usable_memory_bytes,
             "storage_bytes_per_s": self.storage_bytes_per_s,
             "efficiency": None if self.efficiency is None else self.efficiency.to_dict(),
+            "sparse_2_4": self.sparse_2_4,
+            "sparse_2_4_source": self.sparse_2_4_source,
         }
 
 
@@ -203,6 +213,8 @@ def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
             usable_memory_bytes=data.get("usable_memory_bytes"),
             storage_bytes_per_s=data.get("storage_bytes_per_s"),
             efficiency=None if data.get("efficiency") is None else params_from_dict(data["efficiency"], where),
+            sparse_2_4=data.get("sparse_2_4", False),
+            sparse_2_4_source=str(data.get("sparse_2_4_source", "")),
         )
     except InputError as err:
         raise InputError(f"{where}: {err}") from None

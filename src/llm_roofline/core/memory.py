@@ -39,6 +39,7 @@ from llm_roofline.core.transformer import (
     count_vector,
     kv_cache_bytes,
     mla_absorbed,
+    on_device,
     step_counts,
     step_plan,
     weight_storage_bytes,
@@ -157,6 +158,7 @@ def memory_footprint(model: ModelSpec, hardware: HardwareSpec, workload: Workloa
                      overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
                      prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> MemoryFootprint:
     """Weights + KV cache + peak activations + overhead of serving ``workload`` on ``hardware``."""
+    workload = on_device(model, workload, hardware)[0]  # 2:4 sparsity stores half the pruned matrices
     weights, kv, act, total = grid_footprint_bytes(
         model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
         workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all", workload.mla,

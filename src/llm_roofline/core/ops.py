@@ -142,7 +142,7 @@ def linear(tokens: Quantity, in_features: int, out_features: int, weight: Number
     ``bias_bytes``: bytes per bias element (default: ``act_bytes``).
     """
     # x (tokens, in) @ W (in, out) -> y (tokens, out)
-    flops = 2 * tokens * in_features * out_features + bias * tokens * out_features
+    flops = 2 * tokens * in_features * out_features * weight.density + bias * tokens * out_features
     per_bias = act_bytes if bias_bytes is None else bias_bytes
     weight_bytes = (weight.tensor_bytes(in_features * out_features, out_features, in_features)
                     + bias * out_features * per_bias)

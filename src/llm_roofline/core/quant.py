@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 
 from llm_roofline.core import architecture as arch
 from llm_roofline.core.errors import InputError, unknown_name
-from llm_roofline.core.formats import NumberFormat, WeightScheme, blend_formats, format_names, get_format
+from llm_roofline.core.formats import (
+    NumberFormat,
+    WeightScheme,
+    blend_formats,
+    format_names,
+    get_format,
+    sparse_2_4,
+)
 from llm_roofline.core.models import ModelSpec
 
 WeightsSpec = NumberFormat | WeightScheme | str | float | int | None
@@ -201,3 +208,17 @@ def weights_label(weights: WeightsSpec) -> str:
     if isinstance(weights, str) and (mix := get_mix(weights)) is not None:
         return mix.name
     return default_weight_format(weights).name
+
+
+def sparse_scheme(scheme: WeightScheme) -> WeightScheme:
+    """``scheme`` with every decoder-layer projection pruned 2:4 (``formats.sparse_2_4``); the embedding,
+    the output head, the router and norms stay as they are."""
+    by_role = dict(scheme.by_role)
+    for role in arch.LAYER_MATRIX_ROLES:
+        by_role[role] = sparse_2_4(scheme.format_for(role))
+    return replace(scheme, name=f"{scheme.name}+2:4", by_role=tuple(by_role.items()))
+
+
+def is_sparse(weights: WeightsSpec) -> bool:
+    """Whether ``weights`` already prune some matrix 2:4."""
+    return isinstance(weights, WeightScheme) and any(fmt.density < 1 for _, fmt in weights.by_role)

@@ -36,6 +36,7 @@ from llm_roofline.core.transformer import (
     Op,
     Workload,
     kv_cache_bytes,
+    on_device,
     over_operators,
     step_counts,
     step_math,
@@ -255,6 +256,7 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     """Every operator of one forward step of ``model`` on ``hardware`` under the roofline."""
     if workload.weights is None and model.stored_weights is not None:
         workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
+    workload, device_note = on_device(model, workload, hardware)  # 2:4 sparsity where the device runs it
     plan = workload_plan(model, workload)
     costs = plan.costs(step_counts(model, workload.batch, workload.q_len, workload.past_len,
                                    workload.skips_masked_scores))
@@ -291,5 +293,5 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         compute_time_share=compute_bound_time / time_s,
     )
     memory = memory_footprint(model, hardware, workload)  # weights + KV cache + activations + runtime overhead
-    beyond = model.context_warning(context_len)
-    return Analysis(model, hardware, workload, results, totals, memory, () if beyond is None else (beyond,))
+    notes = tuple(note for note in (model.context_warning(context_len), device_note) if note is not None)
+    return Analysis(model, hardware, workload, results, totals, memory, notes)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Generic, NamedTuple, ParamSpec, TypeVar, overload
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
 import numpy as np
 
@@ -23,13 +23,24 @@ from llm_roofline.core.architecture import FULL, MLP, Attention, Block, Span
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format, product_math
 from llm_roofline.core.models import ModelSpec
-from llm_roofline.core.quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
+from llm_roofline.core.quant import (
+    WeightsSpec,
+    default_weight_format,
+    is_sparse,
+    sparse_scheme,
+    weight_scheme,
+    weights_label,
+)
 from llm_roofline.core.units import Array, Quantity, Scalar, minimum
+
+if TYPE_CHECKING:
+    from llm_roofline.core.hardware import HardwareSpec
 
 PHASES = ("prefill", "decode")
 LM_HEAD_MODES = ("last", "all")
 MLA_FORMS = ("naive", "absorbed")
 FUSE_MODES = ("none", "elementwise")  # elementwise: norms, RoPE, activations, residual adds inside the matmuls
+SPARSITY_MODES = ("none", "2:4")  # 2:4: the layers' projections pruned 2:4, run on sparse tensor cores
 # Elementwise kernels (norms, softmax, adds) run in 16-bit even when the matmuls take 8-bit inputs.
 _NARROW_MATH = {"int8": "fp16", "int4": "fp16", "fp8": "fp16", "fp4": "fp16"}
 
@@ -57,6 +68,21 @@ def step_math(activations: NumberFormat, weights: NumberFormat | WeightScheme | 
         return activations.math
     main = weights.default if isinstance(weights, WeightScheme) else weights
     return product_math(activations.math, main.math)
+
+
+def on_device(model: ModelSpec, workload: Workload, hardware: HardwareSpec) -> tuple[Workload, str | None]:
+    """``workload`` as ``hardware`` runs it, and a note when it cannot run as asked.
+
+    2:4 sparsity prunes the decoder layers' projections (``quant.sparse_scheme``: half the values with a
+    2-bit index each, half the multiplies) on a device with sparse tensor cores (``sparse_2_4``, cited in
+    its file); elsewhere the model runs dense, and the note says so.
+    """
+    if workload.sparsity == "none" or is_sparse(workload.weights):
+        return workload, None
+    if not hardware.sparse_2_4:
+        return workload, (f"2:4 sparsity needs sparse tensor cores, which {hardware.name} does not have "
+                          f"(sparse_2_4 in its device file): priced dense")
+    return replace(workload, weights=sparse_scheme(workload.weight_scheme(model))), None
 
 
 def mla_absorbed(phase: str, mla: str | None) -> bool:
@@ -91,6 +117,7 @@ class Workload:
     new_tokens: int = 1
     mla: str | None = None  # multi-head latent attention: "naive" or "absorbed"; None: naive prefill, absorbed decode
     fuse: str = "none"  # "elementwise": elementwise operators run inside their neighbouring matmul (ops.fused_cost)
+    sparsity: str = "none"  # "2:4": the layers' projections pruned 2:4 where the device has sparse units (on_device)
     weight_format: NumberFormat = field(init=False, repr=False, compare=False)
     activation_format: NumberFormat = field(init=False, repr=False, compare=False)
     kv_format: NumberFormat = field(init=False, repr=False, compare=False)
@@ -107,6 +134,8 @@ class Workload:
             raise InputError("new_tokens applies to decode steps; a prefill step processes seq_len tokens")
         if self.mla is not None and self.mla not in MLA_FORMS:
             raise InputError(f"mla must be one of {', '.join(MLA_FORMS)} or None, got {self.mla!r}")
+        if self.sparsity not in SPARSITY_MODES:
+            raise InputError(f"sparsity must be one of {', '.join(SPARSITY_MODES)}, got {self.sparsity!r}")
         if self.fuse not in FUSE_MODES:
             raise InputError(f"fuse must be one of {', '.join(FUSE_MODES)}, got {self.fuse!r}")
         if self.lm_head not in LM_HEAD_MODES:
@@ -157,6 +186,7 @@ class Workload:
             "lm_head": self.lm_head,
             "mla": "absorbed" if self.mla_absorbed else "naive",
             "fuse": self.fuse,
+            "sparsity": self.sparsity,
         }
 
 

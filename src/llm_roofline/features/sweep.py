@@ -25,13 +25,21 @@ from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import grid_footprint_bytes
 from llm_roofline.core.models import ModelSpec
-from llm_roofline.core.quant import WeightsSpec, default_weight_format, weight_scheme, weights_label
+from llm_roofline.core.quant import (
+    WeightsSpec,
+    default_weight_format,
+    is_sparse,
+    sparse_scheme,
+    weight_scheme,
+    weights_label,
+)
 from llm_roofline.core.roofline import bound_labels, roofline, step_compute_bound, step_time
 from llm_roofline.core.transformer import (
     COST_FIELDS,
     FUSE_MODES,
     LM_HEAD_MODES,
     PHASES,
+    SPARSITY_MODES,
     Op,
     StepCounts,
     StepPlan,
@@ -74,6 +82,7 @@ class SweepSpec:
     causal_skip: bool | None = None
     lm_head: str = "last"
     fuse: str = "none"  # Workload.fuse: "elementwise" folds norms, RoPE, activations, residual adds into the matmuls
+    sparsity: str = "none"  # Workload.sparsity: "2:4" prunes the layers' projections on devices with sparse units
 
     def __post_init__(self) -> None:
         if not self.activations:
@@ -92,6 +101,8 @@ class SweepSpec:
             raise InputError(f"sweep: lm_head must be one of {', '.join(LM_HEAD_MODES)}, got {self.lm_head!r}")
         if self.fuse not in FUSE_MODES:
             raise InputError(f"sweep: fuse must be one of {', '.join(FUSE_MODES)}, got {self.fuse!r}")
+        if self.sparsity not in SPARSITY_MODES:
+            raise InputError(f"sweep: sparsity must be one of {', '.join(SPARSITY_MODES)}, got {self.sparsity!r}")
 
     @property
     def size(self) -> int:
@@ -200,6 +211,7 @@ class _Block(NamedTuple):
     batch: np.ndarray
     seq_len: np.ndarray
     grid: GridResult
+    devices: tuple[HardwareSpec, ...] = ()  # the grid's devices (its first axis)
 
 
 def _blocks(spec: SweepSpec, chunk_size: int) -> Iterator[_Block]:
@@ -213,12 +225,24 @@ def _blocks(spec: SweepSpec, chunk_size: int) -> Iterator[_Block]:
     for model, phase, weights, activations, kv_cache, flash in structure:
         kv_format = activations if kv_cache is None else kv_cache
         scheme = weight_scheme(model, weights)
-        for start in range(0, batch_grid.shape[0], chunk_size):
-            batch = batch_grid[start:start + chunk_size]
-            seq = seq_grid[start:start + chunk_size]
-            grid = evaluate_grid(model, spec.hardware, phase, batch, seq, scheme, activations, kv_format, flash,
-                                 spec.causal_skip, spec.lm_head, fuse=spec.fuse)
-            yield _Block(model, phase, weights, scheme, activations, kv_format, flash, batch, seq, grid)
+        for devices, device_scheme in _device_groups(spec, scheme):
+            for start in range(0, batch_grid.shape[0], chunk_size):
+                batch = batch_grid[start:start + chunk_size]
+                seq = seq_grid[start:start + chunk_size]
+                grid = evaluate_grid(model, devices, phase, batch, seq, device_scheme, activations, kv_format, flash,
+                                     spec.causal_skip, spec.lm_head, fuse=spec.fuse)
+                yield _Block(model, phase, weights, device_scheme, activations, kv_format, flash, batch, seq, grid,
+                             devices)
+
+
+def _device_groups(spec: SweepSpec, scheme: WeightScheme) -> list[tuple[tuple[HardwareSpec, ...], WeightScheme]]:
+    """The devices and the weights they run: with 2:4 sparsity, those with sparse tensor cores run the pruned
+    scheme and the others the dense one (``transformer.on_device``'s rule); else all devices, one scheme."""
+    if spec.sparsity == "none":
+        return [(spec.hardware, scheme)]
+    sparse = tuple(d for d in spec.hardware if d.sparse_2_4)
+    dense = tuple(d for d in spec.hardware if not d.sparse_2_4)
+    return [(group, pruned) for group, pruned in ((sparse, sparse_scheme(scheme)), (dense, scheme)) if group]
 
 
 def sweep_totals(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[GridResult]:
@@ -229,15 +253,16 @@ def sweep_totals(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[G
 
 def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dict[str, np.ndarray]]:
     """The grid's totals, as column chunks of at most ``chunk_size`` x devices rows."""
-    capacity = np.array([[d.available_memory_bytes or np.nan] for d in spec.hardware])
-    device_names = np.array([d.name for d in spec.hardware], dtype=object)
     for block in _blocks(spec, chunk_size):
+        capacity = np.array([[d.available_memory_bytes or np.nan] for d in block.devices])
+        device_names = np.array([d.name for d in block.devices], dtype=object)
         grid, batch, seq = block.grid, block.batch, block.seq_len
         n_dev, n = grid.time_s.shape
         memory = grid.memory_bytes  # (points,), core/memory.py's footprint
         time_s = grid.time_s.ravel()
         compute_time = grid.compute_bound_time_s.ravel()
-        label = block.scheme.name if block.weights is None else weights_label(block.weights)
+        label = (block.scheme.name if block.weights is None or is_sparse(block.scheme)
+                 else weights_label(block.weights))
         yield {
             "model": np.full(n_dev * n, block.model.name, dtype=object),
             "hardware": np.repeat(device_names, n),
@@ -378,7 +403,7 @@ def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | Hardwa
               activations: Sequence[str | float | NumberFormat] = ("fp16",),
               kv_cache: Sequence[str | float | NumberFormat | None] = (None,),
               flash_attention: Sequence[bool] = (False,), causal_skip: bool | None = None,
-              lm_head: str = "last", fuse: str = "none") -> SweepSpec:
+              lm_head: str = "last", fuse: str = "none", sparsity: str = "none") -> SweepSpec:
     """A ``SweepSpec`` from names (models, devices, formats) as the CLI and users give them."""
     return SweepSpec(
         models=tuple(load_model(m) for m in models),
@@ -393,6 +418,7 @@ def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | Hardwa
         causal_skip=causal_skip,
         lm_head=lm_head,
         fuse=fuse,
+        sparsity=sparsity,
     )
 
 

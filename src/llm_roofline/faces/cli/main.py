@@ -139,6 +139,9 @@ def add_number_format_options(parser: argparse.ArgumentParser, weights: bool = T
     parser.add_argument("--fuse", choices=("none", "elementwise"), default="none",
                         help="elementwise: norms, RoPE, activations and residual adds run inside the neighbouring "
                              "matmul, their activation reads and writes no DRAM traffic (default none)")
+    parser.add_argument("--sparsity", choices=("none", "2:4"), default="none",
+                        help="2:4: the layers' projections pruned 2:4 (half the values, a 2-bit index each, half the "
+                             "multiplies) on a device with sparse tensor cores; dense elsewhere (default none)")
 
 
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +166,7 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
         phase=args.phase, batch=args.batch, seq_len=args.seq_len, weights=args.weights,
         activations=args.activations, kv_cache=args.kv_cache, flash_attention=args.flash_attention,
         causal_skip=args.causal_skip, lm_head=args.lm_head, mla=getattr(args, "mla", None), fuse=args.fuse,
+        sparsity=args.sparsity,
     )
 
 

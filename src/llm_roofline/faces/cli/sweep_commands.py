@@ -43,6 +43,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sweep.add_argument("--kv-cache", default=None, help="KV-cache formats, comma-separated (default: activations)")
     sweep.add_argument("--flash-attention", choices=("off", "on", "both"), default="off")
     sweep.add_argument("--lm-head", choices=("last", "all"), default="last")
+    sweep.add_argument("--sparsity", choices=("none", "2:4"), default="none",
+                       help="2:4: the layers' projections pruned 2:4 on devices with sparse tensor cores, dense "
+                            "elsewhere (default none)")
     sweep.add_argument("--fuse", choices=("none", "elementwise"), default="none",
                        help="elementwise: norms, RoPE, activations and residual adds run inside the neighbouring "
                             "matmul, their activation traffic gone (default none)")
@@ -89,7 +92,7 @@ def _spec(args: argparse.Namespace) -> SweepSpec:
         models=_split(args.model), hardware=_hardware_list(args),
         batch=parse_values(args.batch, "batch"), seq_len=parse_values(args.seq_len, "seq-len"),
         phases=_split(args.phase), weights=_split(args.weights) or [None], activations=_split(args.activations),
-        kv_cache=kv, flash_attention=flash, lm_head=args.lm_head, fuse=args.fuse,
+        kv_cache=kv, flash_attention=flash, lm_head=args.lm_head, fuse=args.fuse, sparsity=args.sparsity,
     )
 
 

@@ -83,6 +83,8 @@ class AnalyzeRequest(BaseModel):
     lm_head: Literal["last", "all"] = "last"
     fuse: Literal["none", "elementwise"] = Field(
         "none", description="elementwise: norms, RoPE, activations, residual adds inside the neighbouring matmul")
+    sparsity: Literal["none", "2:4"] = Field(
+        "none", description="2:4: the layers' projections pruned 2:4 on devices with sparse tensor cores")
     mla: Literal["naive", "absorbed"] | None = Field(
         None, description="latent attention (DeepSeek); default: naive for prefill, absorbed for decode")
     # Literal of the PRECISIONS tuple: pydantic reads it as its members (one list of names); mypy wants them spelt out.
@@ -208,7 +210,8 @@ def _workload(request: AnalyzeRequest, **changes: Any) -> Workload:
     fields = {"phase": request.phase, "batch": request.batch, "seq_len": request.seq_len,
               "weights": request.weights, "activations": request.activations, "kv_cache": request.kv_cache,
               "flash_attention": request.flash_attention, "causal_skip": request.causal_skip,
-              "lm_head": request.lm_head, "mla": request.mla, "fuse": request.fuse}
+              "lm_head": request.lm_head, "mla": request.mla, "fuse": request.fuse,
+              "sparsity": request.sparsity}
     return Workload(**(fields | changes))
 
 

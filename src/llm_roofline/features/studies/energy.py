@@ -23,6 +23,7 @@ from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import analyze
 from llm_roofline.core.transformer import Op, Workload, step_ops
 from llm_roofline.core.units import Scalar
+from llm_roofline.features.studies.steps import dense_only
 
 PICO = 1e-12
 
@@ -134,6 +135,7 @@ def step_energy(ops: Sequence[Op[Scalar]], tokens: int, table: EnergyTable | Non
 def workload_energy(model: ModelSpec, hardware: HardwareSpec, workload: Workload, memory: str | None = None,
                     dram_pj_per_byte: float | None = None) -> EnergyEstimate:
     """Energy of one step of ``workload``, per token of that step, with the power its roofline time implies."""
+    dense_only(workload, "energy")
     time_s = analyze(model, hardware, workload).totals.time_s
     return step_energy(step_ops(model, workload), workload.tokens, memory=memory,
                        dram_pj_per_byte=dram_pj_per_byte, time_s=time_s)

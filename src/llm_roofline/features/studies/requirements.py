@@ -29,7 +29,7 @@ from llm_roofline.core.transformer import Op, Workload, step_ops, weight_storage
 from llm_roofline.core.units import Scalar
 from llm_roofline.features.deploy import acceptance_rate_for_tokens
 from llm_roofline.features.studies.energy import step_energy
-from llm_roofline.features.studies.steps import smallest_integer, step_sums
+from llm_roofline.features.studies.steps import dense_only, smallest_integer, step_sums
 from llm_roofline.inputs.device_files import hardware_names, load_hardware
 
 # What the remedies try, from the format catalogue: lower-precision weights and KV cache.
@@ -143,6 +143,7 @@ class BandwidthRequirement(NamedTuple):
 def required_bandwidth(subject: Subject, workload: Workload, tokens_per_s: float,
                        hardware: HardwareSpec | None = None) -> BandwidthRequirement:
     """The bandwidth a decode rate of ``tokens_per_s`` per sequence needs."""
+    dense_only(workload, "required bandwidth")
     positive("target tokens/s", tokens_per_s)
     step_s = 1 / tokens_per_s
     operators = decode_ops(subject, workload)
@@ -221,6 +222,7 @@ def speculative_options(subject: Subject, hardware: HardwareSpec, workload: Work
     The draft step costs ``draft``'s decode step on the same device if given, else ``draft_cost_ratio``
     x the target's step (0: a free draft — the lower bound on the acceptance rate needed).
     """
+    dense_only(workload, "speculative decoding")
     if not 0 <= draft_cost_ratio < 1:
         raise InputError(f"draft cost ratio must be >= 0 and < 1, got {draft_cost_ratio!r}")
     step_s = step_time_s(subject, hardware, workload)
@@ -307,6 +309,7 @@ def feasibility(subject: Subject, hardware: HardwareSpec, workload: Workload, ta
                 formats: Sequence[str] = ("fp16", "int8", "int4"), draft: Subject | None = None,
                 draft_cost_ratio: float = 0.0) -> Feasibility:
     """Whether each weight format meets a latency target, and what would meet it for the workload's own."""
+    dense_only(workload, "feasibility")
     target = positive("target time per token", target_time_per_token_s)
     if not formats:
         raise InputError("give at least one weight format")
@@ -361,6 +364,7 @@ def model_scaling(subjects: Sequence[Subject], hardware: HardwareSpec, workload:
                   formats: Sequence[str] = ("fp16", "int4"),
                   target_time_per_token_s: float | None = None) -> tuple[ScalingRow, ...]:
     """Capacity, traffic, time and energy per token of each model and format, batch 1 decode, one device."""
+    dense_only(workload, "scaling")
     if target_time_per_token_s is not None:
         positive("target time per token", target_time_per_token_s)
     if not subjects or not formats:

@@ -25,7 +25,7 @@ from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import Analysis, analyze
 from llm_roofline.core.transformer import Workload, step_ops
 from llm_roofline.core.units import Quantity
-from llm_roofline.features.studies.steps import group_flops, smallest_integer
+from llm_roofline.features.studies.steps import dense_only, group_flops, smallest_integer
 
 
 def idealized_layer_flops(seq_len: Quantity, hidden_size: Quantity) -> tuple[Quantity, Quantity]:
@@ -169,6 +169,7 @@ def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[
                 hidden_size: int | None = None, hardware: HardwareSpec | None = None) -> ShareStudy:
     """Attention's share at each length, the real model's (``model``) or the idealized layer's alone
     (``hidden_size``, no model), with the crossover length for ``target_share``."""
+    dense_only(workload, "share")
     _check_target(target_share)
     if not seq_lens:
         raise InputError("give at least one sequence length")

@@ -12,9 +12,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.roofline import operators_roofline, step_time
-from llm_roofline.core.transformer import Op, over_operators
+from llm_roofline.core.transformer import Op, Workload, over_operators
 from llm_roofline.core.units import Scalar
 
 # The kernels of attention proper (not its projections): unfused Q·Kᵀ, the scores' soft-capping (Gemma-2),
@@ -50,6 +51,14 @@ def step_sums(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> StepSums:
     step = step_time(operators_roofline(ops, hardware), instances)
     time_s, compute_time = float(step.time_s), float(step.compute_bound_time_s)
     return StepSums(float(flops), float(moved), time_s, compute_time, time_s - compute_time)
+
+
+def dense_only(workload: Workload, study: str) -> None:
+    """Refuse 2:4 sparsity in a study that prices operators without a device's sparse units (its FLOPs
+    and bytes would be the dense ones while analyze's are not): one answer, or none."""
+    if workload.sparsity != "none":
+        raise InputError(f"{study}: sparsity {workload.sparsity} is priced per device by analyze, whatif, sweep, "
+                         f"transition, timeline and fit; this study prices the dense model (give sparsity none)")
 
 
 def group_flops(ops: Sequence[Op[Scalar]]) -> dict[str, float]:

@@ -21,7 +21,7 @@ from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import memory_footprint
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import analyze, bound_label, roofline
-from llm_roofline.core.transformer import Workload
+from llm_roofline.core.transformer import Workload, on_device
 from llm_roofline.features.sweep import evaluate_grid
 
 
@@ -113,6 +113,7 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
     for label, value in (("prompt length", prompt_len), ("decode steps", steps)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise InputError(f"{label} must be an integer >= 1, got {value!r}")
+    workload = on_device(model, workload, hardware)[0]  # 2:4 sparsity where the device runs it
     prefill = analyze(model, hardware, replace(workload, phase="prefill", seq_len=prompt_len))
     past_len = np.arange(prompt_len, prompt_len + steps)
     grid = evaluate_grid(model, [hardware], "decode", np.full(steps, workload.batch), past_len,

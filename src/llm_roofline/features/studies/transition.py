@@ -25,7 +25,7 @@ from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import max_batch, max_context
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.ops import gemm
-from llm_roofline.core.transformer import Op, Workload, step_math, step_ops
+from llm_roofline.core.transformer import Op, Workload, on_device, step_math, step_ops
 from llm_roofline.core.units import Scalar
 from llm_roofline.features.studies.steps import positive_ranges
 
@@ -145,14 +145,14 @@ def critical_points(hardware: HardwareSpec, precision: str,
 
 def critical_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> tuple[CriticalPoint, ...]:
     """Decode with ``workload.seq_len`` tokens cached: the batch at which each operator turns compute-bound."""
-    decode = replace(workload, phase="decode")
+    decode = on_device(model, replace(workload, phase="decode"), hardware)[0]
     return critical_points(hardware, step_math(decode.activation_format, decode.weight_scheme(model)),
                            lambda n: step_ops(model, decode, batch=n))
 
 
 def critical_prompt_len(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> tuple[CriticalPoint, ...]:
     """Prefill of ``workload.batch`` sequences: the prompt length at which each operator turns compute-bound."""
-    prefill = replace(workload, phase="prefill")
+    prefill = on_device(model, replace(workload, phase="prefill"), hardware)[0]
     return critical_points(hardware, step_math(prefill.activation_format, prefill.weight_scheme(model)),
                            lambda n: step_ops(model, prefill, q_len=n, past_len=0))
 
@@ -186,7 +186,8 @@ def precision_table(model: ModelSpec, hardware: HardwareSpec, workload: Workload
     """The decode transition of a weight matmul (q_proj) and of the whole step, per (weights, activations) pair."""
     rows = []
     for weights, activations in formats:
-        variant = replace(workload, phase="decode", weights=weights, activations=activations, kv_cache=None)
+        variant = on_device(model, replace(workload, phase="decode", weights=weights, activations=activations,
+                                           kv_cache=None), hardware)[0]
         points = critical_batch(model, hardware, variant)
         q_proj = next(p for p in points if p.name == "layer.attn.q_proj")
         whole = points[-1]

@@ -64,6 +64,7 @@
       kv_cache: $("kv_cache").value || null,
       flash_attention: $("flash_attention").checked,
       fuse: $("fuse").checked ? "elementwise" : "none",
+      sparsity: $("sparsity").checked ? "2:4" : "none",
     };
     if ($("model").value !== UPLOADED) body.model = $("model").value;
     else if (state.gguf) body.gguf = state.gguf;
@@ -171,7 +172,7 @@
     }
     $("controls").addEventListener("submit", (event) => event.preventDefault());
     for (const id of ["model", "hardware", "phase", "batch", "seq_len", "weights", "activations", "kv_cache",
-                      "flash_attention", "fuse"]) {
+                      "flash_attention", "fuse", "sparsity"]) {
       $(id).addEventListener(id === "batch" || id === "seq_len" ? "input" : "change", schedule);
     }
     $("upload").addEventListener("change", upload);
