@@ -190,3 +190,8 @@ def test_a_length_past_the_context_window_warns_in_every_command(capsys: pytest.
     assert code == 0 and f"warning: {note}" in err
     code, out, _ = run(capsys, "timeline", "-P", "4000", "-T", "100")
     assert code == 0 and "beyond the model's context window" in out
+    for command in (["transition"], ["whatif", "--vary", "batch=2"], ["fit"], ["energy"]):
+        code, out, err = run(capsys, *command, "-l", "4096")
+        assert code == 0 and f"warning: {note}" in err, command
+    code, out, err = run(capsys, "fit", "-l", "4095")
+    assert code == 0 and "warning" not in err

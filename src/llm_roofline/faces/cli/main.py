@@ -136,6 +136,11 @@ def add_number_format_options(parser: argparse.ArgumentParser, weights: bool = T
     parser.add_argument("--causal-skip", action=argparse.BooleanOptionalAction, default=None,
                         help="count only the unmasked half of the prefill scores (default: on with "
                              "--flash-attention, off without, as eager kernels compute the full square)")
+    add_lever_options(parser)
+
+
+def add_lever_options(parser: argparse.ArgumentParser) -> None:
+    """The chapter's kernel levers beyond FlashAttention: fusion and 2:4 sparsity (Workload.fuse, .sparsity)."""
     parser.add_argument("--fuse", choices=("none", "elementwise"), default="none",
                         help="elementwise: norms, RoPE, activations and residual adds run inside the neighbouring "
                              "matmul, their activation reads and writes no DRAM traffic (default none)")
@@ -370,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         output = run(args)
+        note = _context_note(args)
     except InputError as err:
         print(f"llm-roofline: error: {in_flags(str(err))}", file=sys.stderr)
         return 2
@@ -377,7 +383,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(output, flush=True)
     except BrokenPipeError:  # the reader went away (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
     return 0
+
+
+# Commands whose own output carries the context-window warning (analyze's JSON, share's and the timeline's
+# text, the sweep's stderr); every other command with a model and a length gets it on stderr here.
+_WARN_THEMSELVES = {"analyze", "share", "sweep", "timeline"}
+
+
+def _context_note(args: argparse.Namespace) -> str | None:
+    """ModelSpec.context_warning for a command's longest sequence (a decode step adds the new token)."""
+    model, lengths = getattr(args, "model", None), getattr(args, "seq_len", None)
+    if args.command in _WARN_THEMSELVES or not isinstance(model, str) or lengths is None or getattr(args, "params",
+                                                                                                     None):
+        return None  # a bare parameter count (--params) has no context window
+    from llm_roofline.inputs.model_files import load_model
+
+    longest = max(lengths) if isinstance(lengths, list) else int(lengths)
+    return load_model(model).context_warning(longest + (getattr(args, "phase", "decode") == "decode"))
 
 
 if __name__ == "__main__":

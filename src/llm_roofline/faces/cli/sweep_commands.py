@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from llm_roofline.core.errors import InputError
-from llm_roofline.faces.cli.main import DEFAULT_HARDWARE, add_hardware_options, positive_float, positive_int
+from llm_roofline.faces.cli.main import (
+    DEFAULT_HARDWARE,
+    add_hardware_options,
+    add_lever_options,
+    positive_float,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from llm_roofline.core.hardware import HardwareSpec
@@ -43,12 +49,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sweep.add_argument("--kv-cache", default=None, help="KV-cache formats, comma-separated (default: activations)")
     sweep.add_argument("--flash-attention", choices=("off", "on", "both"), default="off")
     sweep.add_argument("--lm-head", choices=("last", "all"), default="last")
-    sweep.add_argument("--sparsity", choices=("none", "2:4"), default="none",
-                       help="2:4: the layers' projections pruned 2:4 on devices with sparse tensor cores, dense "
-                            "elsewhere (default none)")
-    sweep.add_argument("--fuse", choices=("none", "elementwise"), default="none",
-                       help="elementwise: norms, RoPE, activations and residual adds run inside the neighbouring "
-                            "matmul, their activation traffic gone (default none)")
+    add_lever_options(sweep)
     sweep.add_argument("--output", "-o", help="write every configuration to FILE (.csv, .jsonl or .parquet); "
                                               "'-' for CSV on stdout")
     sweep.add_argument("--query", "-q", choices=QUERIES,
