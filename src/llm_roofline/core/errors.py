@@ -50,3 +50,9 @@ def positive(name: str, value: float) -> float:
     if value == float("inf"):
         raise InputError(f"{name} must be finite, got {value!r}")
     return value
+
+
+def one_of(name: str, value: object, choices: Sequence[str], where: str = "") -> None:
+    """Refuse ``value`` unless it is one of ``choices``, naming them (``where``: a prefix such as 'sweep: ')."""
+    if value not in choices:
+        raise InputError(f"{where}{name} must be one of {', '.join(choices)}, got {value!r}")

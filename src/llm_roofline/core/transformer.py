@@ -20,7 +20,7 @@ import numpy as np
 from llm_roofline.core import architecture as arch
 from llm_roofline.core import ops
 from llm_roofline.core.architecture import FULL, MLP, Attention, Block, Span
-from llm_roofline.core.errors import InputError
+from llm_roofline.core.errors import InputError, one_of
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format, product_math
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.quant import (
@@ -125,8 +125,7 @@ class Workload:
     past_len: int = field(init=False, repr=False, compare=False)  # tokens already cached per sequence
 
     def __post_init__(self) -> None:
-        if self.phase not in PHASES:
-            raise InputError(f"phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
+        one_of("phase", self.phase, PHASES)
         for label, value in (("batch", self.batch), ("seq_len", self.seq_len), ("new_tokens", self.new_tokens)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise InputError(f"{label} must be an integer >= 1, got {value!r}")
@@ -134,12 +133,9 @@ class Workload:
             raise InputError("new_tokens applies to decode steps; a prefill step processes seq_len tokens")
         if self.mla is not None and self.mla not in MLA_FORMS:
             raise InputError(f"mla must be one of {', '.join(MLA_FORMS)} or None, got {self.mla!r}")
-        if self.sparsity not in SPARSITY_MODES:
-            raise InputError(f"sparsity must be one of {', '.join(SPARSITY_MODES)}, got {self.sparsity!r}")
-        if self.fuse not in FUSE_MODES:
-            raise InputError(f"fuse must be one of {', '.join(FUSE_MODES)}, got {self.fuse!r}")
-        if self.lm_head not in LM_HEAD_MODES:
-            raise InputError(f"lm_head must be one of {', '.join(LM_HEAD_MODES)}, got {self.lm_head!r}")
+        for option, text, choices in (("sparsity", self.sparsity, SPARSITY_MODES), ("fuse", self.fuse, FUSE_MODES),
+                                      ("lm_head", self.lm_head, LM_HEAD_MODES)):
+            one_of(option, text, choices)
         activations = get_format(self.activations)
         object.__setattr__(self, "weight_format", default_weight_format(self.weights))
         object.__setattr__(self, "activation_format", activations)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes
-from llm_roofline.core.errors import InputError
+from llm_roofline.core.errors import InputError, one_of
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import grid_footprint_bytes
@@ -95,14 +95,10 @@ class SweepSpec:
             if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
                 raise InputError(f"sweep: every {label} must be an integer >= 1")
         for phase in self.phases:
-            if phase not in PHASES:
-                raise InputError(f"sweep: phase must be one of {', '.join(PHASES)}, got {phase!r}")
-        if self.lm_head not in LM_HEAD_MODES:
-            raise InputError(f"sweep: lm_head must be one of {', '.join(LM_HEAD_MODES)}, got {self.lm_head!r}")
-        if self.fuse not in FUSE_MODES:
-            raise InputError(f"sweep: fuse must be one of {', '.join(FUSE_MODES)}, got {self.fuse!r}")
-        if self.sparsity not in SPARSITY_MODES:
-            raise InputError(f"sweep: sparsity must be one of {', '.join(SPARSITY_MODES)}, got {self.sparsity!r}")
+            one_of("phase", phase, PHASES, "sweep: ")
+        for name, value, choices in (("lm_head", self.lm_head, LM_HEAD_MODES), ("fuse", self.fuse, FUSE_MODES),
+                                     ("sparsity", self.sparsity, SPARSITY_MODES)):
+            one_of(name, value, choices, "sweep: ")
 
     @property
     def size(self) -> int:
