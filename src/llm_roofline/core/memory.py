@@ -82,7 +82,7 @@ def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, acti
     forms = {mla_absorbed("prefill", mla), mla_absorbed("decode", mla)} if latent else {False}
     plans = {absorbed: step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all, absorbed,
                                  fuse_elementwise) for absorbed in forms}
-    width = model.hidden_size * activations.bytes_per_element
+    residual_bytes_per_token = model.hidden_size * activations.bytes_per_element  # the residual stream
     if not isinstance(context, np.ndarray) and not isinstance(batch, np.ndarray):  # one deployment: plain numbers
         chunk = min(prefill_chunk_tokens, context)
         peak = 0.0
@@ -91,7 +91,7 @@ def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, acti
             plan = plans[mla_absorbed("prefill" if past == 0 else "decode", mla) if latent else False]
             moved = _activation_rows(plan).dot(count_vector(step_counts(model, batch, q_len, past, causal_skip)))
             operator = max(moved.tolist())  # a Python max: numpy's reduce costs more on a short vector
-            peak = max(peak, batch * q_len * width + operator)
+            peak = max(peak, batch * q_len * residual_bytes_per_token + operator)
         return peak
     chunks = np.minimum(prefill_chunk_tokens, context)
     peaks = np.zeros(np.broadcast(batch, context).shape)
@@ -102,7 +102,7 @@ def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, acti
             operator = next(iter(largest.values()))
         else:
             operator = np.where(past == 0, largest[mla_absorbed("prefill", mla)], largest[mla_absorbed("decode", mla)])
-        peaks = np.maximum(peaks, batch * q_len * width + operator)
+        peaks = np.maximum(peaks, batch * q_len * residual_bytes_per_token + operator)
     return peaks
 
 
@@ -145,13 +145,22 @@ def context_tokens(workload: Workload) -> int:
     return workload.past_len + workload.q_len
 
 
+def workload_footprint_bytes(model: ModelSpec, workload: Workload, overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
+                             prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS
+                             ) -> tuple[float, float, float, float]:
+    """``grid_footprint_bytes`` of ``workload``'s formats, kernel options, batch and context (no device:
+    ``memory_footprint`` applies the device's 2:4 sparsity first)."""
+    weights, kv, act, total = grid_footprint_bytes(
+        model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
+        workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all", workload.mla,
+        workload.batch, context_tokens(workload), overhead_bytes, prefill_chunk_tokens, workload.fuse == "elementwise")
+    return weights, float(kv), float(act), float(total)
+
+
 def peak_activation_bytes(model: ModelSpec, workload: Workload,
                           prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> float:
-    """``activation_peak`` of ``workload``'s formats, batch and context."""
-    return float(activation_peak(model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
-                                 workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all",
-                                 workload.mla, workload.batch, context_tokens(workload), prefill_chunk_tokens,
-                                 workload.fuse == "elementwise"))
+    """The peak activations of ``workload`` (``activation_peak``)."""
+    return workload_footprint_bytes(model, workload, 0.0, prefill_chunk_tokens)[2]
 
 
 def memory_footprint(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
@@ -159,13 +168,10 @@ def memory_footprint(model: ModelSpec, hardware: HardwareSpec, workload: Workloa
                      prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> MemoryFootprint:
     """Weights + KV cache + peak activations + overhead of serving ``workload`` on ``hardware``."""
     workload = on_device(model, workload, hardware)[0]  # 2:4 sparsity stores half the pruned matrices
-    weights, kv, act, total = grid_footprint_bytes(
-        model, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
-        workload.flash_attention, workload.skips_masked_scores, workload.lm_head == "all", workload.mla,
-        workload.batch, context_tokens(workload), overhead_bytes, prefill_chunk_tokens, workload.fuse == "elementwise")
+    weights, kv, act, total = workload_footprint_bytes(model, workload, overhead_bytes, prefill_chunk_tokens)
     capacity = hardware.available_memory_bytes
-    return MemoryFootprint(weights, float(kv), float(total), capacity, None if capacity is None else total <= capacity,
-                           float(act), overhead_bytes, None if capacity is None else capacity - total)
+    return MemoryFootprint(weights, kv, total, capacity, None if capacity is None else total <= capacity,
+                           act, overhead_bytes, None if capacity is None else capacity - total)
 
 
 def _largest(fits: Callable[[int], bool], upper: int) -> int:
@@ -181,11 +187,13 @@ def _largest(fits: Callable[[int], bool], upper: int) -> int:
     return low
 
 
-def _decode_at(workload: Workload, batch: int, context: int) -> Workload:
-    """A decode step of one token per sequence that leaves ``context`` tokens cached (a 1-token prefill at 1)."""
-    if context == 1:
-        return replace(workload, phase="prefill", batch=batch, seq_len=1, new_tokens=1)
-    return replace(workload, phase="decode", batch=batch, seq_len=context - 1, new_tokens=1)
+def step_workload(workload: Workload, past_len: int, q_len: int, batch: int | None = None) -> Workload:
+    """``workload`` changed to a step of ``q_len`` new tokens on ``past_len`` cached ones (a prefill when
+    nothing is cached)."""
+    batch = workload.batch if batch is None else batch
+    if past_len == 0:
+        return replace(workload, phase="prefill", batch=batch, seq_len=q_len, new_tokens=1)
+    return replace(workload, phase="decode", batch=batch, seq_len=past_len, new_tokens=q_len)
 
 
 def max_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
@@ -195,8 +203,8 @@ def max_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
     if hardware.available_memory_bytes is None:
         return None
     context = context_tokens(workload)
-    return _largest(lambda n: bool(memory_footprint(model, hardware, _decode_at(workload, n, context), overhead_bytes,
-                                                    prefill_chunk_tokens).fits), MAX_BATCH_SEARCHED)
+    return _largest(lambda n: bool(memory_footprint(model, hardware, step_workload(workload, context - 1, 1, n),
+                                                    overhead_bytes, prefill_chunk_tokens).fits), MAX_BATCH_SEARCHED)
 
 
 def max_context(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
@@ -206,6 +214,6 @@ def max_context(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
     one token; None: capacity unknown)."""
     if hardware.available_memory_bytes is None:
         return None
-    return _largest(lambda n: bool(memory_footprint(model, hardware, _decode_at(workload, workload.batch, n),
+    return _largest(lambda n: bool(memory_footprint(model, hardware, step_workload(workload, n - 1, 1),
                                                     overhead_bytes, prefill_chunk_tokens).fits),
                     model.max_position_embeddings)

@@ -281,7 +281,7 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         arithmetic_intensity=flops / moved,
         time_s=time_s,
         compute_bound_time_s=compute_bound_time,
-        memory_bound_time_s=time_s - compute_bound_time,
+        memory_bound_time_s=float(step.memory_bound_time_s),
         bound=bound_label(step_compute_bound(flops, moved, ridge)),
         tokens=tokens,
         tokens_per_s=tokens / time_s,

@@ -51,14 +51,6 @@ def _as_dict(record: Any) -> dict[str, Any]:
 # --- memory footprint and fit -------------------------------------------------------------------
 
 
-def step_workload(workload: Workload, past_len: int, q_len: int, batch: int | None = None) -> Workload:
-    """``workload`` changed to a step of ``q_len`` new tokens on ``past_len`` cached ones."""
-    batch = workload.batch if batch is None else batch
-    if past_len == 0:
-        return replace(workload, phase="prefill", batch=batch, seq_len=q_len, new_tokens=1)
-    return replace(workload, phase="decode", batch=batch, seq_len=past_len, new_tokens=q_len)
-
-
 class FitReport(NamedTuple):
     """The footprint of a workload, and how far the context and the batch stretch on the device."""
 

@@ -22,7 +22,7 @@ from llm_roofline.core import ops
 from llm_roofline.core.errors import InputError, positive
 from llm_roofline.core.formats import NumberFormat, get_format
 from llm_roofline.core.hardware import HardwareSpec
-from llm_roofline.core.memory import context_tokens, grid_footprint_bytes
+from llm_roofline.core.memory import workload_footprint_bytes
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import evaluate_op
 from llm_roofline.core.transformer import Op, Workload, step_ops, weight_storage_bytes
@@ -77,10 +77,7 @@ def resident_bytes(subject: Subject, workload: Workload, batch: int | None = Non
     batch = workload.batch if batch is None else batch
     if isinstance(subject, ParamsOnly):
         return float(decode_ops(subject, workload, batch)[0].cost.weight_bytes)
-    decode = replace(workload, phase="decode", batch=batch, new_tokens=1)
-    return float(grid_footprint_bytes(
-        subject, decode.weight_scheme(subject), decode.activation_format, decode.kv_format, decode.flash_attention,
-        decode.skips_masked_scores, decode.lm_head == "all", decode.mla, batch, context_tokens(decode))[3])
+    return workload_footprint_bytes(subject, replace(workload, phase="decode", batch=batch, new_tokens=1))[3]
 
 
 def step_time_s(subject: Subject, hardware: HardwareSpec, workload: Workload, batch: int | None = None,
