@@ -6,8 +6,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from llm_roofline.core.errors import InputError
 
@@ -58,20 +60,55 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
-def write_text_atomically(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename: an
-    interrupted write leaves the old file (or none), never half a file. Missing folders are created."""
-    path = create_folders(path, "path")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+@contextmanager
+def atomic_output(path: str | Path, name: str, mode: str = "w", newline: str | None = None) -> Iterator[IO[Any]]:
+    """A file object whose content appears at ``path`` only when the ``with`` block ends without error.
+
+    It writes a temporary file in the target folder and renames it over ``path``: an interrupted or
+    failed write (a full disk, an exception, Ctrl-C) leaves the previous file, or none, never half a
+    file. Missing folders are created; the file gets the mode a plain write gives it (0666 less the
+    umask); every OS error becomes one InputError line, "NAME PATH: cannot write (why)".
+    ``mode``: "w" (text, UTF-8) or "wb".
+    """
+    path = create_folders(path, name)
+    if path.is_dir():
+        raise InputError(f"{name} {path}: cannot write (it is a folder, not a file)")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise InputError(f"{name} {path}: cannot write ({err.strerror or err})") from None
+    try:
+        binary = "b" in mode
+        with os.fdopen(handle, mode, encoding=None if binary else "utf-8", newline=None if binary else newline) as out:
+            yield out
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
+    except OSError as err:
+        Path(temporary).unlink(missing_ok=True)
+        raise InputError(f"{name} {path}: cannot write ({err.strerror or err})") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomically(path: str | Path, text: str, name: str = "path") -> None:
+    """Write ``text`` to ``path`` through ``atomic_output``."""
+    with atomic_output(path, name) as out:
+        out.write(text)
+
+
+def write_bytes_atomically(path: str | Path, data: bytes, name: str = "path") -> None:
+    """Write ``data`` to ``path`` through ``atomic_output``."""
+    with atomic_output(path, name, "wb") as out:
+        out.write(data)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 # Every file the program writes (-o, --output, --heatmap, --save) follows one rule: missing folders

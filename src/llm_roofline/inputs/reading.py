@@ -1,0 +1,123 @@
+"""Reading files: the one gate every file the tool reads passes through.
+
+A path a user names may be anything: a folder, a FIFO that never ends, ``/dev/zero``, a symlink to
+``/dev/urandom`` named ``x.json``, a 7 GB file, text nested 100,000 levels deep. Every reader of a
+user's file (model configs, device files and profiles, measurement CSVs, chart data; GGUF headers
+have their own incremental reader in ``gguf``) calls ``read_text`` and, for JSON, ``parse_json``:
+
+- only regular files are read (opened without blocking, checked with ``fstat`` on the open handle,
+  so a symlink or a swapped path cannot slip a device in between the check and the read);
+- at most ``SIZE_LIMITS_BYTES[kind]`` bytes are read, whatever the file claims its size is;
+- text must be UTF-8; JSON must nest at most ``MAX_JSON_DEPTH`` levels and hold no NaN/Infinity.
+
+Each refusal is one ``InputError`` line: "<name> <path>: <what is wrong> (<what is accepted>)".
+The limits are listed in docs/security.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+from llm_roofline.core.errors import InputError
+
+MiB = 1 << 20
+
+# The most a file of each kind may hold. Real files sit far below: a Hugging Face config.json is
+# 1-10 kB (Llama-4's, the largest we know, 12 kB); a device file or profile ~2 kB; a calibration
+# CSV ~10 kB a hundred rows, llama-bench output ~1 kB a test; the caps leave room for 1000x that.
+SIZE_LIMITS_BYTES: dict[str, int] = {
+    "model config": 4 * MiB,
+    "hardware file": 1 * MiB,
+    "profile": 1 * MiB,
+    "measurements": 64 * MiB,
+    "chart data": 16 * MiB,
+}
+MAX_JSON_DEPTH = 64  # config.json nests 3 levels (rope_scaling, quantization_config); llama-bench 2
+
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket"}
+_BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def read_bytes(path: str | Path, kind: str, name: str = "") -> bytes:
+    """At most ``SIZE_LIMITS_BYTES[kind]`` bytes of the regular file ``path``, or one InputError line.
+
+    ``kind`` names the file in messages and picks the cap; ``name``: the option or parameter that gave
+    the path ("--model"), put before it in messages when given.
+    """
+    limit = SIZE_LIMITS_BYTES[kind]
+    label = f"{name} {path}" if name else f"{kind} {path}"
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as err:
+        raise InputError(f"{label}: cannot read ({_why(err)}); expected a readable {kind}") from None
+    try:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            what = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            raise InputError(f"{label}: cannot read {what}; expected a regular {kind} file")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(handle, min(limit + 1 - total, 4 * MiB))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as err:
+        raise InputError(f"{label}: cannot read ({_why(err)}); expected a readable {kind}") from None
+    finally:
+        os.close(handle)
+    if total > limit:
+        raise InputError(f"{label}: larger than the {limit // MiB} MiB a {kind} may be; is it the right file?")
+    return b"".join(chunks)
+
+
+def read_text(path: str | Path, kind: str, name: str = "", encoding: str = "utf-8") -> str:
+    """``read_bytes`` decoded as UTF-8 (``utf-8-sig``: a leading byte-order mark is dropped)."""
+    data = read_bytes(path, kind, name)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        label = f"{name} {path}" if name else f"{kind} {path}"
+        raise InputError(f"{label}: not UTF-8 text (byte {err.start}); expected a {kind} as text") from None
+
+
+def parse_json(text: str | bytes, where: str) -> Any:
+    """JSON with at most ``MAX_JSON_DEPTH`` levels of nesting and no NaN or Infinity, or one InputError line."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    raise InputError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels; "
+                                     "a config or data file nests a few")
+        elif token in (b"]", b"}"):
+            depth -= 1
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{where}: not valid JSON: {err}") from None
+    except (RecursionError, UnicodeDecodeError) as err:
+        raise InputError(f"{where}: not valid JSON ({err.__class__.__name__})") from None
+
+
+def _no_constant(word: str) -> Any:
+    raise json.JSONDecodeError(f"{word} is not a number JSON allows (write a finite value)", word, 0)
+
+
+def _why(err: OSError) -> str:
+    if err.errno == errno.ENOENT:
+        return "no such file"
+    if err.errno == errno.EISDIR:
+        return "it is a folder"
+    return err.strerror or err.__class__.__name__
