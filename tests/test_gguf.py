@@ -30,7 +30,7 @@ from gguf_factory import (  # noqa: E402
 )
 from llm_roofline import InputError, analyze, load_hardware, load_model  # noqa: E402
 from llm_roofline.faces.cli.main import main  # noqa: E402
-from llm_roofline.inputs.gguf import read_gguf_header, read_gguf_model  # noqa: E402
+from llm_roofline.inputs.gguf import read_gguf_header, read_gguf_model, read_gguf_model_start  # noqa: E402
 from llm_roofline.inputs.model_files import model_from_hf_config  # noqa: E402
 
 JETSON = "jetson-orin-nx"
@@ -614,3 +614,87 @@ def test_fuzzed_headers_never_crash(edits: list[tuple[int, int]], cut: int) -> N
 @given(st.binary(max_size=400))
 def test_random_bytes_after_the_magic_never_crash(tail: bytes) -> None:
     _load_bytes(b"GGUF" + struct.pack("<I", 3) + tail)
+
+
+# --- caps: what a header may hold, so that reading one is bounded in time and memory ---------------
+
+
+def _string(text: bytes) -> bytes:
+    return struct.pack("<Q", len(text)) + text
+
+
+def _raw_header(kvs: bytes, n_kv: int, tensors: bytes = b"", n_tensors: int = 0) -> bytes:
+    """A GGUF v3 header from raw key/value and tensor-info bytes (as a hostile writer would make one)."""
+    return b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv) + kvs + tensors
+
+
+def _read_start(data: bytes | bytearray) -> None:
+    read_gguf_model_start(data, len(data) + (1 << 30), "hostile.gguf")
+
+
+def _string_array(key: bytes, count: int) -> bytes:
+    return _string(key) + struct.pack("<IIQ", 9, 8, count) + _string(b"") * count  # ARRAY of STRING, all empty
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    # counts over the caps are refused before anything is read: 5,000 keys of 14 bytes, 40,000 tensors
+    (_raw_header(b"".join(_string(b"k%04d" % i) + struct.pack("<IB", 0, 1) for i in range(5000)), 5000),
+     "5000 metadata keys; at most 4096 allowed"),
+    (_raw_header(b"", 0, b"".join(_string(b"t%05d" % i) + struct.pack("<IQIQ", 1, 32, 0, 0) for i in range(40_000)),
+                 40_000), "40000 tensors; at most 32768 allowed"),
+    (_raw_header(_string(b"k" * 65_536) + struct.pack("<IB", 0, 1), 1), "65536 bytes long; at most 65535 allowed"),
+    (_raw_header(b"", 0, _string(b"t" * 64) + struct.pack("<IQIQ", 1, 32, 0, 0), 1),
+     "tensor name at byte 24 is 64 bytes long; at most 63 allowed"),
+    # an array longer than 4x the largest vocabulary, refused from its length alone
+    (_raw_header(_string(b"a") + struct.pack("<IIQ", 9, 8, (1 << 20) + 1) + b"\0" * 64, 1),
+     "array 'a' has 1048577 elements; at most 1048576 allowed"),
+])
+def test_headers_over_the_caps_are_refused_in_one_line(data: bytes, message: str) -> None:
+    with pytest.raises(InputError, match=re.escape(message)) as err:
+        _read_start(data)
+    assert "\n" not in str(err.value) and str(err.value).startswith("hostile.gguf: ")
+
+
+def test_strings_and_nested_arrays_share_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import llm_roofline.inputs.gguf as reader
+
+    monkeypatch.setattr(reader, "_MAX_ARRAY_ITEMS", 100)
+    under = _string_array(b"a", 60) + _string_array(b"b", 40)  # 100 strings: at the cap
+    with pytest.raises(InputError, match=r"missing metadata key 'general\.architecture'"):
+        _read_start(_raw_header(under, 2))  # read through to the model, which has none
+    nested = _string(b"c") + struct.pack("<IIQ", 9, 9, 1) + struct.pack("<IQ", 0, 0)  # one nested (empty) array
+    with pytest.raises(InputError, match="hold more than 100 strings or nested arrays in all"):
+        _read_start(_raw_header(under + nested, 3))
+
+
+def test_numeric_array_values_are_decoded_up_to_a_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import llm_roofline.inputs.gguf as reader
+
+    monkeypatch.setattr(reader, "_KEPT_VALUES", 10)
+    arrays = [_string(b"k%d" % i) + struct.pack("<IIQ", 9, 5, 4) + struct.pack("<4i", i, i, i, i) for i in range(4)]
+    data = _raw_header(b"".join(arrays), 4)
+    cursor = reader._Cursor(data, len(data), "h", "<")
+    cursor.offset = 24
+    scalars = reader._value_codes()
+    values = []
+    for _ in range(4):
+        key = cursor.string("key")
+        values.append(reader._read_value(cursor, cursor.integer("I", "type"), key, scalars).values)
+    assert values == [(0, 0, 0, 0), (1, 1, 1, 1), None, None]  # 4 + 4 decoded; the next 4 would pass 10
+
+
+def test_a_string_array_cut_short_says_where() -> None:
+    data = _raw_header(_string_array(b"tokens", 1000), 1)
+    with pytest.raises(InputError, match="send more of its start"):
+        read_gguf_model_start(data[:5000], len(data) + 100, "cut.gguf")
+    long_string = _raw_header(_string(b"a") + struct.pack("<IIQ", 9, 8, 2) + _string(b"x" * 100) + _string(b"y"), 1)
+    with pytest.raises(InputError, match="truncated or corrupt GGUF file: array 'a' at byte"):
+        read_gguf_model_start(long_string[:-3], len(long_string) - 3, "cut.gguf")
+
+
+def test_an_upload_in_a_bytearray_reads_like_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "m.gguf"
+    write_llama(path)
+    data = path.read_bytes()
+    assert read_gguf_model_start(bytearray(data), len(data), "m").model == read_gguf_model_start(data, len(data),
+                                                                                                  "m").model

@@ -20,6 +20,7 @@ elements), so the analysis' weight bytes equal the file's tensor bytes.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import re
 import struct
@@ -39,7 +40,19 @@ _MAX_DIMENSION = 1 << 24  # bounds far past any real model: a larger value is a 
 _MAX_LAYERS = 4096
 _MAX_ARRAY_DEPTH = 4
 _KEPT_ARRAY_LENGTH = 4096  # numeric arrays longer than this are skipped, not decoded
+_KEPT_VALUES = 1 << 16  # numeric array values decoded over the whole header (a Python number is ~8x its bytes);
+#                         the arrays a model needs are per-layer flags or counts, ~10^3 values; past it, skipped
 _HEADER_BYTES = 24  # magic, version, tensor count, key/value count
+# Caps on what a header may hold, each far past any real file, so that the work and memory of reading one are
+# bounded whatever its size (a 64 MiB header of one-byte keys would otherwise be 4 M dictionary entries):
+_MAX_KEYS = 4096  # llama.cpp's converter writes ~25-60 keys (general.*, the architecture's, tokenizer.*)
+_MAX_TENSORS = 32_768  # llama.cpp loads at most LLAMA_MAX_LAYERS = 512 layers of <= ~30 tensors (~15 k); the
+#                        largest real files (DeepSeek-V3, Qwen3-235B, Llama-3.1-405B) hold 1-2 k
+_MAX_KEY_BYTES = 65_535  # the GGUF specification: a key is at most 2**16 - 1 bytes
+_MAX_TENSOR_NAME_BYTES = 63  # llama.cpp refuses names of GGML_MAX_NAME = 64 bytes or more
+_MAX_ARRAY_LENGTH = 1 << 20  # 4x the largest vocabulary (Gemma 3: 262,144 tokens, one array element each)
+_MAX_ARRAY_ITEMS = 1 << 21  # strings and nested arrays read one by one, over all arrays: a real file's are its
+#                             tokens and merges (under 2 x 262,144); each costs a step of Python (~0.3 us)
 
 
 class ArrayValue(NamedTuple):
@@ -129,6 +142,8 @@ class _Cursor:
     def __init__(self, buffer: Any, size: int, where: str, endian: str, available: int | None = None) -> None:
         self.buffer, self.size, self.where, self.endian, self.offset = buffer, size, where, endian, 0
         self.available = size if available is None else min(available, size)
+        self.items_left = _MAX_ARRAY_ITEMS  # strings and nested arrays still allowed (_MAX_ARRAY_ITEMS)
+        self.kept_left = _KEPT_VALUES  # numeric array values still to be decoded (_KEPT_VALUES)
 
     def fail(self, message: str) -> InputError:
         return InputError(f"{self.where}: {message}")
@@ -144,11 +159,16 @@ class _Cursor:
 
     def scalar(self, code: str, what: str) -> int | float | bool:
         """One value of a struct type code (an integer, float or bool code)."""
-        width = struct.calcsize(code)
-        self.need(width, what)
-        value: int | float | bool = struct.unpack_from(self.endian + code, self.buffer, self.offset)[0]
-        self.offset += width
+        value: int | float | bool = self.values(code, what)[0]
         return value
+
+    def values(self, codes: str, what: str) -> tuple[Any, ...]:
+        """The values of a struct format (``"4QIQ"``), in one unpack."""
+        layout = _layout(self.endian + codes)
+        self.need(layout.size, what)
+        values = layout.unpack_from(self.buffer, self.offset)
+        self.offset += layout.size
+        return values
 
     def integer(self, code: str, what: str) -> int:
         """One value of an integer struct type code (a count, a length, a type id)."""
@@ -156,20 +176,52 @@ class _Cursor:
         assert isinstance(value, int), code  # an integer code unpacks to an int
         return value
 
-    def string(self, what: str) -> str:
+    def string(self, what: str, limit: int | None = None) -> str:
+        """A length-prefixed UTF-8 string of at most ``limit`` bytes (None: any that fits)."""
         length = self.integer("Q", what)
+        if limit is not None and length > limit:
+            raise self.fail(f"{what} at byte {self.offset - 8} is {length} bytes long; at most {limit} allowed")
         self.need(length, what)
-        raw = bytes(self.buffer[self.offset:self.offset + length])
+        start = self.offset
         self.offset += length
         try:
-            return raw.decode("utf-8")
+            return str(memoryview(self.buffer)[start:self.offset], "utf-8")  # decoded in place, not copied first
         except UnicodeDecodeError:
-            raise self.fail(f"{what} is not valid UTF-8 (byte {self.offset - length})") from None
+            raise self.fail(f"{what} is not valid UTF-8 (byte {start})") from None
 
-    def skip_string(self, what: str) -> None:
-        length = self.integer("Q", what)
-        self.need(length, what)
-        self.offset += length
+    def take_items(self, count: int, what: str) -> None:
+        """Spend ``count`` of the header's budget of strings and nested arrays read one by one."""
+        self.items_left -= count
+        if self.items_left < 0:
+            raise self.fail(f"{what}: the header's arrays hold more than {_MAX_ARRAY_ITEMS} strings or nested "
+                            f"arrays in all (a real file's vocabulary and merges: under 600,000)")
+
+    def skip_strings(self, count: int, what: str) -> None:
+        """Step over ``count`` length-prefixed strings: one unpack per string, the loop kept tight because a
+        vocabulary is ~10^5 of them."""
+        self.need(count * 8, what)  # each string has at least its 8-byte length
+        unpack = struct.Struct(self.endian + "Q").unpack_from
+        buffer, offset, last = self.buffer, self.offset, self.available - 8
+        for _ in range(count):
+            if offset > last:
+                break
+            end = offset + 8 + unpack(buffer, offset)[0]
+            if end > self.available:
+                break
+            offset = end
+        else:
+            self.offset = offset
+            return
+        self.offset = offset  # the string that runs past what is at hand: say where, and whether to send more
+        length = unpack(buffer, offset)[0] if offset <= last else 0
+        self.need(8 + length, what)
+        raise AssertionError("unreachable: need() raises")  # pragma: no cover
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(fmt: str) -> struct.Struct:
+    """A compiled struct format: a header reads ~10^5 values with a handful of formats."""
+    return struct.Struct(fmt)
 
 
 def _value_codes() -> dict[int, tuple[str, str]]:
@@ -194,21 +246,25 @@ def _read_value(cursor: _Cursor, type_id: int, key: str, scalars: dict[int, tupl
         raise cursor.fail(f"key '{key}' nests arrays more than {_MAX_ARRAY_DEPTH} deep")
     element_type = cursor.integer("I", f"array type of '{key}'")
     length = cursor.integer("Q", f"array length of '{key}'")
+    if length > _MAX_ARRAY_LENGTH:
+        raise cursor.fail(f"array '{key}' has {length} elements; at most {_MAX_ARRAY_LENGTH} allowed (the largest "
+                          f"vocabulary has 262,144)")
     if element_type in scalars:
         name, code = scalars[element_type]
         width = struct.calcsize(code)
         cursor.need(length * width, f"array '{key}'")
         values = None
-        if length <= _KEPT_ARRAY_LENGTH:
+        if depth == 0 and length <= min(_KEPT_ARRAY_LENGTH, cursor.kept_left):  # nested values are never used
             values = struct.unpack_from(f"{cursor.endian}{length}{code}", cursor.buffer, cursor.offset)
+            cursor.kept_left -= length
         cursor.offset += length * width
         return ArrayValue(name, length, values)
     if element_type == GGUFValueType.STRING:
-        cursor.need(length * 8, f"array '{key}'")  # each string has at least its 8-byte length
-        for _ in range(length):
-            cursor.skip_string(f"array '{key}'")
+        cursor.take_items(length, f"array '{key}'")
+        cursor.skip_strings(length, f"array '{key}'")
         return ArrayValue("STRING", length, None)
     if element_type == GGUFValueType.ARRAY:
+        cursor.take_items(length, f"array '{key}'")
         cursor.need(length * 12, f"array '{key}'")  # each nested array has at least type and length
         for _ in range(length):
             _read_value(cursor, element_type, key, scalars, depth + 1)
@@ -258,24 +314,27 @@ def _parse(buffer: Any, size: int, where: str, quant_sizes: dict[Any, tuple[int,
     if kv_count * 12 + tensor_count * 24 > size:
         raise cursor.fail(f"truncated or corrupt GGUF file: {kv_count} keys and {tensor_count} tensors cannot fit "
                           f"in {size} bytes")
+    if kv_count > _MAX_KEYS:
+        raise cursor.fail(f"{kv_count} metadata keys; at most {_MAX_KEYS} allowed (real files hold under 100)")
+    if tensor_count > _MAX_TENSORS:
+        raise cursor.fail(f"{tensor_count} tensors; at most {_MAX_TENSORS} allowed (llama.cpp loads at most 512 "
+                          f"layers)")
     scalars = _value_codes()
     metadata: dict[str, Any] = {}
     for _ in range(kv_count):
-        key = cursor.string("metadata key")
+        key = cursor.string("metadata key", _MAX_KEY_BYTES)
         type_id = cursor.integer("I", f"value type of '{key}'")
         if key in metadata:
             raise cursor.fail(f"metadata key '{key}' appears twice")
         metadata[key] = _read_value(cursor, type_id, key, scalars)
     tensors_raw = []
     for _ in range(tensor_count):
-        name = cursor.string("tensor name")
+        name = cursor.string("tensor name", _MAX_TENSOR_NAME_BYTES)
         n_dims = cursor.integer("I", f"dimensions of tensor '{name}'")
         if not 1 <= n_dims <= _MAX_DIMS:
             raise cursor.fail(f"tensor '{name}' has {n_dims} dimensions (1 to {_MAX_DIMS} allowed)")
-        dims = tuple(cursor.integer("Q", f"shape of tensor '{name}'") for _ in range(n_dims))
-        type_id = cursor.integer("I", f"type of tensor '{name}'")
-        offset = cursor.integer("Q", f"offset of tensor '{name}'")
-        tensors_raw.append((name, dims, type_id, offset))
+        fields = cursor.values(f"{n_dims}QIQ", f"shape, type and offset of tensor '{name}'")
+        tensors_raw.append((name, fields[:n_dims], fields[n_dims], fields[n_dims + 1]))
     alignment = metadata.get("general.alignment", default_alignment)
     if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment & (alignment - 1):
         raise cursor.fail(f"general.alignment must be a power of two, got {alignment!r}")
@@ -753,7 +812,7 @@ def read_gguf_model(path: str | Path) -> GGUFModel:
         raise InputError(_one_line(str(err))) from None
 
 
-def read_gguf_model_start(data: bytes, size: int, name: str) -> GGUFModel:
+def read_gguf_model_start(data: bytes | bytearray, size: int, name: str) -> GGUFModel:
     """A GGUF file from the first bytes of it (``data``: its header, at least) and its whole ``size`` in
     bytes: what an upload sends instead of gigabytes of tensor data. Tensor extents are checked against
     ``size``; a header longer than ``data`` is an error that says to send more."""
