@@ -68,5 +68,5 @@ def test_memory_choices() -> None:
     assert own.memory == "user-given" and own.data_movement_j == pytest.approx(own.bytes * 40e-12)
     with pytest.raises(InputError, match="unknown memory technology"):
         workload_energy(model, device, Workload(), memory="hbm9")
-    with pytest.raises(InputError, match="must be a number > 0"):
+    with pytest.raises(InputError, match="dram_pj_per_byte must be a number from"):
         workload_energy(model, device, Workload(), dram_pj_per_byte=0.0)

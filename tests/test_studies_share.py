@@ -142,7 +142,7 @@ def test_target_share_out_of_range_is_an_input_error(target: float) -> None:
 
 
 def test_lengths_must_be_positive() -> None:
-    with pytest.raises(InputError, match="integers >= 1"):
+    with pytest.raises(InputError, match="seq_lens must be an integer from 1 to"):
         share_study(LLAMA, Workload(), [0])
     with pytest.raises(InputError, match="at least one"):
         share_study(LLAMA, Workload(), [])

@@ -84,5 +84,5 @@ def test_the_step_that_changes_bound() -> None:
 
 @pytest.mark.parametrize(("prompt", "steps"), [(0, 5), (-3, 5), (16, 0), (16, -1)])
 def test_bad_lengths_are_input_errors(prompt: int, steps: int) -> None:
-    with pytest.raises(InputError, match="integer >= 1"):
+    with pytest.raises(InputError, match="must be an integer from 1 to"):
         generation_timeline(TINY, DEVICES[0], Workload(), prompt, steps)

@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from llm_roofline.core import limits
 from llm_roofline.core.errors import InputError
+from llm_roofline.core.limits import MODEL, shown
 
 # --- weight tensor roles ----------------------------------------------------------------------------
 EMBED = "embed"
@@ -95,9 +97,11 @@ def matrix(role: str, instances: int, n_in: int, n_out: int) -> WeightTensor:
     return WeightTensor(role, instances, n_in * n_out, n_out, n_in, n_in)
 
 
-def _positive(where: str, label: str, value: object, allow_zero: bool = False) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
-        raise InputError(f"{where}: {label} must be an integer {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+def _flags(where: str, record: object, labels: tuple[str, ...]) -> None:
+    """Refuse a switch that is not a bool (they count as 0 or 1 in the arithmetic: "yes" * 3 is text)."""
+    for label in labels:
+        if not isinstance(getattr(record, label), bool):
+            raise InputError(f"{where}: {label} must be True or False, got {shown(getattr(record, label))}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,30 +131,32 @@ class Attention:
     v_head_dim: int = 0  # MLA: the value width per head
 
     def validate(self, where: str) -> None:
+        prefix = f"{where}: "
         for label in ("heads", "kv_heads", "head_dim"):
-            _positive(where, label, getattr(self, label))
+            limits.count(label, getattr(self, label), MODEL[label], prefix)
         if self.heads % self.kv_heads:
-            raise InputError(f"{where}: num_attention_heads ({self.heads}) must be a multiple of "
+            raise InputError(f"{prefix}num_attention_heads ({self.heads}) must be a multiple of "
                              f"num_key_value_heads ({self.kv_heads})")
+        _flags(where, self, ("qkv_bias", "out_bias", "sinks"))
         if self.qk_norm is not None and self.qk_norm not in QK_NORMS:
-            raise InputError(f"{where}: qk_norm must be one of {', '.join(QK_NORMS)} or None, got {self.qk_norm!r}")
+            raise InputError(f"{prefix}qk_norm must be one of {', '.join(QK_NORMS)} or None, got {shown(self.qk_norm)}")
         if self.rope_dim is not None:
-            _positive(where, "rope_dim", self.rope_dim, allow_zero=True)
+            limits.count("rope_dim", self.rope_dim, MODEL["rotary_dims"], prefix)
             if self.rope_dim > self.head_dim:
-                raise InputError(f"{where}: rope_dim ({self.rope_dim}) exceeds head_dim ({self.head_dim})")
-        for label in ("window", "chunk", "q_lora_rank", "kv_lora_rank"):
+                raise InputError(f"{prefix}rope_dim ({self.rope_dim}) exceeds head_dim ({self.head_dim})")
+        for label, limit in (("window", "window"), ("chunk", "window"), ("q_lora_rank", "lora_rank"),
+                             ("kv_lora_rank", "lora_rank")):
             if getattr(self, label) is not None:
-                _positive(where, label, getattr(self, label))
+                limits.count(label, getattr(self, label), MODEL[limit], prefix)
         if self.window is not None and self.chunk is not None:
-            raise InputError(f"{where}: a layer has a sliding window or chunked attention, not both")
-        cap = self.softcap
-        if cap is not None and (not isinstance(cap, (int, float)) or isinstance(cap, bool) or not 0 < cap < 1e300):
-            raise InputError(f"{where}: attn_logit_softcapping must be a number > 0 or null, got {cap!r}")
+            raise InputError(f"{prefix}a layer has a sliding window or chunked attention, not both")
+        if self.softcap is not None:
+            limits.figure("attn_logit_softcapping", self.softcap, MODEL["softcap"], prefix)
         if self.is_mla:
-            _positive(where, "qk_rope_head_dim", self.qk_rope_head_dim)
-            _positive(where, "v_head_dim", self.v_head_dim)
+            limits.count("qk_rope_head_dim", self.qk_rope_head_dim, MODEL["head_dim"], prefix)
+            limits.count("v_head_dim", self.v_head_dim, MODEL["head_dim"], prefix)
             if self.qk_rope_head_dim >= self.head_dim:
-                raise InputError(f"{where}: qk_rope_head_dim ({self.qk_rope_head_dim}) must be less than the "
+                raise InputError(f"{prefix}qk_rope_head_dim ({self.qk_rope_head_dim}) must be less than the "
                                  f"query/key head width ({self.head_dim})")
 
     @property
@@ -247,12 +253,14 @@ class MLP:
     router_bias: bool = False
 
     def validate(self, where: str) -> None:
-        _positive(where, "intermediate_size", self.intermediate_size)
-        _positive(where, "num_experts", self.experts)
-        _positive(where, "experts_per_token", self.experts_per_token)
-        _positive(where, "shared_intermediate_size", self.shared_intermediate_size, allow_zero=True)
+        for label, field in (("intermediate_size", "intermediate_size"), ("num_experts", "experts"),
+                             ("experts_per_token", "experts_per_token"),
+                             ("shared_intermediate_size", "shared_intermediate_size")):
+            limits.count(label, getattr(self, field), MODEL[field], f"{where}: ")
+        _flags(where, self, ("gated", "bias", "router_bias"))
         if self.activation not in ACTIVATIONS:
-            raise InputError(f"{where}: activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+            raise InputError(f"{where}: activation must be one of {', '.join(ACTIVATIONS)}, "
+                             f"got {shown(self.activation)}")
         if self.experts_per_token > self.experts:
             raise InputError(f"{where}: experts_per_token ({self.experts_per_token}) must not exceed "
                              f"num_experts ({self.experts})")
@@ -318,7 +326,10 @@ class Block:
 
     def validate(self, where: str) -> None:
         if self.norm not in NORMS:
-            raise InputError(f"{where}: norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+            raise InputError(f"{where}: norm must be one of {', '.join(NORMS)}, got {shown(self.norm)}")
+        if not isinstance(self.attention, Attention) or not isinstance(self.mlp, MLP):
+            raise InputError(f"{where}: a Block holds an Attention and an MLP")
+        _flags(where, self, ("pre_norms", "post_norms", "parallel"))
         self.attention.validate(where)
         self.mlp.validate(where)
 

@@ -43,15 +43,6 @@ def ambiguous_name(what: str, name: str, candidates: Sequence[str]) -> InputErro
     return InputError(f"ambiguous {what} '{name}': did you mean {', '.join(candidates)}? give one of these names")
 
 
-def positive(name: str, value: float) -> float:
-    """Return value if it is a finite number > 0, else raise an InputError naming the parameter."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or value != value:
-        raise InputError(f"{name} must be a number > 0, got {value!r}")
-    if value == float("inf"):
-        raise InputError(f"{name} must be finite, got {value!r}")
-    return value
-
-
 def one_of(name: str, value: object, choices: Sequence[str], where: str = "") -> None:
     """Refuse ``value`` unless it is one of ``choices``, naming them (``where``: a prefix such as 'sweep: ')."""
     if value not in choices:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from llm_roofline.core import limits
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import PEAK_FALLBACK, PRECISIONS
 
@@ -119,24 +120,22 @@ class HardwareSpec:
         where = f"hardware '{self.name}'"
         if self.kind not in KINDS:
             raise InputError(f"{where}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for label, value in (("memory_bytes", self.memory_bytes),
-                             ("memory_bytes_per_s", self.memory_bytes_per_s),
-                             ("usable_memory_bytes", self.usable_memory_bytes),
-                             ("storage_bytes_per_s", self.storage_bytes_per_s)):
-            if not (value is None and label != "memory_bytes_per_s") and not _finite_positive(value):
-                raise InputError(f"{where}: {label} must be a number > 0, got {value!r}")
+        for label, limit in (("memory_bytes", "memory_bytes"), ("memory_bytes_per_s", "memory_bytes_per_s"),
+                             ("usable_memory_bytes", "memory_bytes"), ("storage_bytes_per_s", "memory_bytes_per_s")):
+            value = getattr(self, label)
+            if value is not None or label == "memory_bytes_per_s":
+                limits.figure(label, value, limits.DEVICE[limit], f"{where}: ")
         if (self.usable_memory_bytes is not None and self.memory_bytes is not None
                 and self.usable_memory_bytes > self.memory_bytes):
             raise InputError(f"{where}: usable_memory_bytes ({self.usable_memory_bytes:g}) exceeds memory_bytes "
                              f"({self.memory_bytes:g})")
-        if not self.peak_flops_per_s:
+        if not isinstance(self.peak_flops_per_s, dict) or not self.peak_flops_per_s:
             raise InputError(f"{where}: peak_flops_per_s needs at least one precision ({', '.join(PRECISIONS)})")
         for precision, value in self.peak_flops_per_s.items():
             if precision not in PRECISIONS:
-                raise InputError(f"{where}: unknown precision '{precision}' in peak_flops_per_s; "
+                raise InputError(f"{where}: unknown precision {limits.shown(precision)} in peak_flops_per_s; "
                                  f"known: {', '.join(PRECISIONS)}")
-            if not _finite_positive(value):
-                raise InputError(f"{where}: peak_flops_per_s.{precision} must be a number > 0, got {value!r}")
+            limits.figure(f"peak_flops_per_s.{precision}", value, limits.DEVICE["peak_flops_per_s"], f"{where}: ")
         if not str(self.source).strip():
             raise InputError(f"{where}: every device needs a source (datasheet URL or measurement)")
         if not isinstance(self.sparse_2_4, bool):
@@ -184,11 +183,6 @@ class HardwareSpec:
         }
 
 
-def _finite_positive(value: object) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0)
-
-
 def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
     """Build a device from a parsed data file, with errors that name the file and the field."""
     if not isinstance(data, dict):
@@ -200,21 +194,28 @@ def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
     peaks = data["peak_flops_per_s"]
     if not isinstance(peaks, dict):
         raise InputError(f"{where}: peak_flops_per_s must be a table of precision = FLOP/s")
+    texts: dict[str, str] = {}
+    for key, default in (("name", None), ("display_name", data["name"]), ("kind", None), ("source", None),
+                         ("notes", ""), ("sparse_2_4_source", "")):
+        value = data.get(key, default)
+        if not isinstance(value, str):
+            raise InputError(f"{where}: {key} must be a string, got {limits.shown(value)}")
+        texts[key] = value
     try:
         return HardwareSpec(
-            name=str(data["name"]),
-            display_name=str(data.get("display_name", data["name"])),
-            kind=str(data["kind"]),
+            name=texts["name"],
+            display_name=texts["display_name"],
+            kind=texts["kind"],
             memory_bytes=data["memory_bytes"],
             memory_bytes_per_s=data["memory_bytes_per_s"],
             peak_flops_per_s=dict(peaks),
-            source=str(data["source"]),
-            notes=str(data.get("notes", "")),
+            source=texts["source"],
+            notes=texts["notes"],
             usable_memory_bytes=data.get("usable_memory_bytes"),
             storage_bytes_per_s=data.get("storage_bytes_per_s"),
             efficiency=None if data.get("efficiency") is None else params_from_dict(data["efficiency"], where),
             sparse_2_4=data.get("sparse_2_4", False),
-            sparse_2_4_source=str(data.get("sparse_2_4_source", "")),
+            sparse_2_4_source=texts["sparse_2_4_source"],
         )
     except InputError as err:
         raise InputError(f"{where}: {err}") from None

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from llm_roofline.core import limits
 from llm_roofline.core.formats import NumberFormat, WeightScheme
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
@@ -48,7 +49,8 @@ from llm_roofline.core.units import Quantity
 
 DEFAULT_OVERHEAD_BYTES = 0.5e9  # runtime (CUDA context, allocator slack); a CPU runtime needs less
 DEFAULT_PREFILL_CHUNK_TOKENS = 512  # llama.cpp's default n_ubatch (common/common.h)
-MAX_BATCH_SEARCHED = 1 << 20
+MAX_BATCH_SEARCHED = int(limits.WORKLOAD["batch"].high)
+MAX_CONTEXT_SEARCHED = int(limits.WORKLOAD["seq_len"].high)
 _ACT_READ, _ACT_WRITE = COST_FIELDS.index("act_read_bytes"), COST_FIELDS.index("act_write_bytes")
 
 
@@ -216,4 +218,4 @@ def max_context(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
         return None
     return _largest(lambda n: bool(memory_footprint(model, hardware, step_workload(workload, n - 1, 1),
                                                     overhead_bytes, prefill_chunk_tokens).fits),
-                    model.max_position_embeddings)
+                    min(model.max_position_embeddings, MAX_CONTEXT_SEARCHED))

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llm_roofline.core import architecture as arch
+from llm_roofline.core import limits
 from llm_roofline.core.architecture import MLP, NORMS, Attention, Block, WeightTensor, layer_groups
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import WeightScheme
+from llm_roofline.core.limits import MODEL, shown
 
 ACTIVATIONS = arch.ACTIVATIONS
 __all__ = ["ACTIVATIONS", "NORMS", "ModelSpec", "WeightTensor"]
@@ -59,22 +61,27 @@ class ModelSpec:
     _groups: tuple[tuple[Block, int], ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        where = f"model '{self.name}'"
-        for label in ("hidden_size", "vocab_size", "max_position_embeddings"):
-            value = getattr(self, label)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise InputError(f"{where}: {label} must be an integer > 0, got {value!r}")
-        if not isinstance(self.layers, tuple) or not self.layers:
-            raise InputError(f"{where}: num_hidden_layers must be an integer > 0")
+        where = f"model '{self.name}': "
+        for label in ("hidden_size", "vocab_size", "max_position_embeddings", "position_rows"):
+            limits.count(label, getattr(self, label), MODEL[label], where)
+        limits.count("mtp_modules", self.mtp_modules, MODEL["layer_count"], where)
+        if not isinstance(self.layers, tuple):
+            raise InputError(f"{where}layers must be a tuple of Blocks, got {shown(self.layers)}")
+        limits.count("num_hidden_layers", len(self.layers), MODEL["layers"], where)
+        if not all(isinstance(block, Block) for block in self.layers):
+            raise InputError(f"{where}layers must be a tuple of Blocks")
+        for label in ("final_norm", "tied_embeddings", "learned_positions", "embedding_scale", "residual_scale",
+                      "lm_head_bias", "logits_scale", "mtp_included"):
+            if not isinstance(getattr(self, label), bool):
+                raise InputError(f"{where}{label} must be True or False, got {shown(getattr(self, label))}")
         groups = layer_groups(self.layers)
         for block, _ in groups:
-            block.validate(where)
+            block.validate(where.removesuffix(": "))
         object.__setattr__(self, "_groups", groups)
         if self.norm not in NORMS:
-            raise InputError(f"{where}: norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
-        cap = self.final_logit_softcapping
-        if cap is not None and (not isinstance(cap, (int, float)) or isinstance(cap, bool) or not 0 < cap < 1e300):
-            raise InputError(f"{where}: final_logit_softcapping must be a number > 0 or null, got {cap!r}")
+            raise InputError(f"{where}norm must be one of {', '.join(NORMS)}, got {shown(self.norm)}")
+        if self.final_logit_softcapping is not None:
+            limits.figure("final_logit_softcapping", self.final_logit_softcapping, MODEL["softcap"], where)
         object.__setattr__(self, "_hash", hash((self.name, self.family, self.hidden_size, self.vocab_size,
                                                 self.layers, self.stored_weights, self.source)))
 
@@ -91,8 +98,7 @@ class ModelSpec:
                 attn_logit_softcapping: float | None = None, **model: Any) -> ModelSpec:
         """A model whose layers are alike but for a sliding window on ``sliding_window_layers`` of them
         (None: all, when a window is set): the shape of most models, from the figures a summary gives."""
-        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or not 0 < num_layers <= 1 << 16:
-            raise InputError(f"model '{name}': num_layers must be an integer > 0, got {num_layers!r}")
+        limits.count("num_layers", num_layers, MODEL["layers"], f"model '{name}': ")
         windowed = sliding_window_layers if sliding_window_layers is not None else num_layers
         windowed = 0 if sliding_window is None else windowed
         if not isinstance(windowed, int) or not 0 <= windowed <= num_layers:
@@ -345,9 +351,3 @@ def describe_block(block: Block, layers: int) -> dict[str, Any]:
         "shared_intermediate_size": m.shared_intermediate_size,
     }
 
-
-# --- Hugging Face config.json adapters: one small function per family -------------------------
-#
-# Each adapter reads the keys its family's transformers configuration defines and builds the layer
-# stack; the shared pieces (an attention from the usual keys, a dense MLP, which layers are windowed
-# or skip RoPE) are the helpers below. A llama-shaped family is one call of ``_llama_like``.

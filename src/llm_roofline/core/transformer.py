@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Generic, NamedTuple, ParamSpec, TypeVar, overl
 import numpy as np
 
 from llm_roofline.core import architecture as arch
-from llm_roofline.core import ops
+from llm_roofline.core import limits, ops
 from llm_roofline.core.architecture import FULL, MLP, Attention, Block, Span
 from llm_roofline.core.errors import InputError, one_of
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format, product_math
@@ -126,9 +126,8 @@ class Workload:
 
     def __post_init__(self) -> None:
         one_of("phase", self.phase, PHASES)
-        for label, value in (("batch", self.batch), ("seq_len", self.seq_len), ("new_tokens", self.new_tokens)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise InputError(f"{label} must be an integer >= 1, got {value!r}")
+        for label in ("batch", "seq_len", "new_tokens"):
+            limits.count(label, getattr(self, label), limits.WORKLOAD[label])
         if self.phase == "prefill" and self.new_tokens != 1:
             raise InputError("new_tokens applies to decode steps; a prefill step processes seq_len tokens")
         if self.mla is not None and self.mla not in MLA_FORMS:
@@ -293,7 +292,11 @@ class StepCounts(tuple[Quantity, ...], Generic[Quantity]):
 
 def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
                 causal_skip: bool) -> StepCounts[Quantity]:
-    """The counts of a step of ``q_len`` new tokens per sequence over ``past_len`` cached ones."""
+    """The counts of a step of ``q_len`` new tokens per sequence over ``past_len`` cached ones.
+
+    A grid's counts are float64, whatever its arrays hold: batch x scores reaches 2^68 at the largest
+    batch and prompt (``limits.WORKLOAD``), past what int64 holds; Python integers are exact at any size."""
+    batch, q_len, past_len = _float_grid(batch), _float_grid(q_len), _float_grid(past_len)
     layout = count_layout(model)
     tokens = batch * q_len
     values: list[Quantity] = [batch, tokens]
@@ -302,6 +305,10 @@ def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Qu
                    batch * attention_pairs(q_len, past_len, causal_skip, span)]
     values += [ops.expected_experts_touched(tokens, experts, k) for experts, k in layout.mixtures]
     return StepCounts(layout, values)
+
+
+def _float_grid(count: Quantity) -> Quantity:
+    return np.asarray(count, dtype=np.float64) if isinstance(count, np.ndarray) else count
 
 
 # The rows of a plan's coefficients: OpCost's fields (flops, weight_bytes, act_read_bytes, act_write_bytes,

@@ -24,8 +24,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+from llm_roofline.core import limits
 from llm_roofline.core.architecture import Block
-from llm_roofline.core.errors import InputError, positive
+from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import (  # re-exported: the footprint lived here before core/memory.py
     DEFAULT_OVERHEAD_BYTES,
@@ -75,6 +76,7 @@ def fit(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
     """Footprint, fit, and the largest context (at this batch) and batch (at this context) that fit."""
     if hardware.available_memory_bytes is None:
         raise InputError(f"hardware '{hardware.name}' has no memory capacity: give one (memory_bytes)")
+    _check_runtime(overhead_bytes, prefill_chunk_tokens)
     footprint = memory_footprint(model, hardware, workload, overhead_bytes, prefill_chunk_tokens)
     limit = model.max_position_embeddings
     context = context_tokens(workload)
@@ -86,6 +88,12 @@ def fit(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
         max_context_limited_by="model" if max_context_tokens == limit else "memory", model_max_context_tokens=limit,
         max_batch=largest_batch,
     )
+
+
+def _check_runtime(overhead_bytes: float, prefill_chunk_tokens: int) -> None:
+    """The runtime's figures every deployment takes: its own memory, and the prompt chunk it prefills at once."""
+    limits.figure("overhead_bytes", overhead_bytes, limits.STUDY["overhead_bytes"])
+    limits.count("prefill_chunk_tokens", prefill_chunk_tokens, limits.STUDY["prefill_chunk_tokens"])
 
 
 # --- per-layer accounting shared by offload and parallelism -------------------------------------
@@ -152,7 +160,8 @@ def offload_to_storage(model: ModelSpec, hardware: HardwareSpec, workload: Workl
     bandwidth = storage_bytes_per_s or hardware.storage_bytes_per_s
     if bandwidth is None:
         raise InputError(f"hardware '{hardware.name}' has no storage bandwidth: give one (storage_bytes_per_s)")
-    positive("storage bandwidth", bandwidth)
+    limits.figure("storage_bytes_per_s", bandwidth, limits.DEVICE["memory_bytes_per_s"])
+    _check_runtime(overhead_bytes, prefill_chunk_tokens)
     footprint = memory_footprint(model, hardware, workload, overhead_bytes, prefill_chunk_tokens)
     if footprint.capacity_bytes is None:
         raise InputError(f"hardware '{hardware.name}' has no memory capacity: give one (memory_bytes)")
@@ -183,9 +192,8 @@ class Link:
     latency_s: float = 0.0
 
     def __post_init__(self) -> None:
-        positive("link bandwidth", self.bytes_per_s)
-        if not (isinstance(self.latency_s, (int, float)) and 0 <= self.latency_s < float("inf")):
-            raise InputError(f"link latency must be a finite number >= 0, got {self.latency_s!r}")
+        limits.figure("bytes_per_s", self.bytes_per_s, limits.STUDY["link_bytes_per_s"], "link: ")
+        limits.figure("latency_s", self.latency_s, limits.STUDY["link_latency_s"], "link: ")
 
     def transfer_time_s(self, nbytes: float) -> float:
         """One message: alpha + bytes / beta."""
@@ -230,13 +238,13 @@ def split_layers(model: ModelSpec, accelerator: HardwareSpec, host: HardwareSpec
     layer's KV cache lives with the layer. ``gpu_layers=None``: the largest N whose share fits the
     accelerator. Activations cross the link once into the accelerator and the logits once back.
     """
+    _check_runtime(overhead_bytes, prefill_chunk_tokens)
     layers = model.num_layers
     if gpu_layers is None:
         fitting = [n for n in range(layers + 2) if _split(model, accelerator, host, workload, n, link,
                                                           overhead_bytes, prefill_chunk_tokens).accelerator_fits]
         gpu_layers = max(fitting) if fitting else 0
-    if not isinstance(gpu_layers, int) or isinstance(gpu_layers, bool) or gpu_layers < 0:
-        raise InputError(f"gpu_layers must be an integer >= 0, got {gpu_layers!r}")
+    limits.count("gpu_layers", gpu_layers, limits.STUDY["gpu_layers"])
     return _split(model, accelerator, host, workload, gpu_layers, link, overhead_bytes, prefill_chunk_tokens)
 
 
@@ -352,8 +360,8 @@ def tensor_parallel(model: ModelSpec, hardware: HardwareSpec, workload: Workload
     plus one after the vocabulary-parallel embedding, and an all-gather of the logits. No overlap of
     communication with compute.
     """
-    if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
-        raise InputError(f"devices must be an integer >= 1, got {devices!r}")
+    limits.count("devices", devices, limits.STUDY["devices"])
+    _check_runtime(overhead_bytes, prefill_chunk_tokens)
     shard = tensor_parallel_shard(model, devices)
     compute = analyze(shard, hardware, workload).totals.time_s
     act = workload.activation_format.bytes_per_element
@@ -416,9 +424,9 @@ def pipeline_parallel(model: ModelSpec, hardware: HardwareSpec, workload: Worklo
     (N - 1)/(M + N - 1)). Decode with the pipe kept full advances every micro-batch once per
     max(M, N) slots.
     """
-    for label, value in (("devices", devices), ("micro_batches", micro_batches)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InputError(f"{label} must be an integer >= 1, got {value!r}")
+    limits.count("devices", devices, limits.STUDY["devices"])
+    limits.count("micro_batches", micro_batches, limits.WORKLOAD["batch"])
+    _check_runtime(overhead_bytes, prefill_chunk_tokens)
     if devices > model.num_layers:
         raise InputError(f"{devices} pipeline stages need at least as many layers; the model has {model.num_layers}")
     if workload.batch % micro_batches:
@@ -473,8 +481,7 @@ def expected_tokens_per_target_pass(acceptance_rate: float, draft_tokens: int) -
     """
     if not 0 <= acceptance_rate <= 1:
         raise InputError(f"acceptance rate must be between 0 and 1, got {acceptance_rate!r}")
-    if not isinstance(draft_tokens, int) or isinstance(draft_tokens, bool) or draft_tokens < 0:
-        raise InputError(f"draft tokens must be an integer >= 0, got {draft_tokens!r}")
+    limits.count("draft_tokens", draft_tokens, limits.STUDY["draft_tokens"])
     if acceptance_rate == 1:
         return float(draft_tokens + 1)
     return (1 - acceptance_rate ** (draft_tokens + 1)) / (1 - acceptance_rate)
@@ -508,6 +515,7 @@ def _speculative_times(target: ModelSpec, draft: ModelSpec, hardware: HardwareSp
     steps and one verification)."""
     if workload.phase != "decode" or workload.new_tokens != 1:
         raise InputError("speculative decoding applies to decode steps of one new token")
+    limits.count("draft_tokens", draft_tokens, limits.STUDY["draft_tokens"])
     draft_step = analyze(draft, hardware, draft_workload or workload).totals.time_s
     target_step = analyze(target, hardware, workload).totals.time_s
     verify = analyze(target, hardware, replace(workload, new_tokens=draft_tokens + 1)).totals.time_s
@@ -579,7 +587,7 @@ def required_acceptance_rate(target: ModelSpec, draft: ModelSpec, hardware: Hard
                              draft_tokens: int, time_per_token_s: float,
                              draft_workload: Workload | None = None) -> AcceptanceNeeded:
     """The smallest alpha for which a cycle's expected tokens bring the time per token to the target."""
-    positive("target time per token", time_per_token_s)
+    limits.figure("time_per_token_s", time_per_token_s, limits.STUDY["time_per_token_s"])
     _, target_step, _, cycle = _speculative_times(target, draft, hardware, workload, draft_tokens, draft_workload)
     # Time per token = cycle / tokens per pass, and the batch decodes together: per sequence.
     needed = cycle / time_per_token_s

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from llm_roofline.core import architecture as arch
+from llm_roofline.core import limits
 from llm_roofline.core.architecture import MLP, Attention, Block
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import WeightScheme, get_format
+from llm_roofline.core.limits import MODEL, Limit, shown
 from llm_roofline.core.models import ModelSpec
+from llm_roofline.inputs.reading import parse_json, read_text
 
 _HF_ACTIVATIONS = {
     "silu": "silu", "swish": "silu",
@@ -25,26 +28,48 @@ _HF_ACTIVATIONS = {
     "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
     "relu": "relu",
 }
-# Bounds far past any real model: a larger value is a malformed file, not a bigger model.
-_MAX_DIMENSION = 1 << 24
-_MAX_LAYERS = 4096
+# The range of each count a config.json sets: the entry of ``limits.MODEL`` for what the key describes.
+CONFIG_LIMITS: dict[str, str] = {
+    **dict.fromkeys(("num_hidden_layers", "n_layer"), "layers"),
+    **dict.fromkeys(("hidden_size", "n_embd"), "hidden_size"),
+    **dict.fromkeys(("num_attention_heads", "n_head"), "heads"),
+    "num_key_value_heads": "kv_heads",
+    **dict.fromkeys(("head_dim", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"), "head_dim"),
+    **dict.fromkeys(("q_lora_rank", "kv_lora_rank"), "lora_rank"),
+    **dict.fromkeys(("intermediate_size", "ffn_dim", "n_inner", "moe_intermediate_size", "intermediate_size_mlp"),
+                    "intermediate_size"),
+    **dict.fromkeys(("num_local_experts", "num_experts", "n_routed_experts", "n_shared_experts"), "experts"),
+    "num_experts_per_tok": "experts_per_token",
+    "vocab_size": "vocab_size",
+    **dict.fromkeys(("max_position_embeddings", "n_positions"), "max_position_embeddings"),
+    **dict.fromkeys(("sliding_window", "attention_chunk_size"), "window"),
+    **dict.fromkeys(("no_rope_layer_interval", "decoder_sparse_step", "interleave_moe_layer_step",
+                     "sliding_window_pattern", "max_window_layers", "first_k_dense_replace",
+                     "num_nextn_predict_layers"), "layer_count"),
+    **dict.fromkeys(("attn_logit_softcapping", "final_logit_softcapping"), "softcap"),
+}
+
+
+def config_limit(key: str) -> Limit:
+    """The range of a config.json key's value."""
+    return MODEL[CONFIG_LIMITS[key]]
 
 
 class _Config:
-    """Typed access to a config dict, with errors that name the file and the key."""
+    """Typed access to a config dict, with errors that name the file and the key; every count is checked
+    against its range in ``limits.MODEL``."""
 
     def __init__(self, data: dict[str, Any], where: str) -> None:
         self.data, self.where = data, where
 
-    def int(self, *keys: str, default: int | None = None, limit: int = 1 << 40) -> int:
+    def int(self, *keys: str, default: int | None = None) -> int:
+        """The first of ``keys`` the config sets, an integer > 0 in its range (``default`` when none is set;
+        no default: the first key is required)."""
         for key in keys:
             value = self.data.get(key)
             if value is not None:
-                if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                    raise InputError(f"{self.where}: '{key}' must be an integer > 0, got {_short(value)}")
-                if value > limit:
-                    raise InputError(f"{self.where}: '{key}' must be at most {limit}, got {_short(value)}")
-                return value
+                limit = config_limit(key)
+                return limits.count(f"'{key}'", value, limit._replace(low=max(limit.low, 1)), f"{self.where}: ")
         if default is None:
             raise InputError(f"{self.where}: missing required key '{keys[0]}'")
         return default
@@ -53,28 +78,27 @@ class _Config:
         return None if self.data.get(key) is None else self.int(key)
 
     def count(self, key: str, default: builtins.int) -> builtins.int:
-        """An integer >= 0 (a number of layers or experts that may be none)."""
+        """An integer >= 0 in its range (a number of layers or experts that may be none)."""
         value = self.data.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_DIMENSION:
-            raise InputError(f"{self.where}: '{key}' must be an integer >= 0, got {_short(value)}")
-        return value
+        return default if value is None else limits.count(f"'{key}'", value, config_limit(key)._replace(low=0),
+                                                   f"{self.where}: ")
 
     def number(self, key: str, default: float) -> float:
         value = self.data.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1e300:
-            raise InputError(f"{self.where}: '{key}' must be a number > 0, got {_short(value)}")
-        return float(value)
+        return default if value is None else limits.figure(f"'{key}'", value, config_limit(key), f"{self.where}: ")
 
     def bool(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise InputError(f"{self.where}: '{key}' must be true or false, got {_short(value)}")
+            raise InputError(f"{self.where}: '{key}' must be true or false, got {shown(value)}")
+        return value
+
+    def text(self, key: str, default: str) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            raise InputError(f"{self.where}: '{key}' must be a string, got {shown(value)}")
         return value
 
     def activation(self, *keys: str, default: str) -> str:
@@ -82,7 +106,7 @@ class _Config:
             value = self.data.get(key)
             if value is not None:
                 if not isinstance(value, str) or value not in _HF_ACTIVATIONS:
-                    raise InputError(f"{self.where}: unsupported activation {_short(value)} in '{key}'; "
+                    raise InputError(f"{self.where}: unsupported activation {shown(value)} in '{key}'; "
                                      f"supported: {', '.join(_HF_ACTIVATIONS)}")
                 return _HF_ACTIVATIONS[value]
         return default
@@ -96,12 +120,21 @@ class _Config:
             raise InputError(f"{self.where}: '{key}' must list one entry per layer ({layers})")
         return value
 
+    def layer_flags(self, key: str, layers: builtins.int) -> list[builtins.bool] | None:
+        """One 0/1 (or false/true) per layer, or None when the key is absent."""
+        flags = self.per_layer(key, layers)
+        if flags is not None and not all(flag in (0, 1) and isinstance(flag, (bool, builtins.int)) for flag in flags):
+            raise InputError(f"{self.where}: '{key}' must hold 0 or 1 for each layer")
+        return None if flags is None else [bool(flag) for flag in flags]
+
     def layer_indices(self, key: str, layers: builtins.int) -> set[builtins.int] | None:
+        """Indices of layers (each from 0 to layers - 1), or None when the key is absent."""
         value = self.data.get(key)
         if value is None:
             return None
-        if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
-            raise InputError(f"{self.where}: '{key}' must be a list of layer indices")
+        if not isinstance(value, list) or not all(isinstance(i, builtins.int) and not isinstance(i, builtins.bool)
+                                                  and 0 <= i < layers for i in value):
+            raise InputError(f"{self.where}: '{key}' must be a list of layer indices, each from 0 to {layers - 1}")
         return set(value)
 
     def rope_fraction(self) -> float:
@@ -111,26 +144,21 @@ class _Config:
                 value = holder["partial_rotary_factor"]
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
                     raise InputError(f"{self.where}: 'partial_rotary_factor' must be between 0 and 1, got "
-                                     f"{_short(value)}")
+                                     f"{shown(value)}")
                 return float(value)
         return 1.0
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _attention(cfg: _Config, *, qkv_bias: bool | None = None, out_bias: bool | None = None,
                **more: Any) -> Attention:
     """The usual attention keys: heads, KV heads (GQA), head_dim, attention_bias."""
-    hidden = cfg.int("hidden_size", limit=_MAX_DIMENSION)
-    heads = cfg.int("num_attention_heads", limit=_MAX_DIMENSION)
+    hidden = cfg.int("hidden_size")
+    heads = cfg.int("num_attention_heads")
     bias = cfg.bool("attention_bias", False)
     return Attention(
         heads=heads,
-        kv_heads=cfg.int("num_key_value_heads", default=heads, limit=_MAX_DIMENSION),
-        head_dim=cfg.int("head_dim", default=hidden // heads if hidden % heads == 0 else None, limit=_MAX_DIMENSION),
+        kv_heads=cfg.int("num_key_value_heads", default=heads),
+        head_dim=cfg.int("head_dim", default=hidden // heads if hidden % heads == 0 else None),
         qkv_bias=bias if qkv_bias is None else qkv_bias,
         out_bias=bias if out_bias is None else out_bias,
         **more,
@@ -138,12 +166,12 @@ def _attention(cfg: _Config, *, qkv_bias: bool | None = None, out_bias: bool | N
 
 
 def _dense_mlp(cfg: _Config, key: str = "intermediate_size", activation: str = "silu") -> MLP:
-    return MLP(intermediate_size=cfg.int(key, limit=_MAX_DIMENSION),
+    return MLP(intermediate_size=cfg.int(key),
                activation=cfg.activation("hidden_act", default=activation), bias=cfg.bool("mlp_bias", False))
 
 
 def _layers(cfg: _Config) -> int:
-    return cfg.int("num_hidden_layers", limit=_MAX_LAYERS)
+    return cfg.int("num_hidden_layers")
 
 
 def _spans(cfg: _Config, layers: int, default: Callable[[int], str]) -> list[str]:
@@ -154,7 +182,7 @@ def _spans(cfg: _Config, layers: int, default: Callable[[int], str]) -> list[str
     known = ("full_attention", "sliding_attention", "chunked_attention")
     for kind in kinds:
         if kind not in known:
-            raise InputError(f"{cfg.where}: unsupported layer type {_short(kind)} in 'layer_types'; "
+            raise InputError(f"{cfg.where}: unsupported layer type {shown(kind)} in 'layer_types'; "
                              f"supported: {', '.join(known)}")
     return kinds
 
@@ -170,11 +198,11 @@ def _with_span(cfg: _Config, attention: Attention, kind: str) -> Attention:
 
 def _rope_layers(cfg: _Config, layers: int) -> list[bool]:
     """SmolLM3 / Llama 4: ``no_rope_layers[i]`` is 1 where layer i uses RoPE (default: every 4th layer skips it)."""
-    flags = cfg.per_layer("no_rope_layers", layers)
+    flags = cfg.layer_flags("no_rope_layers", layers)
     if flags is None:
         interval = cfg.int("no_rope_layer_interval", default=4)
         return [(i + 1) % interval != 0 for i in range(layers)]
-    return [bool(flag) for flag in flags]
+    return flags
 
 
 def _stack(blocks: list[Block]) -> tuple[Block, ...]:
@@ -188,8 +216,8 @@ def _model(cfg: _Config, name: str, family: str, layers: list[Block], *, tied_de
     return ModelSpec(
         name=name,
         family=family,
-        hidden_size=cfg.int("hidden_size", limit=_MAX_DIMENSION),
-        vocab_size=cfg.int("vocab_size", limit=1 << 30),
+        hidden_size=cfg.int("hidden_size"),
+        vocab_size=cfg.int("vocab_size"),
         max_position_embeddings=cfg.int("max_position_embeddings", default=2048),
         layers=_stack(layers),
         tied_embeddings=cfg.bool("tie_word_embeddings", tied_default),
@@ -203,7 +231,7 @@ def _llama_like(cfg: _Config, name: str, family: str, *, qkv_bias: bool | None =
                 mlp: Callable[[int], MLP] | None = None, post_norms: bool = False, pre_norms: bool = True,
                 softcap: float | None = None, activation: str = "silu", **model: Any) -> ModelSpec:
     """A decoder of RMSNorm, RoPE attention and a gated MLP, and the variations families make of it."""
-    cfg.int("hidden_size", limit=_MAX_DIMENSION)
+    cfg.int("hidden_size")
     layers = _layers(cfg)
     base = _attention(cfg, qkv_bias=qkv_bias, out_bias=out_bias, qk_norm=qk_norm, softcap=softcap)
     kinds = _spans(cfg, layers, span)
@@ -226,10 +254,10 @@ def _mistral(cfg: _Config, name: str) -> ModelSpec:
 
 
 def _moe(cfg: _Config, intermediate_key: str, experts_keys: tuple[str, ...], **more: Any) -> MLP:
-    return MLP(intermediate_size=cfg.int(intermediate_key, limit=_MAX_DIMENSION),
+    return MLP(intermediate_size=cfg.int(intermediate_key),
                activation=cfg.activation("hidden_act", default="silu"),
-               experts=cfg.int(*experts_keys, limit=_MAX_DIMENSION),
-               experts_per_token=cfg.int("num_experts_per_tok", limit=_MAX_DIMENSION), **more)
+               experts=cfg.int(*experts_keys),
+               experts_per_token=cfg.int("num_experts_per_tok"), **more)
 
 
 def _mixtral(cfg: _Config, name: str) -> ModelSpec:
@@ -353,7 +381,7 @@ def _deepseek_v3(cfg: _Config, name: str) -> ModelSpec:
     # rest a mixture of experts with shared experts. The multi-token-prediction layer (num_nextn_predict_layers)
     # is not part of inference and is not counted.
     nope, rope = cfg.int("qk_nope_head_dim"), cfg.int("qk_rope_head_dim")
-    heads = cfg.int("num_attention_heads", limit=_MAX_DIMENSION)
+    heads = cfg.int("num_attention_heads")
     bias = cfg.bool("attention_bias", False)
     attention = Attention(heads=heads, kv_heads=heads, head_dim=nope + rope, qkv_bias=bias, out_bias=bias,
                           q_lora_rank=cfg.optional_int("q_lora_rank"), kv_lora_rank=cfg.int("kv_lora_rank"),
@@ -378,7 +406,7 @@ def _llama4_text(cfg: _Config, name: str) -> ModelSpec:
     sparse = cfg.layer_indices("moe_layers", layers)
     if sparse is None:
         sparse = set(range(step - 1, layers, step))
-    width = cfg.int("intermediate_size", limit=_MAX_DIMENSION)
+    width = cfg.int("intermediate_size")
     experts = _moe(cfg, "intermediate_size", ("num_local_experts",), shared_intermediate_size=width)
     dense = _dense_mlp(cfg, key="intermediate_size_mlp")
     base = _attention(cfg)
@@ -398,7 +426,7 @@ def _phi(cfg: _Config, name: str) -> ModelSpec:
     base = _attention(cfg, qkv_bias=True, out_bias=True,
                       qk_norm="head" if cfg.bool("qk_layernorm", False) else None)
     base = replace(base, rope_dim=int(base.head_dim * cfg.rope_fraction()))
-    mlp = MLP(intermediate_size=cfg.int("intermediate_size", limit=_MAX_DIMENSION), gated=False, bias=True,
+    mlp = MLP(intermediate_size=cfg.int("intermediate_size"), gated=False, bias=True,
               activation=cfg.activation("hidden_act", default="gelu_tanh"))
     block = Block(base, mlp, norm="layernorm", parallel=True)
     return _model(cfg, name, "phi", [block] * _layers(cfg), norm="layernorm", lm_head_bias=True)
@@ -408,7 +436,7 @@ def _opt(cfg: _Config, name: str) -> ModelSpec:
     # transformers' OPT: LayerNorm, ReLU MLP of ffn_dim, biases (enable_bias), a learned position table with 2
     # extra rows, tied embeddings. do_layer_norm_before=false (OPT-350M) normalizes after each residual add
     # and has no final norm.
-    hidden = cfg.int("hidden_size", limit=_MAX_DIMENSION)
+    hidden = cfg.int("hidden_size")
     if cfg.data.get("word_embed_proj_dim", hidden) != hidden:
         raise InputError(f"{cfg.where}: word_embed_proj_dim different from hidden_size (OPT-350M's projections) "
                          f"is not supported")
@@ -417,7 +445,7 @@ def _opt(cfg: _Config, name: str) -> ModelSpec:
     bias = cfg.bool("enable_bias", True)
     pre = cfg.bool("do_layer_norm_before", True)
     attention = _attention(cfg, qkv_bias=bias, out_bias=bias, rope_dim=0)
-    mlp = MLP(intermediate_size=cfg.int("ffn_dim", limit=_MAX_DIMENSION), gated=False, bias=bias,
+    mlp = MLP(intermediate_size=cfg.int("ffn_dim"), gated=False, bias=bias,
               activation=cfg.activation("activation_function", default="relu"))
     block = Block(attention, mlp, norm="layernorm", pre_norms=pre, post_norms=not pre)
     positions = cfg.int("max_position_embeddings", default=2048)
@@ -426,22 +454,22 @@ def _opt(cfg: _Config, name: str) -> ModelSpec:
 
 
 def _gpt2(cfg: _Config, name: str) -> ModelSpec:
-    hidden = cfg.int("n_embd", "hidden_size", limit=_MAX_DIMENSION)
-    heads = cfg.int("n_head", "num_attention_heads", limit=_MAX_DIMENSION)
+    hidden = cfg.int("n_embd", "hidden_size")
+    heads = cfg.int("n_head", "num_attention_heads")
     if hidden % heads:
         raise InputError(f"{cfg.where}: n_embd ({hidden}) must be a multiple of n_head ({heads})")
     attention = Attention(heads=heads, kv_heads=heads, head_dim=hidden // heads, qkv_bias=True, out_bias=True,
                           rope_dim=0)
-    mlp = MLP(intermediate_size=cfg.int("n_inner", default=4 * hidden, limit=_MAX_DIMENSION), gated=False, bias=True,
+    mlp = MLP(intermediate_size=cfg.int("n_inner", default=4 * hidden), gated=False, bias=True,
               activation=cfg.activation("activation_function", default="gelu_tanh"))
     block = Block(attention, mlp, norm="layernorm")
     return ModelSpec(
         name=name,
         family="gpt2",
         hidden_size=hidden,
-        vocab_size=cfg.int("vocab_size", limit=1 << 30),
+        vocab_size=cfg.int("vocab_size"),
         max_position_embeddings=cfg.int("n_positions", "max_position_embeddings", default=1024),
-        layers=(block,) * cfg.int("n_layer", "num_hidden_layers", limit=_MAX_LAYERS),
+        layers=(block,) * cfg.int("n_layer", "num_hidden_layers"),
         norm="layernorm",
         tied_embeddings=cfg.bool("tie_word_embeddings", True),
         learned_positions=True,
@@ -477,19 +505,18 @@ def model_from_hf_config(data: dict[str, Any], name: str = "custom", where: str 
         raise InputError(f"{where}: expected a JSON object")
     family = data.get("model_type")
     if family is not None and not isinstance(family, str):
-        raise InputError(f"{where}: 'model_type' must be a string (one of {', '.join(FAMILIES)}), got {_short(family)}")
+        raise InputError(f"{where}: 'model_type' must be a string (one of {', '.join(FAMILIES)}), got {shown(family)}")
     if family is None:
         raise InputError(f"{where}: missing required key 'model_type' (one of {', '.join(FAMILIES)})")
     if family not in FAMILIES:
-        raise InputError(f"{where}: unsupported model_type {family!r}; supported: {', '.join(FAMILIES)}")
+        raise InputError(f"{where}: unsupported model_type {shown(family)}; supported: {', '.join(FAMILIES)}")
     try:
         spec = FAMILIES[family](_Config(data, where), name)
     except InputError as err:
         message = str(err)
         raise InputError(message if message.startswith(where) else f"{where}: {message}") from None
-    display = data.get("_display_name", name)
-    source = data.get("_source", where)
-    return replace(spec, display_name=str(display), source=str(source))
+    labels = _Config(data, where)
+    return replace(spec, display_name=labels.text("_display_name", name), source=labels.text("_source", where))
 
 
 def load_model_file(path: str | Path) -> ModelSpec:
@@ -497,14 +524,7 @@ def load_model_file(path: str | Path) -> ModelSpec:
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read model config {path}: {err.__class__.__name__}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON: {err}") from None
+    data = parse_json(read_text(path, "model config"), str(path))
     stem = path.parent.name if path.name == "config.json" else path.stem
     return model_from_hf_config(data, name=stem or "custom", where=str(path))
 

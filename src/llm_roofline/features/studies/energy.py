@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import NamedTuple
 
-from llm_roofline.core.errors import InputError, positive, unknown_name
+from llm_roofline.core import limits
+from llm_roofline.core.errors import InputError, unknown_name
 from llm_roofline.core.formats import PEAK_FALLBACK
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
@@ -110,7 +111,8 @@ def step_energy(ops: Sequence[Op[Scalar]], tokens: int, table: EnergyTable | Non
         coefficient = table.memory_coefficient(memory)
         memory_name, per_byte = coefficient.name, coefficient.picojoules
     else:
-        memory_name, per_byte = "user-given", positive("DRAM energy (pJ/byte)", dram_pj_per_byte)
+        memory_name, per_byte = "user-given", limits.figure("dram_pj_per_byte", dram_pj_per_byte,
+                                                            limits.STUDY["dram_pj_per_byte"])
     weight = kv = act = arithmetic = flops = 0.0
     for op in ops:
         cost, n = op.cost, op.instances

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from llm_roofline.core import ops
-from llm_roofline.core.errors import InputError, positive
+from llm_roofline.core import limits, ops
+from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, get_format
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import workload_footprint_bytes
@@ -37,7 +37,7 @@ REMEDY_WEIGHT_FORMATS = ("fp8", "int8", "int4")
 REMEDY_KV_FORMATS = ("fp8", "int8", "int4")
 DEVICES_SHOWN = 3  # the smallest catalogue devices that meet the target
 MAX_DRAFT_TOKENS = 8  # speculative decoding: draft lengths tried, 1..8
-MAX_BATCH = 2**20
+MAX_BATCH = int(limits.WORKLOAD["batch"].high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class ParamsOnly:
     params: float
 
     def __post_init__(self) -> None:
-        positive("parameter count", self.params)
+        limits.figure("params", self.params, limits.STUDY["params"])
 
     @property
     def name(self) -> str:
@@ -93,7 +93,7 @@ def bandwidth_for_time(operators: Sequence[Op[Scalar]], hardware: HardwareSpec |
     sum_{W_i > W} B_i / W + sum_{W_i <= W} F_i / P_i, continuous and falling in W; each segment
     between breaks is solved in closed form. Raises InputError if compute alone exceeds the time.
     """
-    positive("target time", time_s)
+    limits.figure("time_s", time_s, limits.STUDY["time_per_token_s"])
     moved = [op.cost.bytes * op.instances for op in operators]
     if hardware is None:
         return sum(moved) / time_s
@@ -141,7 +141,7 @@ def required_bandwidth(subject: Subject, workload: Workload, tokens_per_s: float
                        hardware: HardwareSpec | None = None) -> BandwidthRequirement:
     """The bandwidth a decode rate of ``tokens_per_s`` per sequence needs."""
     dense_only(workload, "required bandwidth")
-    positive("target tokens/s", tokens_per_s)
+    limits.figure("tokens_per_s", tokens_per_s, limits.STUDY["tokens_per_s"])
     step_s = 1 / tokens_per_s
     operators = decode_ops(subject, workload)
     moved = sum(op.cost.bytes * op.instances for op in operators)
@@ -307,7 +307,7 @@ def feasibility(subject: Subject, hardware: HardwareSpec, workload: Workload, ta
                 draft_cost_ratio: float = 0.0) -> Feasibility:
     """Whether each weight format meets a latency target, and what would meet it for the workload's own."""
     dense_only(workload, "feasibility")
-    target = positive("target time per token", target_time_per_token_s)
+    target = limits.figure("target_time_per_token_s", target_time_per_token_s, limits.STUDY["time_per_token_s"])
     if not formats:
         raise InputError("give at least one weight format")
     decode = replace(workload, phase="decode")
@@ -363,7 +363,7 @@ def model_scaling(subjects: Sequence[Subject], hardware: HardwareSpec, workload:
     """Capacity, traffic, time and energy per token of each model and format, batch 1 decode, one device."""
     dense_only(workload, "scaling")
     if target_time_per_token_s is not None:
-        positive("target time per token", target_time_per_token_s)
+        limits.figure("target_time_per_token_s", target_time_per_token_s, limits.STUDY["time_per_token_s"])
     if not subjects or not formats:
         raise InputError("give at least one model and one weight format")
     rows = []

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import NamedTuple
 
+from llm_roofline.core import limits
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
@@ -52,8 +53,9 @@ def idealized_share(seq_len: Quantity, hidden_size: Quantity) -> Quantity:
 # The chapter's thresholds (2.3.3) on attention / (attention + FFN) FLOPs.
 LOW_SHARE = 0.35
 HIGH_SHARE = 0.50
-# Lengths searched for a crossover: far beyond any context window, so None means "never".
-MAX_SEARCH_LEN = 2**40
+# Lengths searched for a crossover: every length a workload may have (limits.WORKLOAD), 1.6x the longest
+# context window, so None means "not at any length the model could be run at".
+MAX_SEARCH_LEN = int(limits.WORKLOAD["seq_len"].high)
 
 
 class FlopSplit(NamedTuple):
@@ -174,16 +176,14 @@ def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[
     if not seq_lens:
         raise InputError("give at least one sequence length")
     for length in seq_lens:
-        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-            raise InputError(f"sequence lengths must be integers >= 1, got {length!r}")
+        limits.count("seq_lens", length, limits.WORKLOAD["seq_len"])
     if model is not None and hidden_size is None:
         d = model.hidden_size
     elif model is None and hidden_size is not None:
         d = hidden_size
     else:
         raise InputError("give a model or a bare hidden size (the idealized layer alone), not both")
-    if d < 1:
-        raise InputError(f"hidden size must be an integer >= 1, got {d!r}")
+    limits.count("hidden_size", d, limits.MODEL["hidden_size"])
     rows = []
     for length in seq_lens:
         ideal = float(idealized_share(length, d))

@@ -4,9 +4,9 @@
 
 Decode step i (1-based) feeds the token produced by the step before it: P + i - 1 tokens are cached
 and it attends to P + i (the chapter's L_context + i). The prefill emits the first new token, so T
-steps give T + 1 new tokens per sequence. All T steps are one call into the operator model with
-``past_len`` a numpy array (``sweep.evaluate_grid``, the vectorized roofline that is tested against
-``analyze`` operator by operator): 100 000 steps take milliseconds.
+steps give T + 1 new tokens per sequence. The steps are a few calls into the operator model, each with
+``past_len`` a numpy array of ``CHUNK_STEPS`` steps (``sweep.evaluate_grid``, the vectorized roofline
+that is tested against ``analyze`` operator by operator): 100 000 steps take a fraction of a second.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from llm_roofline.core import limits
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import memory_footprint
@@ -23,6 +24,8 @@ from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import analyze, bound_label, roofline
 from llm_roofline.core.transformer import Workload, on_device
 from llm_roofline.features.sweep import evaluate_grid
+
+CHUNK_STEPS = 1 << 14  # decode steps evaluated at once: ~10 MB of operator arrays
 
 
 class BoundChange(NamedTuple):
@@ -101,32 +104,53 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _changes(name: str, compute_bound: np.ndarray, past_len: np.ndarray) -> list[BoundChange]:
-    flips = np.flatnonzero(compute_bound[1:] != compute_bound[:-1]) + 1  # 0-based index of the new bound
-    return [BoundChange(name, int(i) + 1, int(past_len[i]), bound_label(bool(compute_bound[i - 1])),
-                        bound_label(bool(compute_bound[i]))) for i in flips]
+def _changes(name: str, compute_bound: np.ndarray, first: int, before: bool | None,
+             prompt_len: int) -> list[BoundChange]:
+    """The steps where ``compute_bound`` (decode steps ``first + 1``.., 1-based) differs from the step before;
+    ``before``: the bound of step ``first`` (None when the array starts at step 1)."""
+    joined = compute_bound if before is None else np.concatenate(([before], compute_bound))
+    start = first if before is None else first - 1  # the 0-based step index of joined[0]
+    flips = np.flatnonzero(joined[1:] != joined[:-1]) + 1
+    return [BoundChange(name, start + int(i) + 1, prompt_len + start + int(i), bound_label(bool(joined[i - 1])),
+                        bound_label(bool(joined[i]))) for i in flips]
 
 
 def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Workload, prompt_len: int,
                         steps: int) -> Timeline:
-    """Prefill ``prompt_len`` tokens, then ``steps`` decode steps, for ``workload.batch`` sequences."""
-    for label, value in (("prompt length", prompt_len), ("decode steps", steps)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InputError(f"{label} must be an integer >= 1, got {value!r}")
+    """Prefill ``prompt_len`` tokens, then ``steps`` decode steps, for ``workload.batch`` sequences.
+
+    The steps are evaluated ``CHUNK_STEPS`` at a time, so memory holds the per-step arrays and one chunk's
+    operators, whatever the number of steps."""
+    limits.count("prompt_len", prompt_len, limits.WORKLOAD["seq_len"])
+    limits.count("steps", steps, limits.STUDY["steps"])
+    longest = int(limits.WORKLOAD["seq_len"].high)
+    if prompt_len + steps - 1 > longest:
+        raise InputError(f"prompt_len + steps - 1 (the tokens cached at the last step) must be at most {longest}, "
+                         f"got {prompt_len + steps - 1}")
     workload = on_device(model, workload, hardware)[0]  # 2:4 sparsity where the device runs it
     prefill = analyze(model, hardware, replace(workload, phase="prefill", seq_len=prompt_len))
     past_len = np.arange(prompt_len, prompt_len + steps)
-    grid = evaluate_grid(model, [hardware], "decode", np.full(steps, workload.batch), past_len,
-                         workload.weight_scheme(model), workload.activation_format, workload.kv_format,
-                         workload.flash_attention, workload.causal_skip, workload.lm_head, workload.mla,
-                         workload.fuse)
-    step_time, step_flops, step_bytes = grid.time_s[0], grid.flops, grid.bytes
-    compute_bound_steps = grid.compute_bound[0]
-    changes = _changes("step", compute_bound_steps, past_len)
-    for op in grid.ops:
-        line = roofline(np.asarray(op.cost.flops), np.asarray(op.cost.bytes), hardware.peak_for(op.math)[1],
-                        hardware.memory_bytes_per_s)
-        changes += _changes(op.name, np.broadcast_to(line.compute_bound, past_len.shape), past_len)
+    step_time, step_flops, step_bytes = np.empty(steps), np.empty(steps), np.empty(steps)
+    compute_bound_steps = np.empty(steps, dtype=bool)
+    changes: list[BoundChange] = []
+    last_bound: dict[int, bool] = {}  # the step's and each operator's bound at the end of the previous chunk
+    for first in range(0, steps, CHUNK_STEPS):
+        chunk = slice(first, min(first + CHUNK_STEPS, steps))
+        cached = past_len[chunk]
+        grid = evaluate_grid(model, [hardware], "decode", np.full(cached.shape, workload.batch), cached,
+                             workload.weight_scheme(model), workload.activation_format, workload.kv_format,
+                             workload.flash_attention, workload.causal_skip, workload.lm_head, workload.mla,
+                             workload.fuse)
+        step_time[chunk], step_flops[chunk], step_bytes[chunk] = grid.time_s[0], grid.flops, grid.bytes
+        compute_bound_steps[chunk] = grid.compute_bound[0]
+        bounds = [("step", compute_bound_steps[chunk])]
+        for op in grid.ops:
+            line = roofline(np.asarray(op.cost.flops), np.asarray(op.cost.bytes), hardware.peak_for(op.math)[1],
+                            hardware.memory_bytes_per_s)
+            bounds.append((op.name, np.broadcast_to(line.compute_bound, cached.shape)))
+        for index, (name, bound) in enumerate(bounds):
+            changes += _changes(name, bound, first, last_bound.get(index), prompt_len)
+            last_bound[index] = bool(bound[-1])
     decode_time = float(step_time.sum())
     total_time = prefill.totals.time_s + decode_time
     # What the last step holds: core/memory.py's footprint at the final context (as analyze and fit count it).
