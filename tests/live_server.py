@@ -1,4 +1,5 @@
-"""A real uvicorn server of the web app on a free loopback port, in a background thread, for tests."""
+"""A real uvicorn server of the web app on a free loopback port, in a background thread, for tests: the
+configuration ``llm-roofline serve`` runs (``serving.server_config``), with the app or limits a test gives."""
 
 from __future__ import annotations
 
@@ -6,16 +7,24 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
-def live_server() -> Iterator[str]:
-    """Serve ``create_app()`` on 127.0.0.1 (a free port) and yield its base URL; stop it afterwards."""
+def live_server(app: Any = None, limits: Any = None, header_timeout_s: float | None = None) -> Iterator[str]:
+    """Serve ``create_app(limits)`` (or ``app``) on 127.0.0.1 (a free port) and yield its base URL; stop it
+    afterwards. ``header_timeout_s``: a shorter wait for a request's headers than the server's."""
     import uvicorn
 
-    from llm_roofline.faces.web.app import create_app
+    from llm_roofline.faces.web.serving import HeaderTimeoutH11, server_config
 
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning"))
+    protocol = HeaderTimeoutH11
+    if header_timeout_s is not None:
+        protocol = type("ShortHeaderTimeout", (HeaderTimeoutH11,), {"header_timeout_s": header_timeout_s})
+    config = server_config("127.0.0.1", 0, "warning", limits, protocol)
+    if app is not None:
+        config.app = app
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

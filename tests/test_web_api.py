@@ -86,11 +86,11 @@ def test_defaults_and_catalogue(client: TestClient) -> None:
     ({"kv_cache": "100"}, 400, "between 1 and 64"),
     ({"config": {"hidden_size": 64}}, 400, "missing required key 'model_type'"),
     ({"config": {"model_type": "bert"}}, 400, "unsupported model_type 'bert'"),
-    ({"config": catalogue_config("gpt2") | {"n_head": 0}}, 400, "'n_head' must be an integer > 0"),
+    ({"config": catalogue_config("gpt2") | {"n_head": 0}}, 400, "'n_head' must be an integer"),
     ({"config": catalogue_config("llama-2-7b") | {"hidden_act": ["silu"]}}, 400, "unsupported activation ['silu']"),
     ({"config": catalogue_config("llama-2-7b") | {"hidden_size": 10**400, "num_attention_heads": 1,
                                                   "num_key_value_heads": 1}}, 400,
-     "'hidden_size' must be at most"),
+     "'hidden_size' must be"),
     ({"config": "gpt2"}, 422, "valid dictionary"),
 ])
 def test_bad_parameters_get_a_4xx_with_a_message(client: TestClient, body: dict, status: int, message: str) -> None:
@@ -273,7 +273,8 @@ def test_gguf_upload_errors(client: TestClient, q4_gguf: Path) -> None:
     assert short.status_code == 400 and "truncated GGUF file" in short.json()["detail"]
     not_gguf = upload_gguf(client, b"{" + b" " * 100 + b"}", 1000)
     assert not_gguf.status_code == 400 and "not a GGUF file" in not_gguf.json()["detail"]
-    assert client.post("/api/models/gguf", content=start).status_code == 422  # no size
+    assert client.post("/api/models/gguf", content=start,
+                       headers={"Content-Type": "application/octet-stream"}).status_code == 422  # no size
     unknown = post(client, {"gguf": "0" * 24})
     assert unknown.status_code == 400 and "upload the file again" in unknown.json()["detail"]
     assert post(client, {"gguf": "../etc/passwd"}).status_code == 422

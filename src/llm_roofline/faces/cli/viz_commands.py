@@ -192,10 +192,10 @@ def _cmd_serve(args: argparse.Namespace) -> str:
     _require("uvicorn", "serve")
     import uvicorn
 
-    from llm_roofline.faces.web.app import create_app
+    from llm_roofline.faces.web.serving import server_config
 
     print(f"llm-roofline: serving on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.Server(server_config(args.host, args.port, args.log_level)).run()
     return "llm-roofline: server stopped"
 
 
@@ -250,8 +250,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     serve = commands.add_parser("serve", help="the interactive web page and JSON API on a local port",
                                 description="Serve the page and the JSON API (/api/, OpenAPI at "
-                                            "/api/openapi.json). Listens on 127.0.0.1 unless --host says otherwise.")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+                                            "/api/openapi.json). Listens on 127.0.0.1 unless --host says otherwise, "
+                                            "and answers only requests addressed to localhost, a loopback address or "
+                                            "--host, from its own page; its limits are in docs/security.md.")
+    serve.add_argument("--host", default="127.0.0.1", help="address or name to listen on (default 127.0.0.1: this "
+                                                          "machine)")
     serve.add_argument("--port", type=number_arg(int, 1, 65535), default=8000, help="port (default 8000)")
     serve.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="warning",
                        help="server log level (default warning)")

@@ -10,9 +10,12 @@
 - ``GET /api/openapi.json``: the OpenAPI description.
 
 Every parameter is validated: malformed requests get 422 (pydantic's field errors), input the
-analyzer refuses gets 400 with its one-line message, bodies over ``MAX_BODY_BYTES`` (a GGUF header:
-``MAX_GGUF_HEADER_BYTES``) get 413. Names are looked up in the catalogues only: a request can never
-make the server open a path.
+analyzer refuses gets 400 with its one-line message. Names are looked up in the catalogues only: a
+request can never make the server open a path. Before any handler runs, ``guard.RequestGuard`` checks
+the Host, the origin and the content type, caps and times bodies (413, 408: ``MAX_BODY_BYTES``, a GGUF
+header ``MAX_GGUF_HEADER_BYTES``) and the uploads in flight (503), and turns any escaped exception into
+a JSON 500 with a request id. Uploads are parsed, and sweeps computed, in worker threads
+(``ServerLimits.worker_threads`` at once), so that the event loop keeps answering.
 """
 
 from __future__ import annotations
@@ -20,15 +23,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Collection
 from importlib import resources
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llm_roofline import __version__
 from llm_roofline.core.errors import InputError
@@ -38,16 +42,25 @@ from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import analyze
 from llm_roofline.core.transformer import Workload
 from llm_roofline.faces.report.charts import INFERENCE_PRECISIONS, analysis_payload
+from llm_roofline.faces.web.guard import (
+    BINARY,
+    JSON,
+    MAX_BODY_BYTES,
+    MAX_GGUF_HEADER_BYTES,
+    Body,
+    RequestGuard,
+    ServerLimits,
+    raw_body,
+)
 from llm_roofline.inputs.device_files import hardware_names, load_hardware
-from llm_roofline.inputs.gguf import read_gguf_model_start
+from llm_roofline.inputs.gguf import GGUFModel, read_gguf_model_start
 from llm_roofline.inputs.model_files import load_model, model_from_hf_config, model_names, resolve_model_name
 from llm_roofline.inputs.names import resolve_device
 
-MAX_BODY_BYTES = 1 << 20  # 1 MiB: a config.json is a few kB; the cap holds for every request but one
-MAX_GGUF_HEADER_BYTES = 64 << 20  # the start of a GGUF file: its header (vocabularies and merges: ~1-15 MB)
 MAX_GGUF_FILE_BYTES = 1 << 50  # the size a GGUF upload may declare
 MAX_GGUF_MODELS = 16  # uploaded GGUF models kept in memory, the most recently used
 GGUF_PATH = "/api/models/gguf"
+PARSE_PATH = "/api/models/parse"
 MAX_DEVICES = 8
 MAX_BATCH = 1 << 20
 MAX_SEQ_LEN = 1 << 24
@@ -55,7 +68,7 @@ MAX_SWEEP_POINTS = 64
 STATIC = resources.files(__package__).joinpath("static")
 # The page runs only its own files: a fetched script or style would be refused by the browser.
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
+               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 PrecisionName = Annotated[str, Field(min_length=1, max_length=32, description="a format name or bits per element")]
 
@@ -106,58 +119,6 @@ class SweepRequest(AnalyzeRequest):
         return self
 
 
-class BodySizeLimit:
-    """Refuse (413) any request whose body is larger than ``limit`` bytes (``limits`` by path), before the
-    app reads it.
-
-    The body is counted as it arrives, so a missing or false Content-Length cannot get past the cap;
-    an accepted body is handed to the app from memory.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int, limits: dict[str, int] | None = None) -> None:
-        self.app = app
-        self.default_limit = limit
-        self.limits = limits or {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.limits.get(scope["path"], self.default_limit)
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > limit:
-            await self._refuse(scope, receive, send, limit)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > limit:
-                await self._refuse(scope, receive, send, limit)
-                return
-            if not message.get("more_body", False):
-                break
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = JSONResponse({"detail": f"request body too large: the limit is {limit} bytes"}, 413)
-        await response(scope, receive, send)
-
-
 def _catalogue_model(name: str) -> ModelSpec:
     return load_model(resolve_model_name(name))  # a catalogue name as people write it, never a path
 
@@ -176,21 +137,27 @@ def parse_config(data: Any, name: str = "uploaded") -> ModelSpec:
         raise InputError(f"{name}: not a usable model config ({err.__class__.__name__}: {err})") from None
 
 
+def read_gguf_upload(data: bytes | bytearray, size: int, name: str) -> tuple[str, GGUFModel]:
+    """The model of an uploaded GGUF header and its key, a hash of what was sent (a worker thread runs this:
+    the reader's caps bound its time and memory, see inputs/gguf.py)."""
+    read = read_gguf_model_start(data, size, name)
+    digest = hashlib.sha256(b"%d:%s:" % (size, name.encode()))
+    digest.update(data)
+    return digest.hexdigest()[:24], read
+
+
 class GGUFModels:
-    """Models read from uploaded GGUF headers, by key (a hash of what was sent), the most recent kept."""
+    """Models read from uploaded GGUF headers, by key, the most recent kept (used from the event loop only)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.models: OrderedDict[str, ModelSpec] = OrderedDict()
 
-    def add(self, data: bytes, size: int, name: str) -> tuple[str, Any]:
-        read = read_gguf_model_start(data, size, name)
-        key = hashlib.sha256(b"%d:%s:" % (size, name.encode()) + data).hexdigest()[:24]
-        self.models[key] = read.model
+    def add(self, key: str, model: ModelSpec) -> None:
+        self.models[key] = model
         self.models.move_to_end(key)
         while len(self.models) > self.capacity:
             self.models.popitem(last=False)
-        return key, read
 
     def get(self, key: str) -> ModelSpec:
         if key not in self.models:
@@ -215,20 +182,53 @@ def _workload(request: AnalyzeRequest, **changes: Any) -> Workload:
     return Workload(**(fields | changes))
 
 
-def _json(content: Any) -> Response:
+def _json_text(content: Any) -> str:
     """Serialize with the standard library (fast), refusing numbers JSON cannot carry."""
     try:
-        text = json.dumps(content, allow_nan=False, separators=(",", ":"))
+        return json.dumps(content, allow_nan=False, separators=(",", ":"))
     except (ValueError, OverflowError):
         raise InputError("the figures overflow (a size in the config is out of range)") from None
-    return Response(text, media_type="application/json")
 
 
-def create_app() -> FastAPI:
-    """The application: the page, its assets and the JSON API."""
+def _json(content: Any) -> Response:
+    return Response(_json_text(content), media_type=JSON)
+
+
+def _config_upload(body: bytes | bytearray, name: str) -> str:
+    """An uploaded config.json parsed, as the response's JSON (a worker thread runs this)."""
+    try:
+        data = json.loads(str(body, "utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{name}: not a text file (expected a config.json)") from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"{name}: not valid JSON: {err}") from None
+    except RecursionError:
+        raise InputError(f"{name}: nested too deeply to be a config.json") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{name}: expected a JSON object (a Hugging Face config.json)")
+    spec = parse_config(data, name)
+    return _json_text({"model": spec.to_dict() | {"params": spec.params}, "config": data})
+
+
+def _sweep_text(request: SweepRequest, model: ModelSpec, devices: list[HardwareSpec]) -> str:
+    """The sweep's response (a worker thread runs this: up to MAX_SWEEP_POINTS x MAX_DEVICES analyses)."""
+    points = []
+    for value in request.values:
+        workload = _workload(request, **{request.vary: value})
+        points.append({request.vary: value, "totals": [analyze(model, d, workload).totals.to_dict() for d in devices]})
+    return _json_text({"vary": request.vary, "hardware": request.hardware, "points": points})
+
+
+def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) -> FastAPI:
+    """The application: the page, its assets and the JSON API, behind ``RequestGuard``.
+
+    ``hosts``: names besides localhost and the server's own address that the Host header may carry (the
+    ``--host`` the server is bound to, when it is a name)."""
+    limits = limits or ServerLimits()
     app = FastAPI(title="llm-roofline", version=__version__, openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description="Roofline analysis of LLM inference: the same `analyze()` as the CLI.")
     uploads = GGUFModels(MAX_GGUF_MODELS)
+    workers = anyio.CapacityLimiter(limits.worker_threads)
 
     @app.exception_handler(InputError)
     async def input_error(_request: Request, err: InputError) -> JSONResponse:
@@ -243,14 +243,6 @@ def create_app() -> FastAPI:
     @app.exception_handler(ArithmeticError)
     async def out_of_range(_request: Request, _err: ArithmeticError) -> JSONResponse:
         return JSONResponse({"detail": "the figures overflow: a size in the model config is out of range"}, 400)
-
-    @app.middleware("http")
-    async def page_policy(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        if not request.url.path.startswith("/api/"):
-            response.headers["Content-Security-Policy"] = PAGE_POLICY
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -268,7 +260,7 @@ def create_app() -> FastAPI:
                           "peak_flops_per_s": d.peak_flops_per_s} for d in devices],
             "formats": format_names(),
             "precisions": list(PRECISIONS),
-            "limits": {"max_body_bytes": MAX_BODY_BYTES, "max_gguf_header_bytes": MAX_GGUF_HEADER_BYTES,
+            "limits": {"max_body_bytes": limits.body_bytes, "max_gguf_header_bytes": limits.gguf_header_bytes,
                        "max_devices": MAX_DEVICES, "max_batch": MAX_BATCH, "max_seq_len": MAX_SEQ_LEN,
                        "max_sweep_points": MAX_SWEEP_POINTS},
         })
@@ -289,33 +281,19 @@ def create_app() -> FastAPI:
     async def sweep_endpoint(request: SweepRequest) -> Response:
         model = _request_model(request, uploads)
         devices = [_catalogue_device(name) for name in request.hardware]
-        points = []
-        for value in request.values:
-            workload = _workload(request, **{request.vary: value})
-            points.append({request.vary: value, "totals": [analyze(model, d, workload).totals.to_dict()
-                                                           for d in devices]})
-        return _json({"vary": request.vary, "hardware": request.hardware, "points": points})
+        text = await anyio.to_thread.run_sync(_sweep_text, request, model, devices, limiter=workers)
+        return Response(text, media_type=JSON)
 
-    @app.post("/api/models/parse", summary="parse an uploaded config.json, sent as the raw request body",
+    @app.post(PARSE_PATH, summary="parse an uploaded config.json, sent as the raw request body",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"type": "object", "description": "a Hugging Face config.json"}}}}},
               responses={200: {"description": "`model`: the structure read; `config`: the parsed JSON, to send "
                                               "back as `config` in /api/analyze"},
                          413: {"description": f"body over {MAX_BODY_BYTES} bytes"}})
     async def parse_model(request: Request, name: Annotated[str, Query(max_length=100)] = "uploaded") -> Response:
-        body = await request.body()  # in memory, capped by BodySizeLimit; never written anywhere
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise InputError(f"{name}: not a text file (expected a config.json)") from None
-        except json.JSONDecodeError as err:
-            raise InputError(f"{name}: not valid JSON: {err}") from None
-        except RecursionError:
-            raise InputError(f"{name}: nested too deeply to be a config.json") from None
-        if not isinstance(data, dict):
-            raise InputError(f"{name}: expected a JSON object (a Hugging Face config.json)")
-        spec = parse_config(data, name)
-        return _json({"model": spec.to_dict() | {"params": spec.params}, "config": data})
+        body = await raw_body(request)  # in memory, capped by RequestGuard; never written anywhere
+        text = await anyio.to_thread.run_sync(_config_upload, body, name, limiter=workers)
+        return Response(text, media_type=JSON)
 
     @app.post(GGUF_PATH, summary="read a model from the start of a GGUF file, sent as the raw request body",
               openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
@@ -326,12 +304,16 @@ def create_app() -> FastAPI:
                          413: {"description": f"body over {MAX_GGUF_HEADER_BYTES} bytes"}})
     async def parse_gguf(request: Request, size: Annotated[int, Query(ge=1, le=MAX_GGUF_FILE_BYTES)],
                          name: Annotated[str, Query(max_length=100)] = "uploaded.gguf") -> Response:
-        body = await request.body()  # in memory, capped by BodySizeLimit; never written anywhere
-        key, read = uploads.add(body, size, name)
+        body = await raw_body(request)  # in memory, capped by RequestGuard; never written anywhere
+        key, read = await anyio.to_thread.run_sync(read_gguf_upload, body, size, name, limiter=workers)
+        uploads.add(key, read.model)
         file = read.to_dict()
         del file["path"], file["model"]
         return _json({"gguf": key, "model": read.model.to_dict() | {"params": read.model.params}, "file": file})
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.add_middleware(BodySizeLimit, limit=MAX_BODY_BYTES, limits={GGUF_PATH: MAX_GGUF_HEADER_BYTES})
+    bodies = {"/api/analyze": Body(JSON, limits.body_bytes), "/api/sweep": Body(JSON, limits.body_bytes),
+              PARSE_PATH: Body(JSON, limits.body_bytes, upload=True),
+              GGUF_PATH: Body(BINARY, limits.gguf_header_bytes, upload=True)}
+    app.add_middleware(RequestGuard, limits=limits, bodies=bodies, hosts=hosts, page_policy=PAGE_POLICY)
     return app
