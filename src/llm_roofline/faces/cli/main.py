@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from llm_roofline.core.errors import InputError
+from llm_roofline.inputs.printable import printable
 
 if TYPE_CHECKING:
     from llm_roofline.core.hardware import HardwareSpec
@@ -366,6 +367,13 @@ def _command_in(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from llm_roofline.faces.cli.output import printable_output
+
+    with printable_output():  # names from files and typed ones may hold terminal escapes: shown, never obeyed
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_in(argv))
     try:
@@ -377,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = run(args)
         note = _context_note(args)
     except InputError as err:
-        print(f"llm-roofline: error: {in_flags(str(err))}", file=sys.stderr)
+        print(f"llm-roofline: error: {printable(in_flags(str(err)))}", file=sys.stderr)  # one line, always
         return 2
     try:
         print(output, flush=True)
