@@ -211,7 +211,7 @@ def test_measured_plot_reads_a_profile_tolerantly(tmp_path: Path, capsys: pytest
     assert len(with_gid(fig, "ceiling:")) == 2 and not with_gid(fig, "measured:")
     capsys.readouterr()
     assert main(["plot", "measured", "--profile", str(tmp_path / "missing.toml"), "-o", str(out)]) == 2
-    assert "cannot read hardware file" in capsys.readouterr().err
+    assert "--profile " + str(tmp_path / "missing.toml") + ": cannot read (no such file)" in capsys.readouterr().err
 
 
 def test_share_and_timeline_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

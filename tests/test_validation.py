@@ -270,7 +270,7 @@ def _calibration_text(change: dict[str, str] | None = None, drop: str | None = N
     ("[{\"model_type\": \"llama 7B Q4_0\"}]", "test 1: missing field(s) model_n_params, n_prompt, n_gen, avg_ts"),
     (json.dumps([_bench_entry(avg_ts="fast")]), "test 1, field 'avg_ts': expected a number, got 'fast'"),
     (json.dumps([_bench_entry(n_gen=128)]), "test 1: a test measures prefill"),
-    ("[{]", "not valid llama-bench JSON"),
+    ("[{]", "not valid JSON"),
     ("build_commit,model_type\nx,y\n", "missing column(s) model_n_params, n_prompt, n_gen, avg_ts"),
 ])
 @pytest.mark.parametrize("command", ["validate", "calibrate"])

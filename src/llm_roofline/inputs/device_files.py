@@ -4,7 +4,6 @@ as people name it ("NVIDIA RTX 4080 16GB"), each read into a ``HardwareSpec``.""
 from __future__ import annotations
 
 import functools
-import json
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec, hardware_from_dict
 from llm_roofline.inputs.names import resolve_device
+from llm_roofline.inputs.printable import escape_strings, printable
+from llm_roofline.inputs.reading import parse_json, read_text
 
 
 @functools.cache
@@ -34,18 +35,29 @@ def _load_catalogue_entry(name: str) -> HardwareSpec:
     return spec
 
 
-def load_hardware_file(path: str | Path) -> HardwareSpec:
-    """A device from a TOML or JSON file in the catalogue's schema."""
+def load_hardware_file(path: str | Path, name: str = "") -> HardwareSpec:
+    """A device from a TOML or JSON file in the catalogue's schema (``name``: the option that gave it)."""
+    return hardware_from_dict(device_file_data(path, "hardware file", name), str(path))
+
+
+def device_file_data(path: str | Path, kind: str = "hardware file", name: str = "") -> dict[str, Any]:
+    """A device file or profile (``kind``) as data: read through ``reading.read_text`` (a regular file, at most
+    its kind's size), parsed as JSON (``.json``) or TOML, its strings made printable; one InputError line else."""
     path = Path(path)
+    text = read_text(path, kind, name)
+    label = f"{name} {path}" if name else f"{kind} {path}"
+    is_json = path.suffix.lower() == ".json"
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read hardware file {path}: {err.__class__.__name__}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        raise InputError(f"hardware file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {err}") from None
-    return hardware_from_dict(data, str(path))
+        data = parse_json(text, label) if is_json else tomllib.loads(text)
+    except InputError:
+        raise
+    except (ValueError, RecursionError) as err:  # TOMLDecodeError is a ValueError, as is a 5000-digit number
+        raise InputError(f"{label}: not valid {'JSON' if is_json else 'TOML'}: "
+                         f"{printable(str(err)) or err.__class__.__name__}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{label}: expected a table of device fields, got a JSON {type(data).__name__}")
+    escaped: dict[str, Any] = escape_strings(data, label)
+    return escaped
 
 
 def load_hardware(name_or_path: str | HardwareSpec) -> HardwareSpec:

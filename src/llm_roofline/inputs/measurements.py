@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from llm_roofline.core.errors import InputError
+from llm_roofline.inputs.printable import printable
+from llm_roofline.inputs.reading import parse_json, read_text
 
 BACKENDS = ("gpu", "cpu", "npu")
 
@@ -71,35 +73,59 @@ class Measurement:
     flash_attention: bool = False
 
 
-def read_measurements(path: str | Path) -> list[Measurement]:
-    """Measurements from a calibration CSV or from llama-bench's JSON, JSONL or CSV output."""
+def read_measurements(path: str | Path, name: str = "") -> list[Measurement]:
+    """Measurements from a calibration CSV or from llama-bench's JSON, JSONL or CSV output.
+
+    The file is read through ``reading.read_text`` (a regular file of at most 64 MiB); ``name``: the option
+    that gave it, for messages. Every text cell is made printable (``printable``).
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read {path}: {err.__class__.__name__}") from None
+    text = read_text(path, "measurements", name, encoding="utf-8-sig")
     if not text.strip():
         raise InputError(f"{path}: empty file: expected the calibration CSV schema or llama-bench output")
     if text.lstrip()[0] in "[{":
         return _llama_bench_json(text, str(path))
-    header = next(csv.reader(io.StringIO(text)), [])
+    header = next(_csv_rows(csv.reader(io.StringIO(text)), str(path)), [])
     columns = {name.strip() for name in header}
     if columns & {*LLAMA_BENCH_FIELDS, "build_commit"}:
         return _llama_bench_csv(text, str(path))
     return _calibration_csv(text, str(path))
 
 
+_Row = TypeVar("_Row")
+
+
+def _csv_rows(reader: Iterator[_Row], name: str, number: int = 0) -> Iterator[_Row]:
+    """The reader's rows (``number``: rows it has read already); a row the csv module refuses (a field over its
+    128 KiB limit) is one InputError line naming it."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise _not_csv(name, number, err) from None
+        number += 1
+        yield row
+
+
+def _not_csv(name: str, number: int, err: csv.Error) -> InputError:
+    """``number``: the rows read before this one, the header included (data rows count from 1)."""
+    return InputError(f"{name}, {'the header' if number == 0 else f'row {number}'}: not readable as CSV ({err})")
+
+
 # --- the calibration CSV -------------------------------------------------------------------------
 
 def _calibration_csv(text: str, name: str) -> list[Measurement]:
     reader = csv.reader(io.StringIO(text))
-    header = [column.strip() for column in next(reader)]
+    rows_read = _csv_rows(reader, name)
+    header = [column.strip() for column in next(rows_read)]
     missing = [c for c in CALIBRATION_COLUMNS if c not in header and c not in _OPTIONAL_COLUMNS]
     if missing:
         raise InputError(f"{name}, line 1 (the header): missing column(s) {', '.join(missing)}; the calibration "
                          f"schema has {', '.join(CALIBRATION_COLUMNS)}")
     rows = []
-    for number, fields in enumerate(reader, start=1):
+    for number, fields in enumerate(rows_read, start=1):
         if not any(field.strip() for field in fields):
             continue
         where = f"{name}, row {number} (line {reader.line_num})"
@@ -148,7 +174,7 @@ class _Cells:
 
     def _raw(self, column: str) -> str:
         value = self.row.get(column)
-        return "" if value is None else str(value).strip()
+        return "" if value is None else printable(str(value).strip())
 
     def text(self, column: str, required: bool = False) -> str:
         value = self._raw(column)
@@ -211,11 +237,14 @@ def _llama_bench_json(text: str, name: str) -> list[Measurement]:
     stripped = text.strip()
     try:
         if stripped.startswith("["):
-            entries = json.loads(stripped)
+            entries = parse_json(stripped, name)
         else:  # -o jsonl: one object per line
-            entries = [json.loads(line) for line in stripped.splitlines() if line.strip()]
-    except json.JSONDecodeError as err:
-        raise InputError(f"{name}: not valid llama-bench JSON: {err}") from None
+            entries = [parse_json(line, f"{name}, line {number}")
+                       for number, line in enumerate(stripped.splitlines(), start=1) if line.strip()]
+    except InputError:
+        raise
+    except ValueError as err:  # a number of more digits than int() converts
+        raise InputError(f"{name}: not valid llama-bench JSON ({printable(str(err))})") from None
     if not isinstance(entries, list) or not entries:
         raise InputError(f"{name}: expected a list of llama-bench tests (llama-bench -o json)")
     rows = []
@@ -229,12 +258,15 @@ def _llama_bench_json(text: str, name: str) -> list[Measurement]:
 
 def _llama_bench_csv(text: str, name: str) -> list[Measurement]:
     reader = csv.DictReader(io.StringIO(text))
-    fields = [f.strip() for f in reader.fieldnames or ()]
+    try:
+        fields = [f.strip() for f in reader.fieldnames or ()]
+    except csv.Error as err:
+        raise _not_csv(name, 0, err) from None
     missing = [f for f in LLAMA_BENCH_FIELDS if f not in fields]
     if missing:
         raise InputError(f"{name}, line 1 (the header): missing column(s) {', '.join(missing)} of llama-bench -o csv")
     rows = []
-    for number, entry in enumerate(reader, start=1):
+    for number, entry in enumerate(_csv_rows(reader, name, number=1), start=1):
         where = f"{name}, row {number} (line {reader.line_num})"
         if None in entry or any(value is None for value in entry.values()):
             raise InputError(f"{where}: the number of fields differs from the header's {len(fields)}")

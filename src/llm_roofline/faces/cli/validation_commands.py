@@ -245,10 +245,11 @@ def _calibrate_text(file: str, device: Any, prior: Any, fitted: Any, before: lis
 def _profile_dict(args: argparse.Namespace, device: Any, name: str, fitted: Any) -> dict[str, Any]:
     """The device profile to save: a device file given as --hardware, kept as it is (a measured profile's
     extra tables included) with the efficiency table set; otherwise the device's own fields."""
+    from llm_roofline.inputs.device_files import device_file_data
+
     path = Path(args.hardware) if args.hardware else None
     if path is not None and path.suffix.lower() in (".toml", ".json") and path.is_file():
-        text = path.read_text()
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        data = device_file_data(path, "hardware file", "--hardware")
         changes = {k: v for k, v in device.to_dict().items()
                    if k in ("memory_bytes_per_s", "peak_flops_per_s", "memory_bytes", "kind")}
         data |= changes
@@ -273,7 +274,7 @@ def _write_atomically(path_text: str, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=2) + "\n" if is_json else toml_text(data)
     if "class" not in data:
         hardware_from_dict(json.loads(text) if is_json else tomllib.loads(text), str(path))
-    write_text_atomically(path, text)
+    write_text_atomically(path, text, "--save")
 
 
 def _calibrate_classes(args: argparse.Namespace) -> str:

@@ -7,18 +7,16 @@ report and the browser draw the same thing. No heavy imports (the web API calls 
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from llm_roofline.core.errors import InputError
-from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.hardware import HardwareSpec, hardware_from_dict
 from llm_roofline.core.roofline import Analysis, OpResult
 from llm_roofline.core.transformer import Workload
 from llm_roofline.core.units import seconds, si
-from llm_roofline.inputs.device_files import load_hardware_file
+from llm_roofline.inputs.device_files import device_file_data
 
 # Operator groups in the order a layer runs them; a group not listed here is appended after them.
 GROUP_ORDER = ("embedding", "attention", "ffn", "norm", "residual", "lm_head")
@@ -194,14 +192,12 @@ def _point(entry: Any) -> MeasuredPoint | None:
     return MeasuredPoint(str(label), str(entry.get("precision") or entry.get("dtype") or ""), intensity, achieved)
 
 
-def load_measured_profile(path: str | Path) -> MeasuredProfile:
+def load_measured_profile(path: str | Path, name: str = "") -> MeasuredProfile:
     """A profile file: a device in the catalogue's schema (TOML or JSON) with an optional ``measured`` table
     of ``levels`` (working set -> bytes/s) and ``points`` (kernels: intensity and FLOP/s). Entries it cannot
-    read are skipped: the roofs alone still make a picture."""
-    path = Path(path)
-    hardware = load_hardware_file(path)
-    text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    read are skipped: the roofs alone still make a picture. ``name``: the option that gave the path."""
+    data = device_file_data(path, "profile", name)
+    hardware = hardware_from_dict(data, str(path))
     measured, memory = _table(data, "measured"), _table(data, "memory")
     # One figure per level (the measurement's "hierarchy") when there is one, else every working set; DRAM is
     # the profile's own memory_bytes_per_s, drawn as the memory slope.
