@@ -81,7 +81,7 @@ def _save(fig: Any, args: argparse.Namespace) -> str:
     from llm_roofline.faces.report.plots import save_figure
     from llm_roofline.inputs.files import check_writable
 
-    return f"wrote {save_figure(fig, check_writable(args.output, '--output'), args.format)}"
+    return f"wrote {save_figure(fig, check_writable(args.output, '--output'), args.format, '--output')}"
 
 
 def _plot_roofline(args: argparse.Namespace) -> str:
@@ -144,7 +144,7 @@ def _plot_measured(args: argparse.Namespace) -> str:
     from llm_roofline.faces.report.charts import load_measured_profile
     from llm_roofline.faces.report.plots import measured_figure
 
-    return _save(measured_figure(load_measured_profile(args.profile)), args)
+    return _save(measured_figure(load_measured_profile(args.profile, "--profile")), args)
 
 
 def _both_phases_by_default(parser: argparse.ArgumentParser, what: str) -> None:
@@ -164,7 +164,9 @@ def _add_output_options(parser: argparse.ArgumentParser, default_format: str | N
 def _add_analysis_plot(plots: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str,
                        run: Callable[[argparse.Namespace], str]) -> argparse.ArgumentParser:
     # "resolve": a plot may redefine a workload option (--seq-len as a list of lengths, say).
-    parser = plots.add_parser(name, help=help_text, description=help_text, conflict_handler="resolve")
+    # help is %-formatted by argparse (a bare "35 %" breaks --help); the description is printed as it is.
+    parser = plots.add_parser(name, help=help_text.replace("%", "%%"), description=help_text,
+                              conflict_handler="resolve")
     add_model_option(parser)
     add_hardware_options(parser, DEFAULT_HARDWARE)
     add_workload_options(parser)
@@ -176,14 +178,10 @@ def _add_analysis_plot(plots: argparse._SubParsersAction[argparse.ArgumentParser
 
 def _cmd_report(args: argparse.Namespace) -> str:
     from llm_roofline.faces.report.html import report_html
-    from llm_roofline.inputs.files import check_writable, create_folders
+    from llm_roofline.inputs.files import check_writable, write_text_atomically
 
     path = check_writable(args.output, "--output")
-    text = report_html(_analyses(args), _precisions(args))
-    try:
-        create_folders(path, "--output").write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise InputError(f"--output {path}: cannot write ({err.strerror or err})") from None
+    write_text_atomically(path, report_html(_analyses(args), _precisions(args)), "--output")
     return f"wrote {path}"
 
 

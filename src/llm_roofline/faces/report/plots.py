@@ -36,7 +36,7 @@ from llm_roofline.faces.report.charts import (
     time_share,
     workload_label,
 )
-from llm_roofline.inputs.files import create_folders
+from llm_roofline.inputs.files import atomic_output
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -288,16 +288,15 @@ def breakdown_figure(analyses: Sequence[Analysis]) -> Figure:
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path, fmt: str | None = None) -> Path:
-    """Write ``fig`` to ``path`` as PNG, SVG or PDF (``fmt``, or else the path's extension)."""
+def save_figure(fig: Figure, path: str | Path, fmt: str | None = None, name: str = "path") -> Path:
+    """Write ``fig`` to ``path`` as PNG, SVG or PDF (``fmt``, or else the path's extension), atomically: a failed
+    write leaves the previous file (``files.atomic_output``). ``name``: the option or parameter, for messages."""
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt not in FIGURE_FORMATS:
         raise InputError(f"cannot tell the image format of '{path}': use a .png, .svg or .pdf name or --format")
-    try:
-        fig.savefig(create_folders(path, "path"), format=fmt, metadata=_reproducible_metadata(fmt))
-    except OSError as err:
-        raise InputError(f"path {path}: cannot write ({err.strerror or err})") from None
+    with atomic_output(path, name, "wb") as out:
+        fig.savefig(out, format=fmt, metadata=_reproducible_metadata(fmt))
     return path
 
 
