@@ -284,12 +284,14 @@ def test_the_output_edge_escapes_every_write_and_keeps_a_progress_bars_redraw() 
             sys.stderr.write("\rsweep [##..] 2/4")
             sys.stderr.write("\r" + " " * 16 + "\r")
             print("spoof\rhere", file=sys.stderr)
+            sys.stdout.writelines(["lines\x1b[2J\n"])
             print(json.dumps({"name": "\x7f\x9b\u202e"}, ensure_ascii=False))
     finally:
         sys.stdout, sys.stderr = before
     lines = out.getvalue().splitlines()
     assert lines[0] == "name \\u001b]0;pwned\\u0007\\u001b[2J\\u009b\\u007f\\u202e"
-    assert json.loads(lines[1]) == {"name": "\x7f\x9b\u202e"}  # JSON's own escape: still JSON, same text
+    assert lines[1] == "lines\\u001b[2J"
+    assert json.loads(lines[2]) == {"name": "\x7f\x9b\u202e"}  # JSON's own escape: still JSON, same text
     assert err.getvalue() == "\rsweep [##..] 2/4\r" + " " * 16 + "\rspoof\\u000dhere\n"
     assert (sys.stdout, sys.stderr) == before
 

@@ -11,7 +11,7 @@ starts with one (a progress bar redrawing its line), escaped elsewhere.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO, cast
 
@@ -27,6 +27,10 @@ class _Printable:
     def write(self, text: str) -> int:
         self._stream.write(printable(text, "\n\t\r" if text.startswith("\r") else "\n\t"))
         return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
 
     def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, buffer: the stream's own
         return getattr(self._stream, name)
