@@ -21,6 +21,7 @@ import json
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def read_bytes(path: str | Path, kind: str, name: str = "") -> bytes:
         mode = os.fstat(handle).st_mode
         if not stat.S_ISREG(mode):
             what = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-            raise InputError(f"{label}: cannot read {what}; expected a regular {kind} file")
+            raise InputError(f"{label}: cannot read {what}; expected a regular file ({kind})")
         chunks, total = [], 0
         while total <= limit:
             chunk = os.read(handle, min(limit + 1 - total, 4 * MiB))
@@ -109,6 +110,9 @@ def parse_json(text: str | bytes, where: str) -> Any:
         raise InputError(f"{where}: not valid JSON: {err}") from None
     except (RecursionError, UnicodeDecodeError) as err:
         raise InputError(f"{where}: not valid JSON ({err.__class__.__name__})") from None
+    except ValueError:  # an integer past Python's digit limit (sys.get_int_max_str_digits)
+        raise InputError(f"{where}: a number in it has more than {sys.get_int_max_str_digits()} digits; "
+                         "no count in a model or device file is that large") from None
 
 
 def _no_constant(word: str) -> Any:
