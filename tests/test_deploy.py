@@ -213,7 +213,7 @@ def test_cli_json(capsys: pytest.CaptureFixture[str], command: list[str]) -> Non
     (["parallel", "-n", "3", "--link-gb-s", "1", "--mode", "tp"], "multiples of 3"),
     (["parallel", "-n", "2", "--link-gb-s", "1", "--mode", "pp", "-b", "3", "--micro-batches", "2"],
      "multiple of micro_batches"),
-    (["speculative", "--draft", "tinyllama-1.1b", "--acceptance", "1.5"], "between 0 and 1"),
+    (["speculative", "--draft", "tinyllama-1.1b", "--acceptance", "1.5"], "expected a number from 0 to 1"),
     (["speculative", "--draft", "tinyllama-1.1b", "--phase", "prefill"], "decode steps"),
     (["offload", "--host", "no-such-cpu"], "unknown hardware"),
     (["offload", "-H", "nvidia-rtx-4090"], "no storage bandwidth"),

@@ -82,6 +82,26 @@ def test_the_step_that_changes_bound() -> None:
     assert change.step == change.past_len - 16 + 1
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 43])
+def test_chunks_change_nothing(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    # The steps are evaluated CHUNK_STEPS at a time; a bound that changes at a chunk's first step (43: step
+    # 87 starts the third chunk), or inside one, is found as in one pass over all the steps. DeepSeek-V3's
+    # latent attention on the Orin NX: Q·Kᵀ turns compute-bound at step 87, P·V at step 89.
+    from llm_roofline.features.studies import timeline as module
+
+    model, device, workload = load_model("deepseek-v3"), DEVICES[0], Workload(batch=16)
+    whole = generation_timeline(model, device, workload, 16, 200)
+    monkeypatch.setattr(module, "CHUNK_STEPS", chunk)
+    chunked = generation_timeline(model, device, workload, 16, 200)
+    assert [(c.name, c.step) for c in whole.changes] == [("layer.attn.qk", 87), ("layer.attn.sv", 89)]
+    assert chunked.changes == whole.changes
+    np.testing.assert_array_equal(chunked.past_len, whole.past_len)
+    np.testing.assert_array_equal(chunked.step_compute_bound, whole.step_compute_bound)
+    for name in ("step_time_s", "step_flops", "step_bytes"):  # a product's rounding depends on its length
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-14)
+    assert chunked.totals.total_time_s == pytest.approx(whole.totals.total_time_s, rel=1e-14)
+
+
 @pytest.mark.parametrize(("prompt", "steps"), [(0, 5), (-3, 5), (16, 0), (16, -1)])
 def test_bad_lengths_are_input_errors(prompt: int, steps: int) -> None:
     with pytest.raises(InputError, match="must be an integer from 1 to"):

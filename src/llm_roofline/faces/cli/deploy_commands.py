@@ -7,21 +7,20 @@ Every command has ``--format json`` with raw SI numbers under unit-suffixed keys
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING, Any, Protocol
 
+from llm_roofline.core import limits
 from llm_roofline.faces.cli.main import (
     DEFAULT_HARDWARE,
     add_format_option,
     add_hardware_options,
     add_model_option,
     add_workload_options,
+    batch_arg,
     fraction,
     hardware_from_args,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
+    json_text,
+    limited,
     workload_from_args,
 )
 
@@ -34,16 +33,17 @@ if TYPE_CHECKING:
 
 def _deployment_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("memory")
-    group.add_argument("--overhead-gb", type=non_negative_float, default=0.5,
+    group.add_argument("--overhead-gb", type=limited(float, limits.STUDY["overhead_bytes"], 1e9), default=0.5,
                        help="runtime overhead in GB (CUDA context, allocator slack; default 0.5)")
-    group.add_argument("--prefill-chunk", type=positive_int, default=512,
+    group.add_argument("--prefill-chunk", type=limited(int, limits.STUDY["prefill_chunk_tokens"]), default=512,
                        help="prompt tokens processed per step, for peak activations (llama.cpp n_ubatch; default 512)")
 
 
 def _link_options(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_argument_group("link", "the connection between devices")
-    group.add_argument("--link-gb-s", type=positive_float, required=required, help="link bandwidth in GB/s (1e9 B/s)")
-    group.add_argument("--link-latency-us", type=non_negative_float, default=0.0,
+    group.add_argument("--link-gb-s", type=limited(float, limits.STUDY["link_bytes_per_s"], 1e9), required=required,
+                       help="link bandwidth in GB/s (1e9 B/s)")
+    group.add_argument("--link-latency-us", type=limited(float, limits.STUDY["link_latency_s"], 1e-6), default=0.0,
                        help="latency of one message in microseconds (default 0)")
 
 
@@ -72,7 +72,7 @@ class _Record(Protocol):
 
 
 def _dump(record: _Record) -> str:
-    return json.dumps(record.to_dict(), indent=2)
+    return json_text(record.to_dict())
 
 
 def _capacity(value: float | None) -> str:
@@ -96,13 +96,13 @@ def _cmd_formats(args: argparse.Namespace) -> str:
     formats = [get_format(name) for name in format_names()]
     mixes = [get_mix(name) for name in mix_names()]
     if args.format == "json":
-        return json.dumps({
+        return json_text({
             "formats": [{"name": f.name, "bits_per_element": f.bits_per_element,
                          "row_overhead_bits": f.row_overhead_bits, "column_overhead_bits": f.column_overhead_bits,
                          "math": f.math, "ggml_type": f.ggml_type, "source": f.source} for f in formats],
             "mixes": [{"name": m.name, "base": m.base.name, "more_bits": m.more_bits.name if m.more_bits else None,
                        "source": m.source} for m in mixes if m is not None],
-        }, indent=2)
+        })
     rows = [[f.name, f"{f.bits_per_element:g}",
              f"+{f.row_overhead_bits:g}/row" if f.row_overhead_bits else (
                  f"+{f.column_overhead_bits:g}/column" if f.column_overhead_bits else ""),
@@ -125,7 +125,7 @@ def _cmd_gguf(args: argparse.Namespace) -> str:
 
     info = read_gguf_model(args.path)
     if args.format == "json":
-        return json.dumps(info.to_dict(), indent=2)
+        return json_text(info.to_dict())
     model, header = info.model, info.header
     lines = [
         f"{header.path}: GGUF v{header.version}, {header.metadata.get('general.architecture')}, "
@@ -246,7 +246,7 @@ def _cmd_parallel(args: argparse.Namespace) -> str:
         results["pipeline_parallel"] = pipeline_parallel(model, hardware, workload, args.devices, link,
                                                          args.micro_batches, overhead, args.prefill_chunk)
     if args.format == "json":
-        return json.dumps({key: value.to_dict() for key, value in results.items()}, indent=2)
+        return json_text({key: value.to_dict() for key, value in results.items()})
     rows = []
     tp, pp = results.get("tensor_parallel"), results.get("pipeline_parallel")
     if tp is not None:
@@ -298,7 +298,7 @@ def _cmd_speculative(args: argparse.Namespace) -> str:
         out = {"speculative": result.to_dict()}
         if needed is not None:
             out["acceptance_needed"] = needed.to_dict()
-        return json.dumps(out, indent=2)
+        return json_text(out)
     lines = [
         f"{target.display_name or target.name} drafted by {draft.display_name or draft.name} on "
         f"{hardware.display_name}: gamma = {result.draft_tokens}, alpha = {result.acceptance_rate:g}",
@@ -339,10 +339,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     offload = commands.add_parser("offload", help="run a model that does not fit: stream layers from storage, or "
                                                   "split them with the CPU (llama.cpp -ngl)")
     _common(offload)
-    offload.add_argument("--storage-gb-s", type=positive_float,
+    offload.add_argument("--storage-gb-s", type=limited(float, limits.DEVICE["memory_bytes_per_s"], 1e9),
                          help="storage read bandwidth in GB/s (default: the device's storage_bytes_per_s)")
     offload.add_argument("--host", help="host CPU device: split layers between --hardware and this device")
-    offload.add_argument("--gpu-layers", "-ngl", type=non_negative_int,
+    offload.add_argument("--gpu-layers", "-ngl", type=limited(int, limits.STUDY["gpu_layers"]),
                          help="llama.cpp -ngl: layers on the accelerator, the output layer counted "
                               "(default: as many as fit)")
     _link_options(offload, required=False)
@@ -352,10 +352,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     parallel = commands.add_parser("parallel", help="tensor or pipeline parallelism over N devices and a link")
     _common(parallel)
-    parallel.add_argument("--devices", "-n", type=positive_int, required=True, help="number of devices")
+    parallel.add_argument("--devices", "-n", type=limited(int, limits.STUDY["devices"]), required=True,
+                          help="number of devices")
     parallel.add_argument("--mode", choices=("tp", "pp", "both"), default="both",
                           help="tensor (tp) or pipeline (pp) parallelism (default both)")
-    parallel.add_argument("--micro-batches", type=positive_int, default=1,
+    parallel.add_argument("--micro-batches", type=batch_arg, default=1,
                           help="pipeline micro-batches; divides --batch (default 1)")
     _link_options(parallel, required=True)
     _deployment_options(parallel)
@@ -368,11 +369,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     speculative.add_argument("--draft", required=True, help="draft model (name, config.json or .gguf)")
     speculative.add_argument("--draft-weights", default=None,
                              help="draft weight format (default: the draft's own, fp16 for a config.json)")
-    speculative.add_argument("--draft-tokens", "-g", type=positive_int, default=4,
+    speculative.add_argument("--draft-tokens", "-g", type=limited(int, limits.STUDY["draft_tokens"]._replace(low=1)),
+                             default=4,
                              help="tokens drafted per cycle, gamma (default 4)")
     speculative.add_argument("--acceptance", type=fraction, default=0.7,
                              help="probability the target accepts a drafted token, alpha (default 0.7)")
-    speculative.add_argument("--target-ms", type=positive_float,
+    speculative.add_argument("--target-ms", type=limited(float, limits.STUDY["time_per_token_s"], 1e-3),
                              help="time per token to reach, in ms: prints the acceptance rate it needs")
     add_format_option(speculative, ("table", "json"))
     speculative.set_defaults(run=_cmd_speculative)

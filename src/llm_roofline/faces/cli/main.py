@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from llm_roofline.core import limits
 from llm_roofline.core.errors import InputError
 from llm_roofline.inputs.printable import printable
 
@@ -49,20 +50,33 @@ def number_arg(cast: Callable[[str], _Number], low: float, high: float = float("
                low_inclusive: bool = True) -> Callable[[str], _Number]:
     """An argparse ``type`` that reads an int or float within [low, high] (or (low, high]), finite."""
     kind = "an integer" if cast is int else "a number"
-    bounds = (f"{'>=' if low_inclusive else '>'} {low:g}" if high == float("inf")
-              else f"between {low:g} and {high:g}")
+
+    def shown(bound: float) -> str:
+        return str(int(bound)) if cast is int else f"{bound:g}"
+
+    if high == float("inf"):
+        bounds = f"{'>=' if low_inclusive else '>'} {shown(low)}"
+    else:
+        bounds = f"from {shown(low)} to {shown(high)}" if low_inclusive else f"> {shown(low)} and <= {shown(high)}"
 
     def parse(text: str) -> _Number:
+        quoted = repr(text if len(text) <= 40 else text[:37] + "...")
         try:
             value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind} {bounds}, got {text!r}") from None
+        except ValueError:  # not a number, or an integer of more digits than Python converts
+            raise argparse.ArgumentTypeError(f"expected {kind} {bounds}, got {quoted}") from None
         above_low = value >= low if low_inclusive else value > low
         if not (above_low and value <= high and value != float("inf")):
-            raise argparse.ArgumentTypeError(f"expected {kind} {bounds}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {kind} {bounds}, got {quoted}")
         return value
 
     return parse
+
+
+def limited(cast: Callable[[str], _Number], limit: limits.Limit, unit: float = 1.0) -> Callable[[str], _Number]:
+    """An argparse ``type`` for a flag that sets a quantity with a range in ``core/limits.py``, the flag in
+    ``unit`` (1e9: a flag in GB/s for a figure in B/s)."""
+    return number_arg(cast, limit.low / unit, limit.high / unit)
 
 
 positive_int = number_arg(int, 1)
@@ -70,6 +84,13 @@ positive_float = number_arg(float, 0, low_inclusive=False)
 non_negative_int = number_arg(int, 0)
 non_negative_float = number_arg(float, 0)
 fraction = number_arg(float, 0, 1)
+batch_arg = limited(int, limits.WORKLOAD["batch"])
+seq_len_arg = limited(int, limits.WORKLOAD["seq_len"])
+
+
+def json_text(value: object) -> str:
+    """JSON as every command prints it: indented and strict (NaN or an infinity raises: never printed)."""
+    return json.dumps(value, indent=2, allow_nan=False)
 
 
 def add_format_option(parser: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
@@ -81,11 +102,14 @@ def add_hardware_options(parser: argparse.ArgumentParser, default: str | None) -
     group.add_argument("--hardware", "-H", default=None,
                        help=f"device name (see 'llm-roofline hardware') or a .toml/.json file (default: {default})"
                        if default else "device name or .toml/.json file")
-    group.add_argument("--bandwidth-gb-s", type=positive_float, help="memory bandwidth in GB/s (1e9 B/s)")
-    group.add_argument("--peak-tflops", type=positive_float, help="peak compute in TFLOP/s (1e12 FLOP/s)")
+    group.add_argument("--bandwidth-gb-s", type=limited(float, limits.DEVICE["memory_bytes_per_s"], 1e9),
+                       help="memory bandwidth in GB/s (1e9 B/s)")
+    group.add_argument("--peak-tflops", type=limited(float, limits.DEVICE["peak_flops_per_s"], 1e12),
+                       help="peak compute in TFLOP/s (1e12 FLOP/s)")
     group.add_argument("--peak-precision", default="fp16",
                        help="precision that --peak-tflops is for (default: fp16)")
-    group.add_argument("--memory-gb", type=positive_float, help="memory capacity in GB (1e9 B)")
+    group.add_argument("--memory-gb", type=limited(float, limits.DEVICE["memory_bytes"], 1e9),
+                       help="memory capacity in GB (1e9 B)")
     parser.set_defaults(default_hardware=default)
 
 
@@ -154,8 +178,8 @@ def add_workload_options(parser: argparse.ArgumentParser) -> None:
     """Phase, batch, length, number formats and kernel options: the fields of a ``Workload``."""
     parser.add_argument("--phase", "-p", choices=("prefill", "decode"), default="decode",
                          help="prefill (process the prompt) or decode (one new token per sequence); default decode")
-    parser.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences in the batch (default 1)")
-    parser.add_argument("--seq-len", "-l", type=positive_int, default=1024,
+    parser.add_argument("--batch", "-b", type=batch_arg, default=1, help="sequences in the batch (default 1)")
+    parser.add_argument("--seq-len", "-l", type=seq_len_arg, default=1024,
                          help="prefill: prompt tokens; decode: tokens already in the KV cache (default 1024)")
     add_number_format_options(parser)
     parser.add_argument("--lm-head", choices=("last", "all"), default="last",
@@ -196,7 +220,7 @@ def _cmd_analyze(args: argparse.Namespace) -> str:
     model = load_model(args.model)
     result = analyze(model.with_mtp() if args.mtp else model, hardware_from_args(args), workload_from_args(args))
     if args.format == "json":
-        return json.dumps(result.to_dict(), indent=2)
+        return json_text(result.to_dict())
     if args.format == "csv":
         return analysis_csv(result).rstrip("\n")
     return analysis_text(result)
@@ -209,7 +233,7 @@ def _cmd_hardware(args: argparse.Namespace) -> str:
 
     specs = [load_hardware(name) for name in hardware_names()]
     if args.format == "json":
-        return json.dumps([s.to_dict() for s in specs], indent=2)
+        return json_text([s.to_dict() for s in specs])
     precisions = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
     headers = ["name", "kind", "memory", "bandwidth", *precisions]
     if args.format == "csv":
@@ -230,7 +254,7 @@ def _cmd_models(args: argparse.Namespace) -> str:
 
     specs = [load_model(name) for name in model_names()]
     if args.format == "json":
-        return json.dumps([s.to_dict() for s in specs], indent=2)
+        return json_text([s.to_dict() for s in specs])
     headers = ["name", "family", "params", "active_params", "layers", "hidden", "heads", "kv_heads", "head_dim",
                "ffn", "experts", "vocab"]
     raw = [[s.name, s.family, s.params, s.active_params, s.num_layers, s.hidden_size, s.num_heads, s.num_kv_heads,
@@ -265,7 +289,7 @@ def _cmd_matmul(args: argparse.Namespace) -> str:
                 "attainable_flops_per_s": result.attainable_flops_per_s, "bound": result.bound,
                 "time_s": result.time_s}
     if args.format == "json":
-        return json.dumps(out, indent=2)
+        return json_text(out)
     shape = f"[{args.batch}, {args.m}, {args.k}] x [{args.batch if not args.shared_b else 1}, {args.k}, {args.n}]"
     lines = [f"matmul {shape} in {fmt.name}",
              f"FLOPs                  {si(cost.flops, 'FLOP')}  (2·B·M·N·K)",
@@ -297,7 +321,7 @@ def _cmd_roofline(args: argparse.Namespace) -> str:
         points.append(entry)
     out = {"hardware": hw.name, "memory_bytes_per_s": bandwidth, "ceilings": points}
     if args.format == "json":
-        return json.dumps(out, indent=2)
+        return json_text(out)
     lines = [f"{hw.display_name}: memory bandwidth {si(bandwidth, 'B/s')}"]
     for entry in points:
         lines.append(f"  {entry['precision']:5s} peak {si(entry['peak_flops_per_s'], 'FLOP/s'):>14s}   "
@@ -338,10 +362,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     models.set_defaults(run=_cmd_models)
 
     matmul = commands.add_parser("matmul", help="intensity and bound of a GEMM, GEMV or batched matmul")
-    matmul.add_argument("--m", type=positive_int, required=True, help="rows of A and C")
-    matmul.add_argument("--k", type=positive_int, required=True, help="columns of A, rows of B")
-    matmul.add_argument("--n", type=positive_int, required=True, help="columns of B and C")
-    matmul.add_argument("--batch", type=positive_int, default=1, help="batch of independent products (default 1)")
+    size = limited(int, limits.STUDY["matrix_size"])
+    matmul.add_argument("--m", type=size, required=True, help="rows of A and C")
+    matmul.add_argument("--k", type=size, required=True, help="columns of A, rows of B")
+    matmul.add_argument("--n", type=size, required=True, help="columns of B and C")
+    matmul.add_argument("--batch", type=batch_arg, default=1, help="batch of independent products (default 1)")
     matmul.add_argument("--shared-b", action="store_true", help="one B shared by the whole batch (a weight)")
     matmul.add_argument("--precision", default="fp32", help="element format (default fp32)")
     add_hardware_options(matmul, None)
@@ -351,7 +376,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     roofline = commands.add_parser("roofline", help="a device's ceilings and ridge points; attainable FLOP/s "
                                                     "at given intensities")
     add_hardware_options(roofline, DEFAULT_HARDWARE)
-    roofline.add_argument("--intensity", "-i", type=float, nargs="+", help="arithmetic intensities in FLOP/B")
+    roofline.add_argument("--intensity", "-i", type=limited(float, limits.STUDY["arithmetic_intensity"]), nargs="+",
+                          help="arithmetic intensities in FLOP/B")
     add_format_option(roofline, ("table", "json"))
     roofline.set_defaults(run=_cmd_roofline)
 

@@ -6,17 +6,17 @@ Parsing only; numpy and torch are imported by the handler, when a measurement ru
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from typing import Any
 
+from llm_roofline.core import limits
 from llm_roofline.faces.cli.main import (
     add_format_option,
     add_hardware_options,
     hardware_from_args,
-    positive_float,
-    positive_int,
+    json_text,
+    limited,
 )
 
 
@@ -68,7 +68,7 @@ def _cmd_measure(args: argparse.Namespace) -> str:
             out["comparison"] = {"hardware": reference.name, "figures": compared}
         if saved is not None:
             out["saved"] = {"path": args.save, "name": saved.name}
-        return json.dumps(out, indent=2)
+        return json_text(out)
     text = measurement_text(measurement, compared, reference.display_name if reference else None)
     if saved is not None:
         text += f"\n\nsaved {args.save} (name {saved.name}): use it as --hardware {args.save}"
@@ -85,14 +85,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                     "precision; GEMMs of equal FLOPs in tall-skinny, square and wide shapes, and a GEMV -> GEMM "
                     "series. Every figure is a median over repeated runs, with its spread.")
     measure.add_argument("--quick", action="store_true", help="fewer sizes and smaller GEMMs in a 12 s budget")
-    measure.add_argument("--budget-s", type=positive_float, default=None,
+    measure.add_argument("--budget-s", type=limited(float, limits.STUDY["budget_s"]), default=None,
                          help="seconds for the whole measurement, shared among its parts (default 70, or 12 "
                               "with --quick)")
     measure.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
                          help="library for the matrix products (default numpy; torch on the CPU or a CUDA GPU)")
     measure.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                          help="with --backend torch: cpu or cuda (default auto: the GPU when PyTorch sees one)")
-    measure.add_argument("--threads", type=positive_int, default=None,
+    measure.add_argument("--threads", type=limited(int, limits.STUDY["threads"]), default=None,
                          help="threads for the bandwidth kernels and the BLAS (default: every usable CPU)")
     measure.add_argument("--precisions", type=_precision_list, default=None,
                          help="comma-separated precisions to measure (default: all the backend offers)")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from llm_roofline.core import limits
 from llm_roofline.core.errors import InputError
 from llm_roofline.faces.cli.main import (
     DEFAULT_HARDWARE,
@@ -22,9 +22,12 @@ from llm_roofline.faces.cli.main import (
     add_model_option,
     add_number_format_options,
     add_workload_options,
+    batch_arg,
     hardware_from_args,
-    positive_float,
-    positive_int,
+    json_text,
+    limited,
+    number_arg,
+    seq_len_arg,
     workload_from_args,
 )
 
@@ -39,6 +42,9 @@ DEFAULT_EDGE_BIG = "nvidia-jetson-agx-orin-64gb"  # 64 GiB: room for a 70B model
 
 
 # --- shared edges -------------------------------------------------------------------------------
+
+target_ms = limited(float, limits.STUDY["time_per_token_s"], 1e-3)  # a time per token, in milliseconds
+
 
 def to_json(value: object) -> object:
     """Records -> plain JSON values: named tuples and dataclasses by field, numpy values as Python numbers,
@@ -61,7 +67,7 @@ def to_json(value: object) -> object:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(to_json(value), indent=2)
+    return json_text(to_json(value))
 
 
 def _workload(args: argparse.Namespace, **fields: Any) -> Workload:
@@ -79,7 +85,7 @@ def _optional_hardware(args: argparse.Namespace) -> HardwareSpec | None:
 
 
 def _add_params_option(parser: argparse.ArgumentParser, many: bool = False) -> None:
-    parser.add_argument("--params", type=positive_float, nargs="+" if many else None,
+    parser.add_argument("--params", type=limited(float, limits.STUDY["params"]), nargs="+" if many else None,
                         help="a bare parameter count instead of a model (e.g. 7e9): every weight read once per "
                              "token, nothing else — the chapter's model" + ("; several allowed" if many else ""))
 
@@ -118,7 +124,7 @@ def _yes(flag: bool | None) -> str:
 def _cmd_share(args: argparse.Namespace) -> str:
     from llm_roofline.core.units import si
     from llm_roofline.faces.report.render import table
-    from llm_roofline.features.studies.share import share_study
+    from llm_roofline.features.studies.share import MAX_SEARCH_LEN, share_study
     from llm_roofline.inputs.model_files import load_model
 
     model = None if args.hidden_size else load_model(args.model)
@@ -152,6 +158,9 @@ def _cmd_share(args: argparse.Namespace) -> str:
     if study.crossover_seq_len is not None:
         lines.append(f"attention reaches {target} at L = {study.crossover_seq_len} "
                      f"(idealized layer: L = {study.idealized_crossover_seq_len})")
+    elif study.model is not None:
+        lines.append(f"attention stays below {target} up to L = {MAX_SEARCH_LEN} "
+                     f"(idealized layer: {target} at L = {study.idealized_crossover_seq_len})")
     else:
         lines.append(f"attention reaches {target} at L = {study.idealized_crossover_seq_len}")
     seen: dict[str, list[int]] = {}
@@ -170,13 +179,14 @@ def _cmd_share(args: argparse.Namespace) -> str:
 def _add_share(commands: Any) -> None:
     p = commands.add_parser("share", help="attention's share of the FLOPs vs length; what to optimize first (2.3)")
     add_model_option(p)
-    p.add_argument("--hidden-size", type=positive_int, help="the chapter's idealized layer alone, of this width")
+    p.add_argument("--hidden-size", type=limited(int, limits.MODEL["hidden_size"]),
+                   help="the chapter's idealized layer alone, of this width")
     p.add_argument("--phase", "-p", choices=("prefill", "decode"), default="prefill",
                    help="prefill (L = prompt) or decode (L = tokens cached); default prefill")
-    p.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences (default 1)")
-    p.add_argument("--seq-len", "-l", type=positive_int, nargs="+", default=[512, 1024, 2048, 4096, 8192],
+    p.add_argument("--batch", "-b", type=batch_arg, default=1, help="sequences (default 1)")
+    p.add_argument("--seq-len", "-l", type=seq_len_arg, nargs="+", default=[512, 1024, 2048, 4096, 8192],
                    help="lengths L (default 512 1024 2048 4096 8192)")
-    p.add_argument("--target-share", type=float, default=0.5,
+    p.add_argument("--target-share", type=number_arg(float, 0, 1, low_inclusive=False), default=0.5,
                    help="report the length where attention reaches this share (default 0.5)")
     add_number_format_options(p)
     add_hardware_options(p, None)
@@ -279,13 +289,13 @@ def _add_transition(commands: Any) -> None:
     p = commands.add_parser("transition", help="batch and prompt length at which operators turn compute-bound (2.4)")
     add_model_option(p)
     add_hardware_options(p, DEFAULT_HARDWARE)
-    p.add_argument("--seq-len", "-l", type=positive_int, default=1024,
+    p.add_argument("--seq-len", "-l", type=seq_len_arg, default=1024,
                    help="decode: tokens already cached (default 1024)")
-    p.add_argument("--batch", "-b", type=positive_int, default=1, help="prefill: sequences (default 1)")
+    p.add_argument("--batch", "-b", type=batch_arg, default=1, help="prefill: sequences (default 1)")
     add_number_format_options(p)
-    p.add_argument("--qk-batches", type=positive_int, nargs="+", default=[1, 4, 16, 64],
+    p.add_argument("--qk-batches", type=batch_arg, nargs="+", default=[1, 4, 16, 64],
                    help="batches of the Q·Kᵀ table (default 1 4 16 64)")
-    p.add_argument("--qk-lengths", type=positive_int, nargs="+", default=[128, 1024, 4096],
+    p.add_argument("--qk-lengths", type=seq_len_arg, nargs="+", default=[128, 1024, 4096],
                    help="lengths of the Q·Kᵀ table (default 128 1024 4096)")
     p.add_argument("--compare", nargs="+", default=["fp16/fp16", "int8/fp16", "int4/fp16", "int8/int8"],
                    help="WEIGHTS/ACTIVATIONS pairs of the precision table (default fp16/fp16 int8/fp16 "
@@ -334,7 +344,7 @@ def _cmd_timeline(args: argparse.Namespace) -> str:
         if args.all_steps:
             out["per_step"] = {"past_len": timeline.past_len.tolist(), "step_time_s": timeline.step_time_s.tolist(),
                                "flops": timeline.step_flops.tolist(), "bytes": timeline.step_bytes.tolist()}
-        return json.dumps(out, indent=2)
+        return json_text(out)
     from llm_roofline.core.units import seconds
 
     changes = "; ".join(f"step {c.step} ({c.past_len} cached): {c.name} {c.from_bound} → {c.to_bound}"
@@ -367,11 +377,13 @@ def _add_timeline(commands: Any) -> None:
     p = commands.add_parser("timeline", help="prefill then T decode steps with a growing KV cache (2.3.4)")
     add_model_option(p)
     add_hardware_options(p, DEFAULT_HARDWARE)
-    p.add_argument("--prompt-len", "-P", type=positive_int, default=512, help="prompt tokens (default 512)")
-    p.add_argument("--steps", "-T", type=positive_int, default=512, help="decode steps (default 512)")
-    p.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences (default 1)")
+    p.add_argument("--prompt-len", "-P", type=seq_len_arg, default=512, help="prompt tokens (default 512)")
+    p.add_argument("--steps", "-T", type=limited(int, limits.STUDY["steps"]), default=512,
+                   help="decode steps (default 512)")
+    p.add_argument("--batch", "-b", type=batch_arg, default=1, help="sequences (default 1)")
     add_number_format_options(p)
-    p.add_argument("--samples", type=int, default=8, help="steps shown, spread evenly, plus bound changes (default 8)")
+    p.add_argument("--samples", type=number_arg(int, 0, limits.STUDY["steps"].high), default=8,
+                   help="steps shown, spread evenly, plus bound changes (default 8)")
     p.add_argument("--all-steps", action="store_true", help="JSON: every step's time, FLOPs and bytes")
     add_format_option(p, OUTPUTS)
     p.set_defaults(run=_cmd_timeline)
@@ -412,9 +424,10 @@ def _add_requirements(commands: Any) -> None:
     p = commands.add_parser("requirements", help="bandwidth and compute a decode rate needs (exercise 2.3)")
     add_model_option(p)
     _add_params_option(p)
-    p.add_argument("--tokens-per-s", type=positive_float, required=True, help="target decode rate per sequence")
-    p.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences (default 1)")
-    p.add_argument("--seq-len", "-l", type=positive_int, default=1024,
+    p.add_argument("--tokens-per-s", type=limited(float, limits.STUDY["tokens_per_s"]), required=True,
+                   help="target decode rate per sequence")
+    p.add_argument("--batch", "-b", type=batch_arg, default=1, help="sequences (default 1)")
+    p.add_argument("--seq-len", "-l", type=seq_len_arg, default=1024,
                    help="tokens already cached (default 1024; ignored with --params)")
     add_number_format_options(p)
     add_hardware_options(p, None)
@@ -441,7 +454,7 @@ def _cmd_feasibility(args: argparse.Namespace) -> str:
         assert isinstance(data, dict) and isinstance(data["remedies"], list)  # a record becomes an object
         for entry, remedy in zip(data["remedies"], result.remedies, strict=True):
             entry["detail"] = remedy_detail(remedy)  # the figures in words, beside the numbers
-        return json.dumps(data, indent=2)
+        return json_text(data)
     verdicts = [[v.weights, si(v.weight_bytes, "B"), seconds(v.time_per_token_s), f"{v.tokens_per_s:.3g}",
                  _yes(v.meets), si(v.memory_bytes, "B"), _yes(v.fits)] for v in result.formats]
     remedies = [[rank, r.change, _maybe(r.time_per_token_s, seconds), _yes(r.meets), remedy_detail(r)]
@@ -490,17 +503,18 @@ def _add_feasibility(commands: Any) -> None:
     add_model_option(p)
     _add_params_option(p)
     add_hardware_options(p, DEFAULT_HARDWARE)
-    p.add_argument("--target-ms", type=positive_float, required=True, help="time per token, in milliseconds")
+    p.add_argument("--target-ms", type=target_ms, required=True, help="time per token, in milliseconds")
     p.add_argument("--formats", nargs="+", default=["fp16", "int8", "int4"],
                    help="weight formats to judge (default fp16 int8 int4)")
-    p.add_argument("--batch", "-b", type=positive_int, default=1, help="sequences (default 1)")
-    p.add_argument("--seq-len", "-l", type=positive_int, default=1024,
+    p.add_argument("--batch", "-b", type=batch_arg, default=1, help="sequences (default 1)")
+    p.add_argument("--seq-len", "-l", type=seq_len_arg, default=1024,
                    help="tokens already cached (default 1024; ignored with --params)")
     add_number_format_options(p)
     draft = p.add_mutually_exclusive_group()
     draft.add_argument("--draft-model", help="speculative decoding: the draft model (catalogue name or config)")
-    draft.add_argument("--draft-params", type=positive_float, help="speculative decoding: a draft of this many params")
-    draft.add_argument("--draft-cost-ratio", type=float, default=0.0,
+    draft.add_argument("--draft-params", type=limited(float, limits.STUDY["params"]),
+                       help="speculative decoding: a draft of this many params")
+    draft.add_argument("--draft-cost-ratio", type=number_arg(float, 0, 1), default=0.0,
                        help="speculative decoding: draft step / target step (default 0: a free draft, the "
                             "lower bound on the acceptance rate needed)")
     add_format_option(p, OUTPUTS)
@@ -550,8 +564,8 @@ def _add_scaling(commands: Any) -> None:
     _add_params_option(p, many=True)
     add_hardware_options(p, DEFAULT_EDGE_BIG)
     p.add_argument("--formats", nargs="+", default=["fp16", "int4"], help="weight formats (default fp16 int4)")
-    p.add_argument("--seq-len", "-l", type=positive_int, default=1024, help="tokens already cached (default 1024)")
-    p.add_argument("--target-ms", type=positive_float, help="also show the bandwidth this time per token needs")
+    p.add_argument("--seq-len", "-l", type=seq_len_arg, default=1024, help="tokens already cached (default 1024)")
+    p.add_argument("--target-ms", type=target_ms, help="also show the bandwidth this time per token needs")
     add_number_format_options(p, weights=False)
     add_format_option(p, OUTPUTS)
     p.set_defaults(run=_cmd_scaling)
@@ -633,7 +647,7 @@ def _cmd_energy(args: argparse.Namespace) -> str:
             "arithmetic": {p: to_json(table_.flop_coefficient(p))
                            for p in sorted({op.math for op in step_ops(model, workload)})},
         }
-        return json.dumps(out, indent=2)
+        return json_text(out)
     e = estimate
     memory_source = ("user-given" if args.dram_pj_per_byte
                      else table_.memory_coefficient(args.memory_technology).source)
@@ -664,7 +678,8 @@ def _add_energy(commands: Any) -> None:
     add_workload_options(p)
     p.add_argument("--memory-technology", help="memory entry of data/energy.toml (default dram-45nm; also "
                                                "sram-1mb-45nm)")
-    p.add_argument("--dram-pj-per-byte", type=positive_float, help="a memory energy of your own, pJ per byte")
+    p.add_argument("--dram-pj-per-byte", type=limited(float, limits.STUDY["dram_pj_per_byte"]),
+                   help="a memory energy of your own, pJ per byte")
     add_format_option(p, OUTPUTS)
     p.set_defaults(run=_cmd_energy)
 

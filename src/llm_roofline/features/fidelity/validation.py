@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from llm_roofline.core import limits
 from llm_roofline.core.efficiency import StepCost, expected_time_s, params_for, step_cost
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, get_format
@@ -51,7 +52,8 @@ DEFAULT_PROMPT_TOKENS = 512
 DEFAULT_CACHED_TOKENS = 64
 _PARAMS_TOLERANCE = 0.05
 _BITS_TOLERANCE = 0.10
-_NO_COMPUTE_PEAK_FLOPS_PER_S = 1e30  # a device known by its bandwidth only: the memory roof alone
+# A device known by its bandwidth only: the memory roof alone, under the highest compute roof a device may have.
+_NO_COMPUTE_PEAK_FLOPS_PER_S = limits.DEVICE["peak_flops_per_s"].high
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from llm_roofline.core import limits
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.ops import gemm
 from llm_roofline.core.roofline import attainable_flops_per_s, bound_label, roofline
@@ -532,10 +533,10 @@ UNAVAILABLE = {
 
 def measure(options: MeasureOptions) -> Measurement:
     """Measure this machine's roofline with the chosen backend; see the module docstring."""
-    if options.budget_s is not None and not options.budget_s > 0:
-        raise InputError(f"the time budget must be > 0 seconds, got {options.budget_s!r}")
-    if options.threads is not None and options.threads < 1:
-        raise InputError(f"threads must be >= 1, got {options.threads}")
+    if options.budget_s is not None:
+        limits.figure("budget_s", options.budget_s, limits.STUDY["budget_s"])
+    if options.threads is not None:
+        limits.count("threads", options.threads, limits.STUDY["threads"])
     choice = choose_backend_here(options.backend, options.device)
     threads = options.threads or system.usable_cpus()
     load_before = system.load_average()

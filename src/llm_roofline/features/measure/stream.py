@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from llm_roofline.core.errors import InputError
 from llm_roofline.features.measure.timing import Run
 
 if TYPE_CHECKING:
@@ -62,12 +63,19 @@ class WorkerPool:
         self._errors: list[BaseException] = []
         self._workers = [threading.Thread(target=self._loop, args=(i,), daemon=True,
                                           name=f"llm-roofline-measure-{i}") for i in range(threads)]
-        for worker in self._workers:
-            worker.start()
+        for started, worker in enumerate(self._workers):
+            try:
+                worker.start()
+            except RuntimeError as err:  # the system's limit on threads (ulimit -u, cgroup pids.max)
+                self._start.abort()  # releases the threads already started
+                raise InputError(f"threads: only {started} of {threads} could start ({err}); ask for fewer") from None
 
     def _loop(self, index: int) -> None:
         while True:
-            self._start.wait()
+            try:
+                self._start.wait()
+            except threading.BrokenBarrierError:  # the pool could not start: nothing to run
+                return
             tasks = self._tasks
             if tasks is None:
                 return
