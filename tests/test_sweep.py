@@ -13,6 +13,7 @@ import pytest
 from conftest import require_module
 from llm_roofline import InputError, analyze, hardware_names, load_hardware, load_model, model_names
 from llm_roofline.core.formats import get_format
+from llm_roofline.core.limits import WORKLOAD
 from llm_roofline.core.quant import weight_scheme
 from llm_roofline.faces.cli.main import main
 from llm_roofline.features.sweep import evaluate_grid, heatmap_panels, iter_sweep, make_spec, parse_values
@@ -104,9 +105,9 @@ def test_rows_carry_the_totals_of_analyze() -> None:
 def test_parse_values(text: str, values: tuple[int, ...] | None) -> None:
     if values is None:
         with pytest.raises(InputError):
-            parse_values(text, "batch")
+            parse_values(text, "batch", WORKLOAD["batch"])
     else:
-        assert parse_values(text, "batch") == values
+        assert parse_values(text, "batch", WORKLOAD["batch"]) == values
 
 
 def test_cli_writes_csv_jsonl_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

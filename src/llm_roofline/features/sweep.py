@@ -6,13 +6,16 @@ a whole chunk of configurations as one matrix product; the time of each operator
 ``roofline.roofline``, the function ``analyze()`` calls. Structural choices (model, phase, number
 formats, FlashAttention) are looped over; devices are broadcast along a second axis.
 
-Grids are processed in chunks, so memory stays bounded whatever the grid's size.
+Grids are generated and processed in chunks of configurations (points x devices), each point
+found from its index, so memory stays bounded by the chunk whatever the grid's size; the grid's
+size and its lists are checked against the limits below before anything is allocated.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -23,6 +26,7 @@ from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_
 from llm_roofline.core.errors import InputError, one_of
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.limits import WORKLOAD, Limit, count, describe, shown
 from llm_roofline.core.memory import grid_footprint_bytes
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.quant import (
@@ -55,7 +59,11 @@ from llm_roofline.core.units import Array
 from llm_roofline.inputs.device_files import load_hardware
 from llm_roofline.inputs.model_files import load_model
 
-DEFAULT_CHUNK = 1 << 16
+DEFAULT_CHUNK = 1 << 16  # configurations (points x devices) evaluated at once: what bounds the memory
+# The largest grids a sweep accepts, checked before anything is allocated (docs/sweep.md, "Limits"); each
+# batch and length is within its Workload range (core/limits.WORKLOAD).
+MAX_AXIS_VALUES = 10_000_000  # values in the batch list or in the length list
+MAX_CONFIGURATIONS = 10**10  # the grid's size: an hour or so of queries at several million configurations/s
 _SLICE_ELEMENTS = 1 << 18  # operators x devices x points evaluated at once inside a chunk
 # Columns of a sweep's output, in order. Figures are raw SI numbers (per configuration, per step).
 COLUMNS = (
@@ -90,10 +98,17 @@ class SweepSpec:
         for label in ("models", "hardware", "batch", "seq_len", "phases", "weights", "kv_cache", "flash_attention"):
             if not getattr(self, label):
                 raise InputError(f"sweep: {label} needs at least one value")
+        if self.size > MAX_CONFIGURATIONS:
+            raise InputError(f"sweep: the grid has {self.size:,} configurations, at most {MAX_CONFIGURATIONS:,} "
+                             f"(fewer values or coarser ranges, e.g. 1..4096:log)")
         for label in ("batch", "seq_len"):
             values = getattr(self, label)
-            if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
-                raise InputError(f"sweep: every {label} must be an integer >= 1")
+            if len(values) > MAX_AXIS_VALUES:
+                raise InputError(f"sweep: {label} has {len(values):,} values, at most {MAX_AXIS_VALUES:,}")
+            if any(not isinstance(v, int) or isinstance(v, bool) for v in values):
+                raise InputError(f"sweep: every {label} must be {describe(WORKLOAD[label])}")
+            for extreme in (min(values), max(values)):
+                count(f"sweep: every {label}", extreme, WORKLOAD[label])
         for phase in self.phases:
             one_of("phase", phase, PHASES, "sweep: ")
         for name, value, choices in (("lm_head", self.lm_head, LM_HEAD_MODES), ("fuse", self.fuse, FUSE_MODES),
@@ -211,24 +226,33 @@ class _Block(NamedTuple):
 
 
 def _blocks(spec: SweepSpec, chunk_size: int) -> Iterator[_Block]:
-    """The grid, chunk by chunk: structural choices looped over, batch x length vectorized."""
+    """The grid, chunk by chunk: structural choices looped over, batch x length vectorized, at most
+    ``chunk_size`` configurations (points x devices) at a time (one point on every device if fewer)."""
     if chunk_size < 1:
         raise InputError(f"sweep: chunk size must be >= 1, got {chunk_size}")
-    batch_grid, seq_grid = (a.ravel() for a in np.meshgrid(np.array(spec.batch, dtype=np.int64),
-                                                           np.array(spec.seq_len, dtype=np.int64), indexing="ij"))
+    batch_values = np.array(spec.batch, dtype=np.int64)
+    seq_values = np.array(spec.seq_len, dtype=np.int64)
     structure = itertools.product(spec.models, spec.phases, spec.weights, spec.activations, spec.kv_cache,
                                   spec.flash_attention)
     for model, phase, weights, activations, kv_cache, flash in structure:
         kv_format = activations if kv_cache is None else kv_cache
         scheme = weight_scheme(model, weights)
         for devices, device_scheme in _device_groups(spec, scheme):
-            for start in range(0, batch_grid.shape[0], chunk_size):
-                batch = batch_grid[start:start + chunk_size]
-                seq = seq_grid[start:start + chunk_size]
+            for batch, seq in grid_points(batch_values, seq_values, max(1, chunk_size // len(devices))):
                 grid = evaluate_grid(model, devices, phase, batch, seq, device_scheme, activations, kv_format, flash,
                                      spec.causal_skip, spec.lm_head, fuse=spec.fuse)
                 yield _Block(model, phase, weights, device_scheme, activations, kv_format, flash, batch, seq, grid,
                              devices)
+
+
+def grid_points(batch: np.ndarray, seq_len: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every (batch, length) pair, ``size`` at a time, batch-major (every length of the first batch, then
+    the next: ``np.meshgrid(batch, seq_len, indexing="ij")`` raveled). Point i is found from its index
+    (batch ``i // len(seq_len)``, length ``i % len(seq_len)``), so only one chunk is ever allocated."""
+    total = len(batch) * len(seq_len)
+    for start in range(0, total, size):
+        row, column = np.divmod(np.arange(start, min(start + size, total), dtype=np.int64), len(seq_len))
+        yield batch[row], seq_len[column]
 
 
 def _device_groups(spec: SweepSpec, scheme: WeightScheme) -> list[tuple[tuple[HardwareSpec, ...], WeightScheme]]:
@@ -248,7 +272,8 @@ def sweep_totals(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[G
 
 
 def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dict[str, np.ndarray]]:
-    """The grid's totals, as column chunks of at most ``chunk_size`` x devices rows."""
+    """The grid's totals, as column chunks of at most ``chunk_size`` rows (one point on every device when
+    there are more devices than that)."""
     for block in _blocks(spec, chunk_size):
         capacity = np.array([[d.available_memory_bytes or np.nan] for d in block.devices])
         device_names = np.array([d.name for d in block.devices], dtype=object)
@@ -260,12 +285,12 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
         label = (block.scheme.name if block.weights is None or is_sparse(block.scheme)
                  else weights_label(block.weights))
         yield {
-            "model": np.full(n_dev * n, block.model.name, dtype=object),
+            "model": _labels(block.model.name, n_dev * n),
             "hardware": np.repeat(device_names, n),
-            "phase": np.full(n_dev * n, block.phase, dtype=object),
-            "weights": np.full(n_dev * n, label, dtype=object),
-            "activations": np.full(n_dev * n, block.activations.name, dtype=object),
-            "kv_cache": np.full(n_dev * n, block.kv_format.name, dtype=object),
+            "phase": _labels(block.phase, n_dev * n),
+            "weights": _labels(label, n_dev * n),
+            "activations": _labels(block.activations.name, n_dev * n),
+            "kv_cache": _labels(block.kv_format.name, n_dev * n),
             "flash_attention": np.full(n_dev * n, block.flash_attention),
             "batch": np.tile(batch, n_dev),
             "seq_len": np.tile(seq, n_dev),
@@ -285,6 +310,13 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
             "compute_time_share": compute_time / time_s,
             "activation_bytes": np.tile(grid.activation_bytes, n_dev),
         }
+
+
+def _labels(label: str, n: int) -> np.ndarray:
+    """A column of ``n`` copies of one label (``fill``: ``np.full`` is some 40x slower on object arrays)."""
+    column = np.empty(n, dtype=object)
+    column.fill(label)
+    return column
 
 
 PANEL_KEY = ("model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention")
@@ -353,44 +385,81 @@ def plain_value(value: object) -> object:
     return value.item() if hasattr(value, "item") else value
 
 
-def parse_values(text: str, label: str) -> tuple[int, ...]:
-    """Integers from a list or a range: ``1,2,8``, ``1..256`` (every integer), ``1..256:8`` (step 8),
-    ``128..32768:log`` (doubling), ``1..1000:x10`` (factor 10); pieces can be mixed with commas."""
-    values: list[int] = []
-    for piece in text.split(","):
-        piece = piece.strip()
-        try:
-            if ".." not in piece:
-                values.append(int(piece))
-                continue
-            bounds, _, step = piece.partition(":")
+_LIST_SYNTAX = "a list (1,2,8) or a range (1..256, 1..256:8, 128..32768:log, 1..1000:x10)"
+
+
+class _Piece(NamedTuple):
+    """One comma-separated piece of a list: ``low..high`` by an integer ``step``, or geometric (``factor`` > 1:
+    each value the previous times the factor, rounded). Its size is arithmetic, known before any value is made."""
+
+    low: int
+    high: int
+    step: int = 1
+    factor: float = 0.0
+
+    @property
+    def size(self) -> int:
+        """How many values the piece makes (before duplicates are removed)."""
+        if not self.factor:
+            return (self.high - self.low) // self.step + 1
+        return math.floor(math.log(self._top() / self.low) / math.log(self.factor)) + 1
+
+    def _top(self) -> float:
+        return self.high * (1 + 1e-12)  # a value that lands on ``high`` up to rounding is kept
+
+    def values(self) -> np.ndarray:
+        if not self.factor:
+            return np.arange(self.low, self.high + 1, self.step, dtype=np.int64)
+        # low, low x f, (low x f) x f, ...: the products in the order a loop would take them (accumulate is
+        # sequential), two more than the logarithm's count in case it rounded down.
+        with np.errstate(over="ignore"):  # a huge factor overflows to inf, which is past ``high``
+            walk = np.multiply.accumulate(np.r_[float(self.low), np.full(self.size + 1, self.factor)])
+        return np.round(walk[walk <= self._top()]).astype(np.int64)
+
+
+def _piece(text: str, label: str, limit: Limit) -> _Piece:
+    """A piece of ``parse_values``' text, its numbers checked; refused in one line."""
+    step = ""
+    try:
+        if ".." not in text:
+            low = high = int(text)
+        else:
+            bounds, _, step = text.partition(":")
             low_text, high_text = bounds.split("..")
             low, high = int(low_text), int(high_text)
-            if high < low:
-                raise InputError(f"--{label}: range {piece!r} ends below its start")
-            if step in ("", "1"):
-                values.extend(range(low, high + 1))
-            elif step == "log" or step.startswith("x"):
-                factor = 2.0 if step == "log" else float(step[1:])
-                if factor <= 1 or low < 1:
-                    raise InputError(f"--{label}: a geometric range needs a start >= 1 and a factor > 1")
-                value = float(low)
-                while value <= high * (1 + 1e-12):
-                    values.append(round(value))
-                    value *= factor
-            else:
-                stride = int(step)
-                if stride < 1:
-                    raise InputError(f"--{label}: step must be >= 1")
-                values.extend(range(low, high + 1, stride))
-        except ValueError:
-            raise InputError(f"--{label}: cannot read {piece!r}; use a list (1,2,8) or a range "
-                             f"(1..256, 1..256:8, 128..32768:log, 1..1000:x10)") from None
-    if not values or min(values) < 1:
-        raise InputError(f"--{label}: values must be integers >= 1, got {text!r}")
-    if len(values) > 10_000_000:
-        raise InputError(f"--{label}: {len(values)} values is too many (at most 10,000,000)")
-    return tuple(dict.fromkeys(values))
+        geometric = step == "log" or step.startswith("x")
+        factor = 2.0 if step == "log" else float(step[1:]) if geometric else 0.0
+        stride = int(step) if step and not geometric else 1
+    except ValueError:
+        raise InputError(f"--{label}: cannot read {shown(text)}; use {_LIST_SYNTAX}") from None
+    for value in (low, high):
+        if not limit.low <= value <= limit.high:
+            raise InputError(f"--{label}: {shown(value)} is out of range; each value must be {describe(limit)}")
+    if high < low:
+        raise InputError(f"--{label}: range {shown(text)} ends below its start")
+    if stride < 1:
+        raise InputError(f"--{label}: step must be >= 1, got {shown(stride)} in {shown(text)}")
+    if geometric and not (math.isfinite(factor) and factor > 1):
+        raise InputError(f"--{label}: a geometric range needs a finite factor > 1, got {shown(step)} in {shown(text)}")
+    return _Piece(low, high, stride, factor)
+
+
+def parse_values(text: str, label: str, limit: Limit) -> tuple[int, ...]:
+    """Integers from a list or a range: ``1,2,8``, ``1..256`` (every integer), ``1..256:8`` (step 8),
+    ``128..32768:log`` (doubling), ``1..1000:x10`` (factor 10); pieces can be mixed with commas. Each value
+    within ``limit`` (``limits.WORKLOAD["batch"]`` or ``["seq_len"]``), duplicates dropped (the first kept),
+    at most ``MAX_AXIS_VALUES`` made in all: that count is arithmetic and checked before any value is made,
+    so a factor too close to 1 to progress (``x1.0000000001``) is refused, not looped over."""
+    pieces = [_piece(piece.strip(), label, limit) for piece in text.split(",")]
+    made = sum(piece.size for piece in pieces)
+    if made > MAX_AXIS_VALUES:
+        raise InputError(f"--{label}: {shown(text)} makes {made:,} values, at most {MAX_AXIS_VALUES:,} "
+                         f"(use a step or a factor: 1..1000000:1000, 1..1000000:x2)")
+    if len(pieces) == 1 and not pieces[0].factor:  # one arithmetic range: made without an intermediate array
+        return tuple(range(pieces[0].low, pieces[0].high + 1, pieces[0].step))
+    values = np.concatenate([piece.values() for piece in pieces])
+    first = np.sort(np.unique(values, return_index=True)[1])
+    return tuple(values[first].tolist())
 
 
 def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | HardwareSpec], batch: Sequence[int],
@@ -404,8 +473,8 @@ def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | Hardwa
     return SweepSpec(
         models=tuple(load_model(m) for m in models),
         hardware=tuple(load_hardware(h) for h in hardware),
-        batch=tuple(int(b) for b in batch),
-        seq_len=tuple(int(s) for s in seq_len),
+        batch=_axis(batch, "batch"),
+        seq_len=_axis(seq_len, "seq_len"),
         phases=tuple(phases),
         weights=tuple(_checked_weights(w) for w in weights),
         activations=tuple(get_format(a) for a in activations),
@@ -416,6 +485,19 @@ def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | Hardwa
         fuse=fuse,
         sparsity=sparsity,
     )
+
+
+def _axis(values: Sequence[int], label: str) -> tuple[int, ...]:
+    """The batch or length list as a tuple of ints, its length checked before it is copied (``SweepSpec``
+    checks the values); numpy integers are accepted, floats are not (2.5 sequences is not a batch)."""
+    if len(values) > MAX_AXIS_VALUES:
+        raise InputError(f"sweep: {label} has {len(values):,} values, at most {MAX_AXIS_VALUES:,}")
+    if isinstance(values, tuple) and all(type(v) is int for v in values):
+        return values  # parse_values' tuples, kept rather than copied (10 M values take 360 MB)
+    try:
+        return tuple(operator.index(v) for v in values)
+    except TypeError:
+        raise InputError(f"sweep: every {label} must be {describe(WORKLOAD[label])}") from None
 
 
 def _checked_weights(weights: WeightsSpec) -> WeightsSpec:

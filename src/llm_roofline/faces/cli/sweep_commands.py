@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from llm_roofline.core.errors import InputError
 from llm_roofline.faces.cli.main import (
     DEFAULT_HARDWARE,
     add_hardware_options,
     add_lever_options,
+    number_arg,
     positive_float,
-    positive_int,
 )
 
 if TYPE_CHECKING:
@@ -29,6 +27,9 @@ if TYPE_CHECKING:
     from llm_roofline.features.sweep import SweepSpec
 
 QUERIES = ("pareto", "max-batch", "max-seq-len", "boundary")
+# --chunk: below 1024 configurations a chunk saves no memory and the sweep slows to a loop; above 2^18 it
+# takes 400 MB.
+CHUNK_RANGE = (1 << 10, 1 << 18)
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,7 +63,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sweep.add_argument("--time", choices=("bound", "expected"), default="bound",
                        help="the step time queries and the heatmap use: the roofline bound (default) or the "
                             "efficiency model's expected time (totals.expected_time_s)")
-    sweep.add_argument("--chunk", type=positive_int, default=1 << 16, help="configurations per chunk (memory bound)")
+    sweep.add_argument("--chunk", type=number_arg(int, CHUNK_RANGE[0], CHUNK_RANGE[1]), default=1 << 16,
+                       help=f"configurations evaluated at once: what bounds memory, about 1.3 kB each (default 65536, "
+                            f"{CHUNK_RANGE[0]} to {CHUNK_RANGE[1]})")
     sweep.add_argument("--format", "-f", choices=("table", "json"), default="table", help="format of query results")
     sweep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress bar on stderr (default: on for grids over a million)")
@@ -85,13 +88,15 @@ def _hardware_list(args: argparse.Namespace) -> list[HardwareSpec]:
 
 
 def _spec(args: argparse.Namespace) -> SweepSpec:
+    from llm_roofline.core.limits import WORKLOAD
     from llm_roofline.features.sweep import make_spec, parse_values
 
     flash = {"off": (False,), "on": (True,), "both": (False, True)}[args.flash_attention]
     kv: Sequence[str | None] = _split(args.kv_cache) or [None]
     return make_spec(
         models=_split(args.model), hardware=_hardware_list(args),
-        batch=parse_values(args.batch, "batch"), seq_len=parse_values(args.seq_len, "seq-len"),
+        batch=parse_values(args.batch, "batch", WORKLOAD["batch"]),
+        seq_len=parse_values(args.seq_len, "seq-len", WORKLOAD["seq_len"]),
         phases=_split(args.phase), weights=_split(args.weights) or [None], activations=_split(args.activations),
         kv_cache=kv, flash_attention=flash, lm_head=args.lm_head, fuse=args.fuse, sparsity=args.sparsity,
     )
@@ -127,6 +132,8 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
         raise InputError(f"sweep: --query {args.query} needs --latency-target-ms")
     if args.output and args.output != "-" and Path(args.output).suffix.lower() not in (".csv", ".jsonl", ".parquet"):
         raise InputError(f"sweep: --output must end in .csv, .jsonl or .parquet, got {args.output!r}")
+    if args.query in _REDUCTIONS:
+        _check_answer(spec, args.query)
     if args.heatmap:
         _check_heatmap(spec, args.heatmap)
     for name, target in (("--output", args.output), ("--heatmap", args.heatmap)):
@@ -138,7 +145,8 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
         if beyond is not None:
             print(f"warning: {beyond}", file=sys.stderr)
     progress = _Progress(spec.size, args.progress if args.progress is not None else spec.size > 1_000_000)
-    queries = _Queries(args.query, None if args.latency_target_ms is None else args.latency_target_ms / 1e3)
+    queries = _Queries(args.query, None if args.latency_target_ms is None else args.latency_target_ms / 1e3,
+                       spec.batch, spec.seq_len)
     heatmap_chunks: list[dict[str, Any]] = []
 
     def chunks() -> Iterator[dict[str, Any]]:
@@ -172,52 +180,61 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
 
 
 def _write(chunks: Iterator[dict[str, Any]], target: str) -> int:
-    """Stream chunks to a file (atomically: a temporary file renamed at the end)."""
+    """Stream chunks to a file, atomically (``files.atomic_output``: the file appears complete or not at
+    all, with a plain write's mode; any OS error is one line)."""
     from llm_roofline.features.sweep import COLUMNS
-    from llm_roofline.inputs.files import create_folders
+    from llm_roofline.inputs.files import atomic_output
 
     if target == "-":
-        return _write_csv(chunks, sys.stdout, COLUMNS)
-    path = create_folders(target, "--output")
-    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        suffix = path.suffix.lower()
-        if suffix == ".parquet":
-            rows = _write_parquet(chunks, tmp, COLUMNS)
-        else:
-            with open(tmp, "w", newline="") as out:
-                rows = _write_csv(chunks, out, COLUMNS) if suffix == ".csv" else _write_jsonl(chunks, out, COLUMNS)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return rows
+        try:
+            return _write_csv(chunks, sys.stdout, COLUMNS)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): main ends quietly
+        except OSError as err:  # stdout on a full disk (`> /dev/full`), a closed descriptor
+            raise InputError(f"--output -: cannot write ({err.strerror or err})") from None
+    suffix = Path(target).suffix.lower()
+    if suffix == ".parquet":
+        with atomic_output(target, "--output", "wb") as binary:
+            return _write_parquet(chunks, binary, COLUMNS)
+    with atomic_output(target, "--output", newline="") as out:
+        return _write_csv(chunks, out, COLUMNS) if suffix == ".csv" else _write_jsonl(chunks, out, COLUMNS)
 
 
-def _write_csv(chunks: Iterator[dict[str, Any]], out: TextIO, columns: tuple[str, ...]) -> int:
+# Rows formatted at once when writing text: the text of a slice, not of a whole chunk, is held in memory.
+_WRITE_ROWS = 4096
+
+
+def _row_slices(chunks: Iterator[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """The chunks' columns, ``_WRITE_ROWS`` rows at a time."""
+    for chunk in chunks:
+        rows = len(chunk[columns[0]])
+        for start in range(0, rows, _WRITE_ROWS):
+            yield {c: chunk[c][start:start + _WRITE_ROWS] for c in columns}
+
+
+def _write_csv(chunks: Iterator[dict[str, Any]], out: IO[str], columns: tuple[str, ...]) -> int:
     import numpy as np
 
     out.write(",".join(columns) + "\n")
     rows = 0
-    for chunk in chunks:
-        table = np.column_stack([chunk[c].astype(str) for c in columns])
+    for part in _row_slices(chunks, columns):
+        table = np.column_stack([part[c].astype(str) for c in columns])
         out.write("\n".join(",".join(row) for row in table) + "\n")
         rows += table.shape[0]
     return rows
 
 
-def _write_jsonl(chunks: Iterator[dict[str, Any]], out: TextIO, columns: tuple[str, ...]) -> int:
+def _write_jsonl(chunks: Iterator[dict[str, Any]], out: IO[str], columns: tuple[str, ...]) -> int:
     rows = 0
-    for chunk in chunks:
-        lists = [chunk[c].tolist() for c in columns]
-        for values in zip(*lists, strict=True):
-            out.write(json.dumps(dict(zip(columns, values, strict=True))) + "\n")
-            rows += 1
+    for part in _row_slices(chunks, columns):
+        lists = [part[c].tolist() for c in columns]
+        out.write("".join(json.dumps(dict(zip(columns, values, strict=True))) + "\n"
+                          for values in zip(*lists, strict=True)))
+        rows += len(lists[0])
     return rows
 
 
-def _write_parquet(chunks: Iterator[dict[str, Any]], path: str, columns: tuple[str, ...]) -> int:
+def _write_parquet(chunks: Iterator[dict[str, Any]], out: IO[bytes], columns: tuple[str, ...]) -> int:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -229,7 +246,7 @@ def _write_parquet(chunks: Iterator[dict[str, Any]], path: str, columns: tuple[s
         for chunk in chunks:
             table = pa.table({c: chunk[c] for c in columns})
             if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
+                writer = pq.ParquetWriter(out, table.schema)
             writer.write_table(table)
             rows += table.num_rows
     finally:
@@ -241,36 +258,65 @@ def _write_parquet(chunks: Iterator[dict[str, Any]], path: str, columns: tuple[s
 _KEY = ("model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention")
 
 
-class _Queries:
-    """Streaming reductions over the sweep's chunks: memory stays bounded by the result's size."""
+# Per query reducing the grid: (the value it reports, the axis it reports it for, largest or smallest).
+_REDUCTIONS = {"max-batch": ("batch", "seq_len", True), "max-seq-len": ("seq_len", "batch", True),
+               "boundary": ("batch", "seq_len", False)}
+_FIGURES = ("time_s", "tokens_per_s", "memory_bytes")  # what a query's row reports beside its key and value
 
-    def __init__(self, query: str | None, latency_target_s: float | None) -> None:
+
+class _Queries:
+    """Streaming reductions over the sweep's chunks: memory stays bounded by the result's size.
+
+    max-batch, max-seq-len and boundary keep, per panel (model, device, phase, formats), arrays over the
+    values of the other axis: the best value so far, its figures, and the index of the first row that
+    qualified (which orders the answer as a row-by-row scan would). A chunk is reduced with numpy.
+    """
+
+    def __init__(self, query: str | None, latency_target_s: float | None, batch: Sequence[int] = (),
+                 seq_len: Sequence[int] = ()) -> None:
+        import numpy as np
+
         self.query, self.target_s = query, latency_target_s
-        self.best: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.field, self.per, self.largest = _REDUCTIONS.get(query or "", ("batch", "seq_len", True))
+        reduces = query in _REDUCTIONS  # (the other axis is at most QUERY_MAX_ROWS long then)
+        self.axis = np.array((seq_len if self.per == "seq_len" else batch) if reduces else (), dtype=np.int64)
+        self.sorter = np.argsort(self.axis, kind="stable")
+        self.panels: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.rows_seen = 0
         self.front: dict[str, Any] | None = None
 
     def add(self, chunk: dict[str, Any]) -> None:
         if self.query == "pareto":
             self._pareto(chunk)
         elif self.query in ("max-batch", "max-seq-len"):
-            field, per = ("batch", "seq_len") if self.query == "max-batch" else ("seq_len", "batch")
-            ok = (chunk["time_s"] <= self.target_s) & chunk["fits"]
-            self._reduce(chunk, ok, field, per, largest=True)
+            self._reduce(chunk, (chunk["time_s"] <= self.target_s) & chunk["fits"])
         elif self.query == "boundary":
-            self._reduce(chunk, chunk["bound"] == "compute", "batch", "seq_len", largest=False)
+            self._reduce(chunk, chunk["bound"] == "compute")
+        self.rows_seen += len(chunk["time_s"])
 
-    def _reduce(self, chunk: dict[str, Any], ok: Any, field: str, per: str, largest: bool) -> None:
+    def _reduce(self, chunk: dict[str, Any], ok: Any) -> None:
         import numpy as np
 
-        for i in np.flatnonzero(ok):
-            key = (*(chunk[k][i] for k in _KEY), int(chunk[per][i]))
-            value = int(chunk[field][i])
-            best = self.best.get(key)
-            if best is None or (value > best[field] if largest else value < best[field]):
-                self.best[key] = {**dict(zip((*_KEY, per), key, strict=True)), field: value,
-                                  "time_s": float(chunk["time_s"][i]),
-                                  "tokens_per_s": float(chunk["tokens_per_s"][i]),
-                                  "memory_bytes": float(chunk["memory_bytes"][i])}
+        for key, rows in _panel_rows(chunk, np.flatnonzero(ok)):
+            best = self.panels.get(key)
+            if best is None:
+                best = self.panels[key] = {"first_row": np.full(len(self.axis), -1),
+                                           self.field: np.zeros(len(self.axis), dtype=np.int64),
+                                           **{name: np.zeros(len(self.axis)) for name in _FIGURES}}
+            position = self.sorter[np.searchsorted(self.axis, chunk[self.per][rows], sorter=self.sorter)]
+            value = chunk[self.field][rows]
+            # Per position, the best row: sorted by position, then best value first; the sort is stable, so of
+            # equal values the earliest row leads, as a scan that keeps only strict improvements would.
+            ranked = np.lexsort((-value if self.largest else value, position))
+            leads = ranked[np.r_[True, position[ranked][1:] != position[ranked][:-1]]]
+            where, candidate, stored = position[leads], value[leads], best[self.field][position[leads]]
+            better = (best["first_row"][where] < 0) | (candidate > stored if self.largest else candidate < stored)
+            positions, first = np.unique(position, return_index=True)
+            fresh = best["first_row"][positions] < 0
+            best["first_row"][positions[fresh]] = self.rows_seen + rows[first[fresh]]
+            winners, where = rows[leads[better]], where[better]
+            for name in (self.field, *_FIGURES):
+                best[name][where] = chunk[name][winners]
 
     def _pareto(self, chunk: dict[str, Any]) -> None:
         """Keep the configurations no other beats on all of: lower time, higher tokens/s, less memory."""
@@ -296,13 +342,38 @@ class _Queries:
         self.front = {k: rows[k][order][keep] for k in names}
 
     def result(self) -> list[dict[str, Any]]:
+        import numpy as np
+
         from llm_roofline.features.sweep import plain_value
 
         if self.query == "pareto":
             front = self.front or {}
             n = len(front.get("time_s", ()))
             return [{k: plain_value(front[k][i]) for k in front} for i in range(n)]
-        return [{k: plain_value(v) for k, v in row.items()} for row in self.best.values()]
+        found = sorted((int(best["first_row"][position]), key, int(position)) for key, best in self.panels.items()
+                       for position in np.flatnonzero(best["first_row"] >= 0))
+        return [{**{k: plain_value(v) for k, v in zip(_KEY, key, strict=True)}, self.per: int(self.axis[position]),
+                 self.field: int(self.panels[key][self.field][position]),
+                 **{name: float(self.panels[key][name][position]) for name in _FIGURES}}
+                for _, key, position in found]
+
+
+def _panel_rows(chunk: dict[str, Any], rows: Any) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """``rows`` of a chunk grouped by their _KEY values (within a chunk usually only the device varies)."""
+    import numpy as np
+
+    if not len(rows):
+        return
+    code = np.zeros(len(rows), dtype=np.int64)
+    for name in _KEY:
+        column = chunk[name][rows]
+        if (column == column[0]).all():
+            continue
+        values, inverse = np.unique(column.astype(str), return_inverse=True)
+        code = code * len(values) + inverse
+    for panel in np.unique(code):
+        members = rows[code == panel]
+        yield tuple(chunk[name][members[0]] for name in _KEY), members
 
 
 def _query_table(query: str, rows: list[dict[str, Any]], time: str = "bound") -> str:
@@ -336,6 +407,22 @@ def _check_heatmap(spec: Any, target: str) -> None:
     if spec.size > HEATMAP_MAX_CONFIGURATIONS:
         raise InputError(f"sweep: --heatmap draws at most {HEATMAP_MAX_CONFIGURATIONS:,} configurations, this grid has "
                          f"{spec.size:,} (use coarser ranges, e.g. 1..4096:log)")
+
+
+# max-batch, max-seq-len and boundary answer one row per panel and value of the other axis: a table past
+# this many rows is not read, and its rows are kept in memory until the end (--output writes the grid).
+QUERY_MAX_ROWS = 100_000
+
+
+def _check_answer(spec: SweepSpec, query: str) -> None:
+    """Refuse, before sweeping, a query whose answer would be longer than ``QUERY_MAX_ROWS``."""
+    field = _REDUCTIONS[query][0]
+    rows = spec.size // len(spec.batch if field == "batch" else spec.seq_len)
+    if rows > QUERY_MAX_ROWS:
+        per = "length" if field == "batch" else "batch"
+        raise InputError(f"sweep: --query {query} answers one row per model, device, phase, format and {per}: "
+                         f"{rows:,} here, at most {QUERY_MAX_ROWS:,} (a coarser {per} range, e.g. 1..65536:log, "
+                         f"or --output the grid)")
 
 
 def _heatmap(chunks: list[dict[str, Any]], target: str, time: str) -> str:
