@@ -188,12 +188,10 @@ def _cmd_report(args: argparse.Namespace) -> str:
 def _cmd_serve(args: argparse.Namespace) -> str:
     _require("fastapi", "serve")
     _require("uvicorn", "serve")
-    import uvicorn
-
-    from llm_roofline.faces.web.serving import server_config
+    from llm_roofline.faces.web.serving import serve
 
     print(f"llm-roofline: serving on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
-    uvicorn.Server(server_config(args.host, args.port, args.log_level)).run()
+    serve(args.host, args.port, args.log_level)
     return "llm-roofline: server stopped"
 
 

@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 import h11
-from uvicorn import Config
+from uvicorn import Config, Server
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from llm_roofline.faces.web.app import create_app
@@ -73,3 +73,8 @@ def server_config(host: str, port: int, log_level: str = "info", limits: ServerL
         lifespan="off",
     )
 
+
+
+def serve(host: str, port: int, log_level: str) -> None:
+    """Run the server until Ctrl-C or SIGTERM (``llm-roofline serve``)."""
+    Server(server_config(host, port, log_level)).run()
