@@ -16,6 +16,14 @@ class InputError(ValueError):
 
 # Catalogues longer than this are not spelled out in an error: the listing command is named instead.
 _LISTED_IN_FULL = 12
+SHOWN_NAME_CHARS = 80  # a name echoed in an error is cut to this many characters
+
+
+def shown(name: str) -> str:
+    """``name`` as an error echoes it: at most ``SHOWN_NAME_CHARS`` characters, saying how long it was."""
+    if len(name) <= SHOWN_NAME_CHARS:
+        return name
+    return f"{name[:SHOWN_NAME_CHARS]}... ({len(name)} characters)"
 _LISTINGS = {"model": "models", "hardware": "hardware", "precision": "formats"}
 
 
@@ -32,7 +40,7 @@ def unknown_name(what: str, name: str, known: Iterable[str], close: Sequence[str
         if not close:
             close = [k for k in known if name.lower() in k][:3]
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    unknown = f"unknown {what} '{name}'" + (f" ({why})" if why else "")
+    unknown = f"unknown {what} '{shown(name)}'" + (f" ({why})" if why else "")
     if len(known) > _LISTED_IN_FULL and what in _LISTINGS:
         return InputError(f"{unknown}: {hint}'llm-roofline {_LISTINGS[what]}' lists all {len(known)}")
     return InputError(f"{unknown}: {hint}known: {', '.join(known)}")
@@ -40,7 +48,8 @@ def unknown_name(what: str, name: str, known: Iterable[str], close: Sequence[str
 
 def ambiguous_name(what: str, name: str, candidates: Sequence[str]) -> InputError:
     """An error for a name that fits several catalogue entries equally well."""
-    return InputError(f"ambiguous {what} '{name}': did you mean {', '.join(candidates)}? give one of these names")
+    return InputError(f"ambiguous {what} '{shown(name)}': did you mean {', '.join(candidates)}? "
+                      "give one of these names")
 
 
 def one_of(name: str, value: object, choices: Sequence[str], where: str = "") -> None:

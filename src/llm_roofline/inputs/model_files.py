@@ -20,7 +20,7 @@ from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import WeightScheme, get_format
 from llm_roofline.core.limits import MODEL, Limit, shown
 from llm_roofline.core.models import ModelSpec
-from llm_roofline.inputs.reading import parse_json, read_text
+from llm_roofline.inputs.reading import parse_json, path_kind, read_text
 
 _HF_ACTIVATIONS = {
     "silu": "silu", "swish": "silu",
@@ -522,7 +522,7 @@ def model_from_hf_config(data: dict[str, Any], name: str = "custom", where: str 
 def load_model_file(path: str | Path) -> ModelSpec:
     """A model from a config.json file, or from a folder that holds one."""
     path = Path(path)
-    if path.is_dir():
+    if path_kind(path) == "folder":
         path = path / "config.json"
     data = parse_json(read_text(path, "model config"), str(path))
     stem = path.parent.name if path.name == "config.json" else path.stem
@@ -564,7 +564,7 @@ def load_model(name_or_path: str | ModelSpec) -> ModelSpec:
         from llm_roofline.inputs.gguf import load_gguf_model
 
         return load_gguf_model(key)
-    if key.lower().endswith(".json") or path.is_dir() or path.is_file():
+    if key.lower().endswith(".json") or path_kind(path) is not None:
         return load_model_file(key)
     return _load_catalogue_entry(resolve_model_name(key))
 

@@ -261,6 +261,9 @@ def _closest(text: _Reading, known: Mapping[str, _Known], among: Iterable[str], 
     return sorted(among, key=lambda name: (-likeness(name), name))[:count]
 
 
+MAX_NAME_CHARS = 256  # the longest catalogue name or display name is under 60 characters
+
+
 def resolve(text: str, entries: Iterable[Entry], kind_word: str, rules: NameRules = DEVICE_RULES,
             roles: Mapping[str, str] | None = None) -> str:
     """The catalogue name ``text`` means, among ``entries`` (name, display name), by ``rules``.
@@ -273,6 +276,9 @@ def resolve(text: str, entries: Iterable[Entry], kind_word: str, rules: NameRule
     wanted = text.strip()
     if not wanted:
         raise InputError(f"{kind_word} name is empty")
+    if len(wanted) > MAX_NAME_CHARS:  # no catalogue name comes close; fuzzy matching would take seconds
+        raise unknown_name(kind_word, wanted, (name for name, _ in entries), close=(),
+                           why=f"longer than the {MAX_NAME_CHARS} characters a name may have")
     for name, display in entries:
         if wanted.lower() in (name.lower(), display.lower()):
             return name

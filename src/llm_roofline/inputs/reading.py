@@ -115,6 +115,16 @@ def parse_json(text: str | bytes, where: str) -> Any:
                          "no count in a model or device file is that large") from None
 
 
+def path_kind(path: str | Path) -> str | None:
+    """"file", "folder" or "other" for what ``path`` names (symlinks followed); None when nothing is
+    there or it cannot be looked at (a name too long to be a path, a folder we may not enter)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return None
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
+
+
 def _no_constant(word: str) -> Any:
     raise json.JSONDecodeError(f"{word} is not a number JSON allows (write a finite value)", word, 0)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from llm_roofline.core import limits
-from llm_roofline.core.errors import InputError
+from llm_roofline.core.errors import InputError, shown
 from llm_roofline.inputs.printable import printable
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def hardware_from_args(args: argparse.Namespace) -> HardwareSpec:
     from llm_roofline.inputs.device_files import load_hardware
 
     explicit = args.bandwidth_gb_s or args.peak_tflops or args.memory_gb
-    name = args.hardware or (None if explicit else args.default_hardware)
+    name = args.hardware if args.hardware is not None else (None if explicit else args.default_hardware)
     if args.peak_precision not in PRECISIONS:
         raise InputError(f"unknown --peak-precision '{args.peak_precision}'; known: {', '.join(PRECISIONS)}")
     if name is None:
@@ -392,6 +392,17 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
+MAX_ARGUMENT_CHARS = 4096  # PATH_MAX: the longest path the system opens
+MAX_ERROR_CHARS = 1000  # an error line past this keeps its start and its end
+
+
+def _one_line(message: str) -> str:
+    """The error as one line of at most ``MAX_ERROR_CHARS`` characters (``printable`` already escaped newlines)."""
+    if len(message) <= MAX_ERROR_CHARS:
+        return message
+    return f"{message[:MAX_ERROR_CHARS - 300]} ... {message[-250:]}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from llm_roofline.faces.cli.output import printable_output
 
@@ -403,6 +414,10 @@ def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_in(argv))
     try:
+        too_long = next((arg for arg in argv if len(arg) > MAX_ARGUMENT_CHARS), None)
+        if too_long is not None:
+            raise InputError(f"an argument of {len(too_long)} characters ('{shown(too_long)}'): arguments are names, "
+                             f"numbers, lists and paths of at most {MAX_ARGUMENT_CHARS} characters")
         args = parser.parse_args(argv)
         run: Callable[[argparse.Namespace], str] | None = getattr(args, "run", None)
         if run is None:
@@ -411,7 +426,7 @@ def _main(argv: Sequence[str] | None) -> int:
         output = run(args)
         note = _context_note(args)
     except InputError as err:
-        print(f"llm-roofline: error: {printable(in_flags(str(err)))}", file=sys.stderr)  # one line, always
+        print(f"llm-roofline: error: {_one_line(printable(in_flags(str(err))))}", file=sys.stderr)
         return 2
     try:
         print(output, flush=True)

@@ -246,9 +246,10 @@ def _profile_dict(args: argparse.Namespace, device: Any, name: str, fitted: Any)
     """The device profile to save: a device file given as --hardware, kept as it is (a measured profile's
     extra tables included) with the efficiency table set; otherwise the device's own fields."""
     from llm_roofline.inputs.device_files import device_file_data
+    from llm_roofline.inputs.reading import path_kind
 
     path = Path(args.hardware) if args.hardware else None
-    if path is not None and path.suffix.lower() in (".toml", ".json") and path.is_file():
+    if path is not None and path.suffix.lower() in (".toml", ".json") and path_kind(path) == "file":
         data = device_file_data(path, "hardware file", "--hardware")
         changes = {k: v for k, v in device.to_dict().items()
                    if k in ("memory_bytes_per_s", "peak_flops_per_s", "memory_bytes", "kind")}

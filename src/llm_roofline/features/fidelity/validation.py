@@ -29,7 +29,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from llm_roofline.core import limits
@@ -46,6 +45,7 @@ from llm_roofline.inputs.device_files import load_hardware
 from llm_roofline.inputs.measurements import Measurement
 from llm_roofline.inputs.model_files import load_model, model_names, resolve_model_name
 from llm_roofline.inputs.names import resolve_device
+from llm_roofline.inputs.reading import path_kind
 
 PHASES = ("prefill", "decode")
 DEFAULT_PROMPT_TOKENS = 512
@@ -113,9 +113,9 @@ def identify_model(m: Measurement) -> ModelSpec:
     """The model a row means: a llama-bench test's GGUF file when it is at hand, a config.json or GGUF
     file the row names, else the catalogue entry of that name (or, for llama-bench, of exactly that
     parameter count); ``NotPredictable`` when none."""
-    if m.model_file and m.model_file.lower().endswith(".gguf") and Path(m.model_file).is_file():
+    if m.model_file and m.model_file.lower().endswith(".gguf") and path_kind(m.model_file) == "file":
         return load_model(m.model_file)
-    if m.model.lower().endswith((".json", ".gguf")) and Path(m.model).exists():  # the row names a file
+    if m.model.lower().endswith((".json", ".gguf")) and path_kind(m.model):  # the row names a file
         return _checked_size(m, load_model(m.model))
     try:
         return _checked_size(m, load_model(resolve_model_name(m.model)))
