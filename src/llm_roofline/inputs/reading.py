@@ -22,8 +22,10 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from llm_roofline.core.errors import InputError
 
@@ -46,37 +48,45 @@ _KINDS = {stat.S_IFDIR: "a folder", stat.S_IFCHR: "a character device", stat.S_I
 _BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
-def read_bytes(path: str | Path, kind: str, name: str = "") -> bytes:
-    """At most ``SIZE_LIMITS_BYTES[kind]`` bytes of the regular file ``path``, or one InputError line.
+@contextmanager
+def open_regular(path: str | Path, kind: str, name: str = "") -> Iterator[BinaryIO]:
+    """The regular file ``path`` opened for reading in binary, or one InputError line.
 
-    ``kind`` names the file in messages and picks the cap; ``name``: the option or parameter that gave
-    the path ("--model"), put before it in messages when given.
+    Opened without blocking (a FIFO would wait forever for a writer) and checked with ``fstat`` on the
+    open handle. ``kind`` names the file in messages ("GGUF file"); ``name``: the option or parameter
+    that gave the path ("--model"), put before it in messages when given.
     """
-    limit = SIZE_LIMITS_BYTES[kind]
     label = f"{name} {path}" if name else f"{kind} {path}"
     try:
         handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
         raise InputError(f"{label}: cannot read ({_why(err)}); expected a readable {kind}") from None
     try:
         mode = os.fstat(handle).st_mode
-        if not stat.S_ISREG(mode):
-            what = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-            raise InputError(f"{label}: cannot read {what}; expected a regular file ({kind})")
-        chunks, total = [], 0
-        while total <= limit:
-            chunk = os.read(handle, min(limit + 1 - total, 4 * MiB))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
     except OSError as err:
-        raise InputError(f"{label}: cannot read ({_why(err)}); expected a readable {kind}") from None
-    finally:
         os.close(handle)
-    if total > limit:
+        raise InputError(f"{label}: cannot read ({_why(err)}); expected a readable {kind}") from None
+    if not stat.S_ISREG(mode):
+        os.close(handle)
+        what = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise InputError(f"{label}: cannot read {what}; expected a regular file ({kind})")
+    with os.fdopen(handle, "rb") as file:
+        yield file
+
+
+def read_bytes(path: str | Path, kind: str, name: str = "") -> bytes:
+    """At most ``SIZE_LIMITS_BYTES[kind]`` bytes of the regular file ``path`` (``open_regular``), or one
+    InputError line; whatever size the file claims (a /proc file says 0), no more is read."""
+    limit = SIZE_LIMITS_BYTES[kind]
+    label = f"{name} {path}" if name else f"{kind} {path}"
+    with open_regular(path, kind, name) as file:
+        try:
+            data = file.read(limit + 1)
+        except OSError as err:
+            raise InputError(f"{label}: cannot read ({_why(err)}); expected a readable {kind}") from None
+    if len(data) > limit:
         raise InputError(f"{label}: larger than the {limit // MiB} MiB a {kind} may be; is it the right file?")
-    return b"".join(chunks)
+    return data
 
 
 def read_text(path: str | Path, kind: str, name: str = "", encoding: str = "utf-8") -> str:
@@ -129,7 +139,9 @@ def _no_constant(word: str) -> Any:
     raise json.JSONDecodeError(f"{word} is not a number JSON allows (write a finite value)", word, 0)
 
 
-def _why(err: OSError) -> str:
+def _why(err: OSError | ValueError) -> str:
+    if not isinstance(err, OSError):
+        return "not a path"
     if err.errno == errno.ENOENT:
         return "no such file"
     if err.errno == errno.EISDIR:
