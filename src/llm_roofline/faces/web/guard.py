@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import ipaddress
+import itertools
 import json
 import logging
 import secrets
@@ -133,12 +134,14 @@ class RequestGuard:
         self.hosts = {host_name(host) for host in hosts}
         self.page_policy = page_policy.encode()
         self.gate = UploadGate(limits.uploads, limits.upload_bytes)
+        # Request ids: unique in the process, not secret (a counter is cheaper than a random id per request).
+        self.id_prefix, self.ids = secrets.token_hex(4), itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = secrets.token_hex(8)
+        request_id = f"{self.id_prefix}{next(self.ids) & 0xFFFFFFFF:08x}"
         extra = [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff"),
                  (b"cross-origin-resource-policy", b"same-origin")]
         if not scope["path"].startswith("/api/") and self.page_policy:
