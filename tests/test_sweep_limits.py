@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import itertools
 import json
 import os
 import subprocess
@@ -152,7 +153,7 @@ def _run(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str,
     (["-b", "1..1000:x0.5"], "a finite factor > 1"),
     (["-l", "1..16777216"], "makes 16,777,216 values, at most 10,000,000"),
     (["-b", "1..1000000", "-l", "1..100000"], "the grid has 100,000,000,000 configurations, at most 10,000,000,000"),
-    (["-b", "1..100", "-l", "1..200000", "-q", "boundary"], "200,000 here, at most 100,000"),
+    (["-b", "1..100", "-l", "1..60000", "-q", "boundary"], "60,000 here, at most 50,000"),
 ])
 def test_cli_refusals_are_one_line_and_leave_no_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       args: list[str], fragment: str) -> None:
@@ -161,6 +162,36 @@ def test_cli_refusals_are_one_line_and_leave_no_file(tmp_path: Path, capsys: pyt
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and fragment in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("levels", [3, 20, 10**6])
+def test_the_front_is_the_rows_no_earlier_row_beats(levels: int) -> None:
+    # Against the definition, row by row, with ties (few levels) and without.
+    rng = np.random.default_rng(levels)
+    for n in (0, 1, 2, 5, 64, 333):
+        tps, memory = rng.integers(0, levels, n).astype(float), rng.integers(0, levels, n).astype(float)
+        expected = [bool(np.any((tps[:i] >= tps[i]) & (memory[:i] <= memory[i]))) for i in range(n)]
+        assert sweep_commands._beaten_by_an_earlier_row(tps, memory).tolist() == expected
+
+
+def test_a_front_of_every_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    # GPT-2 decoding after one token on an A100: each larger batch takes longer, serves more tokens/s and
+    # holds more memory, so no configuration beats another and the front is the whole grid (it was quadratic).
+    code, out, _ = _run(capsys, ["sweep", "-m", "gpt2", "-H", "nvidia-a100-80gb-sxm", "-b", "1..3000", "-l", "1",
+                                 "-q", "pareto", "-f", "json"])
+    rows = json.loads(out)["rows"]
+    assert code == 0 and [row["batch"] for row in rows] == list(range(1, 3001))
+    assert all(a["tokens_per_s"] < b["tokens_per_s"] and a["memory_bytes"] < b["memory_bytes"]
+               for a, b in itertools.pairwise(rows))
+
+
+def test_a_front_past_the_cap_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, ["sweep", "-m", "gpt2", "-H", "nvidia-a100-80gb-sxm", "-b", "1..60000", "-l", "1",
+                                   "-q", "pareto"])
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == ["llm-roofline: error: sweep: the Pareto front has over 50,000 configurations "
+                                        "(every one trades time for throughput or memory); narrow the grid, or "
+                                        "--output it"]
 
 
 def _grid_args(target: Path) -> list[str]:
@@ -255,7 +286,7 @@ def test_stdout_on_a_full_disk_is_one_line() -> None:
 
 
 def test_text_writers_format_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The text of a chunk is made _WRITE_ROWS rows at a time, and reads the same as the whole chunk's.
+    # The text of a chunk is made _SLICE_ROWS rows at a time, and reads the same as the whole chunk's.
     import io
 
     spec = make_spec(["gpt2"], ["nvidia-l4", "nvidia-t4"], range(1, 40), [16, 64])
@@ -265,7 +296,7 @@ def test_text_writers_format_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) 
 
     for out, writer in ((whole, None), (sliced, 7)):
         if writer is not None:
-            monkeypatch.setattr(sweep_commands, "_WRITE_ROWS", writer)
+            monkeypatch.setattr(sweep_commands, "_SLICE_ROWS", writer)
         assert sweep_commands._write_csv(iter_sweep(spec), out["csv"], COLUMNS) == 156
         assert sweep_commands._write_jsonl(iter_sweep(spec), out["jsonl"], COLUMNS) == 156
     assert whole["csv"].getvalue() == sliced["csv"].getvalue()

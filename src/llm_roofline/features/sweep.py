@@ -63,7 +63,7 @@ DEFAULT_CHUNK = 1 << 16  # configurations (points x devices) evaluated at once: 
 # The largest grids a sweep accepts, checked before anything is allocated (docs/sweep.md, "Limits"); each
 # batch and length is within its Workload range (core/limits.WORKLOAD).
 MAX_AXIS_VALUES = 10_000_000  # values in the batch list or in the length list
-MAX_CONFIGURATIONS = 10**10  # the grid's size: an hour or so of queries at several million configurations/s
+MAX_CONFIGURATIONS = 10**10  # the grid's size: hours of queries (the command line streams ~400,000 a second)
 _SLICE_ELEMENTS = 1 << 18  # operators x devices x points evaluated at once inside a chunk
 # Columns of a sweep's output, in order. Figures are raw SI numbers (per configuration, per step).
 COLUMNS = (

@@ -200,16 +200,17 @@ def _write(chunks: Iterator[dict[str, Any]], target: str) -> int:
         return _write_csv(chunks, out, COLUMNS) if suffix == ".csv" else _write_jsonl(chunks, out, COLUMNS)
 
 
-# Rows formatted at once when writing text: the text of a slice, not of a whole chunk, is held in memory.
-_WRITE_ROWS = 4096
+# Rows formatted (or compared with the Pareto front) at once: the text or the comparisons of a slice, not
+# of a whole chunk, are held in memory.
+_SLICE_ROWS = 4096
 
 
 def _row_slices(chunks: Iterator[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    """The chunks' columns, ``_WRITE_ROWS`` rows at a time."""
+    """The chunks' columns, ``_SLICE_ROWS`` rows at a time."""
     for chunk in chunks:
         rows = len(chunk[columns[0]])
-        for start in range(0, rows, _WRITE_ROWS):
-            yield {c: chunk[c][start:start + _WRITE_ROWS] for c in columns}
+        for start in range(0, rows, _SLICE_ROWS):
+            yield {c: chunk[c][start:start + _SLICE_ROWS] for c in columns}
 
 
 def _write_csv(chunks: Iterator[dict[str, Any]], out: IO[str], columns: tuple[str, ...]) -> int:
@@ -319,27 +320,33 @@ class _Queries:
                 best[name][where] = chunk[name][winners]
 
     def _pareto(self, chunk: dict[str, Any]) -> None:
-        """Keep the configurations no other beats on all of: lower time, higher tokens/s, less memory."""
+        """Keep the configurations no other beats on all of: lower time, higher tokens/s, less memory.
+
+        Sorted by time (then higher tokens/s, then less memory), a row stays unless an earlier one has at
+        least its tokens/s and at most its memory (if that one left, whatever beat it beats this row too).
+        """
         import numpy as np
 
         names = (*_KEY, "batch", "seq_len", "time_s", "tokens_per_s", "memory_bytes")
         fits = chunk["fits"]
         rows = {k: chunk[k][fits] for k in names}
         if self.front is not None:
-            rows = {k: np.concatenate([self.front[k], rows[k]]) for k in names}
+            # Most of a chunk is beaten outright by the front so far (whose rows come first on ties): drop
+            # those before the exact pass, comparing against at most _FRONT_SAMPLE of the front's rows.
+            sample = {k: self.front[k][:_FRONT_SAMPLE, None] for k in ("time_s", "tokens_per_s", "memory_bytes")}
+            beaten = np.zeros(len(rows["time_s"]), dtype=bool)
+            for start in range(0, len(beaten), _SLICE_ROWS):
+                part = slice(start, start + _SLICE_ROWS)
+                beaten[part] = ((sample["time_s"] <= rows["time_s"][part])
+                                & (sample["tokens_per_s"] >= rows["tokens_per_s"][part])
+                                & (sample["memory_bytes"] <= rows["memory_bytes"][part])).any(axis=0)
+            rows = {k: np.concatenate([self.front[k], rows[k][~beaten]]) for k in names}
         order = np.lexsort((rows["memory_bytes"], -rows["tokens_per_s"], rows["time_s"]))
-        time_s, tps, memory = rows["time_s"][order], rows["tokens_per_s"][order], rows["memory_bytes"][order]
-        keep: list[int] = []
-        kept_tps = np.empty(0)
-        kept_memory = np.empty(0)
-        for i in range(len(order)):  # earlier rows have time <= this one's
-            if np.any((kept_tps >= tps[i]) & (kept_memory <= memory[i])):
-                continue
-            keep.append(i)
-            kept_tps = np.append(kept_tps, tps[i])
-            kept_memory = np.append(kept_memory, memory[i])
-        del time_s
+        keep = ~_beaten_by_an_earlier_row(rows["tokens_per_s"][order], rows["memory_bytes"][order])
         self.front = {k: rows[k][order][keep] for k in names}
+        if len(self.front["time_s"]) > QUERY_MAX_ROWS:
+            raise InputError(f"sweep: the Pareto front has over {QUERY_MAX_ROWS:,} configurations (every one trades "
+                             f"time for throughput or memory); narrow the grid, or --output it")
 
     def result(self) -> list[dict[str, Any]]:
         import numpy as np
@@ -356,6 +363,44 @@ class _Queries:
                  self.field: int(self.panels[key][self.field][position]),
                  **{name: float(self.panels[key][name][position]) for name in _FIGURES}}
                 for _, key, position in found]
+
+
+_FRONT_SAMPLE = 256  # front rows a chunk is first compared with (rows x sample booleans at a time)
+
+
+def _beaten_by_an_earlier_row(tokens_per_s: Any, memory: Any) -> Any:
+    """For rows in order, whether an earlier row has at least the tokens/s and at most the memory.
+
+    Divide and conquer over the order, each level in numpy: at block size s, every row in the second half
+    of a pair of blocks looks up, among the first half's rows with at most its memory, the highest
+    tokens/s (sorted by pair then memory, with a running maximum). log2(n) levels of sorting: n log^2 n,
+    where comparing each row with every kept one took n x front.
+    """
+    import numpy as np
+
+    n = len(tokens_per_s)
+    tps_rank = np.unique(tokens_per_s, return_inverse=True)[1].astype(np.int64)  # equal values, equal ranks
+    memory_rank = np.unique(memory, return_inverse=True)[1].astype(np.int64)
+    best = np.full(n, -1, dtype=np.int64)  # the highest earlier tokens/s rank found, with no more memory
+    index = np.arange(n, dtype=np.int64)
+    size = 1
+    while size < n:
+        pair, second = index // (2 * size), (index // size) % 2 == 1
+        first = np.flatnonzero(~second)
+        keys = pair[first] * n + memory_rank[first]  # pairs apart, then memory: one sort for every pair
+        by_key = np.argsort(keys, kind="stable")
+        keys = keys[by_key]
+        # A running maximum over (pair, tokens/s rank): an earlier pair's values are all smaller, so where
+        # the maximum is of this pair it is this pair's highest rank so far.
+        running = np.maximum.accumulate(pair[first][by_key] * n + tps_rank[first][by_key])
+        rows = np.flatnonzero(second)
+        at = np.searchsorted(keys, pair[rows] * n + memory_rank[rows], side="right") - 1
+        found = np.where(at >= 0, running[np.maximum(at, 0)], -1)
+        same = found // n == pair[rows]
+        best[rows[same]] = np.maximum(best[rows[same]], found[same] % n)
+        size *= 2
+    beaten: np.ndarray = best >= tps_rank
+    return beaten
 
 
 def _panel_rows(chunk: dict[str, Any], rows: Any) -> Iterator[tuple[tuple[Any, ...], Any]]:
@@ -409,9 +454,10 @@ def _check_heatmap(spec: Any, target: str) -> None:
                          f"{spec.size:,} (use coarser ranges, e.g. 1..4096:log)")
 
 
-# max-batch, max-seq-len and boundary answer one row per panel and value of the other axis: a table past
-# this many rows is not read, and its rows are kept in memory until the end (--output writes the grid).
-QUERY_MAX_ROWS = 100_000
+# The longest answer a query gives (max-batch, max-seq-len and boundary: one row per panel and value of the
+# other axis, known before sweeping; pareto: its front, checked as it grows). Nobody reads a longer table,
+# and the answer is held and formatted whole: about 2.7 kB a row (--output writes the grid instead).
+QUERY_MAX_ROWS = 50_000
 
 
 def _check_answer(spec: SweepSpec, query: str) -> None:
