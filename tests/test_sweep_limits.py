@@ -285,6 +285,18 @@ def test_stdout_on_a_full_disk_is_one_line() -> None:
         "llm-roofline: error: --output -: cannot write (No space left on device)"]
 
 
+def test_a_reader_that_goes_away_is_not_an_error() -> None:
+    # `llm-roofline sweep -o - | head -c 100`: the pipe closes after the first bytes of a 400,000-row CSV.
+    args = ["sweep", "-m", "gpt2", "-b", "1..400", "-l", "16..1015", "-o", "-"]
+    with subprocess.Popen([sys.executable, "-c", _CLI, *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout.read(100).startswith(b"model,hardware,phase")
+        child.stdout.close()
+        err = child.stderr.read().decode()
+        assert child.wait(timeout=120) == 0 and err == ""
+
+
 def test_text_writers_format_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     # The text of a chunk is made _SLICE_ROWS rows at a time, and reads the same as the whole chunk's.
     import io

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -188,8 +189,9 @@ def _write(chunks: Iterator[dict[str, Any]], target: str) -> int:
     if target == "-":
         try:
             return _write_csv(chunks, sys.stdout, COLUMNS)
-        except BrokenPipeError:
-            raise  # the reader went away (`| head`): main ends quietly
+        except BrokenPipeError:  # the reader went away (`| head`): not an error, and nothing more to write
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except OSError as err:  # stdout on a full disk (`> /dev/full`), a closed descriptor
             raise InputError(f"--output -: cannot write ({err.strerror or err})") from None
     suffix = Path(target).suffix.lower()
