@@ -20,6 +20,7 @@ from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import WeightScheme, get_format
 from llm_roofline.core.limits import MODEL, Limit, shown
 from llm_roofline.core.models import ModelSpec
+from llm_roofline.inputs.printable import printable
 from llm_roofline.inputs.reading import parse_json, path_kind, read_text
 
 _HF_ACTIVATIONS = {
@@ -99,7 +100,7 @@ class _Config:
         value = self.data.get(key, default)
         if not isinstance(value, str):
             raise InputError(f"{self.where}: '{key}' must be a string, got {shown(value)}")
-        return value
+        return printable(value)  # a label: shown by the page and the reports, so escaped where it is read
 
     def activation(self, *keys: str, default: str) -> str:
         for key in keys:
