@@ -219,7 +219,7 @@ def test_cli_json(capsys: pytest.CaptureFixture[str], command: list[str]) -> Non
     (["offload", "-H", "nvidia-rtx-4090"], "no storage bandwidth"),
     (["fit", "--bandwidth-gb-s", "100", "--peak-tflops", "10"], "no memory capacity"),
     (["fit", "-w", "q9_k"], "unknown precision"),
-    (["analyze", "-m", "missing.gguf"], "cannot read GGUF file"),
+    (["analyze", "-m", "missing.gguf"], "missing.gguf: cannot read (no such file)"),
 ])
 def test_cli_bad_input_one_line_exit_2(capsys: pytest.CaptureFixture[str], command: list[str],
                                        fragment: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import mmap
+import os
 import re
 import struct
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from llm_roofline.core.architecture import MLP, Attention, Block
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, WeightScheme, blend_formats, format_for_ggml_type
 from llm_roofline.core.models import ModelSpec
+from llm_roofline.inputs.reading import open_regular
 
 _MAX_DIMS = 4  # GGML_MAX_DIMS
 _MAX_DIMENSION = 1 << 24  # bounds far past any real model: a larger value is a malformed file
@@ -285,8 +287,8 @@ def _read_header(path: str | Path) -> GGUFHeader:
 
     where = str(path)
     try:
-        with open(path, "rb") as file:
-            size = Path(path).stat().st_size
+        with open_regular(path, "GGUF file") as file:  # a FIFO or a device is refused, never waited on
+            size = os.fstat(file.fileno()).st_size
             if size < _HEADER_BYTES:
                 raise InputError(f"{where}: not a GGUF file ({size} bytes, shorter than a GGUF header)")
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
