@@ -187,7 +187,7 @@ def _file_kinds(suffix: str) -> dict[str, dict[str, Any]]:
         "binary": {"bytes_hex": "00ff" * 2048 + "89504e470d0a1a0a"}, "sparse 200 MiB": {"sparse": 200 << 20},
         "deep json": {"text": "[" * 100_000 + "]" * 100_000}, "not utf-8": {"bytes_hex": "7b22ff22fe3a317d"},
         "truncated": {"text": json.dumps(LLAMA_CONFIG)[:57] if suffix == ".json" else "name = \"x\"\nmemory_bytes"},
-        "dev-null": {"link": "/dev/null"}, "self": {"link": "self" + suffix},
+        "dev-null": {"link": "/dev/null"}, "symlink loop": {"link": "input" + suffix},
     }
 
 
