@@ -19,6 +19,7 @@ from llm_roofline.faces.cli.main import (
     DEFAULT_HARDWARE,
     add_hardware_options,
     add_lever_options,
+    json_text,
     number_arg,
     positive_float,
 )
@@ -175,7 +176,7 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
     if args.query:
         result = queries.result()
         if args.format == "json":
-            return json.dumps({"query": args.query, "time": args.time, "rows": result}, indent=2)
+            return json_text({"query": args.query, "time": args.time, "rows": result})
         summary.append(_query_table(args.query, result, args.time))
     return "\n".join(summary)
 
@@ -231,7 +232,7 @@ def _write_jsonl(chunks: Iterator[dict[str, Any]], out: IO[str], columns: tuple[
     rows = 0
     for part in _row_slices(chunks, columns):
         lists = [part[c].tolist() for c in columns]
-        out.write("".join(json.dumps(dict(zip(columns, values, strict=True))) + "\n"
+        out.write("".join(json.dumps(dict(zip(columns, values, strict=True)), allow_nan=False) + "\n"
                           for values in zip(*lists, strict=True)))
         rows += len(lists[0])
     return rows

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_roofline.core.errors import InputError
-from llm_roofline.faces.cli.main import add_format_option, add_hardware_options, hardware_from_args
+from llm_roofline.faces.cli.main import add_format_option, add_hardware_options, hardware_from_args, json_text
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,7 +99,7 @@ def _cmd_validate(args: argparse.Namespace) -> str:
                                "rows": [p.to_dict() for p in predictions], "skipped": [s.to_dict() for s in skipped]}
         if folds is not None:
             out["folds"] = folds
-        return json.dumps(out, indent=2)
+        return json_text(out)
     return _validate_text(args.file, method, predictions, skipped, result, folds, show_rows=not args.no_rows)
 
 
@@ -204,14 +204,14 @@ def _calibrate_device(args: argparse.Namespace) -> str:
         _write_atomically(args.save, profile)
         saved = args.save
     if args.format == "json":
-        return json.dumps({
+        return json_text({
             "device": device.name, "class": device.kind, "prior": prior.to_dict(), "fitted": fitted.to_dict(),
             "rows": rows, "skipped": [s.to_dict() for s in skipped],
             "measurements": [{**b.to_dict(), "expected_tokens_per_s_before": b.expected_tokens_per_s,
                               "expected_tokens_per_s": a.expected_tokens_per_s, "expected_ape": a.expected_ape}
                              for b, a in zip(before, after, strict=True)],
             "saved": None if saved is None else {"path": saved, "name": name},
-        }, indent=2)
+        })
     return _calibrate_text(args.file, device, prior, fitted, before, after, skipped, saved, name)
 
 
@@ -272,7 +272,7 @@ def _write_atomically(path_text: str, data: dict[str, Any]) -> None:
 
     path = Path(path_text)
     is_json = path.suffix.lower() == ".json"
-    text = json.dumps(data, indent=2) + "\n" if is_json else toml_text(data)
+    text = json_text(data) + "\n" if is_json else toml_text(data)
     if "class" not in data:
         hardware_from_dict(json.loads(text) if is_json else tomllib.loads(text), str(path))
     write_text_atomically(path, text, "--save")
@@ -301,7 +301,7 @@ def _calibrate_classes(args: argparse.Namespace) -> str:
     if args.save:
         _write_atomically(args.save, table_data)
     if args.format == "json":
-        return json.dumps({**table_data, "saved": args.save}, indent=2)
+        return json_text({**table_data, "saved": args.save})
     from llm_roofline.faces.report.render import table
 
     lines = [f"{args.file}: {len(predictions)} measured steps from {rows} rows ({len(skipped)} figures not "
