@@ -35,6 +35,7 @@ from llm_roofline.core.architecture import MLP, Attention, Block
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, WeightScheme, blend_formats, format_for_ggml_type
 from llm_roofline.core.models import ModelSpec
+from llm_roofline.inputs.printable import printable
 from llm_roofline.inputs.reading import open_regular
 
 _MAX_DIMS = 4  # GGML_MAX_DIMS
@@ -515,7 +516,7 @@ def _model(meta: _Metadata, family: str, blocks: list[Block], **more: Any) -> Mo
         max_position_embeddings=meta.int("context_length", limit=1 << 40),
         layers=tuple(interned.setdefault(block, block) for block in blocks),
         tied_embeddings=not meta.has("output.weight"),
-        display_name=str(meta.data.get("general.name") or Path(meta.where).stem),
+        display_name=printable(str(meta.data.get("general.name") or Path(meta.where).stem)),
         source=meta.where,
         **more,
     )
@@ -550,7 +551,7 @@ def _uniform(meta: _Metadata) -> ModelSpec:
         learned_positions=gpt2,
         embedding_scale=name == "gemma",
         sliding_window=meta.int("attention.sliding_window") if meta.has_key("attention.sliding_window") else None,
-        display_name=str(meta.data.get("general.name") or Path(meta.where).stem),
+        display_name=printable(str(meta.data.get("general.name") or Path(meta.where).stem)),
         source=meta.where,
         num_experts=experts,
         experts_per_token=used,
