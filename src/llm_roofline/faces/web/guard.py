@@ -52,7 +52,8 @@ class ServerLimits:
     gguf_header_bytes: int = MAX_GGUF_HEADER_BYTES
     uploads: int = 8  # uploads being received or parsed at once
     upload_bytes: int = 4 * MAX_GGUF_HEADER_BYTES  # their bytes, reserved when admitted: four full GGUF headers
-    worker_threads: int = 2  # parses and sweeps computing at once, off the event loop
+    worker_threads: int = 1  # parses and sweeps computing at once, off the event loop (each one more takes the
+    #                          GIL from the event loop more often: with 2, analyze's slowest answers doubled)
     body_timeout_s: float = 15.0  # a whole body, from the end of the headers: 64 MiB at 4.5 MB/s
     retry_after_s: int = 1
 

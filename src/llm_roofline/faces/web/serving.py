@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 from typing import Any
 
 import h11
@@ -23,6 +24,9 @@ HEADER_BYTES = 16 << 10  # the request line and headers (h11's default; a browse
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
 MAX_CONCURRENCY = 128  # connections (or requests in progress) at once; past it, new requests get 503
 SHUTDOWN_S = 5  # on Ctrl-C or SIGTERM, requests still running after this are cancelled
+# The longest the event loop waits for the GIL while a worker thread parses (Python's default: 5 ms). The
+# loop gives the GIL up at every socket call, and under a storm of requests makes thousands a second.
+GIL_SWITCH_S = 0.0005
 
 
 class HeaderTimeoutH11(H11Protocol):
@@ -79,12 +83,14 @@ def server_config(host: str, port: int, log_level: str = "info", limits: ServerL
 def serve(host: str, port: int, log_level: str) -> None:
     """Run the server until Ctrl-C or SIGTERM (``llm-roofline serve``).
 
-    What lives as long as the process (modules, the app, the GGUF reader's ``gguf`` package) is frozen out
-    of the garbage collector's full passes: each would otherwise walk it all, holding the GIL, and stop
-    the event loop for ~0.1 s whenever an upload's parse allocates enough to trigger one."""
+    Two process-wide settings keep the event loop answering while a worker thread parses: the GIL is
+    handed over every ``GIL_SWITCH_S``, and what lives as long as the process (modules, the app, the GGUF
+    reader's ``gguf`` package) is frozen out of the garbage collector's full passes, each of which would
+    otherwise walk it all, holding the GIL, for ~0.1 s whenever a parse allocates enough to trigger one."""
     config = server_config(host, port, log_level)
     import gguf  # noqa: F401  (what the first GGUF upload imports)
 
     gc.collect()
     gc.freeze()
+    sys.setswitchinterval(GIL_SWITCH_S)
     Server(config).run()
