@@ -227,10 +227,11 @@ def _config(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 _DROP = object()
 
 
-def config_cases() -> list[Case]:
-    """config.json files with values that parse but make no model, or a model too large to compute."""
+def config_variants() -> dict[str, tuple[Any, str]]:
+    """config.json contents that parse but make no model, or a model too large to compute, and whether
+    each must be refused ("refused") or may be read ("either")."""
     huge = int("9" * 400)
-    variants: dict[str, tuple[dict[str, Any], str]] = {
+    return {
         "hidden 2**62": (_config(LLAMA_CONFIG, hidden_size=2**62), "refused"),
         "layers 400 digits": (_config(LLAMA_CONFIG, num_hidden_layers=huge), "refused"),
         "layers 10**12 gemma": (_config(GEMMA_CONFIG, num_hidden_layers=10**12), "refused"),
@@ -278,15 +279,19 @@ def config_cases() -> list[Case]:
                                                                                        "bits": 10**9}), "either"),
         "display name escapes": (_config(LLAMA_CONFIG, _display_name=ESCAPES), "either"),
         "name_or_path escapes": (_config(LLAMA_CONFIG, _name_or_path=ESCAPES), "either"),
-        "top level list": ([LLAMA_CONFIG], "refused"),  # type: ignore[dict-item]
-        "top level string": ("llama", "refused"),  # type: ignore[dict-item]
+        "top level list": ([LLAMA_CONFIG], "refused"),
+        "top level string": ("llama", "refused"),
         "text_config bad": (_config(LLAMA_CONFIG, model_type="gemma3", text_config=[1]), "refused"),
         "text_config deep": (_config(LLAMA_CONFIG, model_type="gemma3", text_config={"text_config": {}}), "refused"),
         "layer_types long": (_config(GEMMA_CONFIG, layer_types=["sliding_attention"] * 100_000), "refused"),
         "layer_types wrong": (_config(GEMMA_CONFIG, layer_types=[1, 2, 3, 4]), "refused"),
     }
+
+
+def config_cases() -> list[Case]:
+    """Each of ``config_variants`` given to analyze and fit."""
     cases = []
-    for name, (config, expect) in variants.items():
+    for name, (config, expect) in config_variants().items():
         files = {"config.json": {"text": json.dumps(config)}}
         cases.append(_case(f"config {name} analyze", ["analyze", "-m", "config.json", "--format", "json"], files,
                            expect))

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hostile_corpus import (
     CASE_LIMIT_S,
+    ESCAPES,
     FORBIDDEN_OUTPUT,
     GEMMA_CONFIG,
     LLAMA_CONFIG,
@@ -246,3 +247,107 @@ def test_generated_workloads_give_finite_numbers_or_one_line(batch: Any, seq_len
     except InputError as err:
         assert "\n" not in str(err) and str(err)
 
+
+
+# --- the web API: every endpoint given the corpus's files and hostile values -----------------------
+
+_ENDPOINT_VALUES: list[Any] = [1e308, -1, 0, 2**64, 10**400, "nan", None, True, "x" * 1000, [], {}, ESCAPES, 5e-324]
+_ANALYZE_FIELDS = ["model", "config", "gguf", "hardware", "phase", "batch", "seq_len", "weights", "activations",
+                   "kv_cache", "flash_attention", "causal_skip", "lm_head", "fuse", "sparsity", "mla", "precisions"]
+
+
+def _endpoint_cases() -> list[tuple[str, str, dict[str, str], bytes, str]]:
+    """(id, path, headers, body, expect): expect "refused" (a 4xx) or "either" (200 or a 4xx)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from hostile_corpus import config_variants
+
+    binary = {"content-type": "application/octet-stream"}
+    as_json = {"content-type": "application/json"}
+    cases: list[tuple[str, str, dict[str, str], bytes, str]] = []
+    for name, (config, expect) in config_variants().items():
+        body = json.dumps(config).encode()
+        cases.append((f"parse {name}", "/api/models/parse", as_json, body, expect))
+        if isinstance(config, dict):
+            cases.append((f"analyze config {name}", "/api/analyze", as_json, json.dumps({"config": config}).encode(),
+                          expect))
+    for name, body in {"deep": b"[" * 100_000 + b"]" * 100_000, "nan": b'{"hidden_size": NaN}', "empty": b"",
+                       "not utf-8": b'{"\xff": 1}', "2 MiB": b" " * (2 << 20) + b"{}", "digits": b'{"a": ' +
+                       b"9" * 5000 + b"}"}.items():
+        cases.append((f"parse raw {name}", "/api/models/parse", as_json, body, "refused"))
+        cases.append((f"analyze raw {name}", "/api/analyze", as_json, body, "refused"))
+    for field in _ANALYZE_FIELDS:
+        for value in _ENDPOINT_VALUES:
+            body = json.dumps({field: value}).encode()
+            cases.append((f"analyze {field}={str(value)[:20]!r}", "/api/analyze", as_json, body, "either"))
+            cases.append((f"sweep {field}={str(value)[:20]!r}", "/api/sweep", as_json,
+                          json.dumps({field: value, "values": [1, 8]}).encode(), "either"))
+    for values in ([2**64], [-1], [], list(range(1, 10_000)), ["a"], [1e308], [None], "1..8"):
+        cases.append((f"sweep values {str(values)[:20]}", "/api/sweep", as_json,
+                      json.dumps({"values": values}).encode(), "refused"))
+    for path in ("/api/analyze", "/api/sweep", "/api/models/parse", "/api/models/gguf?size=100"):
+        cases.append((f"text/plain {path}", path, {"content-type": "text/plain"}, b"{}", "refused"))
+        cases.append((f"cross-origin {path}", path, {**as_json, "origin": "https://evil.example"}, b"{}",
+                      "refused"))
+        cases.append((f"cross-site {path}", path, {**as_json, "sec-fetch-site": "cross-site"}, b"{}", "refused"))
+        cases.append((f"foreign host {path}", path, {**as_json, "host": "evil.example"}, b"{}", "refused"))
+    for size in ("0", "-1", "1e308", "99999999999999999999999", "x"):
+        cases.append((f"gguf size {size}", f"/api/models/gguf?size={size}", binary, b"GGUF" + b"\0" * 60, "refused"))
+    return cases
+
+
+def _gguf_endpoint_cases(folder: Path) -> list[tuple[str, str, dict[str, str], bytes, str]]:
+    import hostile_runner
+
+    cases = []
+    for recipe in ("tensor_count_huge", "key_count_huge", "string_length_huge", "array_length_huge",
+                   "value_type_bad", "version_bad", "many_keys", "truncated", "escaped_name", "huge_dims",
+                   "huge_layers"):
+        path = folder / f"{recipe}.gguf"
+        hostile_runner.materialize(folder, {path.name: {"gguf": recipe}})
+        data = path.read_bytes()
+        expect = "either" if recipe == "escaped_name" else "refused"
+        cases.append((f"gguf {recipe}", f"/api/models/gguf?size={max(len(data), 1 << 20)}",
+                      {"content-type": "application/octet-stream"}, data, expect))
+    return cases
+
+
+ENDPOINT_CASES = _endpoint_cases()
+
+
+def test_endpoint_corpus_is_large() -> None:
+    assert len(ENDPOINT_CASES) >= 300
+
+
+def _check_response(case_id: str, expect: str, status: int, text: str) -> list[str]:
+    found = []
+    if status >= 500:
+        found.append(f"status {status}")
+    elif expect == "refused" and not 400 <= status < 500:
+        found.append(f"status {status}, expected a 4xx refusal")
+    elif status not in (200, 400, 403, 408, 413, 415, 421, 422, 503):
+        found.append(f"unexpected status {status}")
+    try:
+        json.loads(text, parse_constant=_not_json)
+    except ValueError as err:
+        found.append(f"the answer is not strict JSON ({err}): {text[:200]!r}")
+    return found
+
+
+def test_every_endpoint_answers_hostile_requests_with_json_4xx(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from llm_roofline.faces.web.app import create_app
+
+    failures = []
+    cases = ENDPOINT_CASES + _gguf_endpoint_cases(tmp_path)
+    with TestClient(create_app(), base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as client:
+        for case_id, path, headers, body, expect in cases:
+            start = time.perf_counter()
+            answer = client.post(path, content=body, headers=headers)
+            found = _check_response(case_id, expect, answer.status_code, answer.text)
+            if time.perf_counter() - start > CASE_LIMIT_S:
+                found.append("took over 10 s")
+            if found:
+                failures.append(f"{case_id}: {'; '.join(found)}")
+        assert client.get("/api/catalogue").status_code == 200  # and the server still answers
+    assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures[:40])

@@ -161,7 +161,7 @@ def test_upload_is_parsed_in_memory(client: TestClient) -> None:
     (b"\xff\xfe\x00binary", "not a text file"),
     (b'{"model_type": "llama"}', "missing required key 'hidden_size'"),
     (b"", "not valid JSON"),
-    (b"[" * 100_000, "nested too deeply"),
+    (b"[" * 100_000, "JSON nested deeper than 64 levels"),
 ])
 def test_bad_uploads_get_400_with_a_message(client: TestClient, content: bytes, message: str) -> None:
     response = parse(client, content)

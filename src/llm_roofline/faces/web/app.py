@@ -56,6 +56,7 @@ from llm_roofline.inputs.device_files import hardware_names, load_hardware
 from llm_roofline.inputs.gguf import GGUFModel, read_gguf_model_start
 from llm_roofline.inputs.model_files import load_model, model_from_hf_config, model_names, resolve_model_name
 from llm_roofline.inputs.names import resolve_device
+from llm_roofline.inputs.reading import parse_json
 
 MAX_GGUF_FILE_BYTES = 1 << 50  # the size a GGUF upload may declare
 MAX_GGUF_MODELS = 16  # uploaded GGUF models kept in memory, the most recently used
@@ -197,13 +198,10 @@ def _json(content: Any) -> Response:
 def _config_upload(body: bytes | bytearray, name: str) -> str:
     """An uploaded config.json parsed, as the response's JSON (a worker thread runs this)."""
     try:
-        data = json.loads(str(body, "utf-8"))
+        text = str(body, "utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{name}: not a text file (expected a config.json)") from None
-    except json.JSONDecodeError as err:
-        raise InputError(f"{name}: not valid JSON: {err}") from None
-    except RecursionError:
-        raise InputError(f"{name}: nested too deeply to be a config.json") from None
+    data = parse_json(text, name)  # the CLI's reader: depth, NaN and digit limits
     if not isinstance(data, dict):
         raise InputError(f"{name}: expected a JSON object (a Hugging Face config.json)")
     spec = parse_config(data, name)
