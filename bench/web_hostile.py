@@ -65,10 +65,15 @@ def _header(kvs: bytes, n_kv: int, tensors: bytes = b"", n_tensors: int = 0) -> 
     return b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv) + kvs + tensors
 
 
-def _padding(key: bytes, total: int) -> bytes:
-    """A key holding a uint8 array that fills the header to ``total`` bytes (skipped without decoding)."""
-    length = total - 8 - len(key) - 16
-    return _string(key) + struct.pack("<IIQ", 9, 0, length) + b"\0" * length
+def _padding(total: int) -> tuple[bytes, int]:
+    """Keys holding uint8 arrays of at most 2^20 elements (the reader's cap on an array) that fill ``total``
+    bytes, skipped without decoding; and how many keys they are."""
+    parts = []
+    while total > 0:
+        length = min(1 << 20, total - 32)
+        parts.append(_string(b"pad.%04d" % len(parts)) + struct.pack("<IIQ", 9, 0, length) + b"\0" * length)
+        total -= len(parts[-1])
+    return b"".join(parts), len(parts)
 
 
 def hostile_headers(total: int = HEADER_BYTES) -> dict[str, bytes]:
@@ -81,12 +86,13 @@ def hostile_headers(total: int = HEADER_BYTES) -> dict[str, bytes]:
     tensors = b"".join(_string(b"blk.%d.ffn_up.weight" % i) + struct.pack("<IQIQ", 1, 32, 0, 32 * 4 * i)
                        for i in range(32_768))
     architecture = _string(b"general.architecture") + struct.pack("<I", 8) + _string(b"llama")
+    vocab_padding, vocab_pads = _padding(total - len(vocab) - 24)
+    tensor_padding, tensor_pads = _padding(total - len(tensors) - len(architecture) - 24)
     return {
         "keys": _header(b"".join(keys), len(keys)),
         "strings": _header(strings, 4096),
-        "vocab": _header(vocab + _padding(b"pad", total - len(vocab) - 24), 3),
-        "tensors": _header(architecture + _padding(b"pad", total - len(tensors) - len(architecture) - 24), 2,
-                           tensors, 32_768),
+        "vocab": _header(vocab + vocab_padding, 2 + vocab_pads),
+        "tensors": _header(architecture + tensor_padding, 1 + tensor_pads, tensors, 32_768),
         "slow": _header(b"".join(keys), len(keys)),
     }
 
