@@ -7,8 +7,10 @@ latency under attack is bench/web_hostile.py's (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import select
 import socket
 import struct
 import time
@@ -217,6 +219,24 @@ def test_headers_that_do_not_arrive_close_the_connection() -> None:
         served = _raw_request(_port(url), "GET /api/catalogue HTTP/1.1\r\nHost: 127.0.0.1")
         reply = _until_closed(served)  # answered, then closed once idle for the header timeout after its response
         assert reply.startswith(b"HTTP/1.1 200 ") and b"max_sweep_points" in reply
+
+
+def test_headers_over_16_kib_are_refused() -> None:
+    with live_server() as url:
+        whole = _raw_request(_port(url), "GET /api/catalogue HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + "x" * 20_000)
+        assert _status(whole) == 431  # arrived in one read: counted by the guard
+        pieces = socket.create_connection(("127.0.0.1", _port(url)), timeout=30)
+        pieces.sendall(b"GET /api/catalogue HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        for _ in range(40):  # 40 reads of 1 kB, the headers never ending: h11 refuses past 16 KiB
+            if select.select([pieces], [], [], 0.01)[0]:
+                break  # the server has answered
+            try:
+                pieces.sendall(b"X-Pad: " + b"x" * 1000 + b"\r\n")
+            except OSError:
+                break
+        # A reset (our last bytes unread when the server closed) loses the answer; it is a refusal all the same.
+        with contextlib.suppress(ConnectionResetError):
+            assert _status(pieces) == 400
 
 
 def test_a_body_over_the_cap_is_refused_as_it_arrives_on_a_real_server() -> None:

@@ -4,7 +4,8 @@ The server listens on loopback for one user. What may reach it is a web page tha
 will send requests to 127.0.0.1 for it, or, through DNS rebinding, to a name of the attacker's that resolves
 there) and a hostile file the user uploads. ``RequestGuard`` answers, before any handler runs:
 
-- 421 when the Host header names neither a loopback name nor the server's own address (DNS rebinding);
+- 431 for headers over ``header_bytes``; 421 when the Host header names neither a loopback name nor the
+  server's own address (DNS rebinding);
 - 403 for a POST from another origin (an ``Origin`` other than the server's, or a ``Sec-Fetch-Site`` other than
   ``same-origin`` or ``none``), 415 for a POST without its endpoint's content type;
 - 413 for a body over its endpoint's cap (counted as it arrives), 408 for one that does not arrive within
@@ -36,6 +37,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MAX_HEADER_BYTES = 16 << 10  # the request line and headers: a browser sends ~1 kB
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a config.json is a few kB; the cap holds for every request but a GGUF header
 MAX_GGUF_HEADER_BYTES = 64 << 20  # the start of a GGUF file: its header (vocabularies and merges: ~1-15 MB)
 JSON = "application/json"
@@ -48,6 +50,7 @@ TRIM_AFTER_BYTES = 1 << 20  # a body this large is followed by giving the alloca
 class ServerLimits:
     """What one server process accepts at once; each default is sized in docs/security.md."""
 
+    header_bytes: int = MAX_HEADER_BYTES
     body_bytes: int = MAX_BODY_BYTES
     gguf_header_bytes: int = MAX_GGUF_HEADER_BYTES
     uploads: int = 8  # uploads being received or parsed at once
@@ -192,6 +195,9 @@ class RequestGuard:
                 self.gate.release(reserved)
 
     def _check_request(self, scope: Scope, headers: Headers) -> None:
+        # h11 caps headers that arrive in pieces; ones that arrive in a single read are only counted here.
+        if sum(len(name) + len(value) + 4 for name, value in scope["headers"]) > self.limits.header_bytes:
+            raise Refusal(431, f"request headers too large: the limit is {self.limits.header_bytes} bytes")
         host_header = headers.get("host", "")
         host = host_name(host_header)
         server = scope.get("server")

@@ -20,7 +20,6 @@ from llm_roofline.faces.web.app import create_app
 from llm_roofline.faces.web.guard import ServerLimits
 
 HEADER_TIMEOUT_S = 10.0  # from a connection's start, or the end of its last response, to its next request's headers
-HEADER_BYTES = 16 << 10  # the request line and headers (h11's default; a browser sends ~1 kB)
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
 MAX_CONCURRENCY = 128  # connections (or requests in progress) at once; past it, new requests get 503
 SHUTDOWN_S = 5  # on Ctrl-C or SIGTERM, requests still running after this are cancelled
@@ -66,10 +65,11 @@ class HeaderTimeoutH11(H11Protocol):
 def server_config(host: str, port: int, log_level: str = "info", limits: ServerLimits | None = None,
                   protocol: type[H11Protocol] = HeaderTimeoutH11) -> Config:
     """The uvicorn configuration of ``serve``: the app, answering to ``host`` as well as to localhost."""
+    limits = limits or ServerLimits()
     return Config(
         create_app(limits, hosts=(host,)), host=host, port=port, log_level=log_level,
         http=protocol,
-        h11_max_incomplete_event_size=HEADER_BYTES,
+        h11_max_incomplete_event_size=limits.header_bytes,  # headers arriving in pieces; the guard counts the rest
         timeout_keep_alive=KEEP_ALIVE_S,
         limit_concurrency=MAX_CONCURRENCY,
         timeout_graceful_shutdown=SHUTDOWN_S,
