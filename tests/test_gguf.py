@@ -531,7 +531,7 @@ def test_not_gguf_and_unknown_architecture(tmp_path: Path) -> None:
     text.write_text("hello, this is not a model file at all\n")
     with pytest.raises(InputError, match="not a GGUF file"):
         load_model(str(text))
-    with pytest.raises(InputError, match="GGUF file .*: cannot read"):
+    with pytest.raises(InputError, match=r"GGUF file .*: cannot read"):
         load_model(str(tmp_path / "missing.gguf"))
     path = tmp_path / "mamba.gguf"
     write_gguf(path, "mamba", LLAMA_KEYS, LLAMA_TENSORS, lambda n, s: T.F16)
