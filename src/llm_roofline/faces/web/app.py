@@ -35,6 +35,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llm_roofline import __version__
+from llm_roofline.core import limits
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import PRECISIONS, format_names
 from llm_roofline.core.hardware import HardwareSpec
@@ -63,8 +64,8 @@ MAX_GGUF_MODELS = 16  # uploaded GGUF models kept in memory, the most recently u
 GGUF_PATH = "/api/models/gguf"
 PARSE_PATH = "/api/models/parse"
 MAX_DEVICES = 8
-MAX_BATCH = 1 << 20
-MAX_SEQ_LEN = 1 << 24
+MAX_BATCH = int(limits.WORKLOAD["batch"].high)  # the workload's own ranges (core/limits.py)
+MAX_SEQ_LEN = int(limits.WORKLOAD["seq_len"].high)
 MAX_SWEEP_POINTS = 64
 STATIC = resources.files(__package__).joinpath("static")
 # The page runs only its own files: a fetched script or style would be refused by the browser.
