@@ -478,7 +478,7 @@ def test_llama4_gguf_chunks_nope_layers_and_interleaved_experts(tmp_path: Path) 
     ("qwen3", {"attention.value_length": 64}, r"'qwen3\.attention\.value_length' \(64\) differs from"),
     ("qwen3", {"attention.head_count_kv": 3}, r"'qwen3\.attention\.head_count' \(4\) must be a multiple of"),
     ("qwen3", {"attention.head_count_kv": [2, 2]}, r"'qwen3\.attention\.head_count_kv' is an array"),
-    ("qwen3", {"block_count": 1 << 20}, r"'qwen3\.block_count' must be at most 4096"),
+    ("qwen3", {"block_count": 1 << 20}, r"'qwen3\.block_count' must be at most 1024"),
     ("gpt_oss", {"attention.sliding_window": None}, r"missing metadata key 'gpt-oss\.attention\.sliding_window'"),
     ("gpt_oss", {"attention.sliding_window_pattern": [True, False]},
      r"'gpt-oss\.attention\.sliding_window_pattern' must be a number or one true/false per layer \(4\)"),

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from llm_roofline.core import architecture as arch
+from llm_roofline.core import limits
 from llm_roofline.core.architecture import MLP, Attention, Block
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, WeightScheme, blend_formats, format_for_ggml_type
@@ -40,7 +41,7 @@ from llm_roofline.inputs.reading import open_regular
 
 _MAX_DIMS = 4  # GGML_MAX_DIMS
 _MAX_DIMENSION = 1 << 24  # bounds far past any real model: a larger value is a malformed file
-_MAX_LAYERS = 4096
+_MAX_LAYERS = int(limits.MODEL["layers"].high)  # a model's own range (core/limits.py), named by its key here
 _MAX_ARRAY_DEPTH = 4
 _KEPT_ARRAY_LENGTH = 4096  # numeric arrays longer than this are skipped, not decoded
 _KEPT_VALUES = 1 << 16  # numeric array values decoded over the whole header (a Python number is ~8x its bytes);
