@@ -77,25 +77,27 @@ def _precisions(args: argparse.Namespace) -> list[str] | None:
     return chosen
 
 
-def _save(fig: Any, args: argparse.Namespace) -> str:
+def _save(draw: Callable[[], Any], args: argparse.Namespace) -> str:
+    """Check --output, then draw the figure (no work for a path that cannot be written), then save it."""
     from llm_roofline.faces.report.plots import save_figure
     from llm_roofline.inputs.files import check_writable
 
-    return f"wrote {save_figure(fig, check_writable(args.output, '--output'), args.format, '--output')}"
+    path = check_writable(args.output, "--output")
+    return f"wrote {save_figure(draw(), path, args.format, '--output')}"
 
 
 def _plot_roofline(args: argparse.Namespace) -> str:
     _require("matplotlib", "plot")
     from llm_roofline.faces.report.plots import roofline_figure
 
-    return _save(roofline_figure(_analyses(args), _precisions(args), label_limit=args.labels), args)
+    return _save(lambda: roofline_figure(_analyses(args), _precisions(args), label_limit=args.labels), args)
 
 
 def _plot_breakdown(args: argparse.Namespace) -> str:
     _require("matplotlib", "plot")
     from llm_roofline.faces.report.plots import breakdown_figure
 
-    return _save(breakdown_figure(_analyses(args)), args)
+    return _save(lambda: breakdown_figure(_analyses(args)), args)
 
 
 def _single_device(args: argparse.Namespace, what: str) -> HardwareSpec:
@@ -116,9 +118,9 @@ def _plot_share(args: argparse.Namespace) -> str:
     lengths = sorted(set(args.seq_len or DEFAULT_SHARE_LENGTHS))
     workload = workload_from_args(argparse.Namespace(**{**vars(args), "phase": _phases(args)[0],
                                                         "seq_len": lengths[0]}))
-    studies = [share_study(model, replace(workload, phase=phase), lengths, args.target_share, hardware=hardware)
-               for phase in _phases(args)]
-    return _save(share_figure(studies, model, hardware, workload), args)
+    return _save(lambda: share_figure([share_study(model, replace(workload, phase=phase), lengths, args.target_share,
+                                                   hardware=hardware) for phase in _phases(args)],
+                                      model, hardware, workload), args)
 
 
 def _plot_timeline(args: argparse.Namespace) -> str:
@@ -135,8 +137,8 @@ def _plot_timeline(args: argparse.Namespace) -> str:
     model = load_model(args.model)
     devices = _devices(args)
     workload = workload_from_args(argparse.Namespace(**{**vars(args), "phase": "decode"}))
-    timelines = [generation_timeline(model, device, workload, args.seq_len, args.steps) for device in devices]
-    return _save(timeline_figure(timelines, model, devices), args)
+    return _save(lambda: timeline_figure([generation_timeline(model, device, workload, args.seq_len, args.steps)
+                                          for device in devices], model, devices), args)
 
 
 def _plot_measured(args: argparse.Namespace) -> str:
@@ -144,7 +146,7 @@ def _plot_measured(args: argparse.Namespace) -> str:
     from llm_roofline.faces.report.charts import load_measured_profile
     from llm_roofline.faces.report.plots import measured_figure
 
-    return _save(measured_figure(load_measured_profile(args.profile, "--profile")), args)
+    return _save(lambda: measured_figure(load_measured_profile(args.profile, "--profile")), args)
 
 
 def _both_phases_by_default(parser: argparse.ArgumentParser, what: str) -> None:
