@@ -37,7 +37,6 @@ import platform
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,7 +46,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from web_load import ANALYZE_BODY, LOOPBACK, free_port, wait_until_up
+from web_load import ANALYZE_BODY, LOOPBACK, served
 
 HEADER_BYTES = 64 << 20  # the server's cap on a GGUF header (MAX_GGUF_HEADER_BYTES)
 DECLARED_FILE_BYTES = 40 << 30  # the file size the uploads declare
@@ -260,11 +259,7 @@ def main() -> None:
     args = parser.parse_args()
 
     payloads = hostile_headers()
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "llm_roofline.faces.cli.main", "serve", "--host", LOOPBACK,
-                               "--port", str(port)], stdout=subprocess.DEVNULL)
-    try:
-        wait_until_up(port)
+    with served() as (port, server):
         warm_up(port)
         print(f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}), "
               f"{datetime.date.today()}: POST /api/analyze (Llama-2-7B decode on Jetson Orin NX) back to back while "
@@ -290,12 +285,6 @@ def main() -> None:
                   f"{1e3 * statistics.median(max(r.latencies_s) for r in runs):.1f} ms; RSS peak "
                   f"{mb(int(statistics.median(r.peak_bytes for r in runs)))}, after "
                   f"{mb(int(statistics.median(r.after_bytes for r in runs)))}")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 LOOPBACK = "127.0.0.1"
@@ -113,6 +115,23 @@ def wait_until_up(port: int, timeout_s: float = 20) -> None:
     raise RuntimeError(f"the server did not start on port {port} within {timeout_s} s")
 
 
+@contextmanager
+def served() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``llm-roofline serve`` on a free loopback port, up and answering; stopped when the block ends."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "llm_roofline.faces.cli.main", "serve", "--host", LOOPBACK,
+                               "--port", str(port)], stdout=subprocess.DEVNULL)
+    try:
+        wait_until_up(port)
+        yield port, server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -121,11 +140,7 @@ def main() -> None:
     parser.add_argument("--time-limit-s", type=float, default=30.0, help="per run (bounded)")
     args = parser.parse_args()
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "llm_roofline.faces.cli.main", "serve", "--host", LOOPBACK,
-                               "--port", str(port)], stdout=subprocess.DEVNULL)
-    try:
-        wait_until_up(port)
+    with served() as (port, _server):
         load(port, 200, args.connections, 10)  # warm-up
         print(f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}), "
               f"{datetime.date.today()}: POST /api/analyze (Llama-2-7B decode on Jetson Orin NX), "
@@ -139,12 +154,6 @@ def main() -> None:
                   f"{1e3 * result.latency_quantile_s(0.5):.1f} ms, p99 {1e3 * result.latency_quantile_s(0.99):.1f} ms; "
                   f"errors {result.errors}")
         print(f"median: {statistics.median(rates):.0f} requests/s")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 if __name__ == "__main__":
