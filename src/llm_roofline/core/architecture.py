@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from llm_roofline.core import limits
-from llm_roofline.core.errors import InputError
-from llm_roofline.core.limits import MODEL, shown
+from llm_roofline.core.errors import InputError, shown
+from llm_roofline.core.limits import MODEL
 
 # --- weight tensor roles ----------------------------------------------------------------------------
 EMBED = "embed"

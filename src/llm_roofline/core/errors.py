@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Sequence
 
 
@@ -16,15 +17,26 @@ class InputError(ValueError):
 
 # Catalogues longer than this are not spelled out in an error: the listing command is named instead.
 _LISTED_IN_FULL = 12
+_LISTINGS = {"model": "models", "hardware": "hardware", "precision": "formats"}
 SHOWN_NAME_CHARS = 80  # a name echoed in an error is cut to this many characters
+SHOWN_VALUE_CHARS = 40  # a value's repr, likewise
 
 
-def shown(name: str) -> str:
+def shown_name(name: str) -> str:
     """``name`` as an error echoes it: at most ``SHOWN_NAME_CHARS`` characters, saying how long it was."""
     if len(name) <= SHOWN_NAME_CHARS:
         return name
     return f"{name[:SHOWN_NAME_CHARS]}... ({len(name)} characters)"
-_LISTINGS = {"model": "models", "hardware": "hardware", "precision": "formats"}
+
+
+def shown(value: object) -> str:
+    """``value`` as an error shows it: its repr, short, and safe for any integer (repr refuses past 4300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        digits = int((value.bit_length() - 1) * math.log10(2)) + 1  # the fewest 2^(bits - 1) can have
+        digits += abs(value) >= 10**digits
+        return f"an integer of {digits} digits"
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS - 3] + "..."
 
 
 def unknown_name(what: str, name: str, known: Iterable[str], close: Sequence[str] | None = None,
@@ -40,7 +52,7 @@ def unknown_name(what: str, name: str, known: Iterable[str], close: Sequence[str
         if not close:
             close = [k for k in known if name.lower() in k][:3]
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    unknown = f"unknown {what} '{shown(name)}'" + (f" ({why})" if why else "")
+    unknown = f"unknown {what} '{shown_name(name)}'" + (f" ({why})" if why else "")
     if len(known) > _LISTED_IN_FULL and what in _LISTINGS:
         return InputError(f"{unknown}: {hint}'llm-roofline {_LISTINGS[what]}' lists all {len(known)}")
     return InputError(f"{unknown}: {hint}known: {', '.join(known)}")
@@ -48,7 +60,7 @@ def unknown_name(what: str, name: str, known: Iterable[str], close: Sequence[str
 
 def ambiguous_name(what: str, name: str, candidates: Sequence[str]) -> InputError:
     """An error for a name that fits several catalogue entries equally well."""
-    return InputError(f"ambiguous {what} '{shown(name)}': did you mean {', '.join(candidates)}? "
+    return InputError(f"ambiguous {what} '{shown_name(name)}': did you mean {', '.join(candidates)}? "
                       "give one of these names")
 
 

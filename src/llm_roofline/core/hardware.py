@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llm_roofline.core import limits
-from llm_roofline.core.errors import InputError
+from llm_roofline.core.errors import InputError, shown
 from llm_roofline.core.formats import PEAK_FALLBACK, PRECISIONS
 
 KINDS = ("gpu", "cpu", "npu")
@@ -133,7 +133,7 @@ class HardwareSpec:
             raise InputError(f"{where}: peak_flops_per_s needs at least one precision ({', '.join(PRECISIONS)})")
         for precision, value in self.peak_flops_per_s.items():
             if precision not in PRECISIONS:
-                raise InputError(f"{where}: unknown precision {limits.shown(precision)} in peak_flops_per_s; "
+                raise InputError(f"{where}: unknown precision {shown(precision)} in peak_flops_per_s; "
                                  f"known: {', '.join(PRECISIONS)}")
             limits.figure(f"peak_flops_per_s.{precision}", value, limits.DEVICE["peak_flops_per_s"], f"{where}: ")
         if not str(self.source).strip():
@@ -199,7 +199,7 @@ def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
                          ("notes", ""), ("sparse_2_4_source", "")):
         value = data.get(key, default)
         if not isinstance(value, str):
-            raise InputError(f"{where}: {key} must be a string, got {limits.shown(value)}")
+            raise InputError(f"{where}: {key} must be a string, got {shown(value)}")
         texts[key] = value
     try:
         return HardwareSpec(

@@ -14,10 +14,9 @@ bounds its flags with the same entries. Errors name the parameter; docs/security
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
-from llm_roofline.core.errors import InputError
+from llm_roofline.core.errors import InputError, shown
 
 
 class Limit(NamedTuple):
@@ -96,16 +95,6 @@ STUDY: dict[str, Limit] = {
     "arithmetic_intensity": _figure(0, 1e12, "FLOP/B", "a square GEMM of n = 2^24 in fp32: 2.8e6 FLOP/B"),
     "matrix_size": _count(1, 1 << 24, "a matmul's rows, columns or depth: a sequence or a layer's width"),
 }
-
-
-def shown(value: object) -> str:
-    """``value`` as a message shows it: short, and safe for any integer (repr refuses past 4300 digits)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        digits = int((value.bit_length() - 1) * math.log10(2)) + 1  # the fewest 2^(bits - 1) can have
-        digits += abs(value) >= 10**digits
-        return f"an integer of {digits} digits"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def describe(limit: Limit) -> str:

@@ -24,9 +24,9 @@ from typing import Any
 from llm_roofline.core import architecture as arch
 from llm_roofline.core import limits
 from llm_roofline.core.architecture import MLP, NORMS, Attention, Block, WeightTensor, layer_groups
-from llm_roofline.core.errors import InputError
+from llm_roofline.core.errors import InputError, shown
 from llm_roofline.core.formats import WeightScheme
-from llm_roofline.core.limits import MODEL, shown
+from llm_roofline.core.limits import MODEL
 
 ACTIVATIONS = arch.ACTIVATIONS
 __all__ = ["ACTIVATIONS", "NORMS", "ModelSpec", "WeightTensor"]

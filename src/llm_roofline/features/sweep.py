@@ -23,10 +23,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes
-from llm_roofline.core.errors import InputError, one_of
+from llm_roofline.core.errors import InputError, one_of, shown
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
-from llm_roofline.core.limits import WORKLOAD, Limit, count, describe, shown
+from llm_roofline.core.limits import WORKLOAD, Limit, count, describe
 from llm_roofline.core.memory import grid_footprint_bytes
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.quant import (

@@ -16,9 +16,9 @@ from typing import Any
 from llm_roofline.core import architecture as arch
 from llm_roofline.core import limits
 from llm_roofline.core.architecture import MLP, Attention, Block
-from llm_roofline.core.errors import InputError
+from llm_roofline.core.errors import InputError, shown
 from llm_roofline.core.formats import WeightScheme, get_format
-from llm_roofline.core.limits import MODEL, Limit, shown
+from llm_roofline.core.limits import MODEL, Limit
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.inputs.printable import printable
 from llm_roofline.inputs.reading import parse_json, path_kind, read_text

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from llm_roofline.core import limits
-from llm_roofline.core.errors import InputError, shown
+from llm_roofline.core.errors import InputError, shown_name
 from llm_roofline.inputs.printable import printable
 
 if TYPE_CHECKING:
@@ -416,8 +416,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         too_long = next((arg for arg in argv if len(arg) > MAX_ARGUMENT_CHARS), None)
         if too_long is not None:
-            raise InputError(f"an argument of {len(too_long)} characters ('{shown(too_long)}'): arguments are names, "
-                             f"numbers, lists and paths of at most {MAX_ARGUMENT_CHARS} characters")
+            raise InputError(f"an argument of {len(too_long)} characters ('{shown_name(too_long)}'): arguments are "
+                             f"names, numbers, lists and paths of at most {MAX_ARGUMENT_CHARS} characters")
         args = parser.parse_args(argv)
         run: Callable[[argparse.Namespace], str] | None = getattr(args, "run", None)
         if run is None:

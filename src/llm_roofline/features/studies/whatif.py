@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple
 
-from llm_roofline.core import limits
-from llm_roofline.core.errors import InputError
+from llm_roofline.core.errors import InputError, shown
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import Analysis, analyze
@@ -99,7 +98,7 @@ def _integer(change: Change) -> int:
     try:
         value = int(change.value)
     except ValueError:
-        raise InputError(f"{change.knob} must be an integer, got {limits.shown(change.value)}") from None
+        raise InputError(f"{change.knob} must be an integer, got {shown(change.value)}") from None
     if value < 1:
         raise InputError(f"{change.knob} must be an integer >= 1, got {value}")
     return value
