@@ -13,11 +13,12 @@ size and its lists are checked against the limits below before anything is alloc
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import operator
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -47,7 +48,6 @@ from llm_roofline.core.transformer import (
     Op,
     StepCounts,
     StepPlan,
-    count_matrix,
     mla_absorbed,
     over_operators,
     phase_lengths,
@@ -64,7 +64,8 @@ DEFAULT_CHUNK = 1 << 16  # configurations (points x devices) evaluated at once: 
 # batch and length is within its Workload range (core/limits.WORKLOAD).
 MAX_AXIS_VALUES = 10_000_000  # values in the batch list or in the length list
 MAX_CONFIGURATIONS = 10**10  # the grid's size: hours of queries (the command line streams ~400,000 a second)
-_SLICE_ELEMENTS = 1 << 18  # operators x devices x points evaluated at once inside a chunk
+_SLICE_ELEMENTS = 1 << 14  # operators x devices x points evaluated at once inside a chunk
+_FOOTPRINT_POINTS = 1 << 13  # points whose memory footprint is computed at once
 # Columns of a sweep's output, in order. Figures are raw SI numbers (per configuration, per step).
 COLUMNS = (
     "model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention", "batch", "seq_len",
@@ -124,14 +125,12 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class GridResult:
-    """Figures of a block of configurations: per-operator times and per-configuration totals.
+    """Figures of a block of configurations: per-configuration totals, and per-operator figures on demand.
 
     Arrays over configurations have shape (devices, points) for times and (points,) for work.
     """
 
     plan: StepPlan
-    counts: StepCounts[Array]
-    op_time_s: tuple[np.ndarray, ...]
     flops: np.ndarray
     bytes: np.ndarray
     time_s: np.ndarray
@@ -143,11 +142,261 @@ class GridResult:
     weight_storage_bytes: float
     activation_bytes: np.ndarray  # peak activations (core/memory.py), (points,)
     memory_bytes: np.ndarray  # the footprint: weights + KV cache + activations + runtime overhead, (points,)
+    pricing: _Pricing
+    points: _Points
+
+    @functools.cached_property
+    def counts(self) -> StepCounts[Array]:
+        """The step counts of every point (computed on demand)."""
+        batch, seq_len = self.points.pairs()
+        q_len, past_len = phase_lengths(self.pricing.phase, seq_len)
+        return step_counts(self.pricing.model, batch, q_len, past_len, self.pricing.causal_skip)
 
     @property
     def ops(self) -> tuple[Op[Array], ...]:
         """Every operator with its cost arrays over the points (computed on demand)."""
         return tuple(self.plan.ops(self.counts))
+
+    @functools.cached_property
+    def op_time_s(self) -> tuple[np.ndarray, ...]:
+        """Every operator's time per instance, (devices, points) each (computed on demand)."""
+        costs = self.plan.costs(self.counts)
+        line = roofline(costs[0][:, None], costs[COST_FIELDS.index("bytes")][:, None], self.pricing.op_peaks,
+                        self.pricing.bandwidth)
+        return tuple(line.time_s)
+
+
+class _Pricing(NamedTuple):
+    """What one structural choice (model, phase, formats, options) on one group of devices fixes for every
+    chunk of its grid: the step plan, each operator's ceiling on each device, the efficiency parameters."""
+
+    model: ModelSpec
+    phase: str
+    causal_skip: bool
+    plan: StepPlan
+    devices: tuple[HardwareSpec, ...]
+    op_peaks: np.ndarray  # (operators, devices, 1): the ceiling of the precision each operator's math runs in
+    bandwidth: np.ndarray  # (devices, 1)
+    # The five efficiency parameters, (devices, 1) each: with the step's overhead, and with none (its other groups).
+    efficiency: tuple[Sequence[np.ndarray], Sequence[np.ndarray]]
+    ridge: np.ndarray  # (devices, 1): the ridge point of the step's matrix products
+    footprint: Callable[[np.ndarray, np.ndarray], tuple[float, Array, Array, Array]]  # (batch, context) -> memory
+    groups: dict[tuple[tuple[bool, bool], ...], tuple[_Group, ...]]  # memo of ``_groups``
+
+
+class _Group(NamedTuple):
+    """Operators whose costs vary along the same axes of a rectangle of points (batch rows, length columns)."""
+
+    rows: bool  # their costs vary with the batch
+    columns: bool  # ... with the length
+    counts: tuple[int, ...]  # the step counts their costs depend on (a nonzero coefficient)
+    work: np.ndarray  # (2 x operators, 1 + counts): the plan's FLOPs then bytes coefficients over (1, *counts)
+    op_peaks: np.ndarray  # (operators, devices, 1)
+    instances: np.ndarray
+    dequantizes: np.ndarray
+
+
+class _Points(NamedTuple):
+    """The points of a block: ``batch[i], seq_len[i]`` in parallel (``start`` None), or the segment
+    [start, stop) of the grid ``batch x seq_len`` in batch-major order (every length of a batch, then the next)."""
+
+    batch: np.ndarray
+    seq_len: np.ndarray
+    start: int | None = None
+    stop: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.batch) if self.start is None else self.stop - self.start
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(batch, length) of every point, as parallel arrays."""
+        if self.start is None:
+            return self.batch, self.seq_len
+        row, column = np.divmod(np.arange(self.start, self.stop, dtype=np.int64), len(self.seq_len))
+        return self.batch[row], self.seq_len[column]
+
+    def rectangles(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """The points as rectangles (offset of the first point, batch rows (B, 1), length columns (1, L)), in
+        order: parallel points as one (n, 1) column; a segment as a partial row, full rows, a partial row."""
+        if self.start is None:
+            yield 0, self.batch[:, None], self.seq_len[:, None]
+            return
+        width = len(self.seq_len)
+        position = self.start
+        while position < self.stop:
+            row, column = divmod(position, width)
+            if column or self.stop - position < width:  # a part of one row
+                end = min(self.stop, position - column + width)
+                yield position - self.start, self.batch[row:row + 1, None], self.seq_len[None, column:end - row * width]
+            else:  # whole rows
+                end = position + (self.stop - position) // width * width
+                yield position - self.start, self.batch[row:end // width, None], self.seq_len[None, :]
+            position = end
+
+
+def _pricing(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, weights: NumberFormat | WeightScheme,
+             activations: NumberFormat, kv_format: NumberFormat, flash_attention: bool, causal_skip: bool | None,
+             lm_head: str, mla: str | None, fuse: str) -> _Pricing:
+    skip = flash_attention if causal_skip is None else causal_skip
+    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all",
+                     mla_absorbed(phase, mla), fuse == "elementwise")
+    ceilings = np.array([[d.peak_for(precision)[1] for d in devices] for precision in plan.unique_maths])
+    params = [params_for(d) for d in devices]
+    with_step, without_step = ([column[:, None] for column in np.array([p.values() for p in ps]).T]
+                               for ps in (params, [replace(p, overhead_per_step_s=0.0) for p in params]))
+
+    def footprint(batch: np.ndarray, context: np.ndarray) -> tuple[float, Array, Array, Array]:
+        return grid_footprint_bytes(model, weights, activations, kv_format, flash_attention, skip, lm_head == "all",
+                                    mla, batch, context, fuse_elementwise=fuse == "elementwise")
+
+    return _Pricing(
+        model=model, phase=phase, causal_skip=skip, plan=plan, devices=tuple(devices),
+        op_peaks=ceilings[list(plan.math_index)][:, :, None],
+        bandwidth=np.array([[d.memory_bytes_per_s] for d in devices], dtype=np.float64),
+        efficiency=(with_step, without_step),
+        ridge=np.array([[d.peak_for(step_math(activations, weights))[1] / d.memory_bytes_per_s] for d in devices]),
+        footprint=footprint,
+        groups={},
+    )
+
+
+def _groups(pricing: _Pricing, axes: tuple[tuple[bool, bool], ...]) -> tuple[_Group, ...]:
+    """The plan's operators grouped by the axes their FLOPs and bytes vary along, given the axes each step
+    count varies along (``axes[j]``: (with the batch, with the length)); memoized in ``pricing``."""
+    if axes in pricing.groups:
+        return pricing.groups[axes]
+    plan = pricing.plan
+    work = plan.coefficients[[0, COST_FIELDS.index("bytes")]]  # (2, operators, 1 + counts)
+    uses = (work[:, :, 1:] != 0).any(axis=0)  # (operators, counts)
+    keys = [(any(axes[j][0] for j in np.flatnonzero(used)), any(axes[j][1] for j in np.flatnonzero(used)))
+            for used in uses]
+    dequantizes = plan_dequantizes(plan)
+    groups = []
+    for key in sorted(set(keys), key=lambda k: (-sum(k), k)):  # the group that varies along most axes first
+        members = [i for i, k in enumerate(keys) if k == key]
+        counts = tuple(int(j) for j in np.flatnonzero(uses[members].any(axis=0)))
+        groups.append(_Group(key[0], key[1], counts,
+                             work[:, members][:, :, [0, *(1 + j for j in counts)]].reshape(2 * len(members), -1),
+                             pricing.op_peaks[members], plan.instance_weights[members], dequantizes[members]))
+    pricing.groups[axes] = tuple(groups)
+    return pricing.groups[axes]
+
+
+def _narrowed(values: np.ndarray) -> np.ndarray:
+    """A row or column of values as one element when they are all equal: what does not vary along an axis."""
+    flat = values.reshape(-1)
+    return values[:1, :1] if flat.size > 1 and (flat == flat[0]).all() else values
+
+
+def _tiles(rows: int, columns: int, width: int) -> Iterator[tuple[int, int, int, int]]:
+    """(r0, r1, c0, c1): a rows x columns rectangle in tiles of about ``width`` points, each contiguous in the
+    batch-major order: blocks of whole rows, or pieces of one row when a row is longer than ``width``."""
+    if columns <= width:
+        step = max(1, width // columns)
+        for r0 in range(0, rows, step):
+            yield r0, min(rows, r0 + step), 0, columns
+    else:
+        for r0 in range(rows):
+            for c0 in range(0, columns, width):
+                yield r0, r0 + 1, c0, min(columns, c0 + width)
+
+
+def _tile(values: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """The part of a (rows or 1, columns or 1) array over the tile [r0:r1, c0:c1] (an axis of 1 broadcasts)."""
+    rows, columns = values.shape
+    return values[slice(r0, r1) if rows > 1 else slice(None), slice(c0, c1) if columns > 1 else slice(None)]
+
+
+def _price_group(pricing: _Pricing, group: _Group, counts: Sequence[np.ndarray], shape: tuple[int, int],
+                 params: Sequence[np.ndarray], out: Sequence[np.ndarray]) -> None:
+    """A group's share of the totals over its own rectangle of points (``shape``: batch rows x length columns,
+    each 1 where the group does not vary), written into ``out``: time, compute-bound time and expected
+    time, (devices, points); FLOPs and bytes, (points,)."""
+    time_s, compute_time_s, expected_s, flops, moved = out
+    operators, devices = len(group.instances), len(pricing.devices)
+    rows, columns = shape
+    for r0, r1, c0, c1 in _tiles(rows, columns, max(1, _SLICE_ELEMENTS // (operators * devices))):
+        size = (r1 - r0) * (c1 - c0)
+        matrix = np.empty((1 + len(group.counts), size))
+        matrix[0] = 1.0
+        for row, j in zip(matrix[1:], group.counts, strict=True):
+            np.copyto(row.reshape(r1 - r0, c1 - c0), _tile(counts[j], r0, r1, c0, c1))
+        op_flops, op_bytes = group.work.dot(matrix).reshape(2, operators, 1, size)  # (operators, 1, points)
+        line = roofline(op_flops, op_bytes, group.op_peaks, pricing.bandwidth)
+        step = step_time(line, group.instances)
+        points = slice(r0 * columns + c0, (r1 - 1) * columns + c1)
+        time_s[:, points], compute_time_s[:, points] = step.time_s, step.compute_bound_time_s
+        expected_s[:, points] = expected_step_time_s(line.compute_time_s, line.memory_time_s, group.dequantizes,
+                                                     group.instances, params)
+        flops[points] = over_operators(op_flops[:, 0], group.instances)
+        moved[points] = over_operators(op_bytes[:, 0], group.instances)
+
+
+def _price(pricing: _Pricing, points: _Points) -> GridResult:
+    """The totals of every configuration of ``points`` on the pricing's devices.
+
+    Each rectangle of points (batch rows x length columns) is priced a group of operators at a time: the
+    operators whose costs vary with the batch only (most of a decode step) over its rows, those that vary
+    with the length too over every point, and the group sums added with broadcasting. The roofline, the step
+    time and the expected time are the core's functions, called on each group's operators."""
+    n, n_dev = points.size, len(pricing.devices)
+    time_s, compute_time_s, expected_s = np.empty((3, n_dev, n))
+    flops, moved, kv, act, total = np.empty((5, n))
+    tokens = np.empty(n, dtype=np.int64)
+    stored = 0.0
+    for offset, batch, seq_len in points.rectangles():
+        rows, columns = batch.shape[0], seq_len.shape[1]
+        where = slice(offset, offset + rows * columns)
+        q_len, past_len = phase_lengths(pricing.phase, seq_len)
+        counts = step_counts(pricing.model, _narrowed(batch), _narrowed(q_len), _narrowed(past_len),
+                             pricing.causal_skip)
+        counts_2d = [np.asarray(c, dtype=np.float64) for c in counts]  # (rows or 1, columns or 1) each
+        axes = tuple((c.shape[0] > 1, c.shape[1] > 1) for c in counts_2d)
+        outputs = [time_s[:, where], compute_time_s[:, where], expected_s[:, where], flops[where], moved[where]]
+        grids = [array.reshape(*array.shape[:-1], rows, columns) for array in outputs]
+        filled = False
+        for index, group in enumerate(_groups(pricing, axes)):
+            shape = (rows if group.rows else 1, columns if group.columns else 1)
+            params = pricing.efficiency[index > 0]
+            if shape == (rows, columns) and not filled:
+                _price_group(pricing, group, counts_2d, shape, params, outputs)
+                filled = True
+                continue
+            part = [np.empty((n_dev, shape[0] * shape[1])) for _ in range(3)] + [np.empty(shape[0] * shape[1])
+                                                                                for _ in range(2)]
+            _price_group(pricing, group, counts_2d, shape, params, part)
+            for grid, piece in zip(grids, part, strict=True):
+                piece = piece.reshape(*piece.shape[:-1], *shape)
+                if filled:
+                    grid += piece
+                else:
+                    np.copyto(grid, piece)
+            filled = True
+        np.multiply(batch, q_len, out=tokens[where].reshape(rows, columns))
+        context = past_len + q_len
+        for r0, r1, c0, c1 in _tiles(rows, columns, _FOOTPRINT_POINTS):
+            points_in = slice(offset + r0 * columns + c0, offset + (r1 - 1) * columns + c1)
+            shape = (r1 - r0, c1 - c0)
+            stored, kv[points_in], act[points_in], total[points_in] = pricing.footprint(
+                np.broadcast_to(_tile(batch, r0, r1, c0, c1), shape).ravel(),
+                np.broadcast_to(_tile(context, r0, r1, c0, c1), shape).ravel())
+    return GridResult(
+        plan=pricing.plan,
+        flops=flops,
+        bytes=moved,
+        time_s=time_s,
+        compute_bound_time_s=compute_time_s,
+        compute_bound=step_compute_bound(flops[None, :], moved[None, :], pricing.ridge),
+        expected_time_s=expected_s,
+        tokens=tokens,
+        kv_cache_bytes=kv,
+        weight_storage_bytes=stored,
+        activation_bytes=act,
+        memory_bytes=total,
+        pricing=pricing,
+        points=points,
+    )
 
 
 def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, batch: np.ndarray,
@@ -158,55 +407,9 @@ def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str,
 
     ``weights``: one format, or the model's ``WeightScheme`` (``quant.weight_scheme(model, weights)``).
     """
-    batch = np.asarray(batch, dtype=np.int64)
-    seq_len = np.asarray(seq_len, dtype=np.int64)
-    q_len, past_len = phase_lengths(phase, seq_len)
-    skip = flash_attention if causal_skip is None else causal_skip
-    plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all",
-                     mla_absorbed(phase, mla), fuse == "elementwise")
-    counts = step_counts(model, batch, q_len, past_len, skip)
-    n, n_dev = batch.shape[0], len(devices)
-    # Only the two cost fields the roofline needs: FLOPs and bytes, (operators, points) each.
-    work = plan.coefficients[[0, COST_FIELDS.index("bytes")]]
-    op_flops, op_bytes = (work.reshape(-1, work.shape[2]) @ count_matrix(counts, n)).reshape(2, -1, n)
-    bandwidth = np.array([[d.memory_bytes_per_s] for d in devices], dtype=np.float64)  # (devices, 1)
-    ceilings = np.array([[d.peak_for(precision)[1] for d in devices] for precision in plan.unique_maths])
-    op_peaks = ceilings[list(plan.math_index)][:, :, None]  # (operators, devices, 1)
-    efficiency = [column[:, None] for column in np.array([params_for(d).values() for d in devices]).T]
-    instances, dequantizes = plan.instance_weights, plan_dequantizes(plan)
-    op_times = np.empty((len(instances), n_dev, n))
-    time_total, compute_time_total, expected_time_total = np.empty((3, n_dev, n))
-    # Operators x devices x points at once, a slice of points at a time: temporaries stay near _SLICE_ELEMENTS.
-    width = max(1, _SLICE_ELEMENTS // (len(instances) * n_dev))
-    for start in range(0, n, width):
-        points = slice(start, start + width)
-        line = roofline(op_flops[:, None, points], op_bytes[:, None, points], op_peaks, bandwidth)
-        op_times[:, :, points] = line.time_s
-        step = step_time(line, instances)
-        time_total[:, points], compute_time_total[:, points] = step.time_s, step.compute_bound_time_s
-        expected_time_total[:, points] = expected_step_time_s(line.compute_time_s, line.memory_time_s, dequantizes,
-                                                              instances, efficiency)
-    flops, moved = over_operators(op_flops, instances), over_operators(op_bytes, instances)
-    stored, kv, act, total = grid_footprint_bytes(model, weights, activations, kv_format, flash_attention, skip,
-                                                  lm_head == "all", mla, batch, past_len + q_len,
-                                                  fuse_elementwise=fuse == "elementwise")
-    ridge = np.array([[d.peak_for(step_math(activations, weights))[1] / d.memory_bytes_per_s] for d in devices])
-    return GridResult(
-        plan=plan,
-        counts=counts,
-        op_time_s=tuple(op_times),  # views of one (operators, devices, points) array
-        flops=flops,
-        bytes=moved,
-        time_s=time_total,
-        compute_bound_time_s=compute_time_total,
-        compute_bound=step_compute_bound(flops[None, :], moved[None, :], ridge),
-        expected_time_s=expected_time_total,
-        tokens=batch * q_len,
-        kv_cache_bytes=np.asarray(kv, dtype=np.float64),
-        weight_storage_bytes=stored,
-        activation_bytes=np.asarray(act, dtype=np.float64),
-        memory_bytes=np.asarray(total, dtype=np.float64),
-    )
+    pricing = _pricing(model, devices, phase, weights, activations, kv_format, flash_attention, causal_skip,
+                       lm_head, mla, fuse)
+    return _price(pricing, _Points(np.asarray(batch, dtype=np.int64), np.asarray(seq_len, dtype=np.int64)))
 
 
 class _Block(NamedTuple):
@@ -219,8 +422,6 @@ class _Block(NamedTuple):
     activations: NumberFormat
     kv_format: NumberFormat
     flash_attention: bool
-    batch: np.ndarray
-    seq_len: np.ndarray
     grid: GridResult
     devices: tuple[HardwareSpec, ...] = ()  # the grid's devices (its first axis)
 
@@ -232,17 +433,19 @@ def _blocks(spec: SweepSpec, chunk_size: int) -> Iterator[_Block]:
         raise InputError(f"sweep: chunk size must be >= 1, got {chunk_size}")
     batch_values = np.array(spec.batch, dtype=np.int64)
     seq_values = np.array(spec.seq_len, dtype=np.int64)
+    total = len(batch_values) * len(seq_values)
     structure = itertools.product(spec.models, spec.phases, spec.weights, spec.activations, spec.kv_cache,
                                   spec.flash_attention)
     for model, phase, weights, activations, kv_cache, flash in structure:
         kv_format = activations if kv_cache is None else kv_cache
         scheme = weight_scheme(model, weights)
         for devices, device_scheme in _device_groups(spec, scheme):
-            for batch, seq in grid_points(batch_values, seq_values, max(1, chunk_size // len(devices))):
-                grid = evaluate_grid(model, devices, phase, batch, seq, device_scheme, activations, kv_format, flash,
-                                     spec.causal_skip, spec.lm_head, fuse=spec.fuse)
-                yield _Block(model, phase, weights, device_scheme, activations, kv_format, flash, batch, seq, grid,
-                             devices)
+            pricing = _pricing(model, devices, phase, device_scheme, activations, kv_format, flash, spec.causal_skip,
+                               spec.lm_head, None, spec.fuse)
+            size = max(1, chunk_size // len(devices))
+            for start in range(0, total, size):
+                grid = _price(pricing, _Points(batch_values, seq_values, start, min(start + size, total)))
+                yield _Block(model, phase, weights, device_scheme, activations, kv_format, flash, grid, devices)
 
 
 def grid_points(batch: np.ndarray, seq_len: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -251,8 +454,7 @@ def grid_points(batch: np.ndarray, seq_len: np.ndarray, size: int) -> Iterator[t
     (batch ``i // len(seq_len)``, length ``i % len(seq_len)``), so only one chunk is ever allocated."""
     total = len(batch) * len(seq_len)
     for start in range(0, total, size):
-        row, column = np.divmod(np.arange(start, min(start + size, total), dtype=np.int64), len(seq_len))
-        yield batch[row], seq_len[column]
+        yield _Points(batch, seq_len, start, min(start + size, total)).pairs()
 
 
 def _device_groups(spec: SweepSpec, scheme: WeightScheme) -> list[tuple[tuple[HardwareSpec, ...], WeightScheme]]:
@@ -277,7 +479,8 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
     for block in _blocks(spec, chunk_size):
         capacity = np.array([[d.available_memory_bytes or np.nan] for d in block.devices])
         device_names = np.array([d.name for d in block.devices], dtype=object)
-        grid, batch, seq = block.grid, block.batch, block.seq_len
+        grid = block.grid
+        batch, seq = grid.points.pairs()
         n_dev, n = grid.time_s.shape
         memory = grid.memory_bytes  # (points,), core/memory.py's footprint
         time_s = grid.time_s.ravel()
