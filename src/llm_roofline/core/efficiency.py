@@ -41,14 +41,14 @@ from dataclasses import replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
-
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import EfficiencyParams, params_from_dict
 from llm_roofline.core.transformer import over_operators, weight_role
-from llm_roofline.core.units import Array, Scalar
+from llm_roofline.core.units import Array, Scalar, is_array
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from llm_roofline.core.formats import NumberFormat, WeightScheme
     from llm_roofline.core.hardware import HardwareSpec
     from llm_roofline.core.roofline import OpResult
@@ -85,14 +85,20 @@ def params_for(hardware: HardwareSpec) -> EfficiencyParams:
 
 def op_time_s(compute_time_s: Array, memory_time_s: Array, dequantizes: Array | Scalar,
               params: Sequence[Array | Scalar]) -> Array:
-    """The expected time of one operator instance (numpy arrays that broadcast).
+    """The expected time of one operator instance (numbers, or numpy arrays that broadcast).
 
     ``params``: the five parameters in ``PARAMETERS`` order; ``dequantizes``: 1 for a matmul that
-    unpacks quantized weights, else 0.
+    unpacks quantized weights, else 0. (``roofline.analyze``'s compiled step writes the same lines for
+    plain numbers.)
     """
     eta_m, eta_c, dequant, per_op, _ = params
     compute_efficiency = eta_c + dequantizes * (eta_c * (dequant - 1))  # eta_c x (dequant if dequantizes else 1)
-    time_s: Array = np.maximum(compute_time_s / compute_efficiency, memory_time_s / eta_m) + per_op  # stubs: Any
+    compute, memory = compute_time_s / compute_efficiency, memory_time_s / eta_m
+    if not is_array(compute) and not is_array(memory):
+        return max(compute, memory) + per_op
+    import numpy as np
+
+    time_s: Array = np.maximum(compute, memory) + per_op  # stubs: Any
     return time_s
 
 
@@ -115,6 +121,8 @@ def dequantizes(weight_format: NumberFormat | None, activations: NumberFormat) -
 @functools.lru_cache(maxsize=256)
 def plan_dequantizes(plan: StepPlan) -> np.ndarray:
     """``dequantizes`` for each operator of a step plan, as floats (memoized: a plan is built once and kept)."""
+    import numpy as np
+
     flags = np.array([dequantizes(fmt, plan.activations) for fmt in plan.weight_formats], dtype=np.float64)
     flags.setflags(write=False)
     return flags
@@ -135,10 +143,12 @@ def step_cost(ops: Iterable[OpResult], weights: WeightScheme, activations: Numbe
 
 def expected_time_s(cost: StepCost, params: EfficiencyParams) -> float:
     """The expected time of one step: the per-step overhead plus every operator instance's time."""
-    dequantize = np.asarray(cost.dequantizes, dtype=float)
-    return float(expected_step_time_s(np.asarray(cost.compute_time_s, dtype=float),
-                                      np.asarray(cost.memory_time_s, dtype=float), dequantize,
-                                      np.asarray(cost.counts, dtype=float), params.values()))
+    values = params.values()
+    total = values[4]
+    for count, compute, memory, flag in zip(cost.counts, cost.compute_time_s, cost.memory_time_s, cost.dequantizes,
+                                            strict=True):
+        total += float(count) * float(op_time_s(compute, memory, flag, values))
+    return total
 
 
 def expected_step_time_s(compute_time_s: Array, memory_time_s: Array, dequantizes: Array, instances: Array,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -67,6 +67,14 @@ class NumberFormat:
     ggml_type: str | None = None  # the GGUF tensor type stored in this format, if any
     block_elements: int = 1  # a row's length must be a multiple of this (ggml blocks)
     density: float = 1.0  # the share of a matrix's multiplies performed: 0.5 for 2:4 structured sparsity
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.bits_per_element, self.row_overhead_bits, self.math,
+                                                self.column_overhead_bits, self.density)))
+
+    def __hash__(self) -> int:  # hashed once: formats key every memoized plan, on every analysis
+        return self._hash
 
     @property
     def bytes_per_element(self) -> float:
@@ -239,8 +247,13 @@ class WeightScheme:
     default: NumberFormat
     by_role: tuple[tuple[str, NumberFormat], ...] = ()
     source: str = ""
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:  # hashed once: schemes key every memoized plan, on every analysis
+        return self._hash
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.default, self.by_role)))
         for role, _ in self.by_role:
             if role not in WEIGHT_ROLES:
                 raise InputError(f"weight scheme '{self.name}': unknown tensor role '{role}'; "

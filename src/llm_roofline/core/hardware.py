@@ -115,6 +115,10 @@ class HardwareSpec:
     # with the document that says so; devices without them run a 2:4 model dense.
     sparse_2_4: bool = False
     sparse_2_4_source: str = ""
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:  # hashed once: devices key memoized figures
+        return self._hash
 
     def __post_init__(self) -> None:
         where = f"hardware '{self.name}'"
@@ -142,6 +146,9 @@ class HardwareSpec:
             raise InputError(f"{where}: sparse_2_4 must be true or false, got {self.sparse_2_4!r}")
         if self.sparse_2_4 and not str(self.sparse_2_4_source).strip():
             raise InputError(f"{where}: sparse_2_4 = true needs sparse_2_4_source (the document that says so)")
+        object.__setattr__(self, "_hash", hash((self.name, self.kind, self.memory_bytes, self.memory_bytes_per_s,
+                                                tuple(self.peak_flops_per_s.items()), self.usable_memory_bytes,
+                                                self.efficiency, self.sparse_2_4)))
 
     def peak_for(self, precision: str) -> tuple[str, float]:
         """The ceiling arithmetic of ``precision`` runs at: (precision used, FLOP/s).

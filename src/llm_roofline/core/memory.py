@@ -24,11 +24,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
-
-from llm_roofline.core import limits
+from llm_roofline.core import compiled, limits
 from llm_roofline.core.formats import NumberFormat, WeightScheme
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
@@ -37,7 +35,7 @@ from llm_roofline.core.transformer import (
     StepCounts,
     StepPlan,
     Workload,
-    count_vector,
+    count_matrix,
     kv_cache_bytes,
     mla_absorbed,
     on_device,
@@ -45,7 +43,10 @@ from llm_roofline.core.transformer import (
     step_plan,
     weight_storage_bytes,
 )
-from llm_roofline.core.units import Quantity
+from llm_roofline.core.units import Quantity, is_array
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_OVERHEAD_BYTES = 0.5e9  # runtime (CUDA context, allocator slack); a CPU runtime needs less
 DEFAULT_PREFILL_CHUNK_TOKENS = 512  # llama.cpp's default n_ubatch (common/common.h)
@@ -80,51 +81,88 @@ def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, acti
     Over two steps: a decode step of one token at that context, and the last prompt chunk of
     ``min(prefill_chunk_tokens, context)`` tokens. Numbers, or numpy arrays of batch and context.
     """
-    latent = any(block.attention.is_mla for block, _ in model.groups)  # only latent attention has two forms
-    forms = {mla_absorbed("prefill", mla), mla_absorbed("decode", mla)} if latent else {False}
-    plans = {absorbed: step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all, absorbed,
-                                 fuse_elementwise) for absorbed in forms}
     residual_bytes_per_token = model.hidden_size * activations.bytes_per_element  # the residual stream
-    if not isinstance(context, np.ndarray) and not isinstance(batch, np.ndarray):  # one deployment: plain numbers
+    if not is_array(context) and not is_array(batch):  # one deployment: plain numbers
+        largest = _largest_functions(model, weights, activations, kv_format, flash_attention, lm_head_all, mla,
+                                     fuse_elementwise)
         chunk = min(prefill_chunk_tokens, context)
         peak = 0.0
         for past, q_len in ((context - 1, 1), (context - chunk, chunk)):
             # A step with nothing cached is a prefill (latent attention naive by default), else a decode step.
-            plan = plans[mla_absorbed("prefill" if past == 0 else "decode", mla) if latent else False]
-            moved = _activation_rows(plan).dot(count_vector(step_counts(model, batch, q_len, past, causal_skip)))
-            operator = max(moved.tolist())  # a Python max: numpy's reduce costs more on a short vector
+            operator = largest[past == 0](*step_counts(model, batch, q_len, past, causal_skip))
             peak = max(peak, batch * q_len * residual_bytes_per_token + operator)
         return peak
+    plans = _plans(model, weights, activations, kv_format, flash_attention, lm_head_all, mla, fuse_elementwise)
+    import numpy as np
+
     chunks = np.minimum(prefill_chunk_tokens, context)
     peaks = np.zeros(np.broadcast(batch, context).shape)
     for past, q_len in ((context - 1, context * 0 + 1), (context - chunks, chunks)):
         counts = step_counts(model, batch, q_len, past, causal_skip)
-        largest = {absorbed: _largest_operator(plan, counts) for absorbed, plan in plans.items()}
-        if len(largest) == 1:
-            operator = next(iter(largest.values()))
+        largest_of = {absorbed: _largest_operator(plan, counts) for absorbed, plan in plans.items()}
+        if len(largest_of) == 1:
+            operator = next(iter(largest_of.values()))
         else:
-            operator = np.where(past == 0, largest[mla_absorbed("prefill", mla)], largest[mla_absorbed("decode", mla)])
+            operator = np.where(past == 0, largest_of[mla_absorbed("prefill", mla)],
+                                largest_of[mla_absorbed("decode", mla)])
         peaks = np.maximum(peaks, batch * q_len * residual_bytes_per_token + operator)
     return peaks
 
 
+def _plans(model: ModelSpec, weights: WeightScheme | NumberFormat, activations: NumberFormat,
+           kv_format: NumberFormat, flash_attention: bool, lm_head_all: bool, mla: str | None,
+           fuse_elementwise: bool) -> dict[bool, StepPlan]:
+    """The plans of the footprint's steps, by whether latent attention runs absorbed (one plan unless the
+    model has latent attention, whose prefill and decode forms differ)."""
+    latent = any(block.attention.is_mla for block, _ in model.groups)
+    forms = {mla_absorbed("prefill", mla), mla_absorbed("decode", mla)} if latent else {False}
+    return {absorbed: step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all, absorbed,
+                                fuse_elementwise) for absorbed in forms}
+
+
 @functools.lru_cache(maxsize=256)
-def _activation_rows(plan: StepPlan) -> np.ndarray:
+def _largest_functions(model: ModelSpec, weights: WeightScheme | NumberFormat, activations: NumberFormat,
+                       kv_format: NumberFormat, flash_attention: bool, lm_head_all: bool, mla: str | None,
+                       fuse_elementwise: bool) -> tuple[Callable[..., float], Callable[..., float]]:
+    """The compiled largest-operator functions of a step with cached tokens and of one without (a prefill),
+    memoized per deployment's formats and options: one lookup per footprint."""
+    plans = _plans(model, weights, activations, kv_format, flash_attention, lm_head_all, mla, fuse_elementwise)
+    if len(plans) == 1:
+        only = _largest_activation(next(iter(plans.values())))
+        return only, only
+    return (_largest_activation(plans[mla_absorbed("decode", mla)]),
+            _largest_activation(plans[mla_absorbed("prefill", mla)]))
+
+
+@functools.lru_cache(maxsize=256)
+def _activation_rows(plan: StepPlan) -> tuple[tuple[float, ...], ...]:
     """Per operator, the coefficients of its activation reads + writes over (1, *counts), without the
     operators another one dominates (memoized per plan). Counts are never negative, so a row no larger
     than another in every coefficient is never the largest: dropping it changes no maximum."""
-    rows = plan.coefficients[_ACT_READ] + plan.coefficients[_ACT_WRITE]
-    unique = np.unique(rows, axis=0)
-    kept = [row for i, row in enumerate(unique)
-            if not any(np.all(other >= row) for j, other in enumerate(unique) if j != i)]
-    result = np.array(kept)
-    result.setflags(write=False)
-    return result
+    unique = sorted({tuple(r + w for r, w in zip(read, write, strict=True))
+                     for read, write in zip(plan.rows[_ACT_READ], plan.rows[_ACT_WRITE], strict=True)})
+    return tuple(row for i, row in enumerate(unique)
+                 if not any(all(o >= x for o, x in zip(other, row, strict=True))
+                            for j, other in enumerate(unique) if j != i))
+
+
+@functools.lru_cache(maxsize=256)
+def _largest_activation(plan: StepPlan) -> Callable[..., float]:
+    """``(counts...) -> the largest activation reads + writes of one operator instance``, compiled."""
+    names = [f"c{j}" for j in range(1, len(plan.rows[0][0]))]
+    rows = [compiled.affine_source(row, names) for row in _activation_rows(plan)]
+    largest = rows[0] if len(rows) == 1 else f"max({', '.join(rows)})"
+    function: Callable[..., Any] = compiled.compile_function(
+        "largest", [f"def largest({', '.join(names)}):", f"    return {largest}"], {})
+    return function
 
 
 def _largest_operator(plan: StepPlan, counts: StepCounts[Quantity]) -> np.ndarray:
     """The largest activation reads + writes of one operator instance of the step (per step for arrays)."""
-    moved: np.ndarray = _activation_rows(plan).dot(count_vector(counts)).max(axis=0)
+    import numpy as np
+
+    counts_matrix = count_matrix(counts, np.broadcast(*counts).shape[0])
+    moved: np.ndarray = np.array(_activation_rows(plan)).dot(counts_matrix).max(axis=0)
     return moved
 
 

@@ -22,33 +22,41 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import NamedTuple, overload
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, overload
 
-import numpy as np
-
-from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes
+from llm_roofline.core import compiled
+from llm_roofline.core.efficiency import dequantizes, params_for
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import MemoryFootprint, memory_footprint
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.transformer import (
+    COST_FIELDS,
     Op,
+    StepPlan,
     Workload,
-    kv_cache_bytes,
     on_device,
     over_operators,
     step_counts,
     step_math,
     workload_plan,
 )
-from llm_roofline.core.units import Quantity, Scalar
+from llm_roofline.core.units import Array, Quantity, Scalar, is_array
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def attainable_flops_per_s(intensity_flop_per_byte: Quantity, peak_flops_per_s: Quantity | Scalar,
                            memory_bytes_per_s: Quantity | Scalar) -> Quantity:
     """P = min(P_peak, I x BW) (numbers, or numpy arrays that broadcast)."""
-    attainable: Quantity = np.minimum(peak_flops_per_s, intensity_flop_per_byte * memory_bytes_per_s)  # stubs: Any
+    slope = intensity_flop_per_byte * memory_bytes_per_s
+    if not is_array(slope) and not is_array(peak_flops_per_s):
+        return min(peak_flops_per_s, slope)
+    import numpy as np
+
+    attainable: Quantity = np.minimum(peak_flops_per_s, slope)  # stubs: Any
     return attainable
 
 
@@ -77,6 +85,8 @@ def bound_label(compute_bound: bool) -> str:
 
 def bound_labels(compute_bound: np.ndarray) -> np.ndarray:
     """``bound_label`` over an array of flags (object array of 'compute' / 'memory')."""
+    import numpy as np
+
     return np.where(compute_bound, "compute", "memory").astype(object)
 
 
@@ -147,15 +157,28 @@ MemoryFit = MemoryFootprint  # the name of analyze's memory record before core/m
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """A model run on a device: every operator's roofline figures, the totals, and the memory fit."""
+    """A model run on a device: every operator's roofline figures, the totals, and the memory fit.
+
+    ``ops`` is built on first use (``records``: the step's compiled record maker, bound to its counts and
+    device): the totals need the operators' times, not their twenty-field records, and a loop of analyses
+    that reads only the totals (a study's search, the web page's ranking) should not pay for them.
+    """
 
     model: ModelSpec
     hardware: HardwareSpec
     workload: Workload
-    ops: tuple[OpResult, ...]
     totals: Totals
     memory: MemoryFootprint
     warnings: tuple[str, ...] = ()  # what the figures do not say: e.g. a length past the context window
+    records: Callable[[], tuple[OpResult, ...]] = field(default=tuple, repr=False, compare=False)
+    _ops: tuple[OpResult, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def ops(self) -> tuple[OpResult, ...]:
+        """Every operator's figures, in execution order, layers aggregated (``count`` instances each)."""
+        if self._ops is None:
+            object.__setattr__(self, "_ops", self.records())
+        return self._ops  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -169,23 +192,36 @@ class Analysis:
         }
 
 
-class Roofline(NamedTuple):
-    """Operators' times under the roofline (numpy arrays that broadcast: operators, devices, grid points)."""
+class Roofline(NamedTuple, Generic[Quantity]):
+    """Operators' times under the roofline: ``Roofline[Scalar]`` of one point (numbers), ``Roofline[Array]``
+    of many (numpy arrays that broadcast: operators, devices, grid points)."""
 
-    compute_time_s: np.ndarray  # F / P
-    memory_time_s: np.ndarray  # B / W
-    time_s: np.ndarray  # max(F / P, B / W)
-    compute_bound: np.ndarray  # F / P > B / W
+    compute_time_s: Quantity  # F / P
+    memory_time_s: Quantity  # B / W
+    time_s: Quantity  # max(F / P, B / W)
+    compute_bound: Any  # F / P >= B / W: a bool for one point, a boolean array for many
 
 
-def roofline(flops: np.ndarray | float, moved_bytes: np.ndarray | float, peak_flops_per_s: np.ndarray | float,
-             memory_bytes_per_s: np.ndarray | float) -> Roofline:
-    """The roofline of a point (an operator, a kernel, a measured GEMM): the one place its time and bound
-    are computed. ``analyze``, ``evaluate_op``, the sweep, the timeline and ``measure`` call it."""
-    compute_time = np.divide(flops, peak_flops_per_s)
-    memory_time = np.divide(moved_bytes, memory_bytes_per_s)
+@overload
+def roofline(flops: float, moved_bytes: float, peak_flops_per_s: float, memory_bytes_per_s: float
+             ) -> Roofline[Scalar]: ...
+@overload
+def roofline(flops: Array, moved_bytes: Array | float, peak_flops_per_s: Array | float,
+             memory_bytes_per_s: Array | float) -> Roofline[Array]: ...
+def roofline(flops: Array | float, moved_bytes: Array | float, peak_flops_per_s: Array | float,
+             memory_bytes_per_s: Array | float) -> Roofline[Scalar] | Roofline[Array]:
+    """The roofline of a point (an operator, a kernel, a measured GEMM) or of arrays of them: the one place
+    its time and bound are computed (``analyze``'s compiled step, ``_step_source``, writes the same lines
+    for its operators). ``evaluate_op``, the sweep, the timeline and ``measure`` call it."""
     # At the ridge (F / P = B / W) compute-bound, as the chapter's I >= ridge.
-    return Roofline(compute_time, memory_time, np.maximum(compute_time, memory_time), compute_time >= memory_time)
+    if is_array(flops) or is_array(moved_bytes) or is_array(peak_flops_per_s) or is_array(memory_bytes_per_s):
+        import numpy as np
+
+        compute: Array = np.divide(flops, peak_flops_per_s)
+        memory: Array = np.divide(moved_bytes, memory_bytes_per_s)
+        return Roofline(compute, memory, np.maximum(compute, memory), compute >= memory)
+    compute_time_s, memory_time_s = flops / peak_flops_per_s, moved_bytes / memory_bytes_per_s
+    return Roofline(compute_time_s, memory_time_s, max(compute_time_s, memory_time_s), compute_time_s >= memory_time_s)
 
 
 class StepTime(NamedTuple):
@@ -208,48 +244,98 @@ class StepTime(NamedTuple):
         return share
 
 
-def step_time(line: Roofline, instances: np.ndarray) -> StepTime:
+def step_time(line: Roofline[Array], instances: np.ndarray) -> StepTime:
     """A step's time and its split by the operators' bounds, from its operators' roofline (operators on
     axis 0) and their instances: the one place they are summed (``analyze``, the sweep, the studies)."""
     return StepTime(over_operators(line.time_s, instances), over_operators(line.time_s * line.compute_bound, instances))
 
 
-def operators_roofline(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> Roofline:
-    """The roofline of a list of scalar operators on a device, per instance (operators on axis 0)."""
-    flops = np.array([op.cost.flops for op in ops], dtype=np.float64)
-    moved = np.array([op.cost.bytes for op in ops], dtype=np.float64)
-    peaks = np.array([hardware.peak_for(op.math)[1] for op in ops], dtype=np.float64)
-    return roofline(flops, moved, peaks, hardware.memory_bytes_per_s)
-
-
 def evaluate_op(op: Op[Scalar], hardware: HardwareSpec) -> OpResult:
     """The roofline figures of one operator instance on a device."""
-    costs = np.array([(*op.cost, op.cost.bytes)], dtype=np.float64).T
+    flops, moved, bandwidth = float(op.cost.flops), float(op.cost.bytes), hardware.memory_bytes_per_s
     peak_precision, peak = hardware.peak_for(op.math)
-    return _results((op.name,), (op.kind,), (op.group,), (op.instances,), (op.math,), (peak_precision,), (peak,), costs,
-                    hardware.memory_bytes_per_s)[0][0]
-
-
-def _results(names: Sequence[str], kinds: Sequence[str], groups: Sequence[str], counts: Sequence[int],
-             maths: Sequence[str], peak_precisions: Sequence[str], peaks: Sequence[float], costs: np.ndarray,
-             bandwidth: float) -> tuple[tuple[OpResult, ...], Roofline]:
-    """Per-operator records from costs per instance, (``transformer.COST_FIELDS``, operators)."""
-    peak = np.array(peaks)
-    line = roofline(costs[0], costs[6], peak, bandwidth)
-    # An operator that moves no bytes (an elementwise one fused into its matmul) has infinite intensity.
-    intensity = np.divide(costs[0], costs[6], out=np.full(costs.shape[1], np.inf), where=costs[6] > 0)
-    flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.tolist()
-    bounds = [bound_label(bound) for bound in line.compute_bound.tolist()]
-    # Columns in OpResult's field order.
-    columns = (names, kinds, groups, counts, flops, moved, weight, act_read, act_write, kv_read, kv_write,
-               intensity.tolist(), maths, peak_precisions, peaks,
-               attainable_flops_per_s(intensity, peak, bandwidth).tolist(), line.compute_time_s.tolist(),
-               line.memory_time_s.tolist(),
-               line.time_s.tolist(), bounds)
-    return tuple(map(_new_result, zip(*columns, strict=True))), line
+    line = roofline(flops, moved, peak, bandwidth)
+    intensity = flops / moved if moved > 0 else math.inf  # no bytes moved (fused away): infinite intensity
+    cost = op.cost
+    return OpResult(op.name, op.kind, op.group, op.instances, flops, moved, float(cost.weight_bytes),
+                    float(cost.act_read_bytes), float(cost.act_write_bytes), float(cost.kv_read_bytes),
+                    float(cost.kv_write_bytes), intensity, op.math, peak_precision, peak,
+                    attainable_flops_per_s(intensity, peak, bandwidth), line.compute_time_s, line.memory_time_s,
+                    line.time_s, bound_label(bool(line.compute_bound)))
 
 
 _new_result = functools.partial(tuple.__new__, OpResult)  # OpResult from a row in field order (hot path)
+_new_totals = functools.partial(tuple.__new__, Totals)
+
+
+def _ceilings(hardware: HardwareSpec, maths: Sequence[str]) -> tuple[list[float], list[str]]:
+    """The ceiling (FLOP/s) each precision of ``maths`` runs at on ``hardware``, and the precision it is."""
+    peaks, precisions = [], []
+    for math_precision in maths:
+        precision, peak = hardware.peak_for(math_precision)
+        peaks.append(peak)
+        precisions.append(precision)
+    return peaks, precisions
+
+
+@functools.lru_cache(maxsize=256)
+def _step_function(plan: StepPlan, records: bool) -> Callable[..., Any]:
+    """``plan``'s step for one configuration on one device, compiled to straight-line Python.
+
+    Called with (the step's counts, the ceiling and its precision per ``plan.unique_maths``, the memory
+    bandwidth, the efficiency parameters). Returns, with ``records``, the operators' ``OpResult``s; else
+    (the totals of ``COST_FIELDS``, the roofline time, its compute-bound part, the operators' expected
+    time). The arithmetic is ``roofline``'s and ``efficiency.op_time_s``'s, written for plain numbers; the
+    sweep's arrays and these functions are held to each other in tests/test_sweep.py and tests/test_plan.py.
+    """
+    return compiled.compile_function("step", _step_source(plan, records), {"new": _new_result, "INF": math.inf})
+
+
+def _step_source(plan: StepPlan, records: bool) -> list[str]:
+    count_names = [f"c{j}" for j in range(1, len(plan.rows[0][0]))]
+    unique = range(len(plan.unique_maths))
+    lines = ["def step(c, peak, precision, bandwidth, eta_m, eta_c, dequant, per_op):",
+             f"    {''.join(f'{name}, ' for name in count_names)}= c",
+             f"    {''.join(f'k{j}, ' for j in unique)}= peak"]
+    if records:
+        lines.append(f"    {''.join(f'q{j}, ' for j in unique)}= precision")
+    else:
+        # The compute efficiency of an operator that does not dequantize, and of one that does.
+        lines += ["    e0 = eta_c",
+                  "    e1 = eta_c + eta_c * (dequant - 1)",
+                  "    time = busy = expected = 0.0"]
+    made = []
+    for i, name in enumerate(plan.names):
+        field = {key: compiled.affine_source(plan.rows[k][i], count_names) for k, key in enumerate(COST_FIELDS)}
+        n, j = plan.instances[i], plan.math_index[i]
+        lines += [f"    f = {field['flops']}",
+                  f"    b = {field['bytes']}",
+                  f"    ct = f / k{j}",
+                  "    mt = b / bandwidth"]
+        if records:
+            lines += ["    i = f / b if b > 0 else INF",
+                      "    a = i * bandwidth",
+                      f"    r{i} = new(({name!r}, {plan.kinds[i]!r}, {plan.groups[i]!r}, {n}, f, b, "
+                      f"{field['weight_bytes']}, {field['act_read_bytes']}, {field['act_write_bytes']}, "
+                      f"{field['kv_read_bytes']}, {field['kv_write_bytes']}, i, {plan.maths[i]!r}, q{j}, k{j}, "
+                      f"k{j} if k{j} <= a else a, ct, mt, ct if ct >= mt else mt, "
+                      "'compute' if ct >= mt else 'memory'))"]
+            made.append(f"r{i}, ")
+            continue
+        e = dequantizes(plan.weight_formats[i], plan.activations)
+        lines += ["    if ct >= mt:",
+                  f"        time += {n} * ct",
+                  f"        busy += {n} * ct",
+                  "    else:",
+                  f"        time += {n} * mt",
+                  f"    u, v = ct / e{e}, mt / eta_m",
+                  f"    expected += {n} * ((u if u >= v else v) + per_op)"]
+    if records:
+        lines.append(f"    return ({''.join(made)})")
+    else:
+        totals = ", ".join(compiled.affine_source(row, count_names) for row in plan.totals_rows)
+        lines.append(f"    return ({totals}), time, busy, expected")
+    return lines
 
 
 def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Analysis:
@@ -258,40 +344,23 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
     workload, device_note = on_device(model, workload, hardware)  # 2:4 sparsity where the device runs it
     plan = workload_plan(model, workload)
-    costs = plan.costs(step_counts(model, workload.batch, workload.q_len, workload.past_len,
-                                   workload.skips_masked_scores))
-    ceilings = [hardware.peak_for(math) for math in plan.unique_maths]
-    peak_precisions, peaks = zip(*[ceilings[i] for i in plan.math_index], strict=True)
-    results, line = _results(plan.names, plan.kinds, plan.groups, plan.instances, plan.maths, peak_precisions,
-                             peaks, costs, hardware.memory_bytes_per_s)
-    instances = plan.instance_weights
-    flops, weight, act_read, act_write, kv_read, kv_write, moved = costs.dot(instances).tolist()
-    step = step_time(line, instances)
-    time_s, compute_bound_time = float(step.time_s), float(step.compute_bound_time_s)
+    counts = step_counts(model, workload.batch, workload.q_len, workload.past_len, workload.skips_masked_scores)
+    peaks, precisions = _ceilings(hardware, plan.unique_maths)
+    bandwidth = hardware.memory_bytes_per_s
+    eta_m, eta_c, dequant, per_op, per_step = params_for(hardware).values()
+    (flops, weight, act_read, act_write, kv_read, kv_write, moved), time_s, compute_bound_time, operators_s = (
+        _step_function(plan, False)(counts, peaks, precisions, bandwidth, eta_m, eta_c, dequant, per_op))
     step_precision, step_peak = hardware.peak_for(step_math(workload.activation_format, workload.weight_scheme(model)))
-    ridge = step_peak / hardware.memory_bytes_per_s
-    context_len = workload.past_len + workload.q_len
-    kv_bytes = kv_cache_bytes(model, workload.batch, context_len, workload.kv_format)
-    expected_s = float(expected_step_time_s(line.compute_time_s, line.memory_time_s, plan_dequantizes(plan),
-                                            instances, params_for(hardware).values()))
+    ridge = step_peak / bandwidth
+    expected_s = per_step + operators_s
     tokens = workload.tokens
-    totals = Totals(
-        flops=flops, bytes=moved, weight_bytes=weight, act_read_bytes=act_read, act_write_bytes=act_write,
-        kv_read_bytes=kv_read, kv_write_bytes=kv_write,
-        arithmetic_intensity=flops / moved,
-        time_s=time_s,
-        compute_bound_time_s=compute_bound_time,
-        memory_bound_time_s=float(step.memory_bound_time_s),
-        bound=bound_label(step_compute_bound(flops, moved, ridge)),
-        tokens=tokens,
-        tokens_per_s=tokens / time_s,
-        kv_cache_bytes=kv_bytes,
-        expected_time_s=expected_s,
-        expected_tokens_per_s=tokens / expected_s,
-        peak_precision=step_precision,
-        ridge_flop_per_byte=ridge,
-        compute_time_share=compute_bound_time / time_s,
-    )
     memory = memory_footprint(model, hardware, workload)  # weights + KV cache + activations + runtime overhead
+    totals = _new_totals((  # Totals' fields in order (the hot path: a tuple, not twenty keywords)
+        flops, moved, weight, act_read, act_write, kv_read, kv_write, flops / moved, time_s, compute_bound_time,
+        time_s - compute_bound_time, bound_label(step_compute_bound(flops, moved, ridge)), tokens, tokens / time_s,
+        memory.kv_cache_bytes, expected_s, tokens / expected_s, step_precision, ridge, compute_bound_time / time_s))
+    context_len = workload.past_len + workload.q_len
     notes = tuple(note for note in (model.context_warning(context_len), device_note) if note is not None)
-    return Analysis(model, hardware, workload, results, totals, memory, notes)
+    records = functools.partial(_step_function(plan, True), counts, peaks, precisions, bandwidth, eta_m, eta_c,
+                                dequant, per_op)
+    return Analysis(model, hardware, workload, totals, memory, notes, records)

@@ -11,14 +11,13 @@ per-instance figures are the mean over layers, so count x figures is the exact t
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Generic, NamedTuple, ParamSpec, TypeVar, overload
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
 from llm_roofline.core import architecture as arch
-from llm_roofline.core import limits, ops
+from llm_roofline.core import compiled, limits, ops
 from llm_roofline.core.architecture import FULL, MLP, Attention, Block, Span
 from llm_roofline.core.errors import InputError, one_of
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format, product_math
@@ -31,7 +30,7 @@ from llm_roofline.core.quant import (
     weight_scheme,
     weights_label,
 )
-from llm_roofline.core.units import Array, Quantity, Scalar, minimum
+from llm_roofline.core.units import Array, Quantity, Scalar, is_array, minimum
 
 if TYPE_CHECKING:
     from llm_roofline.core.hardware import HardwareSpec
@@ -296,7 +295,8 @@ def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Qu
 
     A grid's counts are float64, whatever its arrays hold: batch x scores reaches 2^68 at the largest
     batch and prompt (``limits.WORKLOAD``), past what int64 holds; Python integers are exact at any size."""
-    batch, q_len, past_len = _float_grid(batch), _float_grid(q_len), _float_grid(past_len)
+    if is_array(batch) or is_array(q_len) or is_array(past_len):
+        batch, q_len, past_len = _float_grid(batch), _float_grid(q_len), _float_grid(past_len)
     layout = count_layout(model)
     tokens = batch * q_len
     values: list[Quantity] = [batch, tokens]
@@ -308,7 +308,11 @@ def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Qu
 
 
 def _float_grid(count: Quantity) -> Quantity:
-    return np.asarray(count, dtype=np.float64) if isinstance(count, np.ndarray) else count
+    if not is_array(count):  # a number beside arrays: broadcast as it is
+        return count
+    import numpy as np
+
+    return np.asarray(count, dtype=np.float64)
 
 
 # The rows of a plan's coefficients: OpCost's fields (flops, weight_bytes, act_read_bytes, act_write_bytes,
@@ -331,33 +335,59 @@ class StepPlan:
     """The operators of a step, each cost field kept as coefficients of the step counts.
 
     Built once per (model, weights, formats, kernel options) by evaluating ``_operators`` — the
-    formulas of ``ops.py`` — at the zero counts and at each unit count; checked at a generic point
-    (a formula that is not affine in the counts raises). Every step of that plan is then one product:
-    ``coefficients @ (1, *counts)``, for one step or a whole grid.
+    formulas of ``ops.py`` — with probes for counts (``compiled.Probe``: all zero, each count one alone,
+    two generic points where a formula that is not affine shows). Every step of that plan is then
+    ``coefficients · (1, *counts)``: for one step, a compiled Python function of the counts (no numpy);
+    for a grid, one numpy product.
     """
 
     names: tuple[str, ...]
     kinds: tuple[str, ...]
     groups: tuple[str, ...]
     instances: tuple[int, ...]  # Op.instances: layers for per-layer operators, else 1
-    instance_weights: np.ndarray  # the same as float64, to sum figures x count
     maths: tuple[str, ...]
     weight_formats: tuple[NumberFormat | None, ...]  # the format of a matmul's weight matrix; None: reads none
     activations: NumberFormat
-    coefficients: np.ndarray  # (COST_FIELDS, operators, 1 + counts): the constant first
+    rows: tuple[tuple[tuple[float, ...], ...], ...]  # [COST_FIELDS][operator] = (c0, c1, ..., c_counts)
     unique_maths: tuple[str, ...]  # the precisions in ``maths``, each once
     math_index: tuple[int, ...]  # maths[i] == unique_maths[math_index[i]]
 
-    def costs(self, counts: Sequence[Scalar] | Sequence[Array]) -> Array:
-        """Every operator's ``COST_FIELDS``: (7, operators) for numbers, (7, operators, n) for arrays of n steps."""
+    @functools.cached_property
+    def coefficients(self) -> Array:
+        """The coefficients as a read-only numpy array, (COST_FIELDS, operators, 1 + counts), for grids."""
+        import numpy as np
+
+        return _frozen(np.array(self.rows, dtype=np.float64))
+
+    @functools.cached_property
+    def instance_weights(self) -> Array:
+        """``instances`` as float64, to sum a grid's figures x count."""
+        import numpy as np
+
+        return _frozen(np.array(self.instances, dtype=np.float64))
+
+    @functools.cached_property
+    def totals_rows(self) -> tuple[tuple[float, ...], ...]:
+        """Per cost field, the coefficients of the step's total (sum over operators of instances x figures)."""
+        return tuple(tuple(math.fsum(n * row[j] for n, row in zip(self.instances, field_rows, strict=True))
+                           for j in range(len(field_rows[0]))) for field_rows in self.rows)
+
+    @functools.cached_property
+    def scalar_costs(self) -> Callable[..., tuple[tuple[float, ...], ...]]:
+        """``(counts...) -> COST_FIELDS x operators`` for one step, in plain Python (``compiled.py``)."""
+        names = [f"c{j}" for j in range(1, len(self.rows[0][0]))]
+        body = ", ".join("(" + "".join(f"{compiled.affine_source(row, names)}, " for row in field_rows) + ")"
+                         for field_rows in self.rows)
+        return compiled.compile_function("costs", [f"def costs({', '.join(names)}):", f"    return ({body})"], {})
+
+    def costs(self, counts: Sequence[Scalar] | Sequence[Array]) -> Any:
+        """Every operator's ``COST_FIELDS``: a (7, operators) tuple of tuples of floats for one step's numbers,
+        a (7, operators, n) numpy array for arrays of n steps."""
+        if not any(is_array(count) for count in counts):
+            return self.scalar_costs(*counts)
         vector = count_vector(counts)
-        costs: Array  # stubs: ndarray.dot is Any
-        if vector.ndim == 1:
-            costs = self.coefficients.dot(vector)
-        else:
-            fields, operators, size = self.coefficients.shape  # a grid: one 2-D product (BLAS), reshaped
-            costs = self.coefficients.reshape(fields * operators, size).dot(vector).reshape(fields, operators, -1)
-        return costs
+        fields, operators, size = self.coefficients.shape  # a grid: one 2-D product (BLAS), reshaped
+        return self.coefficients.reshape(fields * operators, size).dot(vector).reshape(fields, operators, -1)
 
     @overload
     def ops(self, counts: Sequence[Scalar]) -> list[Op[Scalar]]: ...
@@ -367,15 +397,17 @@ class StepPlan:
 
     def ops(self, counts: Sequence[Scalar] | Sequence[Array]) -> list[Op[Scalar]] | list[Op[Array]]:
         """The operators at ``counts``, as ``Op`` records: for numbers, ``Op[Scalar]`` whose costs are Python
-        floats (the plan's numpy result converted here, once); for arrays of n steps, ``Op[Array]``."""
+        floats; for arrays of n steps, ``Op[Array]``."""
         costs = self.costs(counts)[:-1]
-        rows = costs.T.tolist() if costs.ndim == 2 else list(costs.swapaxes(0, 1))
+        rows = list(zip(*costs, strict=True)) if isinstance(costs, tuple) else list(costs.swapaxes(0, 1))
         return [Op(name, kind, group, n, ops.OpCost(*fields), math) for name, kind, group, n, math, fields
                 in zip(self.names, self.kinds, self.groups, self.instances, self.maths, rows, strict=True)]
 
 
 def count_vector(counts: Sequence[Scalar] | Sequence[Array]) -> Array:
     """(1, *counts) as float64: a vector for numbers, a (1 + counts, n) matrix for arrays of n steps."""
+    import numpy as np
+
     try:
         return np.array((1.0, *counts), dtype=np.float64)
     except ValueError:  # some counts are arrays
@@ -384,6 +416,8 @@ def count_vector(counts: Sequence[Scalar] | Sequence[Array]) -> Array:
 
 def count_matrix(counts: Sequence[Scalar] | Sequence[Array], n: int) -> Array:
     """(1, *counts) for ``n`` steps, as a (1 + counts, n) float64 matrix (numbers are repeated)."""
+    import numpy as np
+
     matrix = np.empty((1 + len(counts), n), dtype=np.float64)
     matrix[0] = 1.0
     for row, count in zip(matrix[1:], counts, strict=True):
@@ -398,29 +432,20 @@ def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activation
     """The plan of ``model``'s steps under these formats and options (memoized: a pure function of
     frozen records; what varies from step to step is only the counts)."""
     scheme = weights if isinstance(weights, WeightScheme) else WeightScheme.uniform(weights)
-    layout = count_layout(model)
-    size = layout.size
-    # Probe points, one per column: all counts 0, each count 1 alone, then two generic points (small and
-    # large counts, every count nonzero) where the coefficients must reproduce the formulas.
-    primes = np.array([3.0, 7.0, 11.0, 13.0, 17.0, 19.0, 23.0, 29.0, 31.0, 37.0, 41.0, 43.0, 47.0, 53.0])
-    large = np.array([4.1e3, 2.9e6, 7.3e7, 3.7e10, 5.9e7, 1.3e10, 3.1e7, 2.3e10, 4.3e7, 1.9e10, 61.0, 97.0, 59.0, 83.0])
-    if size > len(primes):
-        raise ValueError(f"a model with {size} step counts: more than the plan's probes")
-    checks = np.array([primes[:size], large[:size]]).T
-    probes = np.hstack([np.zeros((size, 1)), np.eye(size), checks])
-    operators = _operators(model, StepCounts(layout, tuple(probes)), scheme, activations, kv_format,
-                           flash_attention, lm_head_all_tokens, mla_absorbed, fuse_elementwise)
-    values = np.array([[np.broadcast_to(field, probes.shape[1:]) for field in (*op.cost, op.cost.bytes)]
-                       for op in operators]).transpose(1, 0, 2)  # (COST_FIELDS, operators, probes)
-    constant = values[:, :, :1]
-    coefficients = np.concatenate([constant, values[:, :, 1:1 + size] - constant], axis=2)
-    predicted = coefficients @ np.vstack([np.ones((1, checks.shape[1])), checks])
-    wrong = ~np.isclose(predicted, values[:, :, 1 + size:], rtol=1e-12, atol=0).all(axis=(0, 2))
-    if wrong.any():
-        bad = operators[int(np.argmax(wrong))].name
-        raise ValueError(f"the cost of operator {bad!r} is not affine in the step counts; see ops.py")
+    size = count_layout(model).size
+    counts: StepCounts[Any] = StepCounts(count_layout(model), compiled.probes(size))
+    operators = _operators(model, counts, scheme, activations, kv_format, flash_attention, lm_head_all_tokens,
+                           mla_absorbed, fuse_elementwise)
+    rows: list[list[tuple[float, ...]]] = [[] for _ in COST_FIELDS]
+    for op in operators:
+        for field_rows, value in zip(rows, (*op.cost, op.cost.bytes), strict=True):
+            try:
+                field_rows.append(compiled.coefficients(compiled.at_probes(value, size), size))
+            except compiled.NotAffineError as error:
+                raise ValueError(f"the cost of operator {op.name!r} is not affine in the step counts ({error}); "
+                                 "see ops.py") from None
     weight_formats = tuple(scheme.format_for(weight_role(op.name, model.tied_embeddings))
-                           if op.kind == "matmul" and coefficients[1, i].any() else None
+                           if op.kind == "matmul" and any(rows[1][i]) else None
                            for i, op in enumerate(operators))
     maths = tuple(op.math for op in operators)
     unique_maths = tuple(dict.fromkeys(maths))
@@ -429,17 +454,16 @@ def step_plan(model: ModelSpec, weights: NumberFormat | WeightScheme, activation
         kinds=tuple(op.kind for op in operators),
         groups=tuple(op.group for op in operators),
         instances=tuple(op.instances for op in operators),
-        instance_weights=_frozen(np.array([op.instances for op in operators], dtype=np.float64)),
         maths=maths,
         weight_formats=weight_formats,
         activations=activations,
-        coefficients=_frozen(coefficients),
+        rows=tuple(tuple(field_rows) for field_rows in rows),
         unique_maths=unique_maths,
         math_index=tuple(unique_maths.index(math) for math in maths),
     )
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
+def _frozen(array: Array) -> Array:
     array.setflags(write=False)
     return array
 
@@ -544,7 +568,7 @@ def _product_math(op: Op[Quantity], model: ModelSpec, scheme: WeightScheme, kv_f
     its other operand's — the weights of a weight matmul, the KV cache for attention."""
     if op.kind not in ops.MATMUL_KINDS:
         return op.math
-    reads_weights = op.kind == "matmul" and bool(np.any(op.cost.weight_bytes))
+    reads_weights = op.kind == "matmul" and _nonzero(op.cost.weight_bytes)
     operand = scheme.format_for(weight_role(op.name, model.tied_embeddings)) if reads_weights else kv_format
     return product_math(op.math, operand.math)
 
@@ -613,7 +637,24 @@ def _merge_layers(per_kind: list[list[Op[Quantity]]]) -> list[Op[Quantity]]:
 
 def _same_cost(a: Op[Quantity], b: Op[Quantity]) -> bool:
     return a.math == b.math and a.kind == b.kind and all(
-        np.array_equal(x, y) for x, y in zip(a.cost, b.cost, strict=True))
+        _same_value(x, y) for x, y in zip(a.cost, b.cost, strict=True))
+
+
+def _same_value(x: object, y: object) -> bool:
+    """Equal numbers, or equal at every probe point (a number is the same at all of them)."""
+    if isinstance(x, compiled.Probe) or isinstance(y, compiled.Probe):
+        size = len(x) if isinstance(x, compiled.Probe) else len(y)  # type: ignore[arg-type]
+        return _probe_values(x, size) == _probe_values(y, size)
+    return bool(x == y)
+
+
+def _probe_values(value: object, size: int) -> tuple[object, ...]:
+    return tuple(value) if isinstance(value, compiled.Probe) else (value,) * size
+
+
+def _nonzero(value: object) -> bool:
+    """Whether a cost (a number, or a quantity at the probe points) is nonzero."""
+    return value.nonzero() if isinstance(value, compiled.Probe) else bool(value)
 
 
 def _block_ops(step: _Step[Quantity], block: Block, layers: int) -> list[Op[Quantity]]:

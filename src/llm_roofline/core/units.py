@@ -8,11 +8,13 @@ The two are never mixed: only this module converts, and only at the edges (table
 from __future__ import annotations
 
 import math
+import sys
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+    from typing_extensions import TypeIs
 
 # A count or a cost comes in two kinds. A Scalar is one configuration's: a Python number (an int is
 # accepted wherever a float is). An Array is a grid's: a numpy array with one value per configuration.
@@ -74,3 +76,10 @@ def minimum(a: Quantity, b: Quantity | Scalar) -> Quantity:
     """min(a, b) made of arithmetic, so that it works on numbers and numpy arrays alike."""
     return a - (a > b) * (a - b)
 
+
+
+def is_array(value: object) -> TypeIs[Array]:
+    """Whether a quantity is a grid's (a numpy array), asked without importing numpy: an array exists only
+    once numpy is loaded. Numbers, numpy's scalars included, are one configuration's."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)

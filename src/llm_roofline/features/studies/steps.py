@@ -2,7 +2,8 @@
 sums, and exact integer searches on them.
 
 Nothing here prices an operator: the FLOPs and bytes come from ``transformer.step_ops`` (which calls
-the formulas of ``ops.py``), and their time and bound are ``roofline.step_time``'s.
+the formulas of ``ops.py``), and their time and bound are ``roofline.roofline``'s. Plain Python numbers
+throughout: the studies run without numpy.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-import numpy as np
-
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
-from llm_roofline.core.roofline import operators_roofline, step_time
-from llm_roofline.core.transformer import Op, Workload, over_operators
+from llm_roofline.core.roofline import roofline
+from llm_roofline.core.transformer import Op, Workload
 from llm_roofline.core.units import Scalar
 
 # The kernels of attention proper (not its projections): unfused Q·Kᵀ, the scores' soft-capping (Gemma-2),
@@ -44,13 +43,19 @@ class StepSums(NamedTuple):
 
 
 def step_sums(ops: Sequence[Op[Scalar]], hardware: HardwareSpec) -> StepSums:
-    """Sum of the roofline figures of scalar operators (one step), through ``roofline.step_time``."""
-    instances = np.array([op.instances for op in ops], dtype=np.float64)
-    flops = over_operators(np.array([op.cost.flops for op in ops], dtype=np.float64), instances)
-    moved = over_operators(np.array([op.cost.bytes for op in ops], dtype=np.float64), instances)
-    step = step_time(operators_roofline(ops, hardware), instances)
-    time_s, compute_time = float(step.time_s), float(step.compute_bound_time_s)
-    return StepSums(float(flops), float(moved), time_s, compute_time, time_s - compute_time)
+    """Sum of the roofline figures of scalar operators (one step): each operator's ``roofline.roofline``
+    times its instances."""
+    flops = moved = time_s = compute_time = 0.0
+    bandwidth = hardware.memory_bytes_per_s
+    for op in ops:
+        op_flops, op_bytes = float(op.cost.flops), float(op.cost.bytes)
+        line = roofline(op_flops, op_bytes, hardware.peak_for(op.math)[1], bandwidth)
+        flops += op.instances * op_flops
+        moved += op.instances * op_bytes
+        time_s += op.instances * line.time_s
+        if line.compute_bound:
+            compute_time += op.instances * line.time_s
+    return StepSums(flops, moved, time_s, compute_time, time_s - compute_time)
 
 
 def dense_only(workload: Workload, study: str) -> None:
