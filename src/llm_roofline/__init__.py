@@ -38,5 +38,8 @@ def analyze(model: str | ModelSpec, hardware: str | HardwareSpec, workload: Work
     >>> a.totals.bound
     'memory'
     """
-    base = workload if workload is not None else Workload()
-    return _analyze(load_model(model), load_hardware(hardware), replace(base, **workload_fields))
+    if workload is None:
+        workload = Workload(**workload_fields)  # validated once (a replace would validate a second time)
+    elif workload_fields:
+        workload = replace(workload, **workload_fields)
+    return _analyze(load_model(model), load_hardware(hardware), workload)
