@@ -303,17 +303,18 @@ def _tiles(rows: int, columns: int, width: int) -> Iterator[tuple[int, int, int,
 
 
 def _tile(values: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-    """The part of a (rows or 1, columns or 1) array over the tile [r0:r1, c0:c1] (an axis of 1 broadcasts)."""
-    rows, columns = values.shape
-    return values[slice(r0, r1) if rows > 1 else slice(None), slice(c0, c1) if columns > 1 else slice(None)]
+    """The part of an array over the tile [r0:r1, c0:c1] of its last two axes (rows or 1, columns or 1: an axis
+    of 1 broadcasts)."""
+    rows, columns = values.shape[-2:]
+    return values[..., slice(r0, r1) if rows > 1 else slice(None), slice(c0, c1) if columns > 1 else slice(None)]
 
 
 def _price_group(pricing: _Pricing, group: _Group, counts: Sequence[np.ndarray], shape: tuple[int, int],
-                 params: Sequence[np.ndarray], out: Sequence[np.ndarray]) -> None:
+                 params: Sequence[np.ndarray], out: Sequence[np.ndarray], addends: Sequence[np.ndarray] = ()) -> None:
     """A group's share of the totals over its own rectangle of points (``shape``: batch rows x length columns,
     each 1 where the group does not vary), written into ``out``: time, compute-bound time and expected
-    time, (devices, points); FLOPs and bytes, (points,)."""
-    time_s, compute_time_s, expected_s, flops, moved = out
+    time, (devices, points); FLOPs and bytes, (points,). ``addends``: the other groups' shares, (devices, rows
+    or 1, columns or 1) and (rows or 1, columns or 1), added tile by tile as the tile is written."""
     operators, devices = len(group.instances), len(pricing.devices)
     rows, columns = shape
     for r0, r1, c0, c1 in _tiles(rows, columns, max(1, _SLICE_ELEMENTS // (operators * devices))):
@@ -325,12 +326,17 @@ def _price_group(pricing: _Pricing, group: _Group, counts: Sequence[np.ndarray],
         op_flops, op_bytes = group.work.dot(matrix).reshape(2, operators, 1, size)  # (operators, 1, points)
         line = roofline(op_flops, op_bytes, group.op_peaks, pricing.bandwidth)
         step = step_time(line, group.instances)
+        shares = (step.time_s, step.compute_bound_time_s,
+                  expected_step_time_s(line.compute_time_s, line.memory_time_s, group.dequantizes, group.instances,
+                                       params),
+                  over_operators(op_flops[:, 0], group.instances), over_operators(op_bytes[:, 0], group.instances))
         points = slice(r0 * columns + c0, (r1 - 1) * columns + c1)
-        time_s[:, points], compute_time_s[:, points] = step.time_s, step.compute_bound_time_s
-        expected_s[:, points] = expected_step_time_s(line.compute_time_s, line.memory_time_s, group.dequantizes,
-                                                     group.instances, params)
-        flops[points] = over_operators(op_flops[:, 0], group.instances)
-        moved[points] = over_operators(op_bytes[:, 0], group.instances)
+        for target, share, addend in itertools.zip_longest(out, shares, addends):
+            tile = target[..., points].reshape(*target.shape[:-1], r1 - r0, c1 - c0)
+            if addend is None:
+                np.copyto(tile, share.reshape(tile.shape))
+            else:
+                np.add(share.reshape(tile.shape), _tile(addend, r0, r1, c0, c1), out=tile)
 
 
 def _price(pricing: _Pricing, points: _Points) -> GridResult:
@@ -338,11 +344,14 @@ def _price(pricing: _Pricing, points: _Points) -> GridResult:
 
     Each rectangle of points (batch rows x length columns) is priced a group of operators at a time: the
     operators whose costs vary with the batch only (most of a decode step) over its rows, those that vary
-    with the length too over every point, and the group sums added with broadcasting. The roofline, the step
-    time and the expected time are the core's functions, called on each group's operators."""
+    with the length too over every point, and the groups' sums added with broadcasting. The roofline, the
+    step time and the expected time are the core's functions, called on each group's operators."""
     n, n_dev = points.size, len(pricing.devices)
-    time_s, compute_time_s, expected_s = np.empty((3, n_dev, n))
-    flops, moved, kv, act, total = np.empty((5, n))
+    # One allocation for the float results: the previous chunk's block, freed as a whole, is reused as a whole
+    # (separate arrays left holes the allocator gave back to the system and faulted in again, 13,000 pages a run).
+    block = np.empty((3 * n_dev + 5) * n)
+    time_s, compute_time_s, expected_s = block[:3 * n_dev * n].reshape(3, n_dev, n)
+    flops, moved, kv, act, total = block[3 * n_dev * n:].reshape(5, n)
     tokens = np.empty(n, dtype=np.int64)
     stored = 0.0
     for offset, batch, seq_len in points.rectangles():
@@ -352,27 +361,27 @@ def _price(pricing: _Pricing, points: _Points) -> GridResult:
         counts = step_counts(pricing.model, _narrowed(batch), _narrowed(q_len), _narrowed(past_len),
                              pricing.causal_skip)
         counts_2d = [np.asarray(c, dtype=np.float64) for c in counts]  # (rows or 1, columns or 1) each
-        axes = tuple((c.shape[0] > 1, c.shape[1] > 1) for c in counts_2d)
+        groups = _groups(pricing, tuple((c.shape[0] > 1, c.shape[1] > 1) for c in counts_2d))
         outputs = [time_s[:, where], compute_time_s[:, where], expected_s[:, where], flops[where], moved[where]]
-        grids = [array.reshape(*array.shape[:-1], rows, columns) for array in outputs]
-        filled = False
-        for index, group in enumerate(_groups(pricing, axes)):
-            shape = (rows if group.rows else 1, columns if group.columns else 1)
-            params = pricing.efficiency[index > 0]
-            if shape == (rows, columns) and not filled:
-                _price_group(pricing, group, counts_2d, shape, params, outputs)
-                filled = True
+        # The groups that vary along fewer axes first, summed over their own shapes; then the one that varies
+        # along every axis of the rectangle (at most one), tile by tile with those sums added.
+        shapes = [(rows if group.rows else 1, columns if group.columns else 1) for group in groups]
+        addends: list[np.ndarray] = []
+        for group, shape in zip(groups, shapes, strict=True):
+            if shape == (rows, columns):
                 continue
-            part = [np.empty((n_dev, shape[0] * shape[1])) for _ in range(3)] + [np.empty(shape[0] * shape[1])
-                                                                                for _ in range(2)]
-            _price_group(pricing, group, counts_2d, shape, params, part)
-            for grid, piece in zip(grids, part, strict=True):
-                piece = piece.reshape(*piece.shape[:-1], *shape)
-                if filled:
-                    grid += piece
-                else:
-                    np.copyto(grid, piece)
-            filled = True
+            size = shape[0] * shape[1]
+            shares = [*np.empty((3, n_dev, size)), *np.empty((2, size))]
+            _price_group(pricing, group, counts_2d, shape, pricing.efficiency[bool(addends)], shares)
+            shares = [share.reshape(*share.shape[:-1], *shape) for share in shares]
+            addends = shares if not addends else [total_ + share for total_, share in zip(addends, shares, strict=True)]
+        whole = [group for group, shape in zip(groups, shapes, strict=True) if shape == (rows, columns)]
+        if whole:
+            _price_group(pricing, whole[0], counts_2d, (rows, columns), pricing.efficiency[bool(addends)], outputs,
+                         addends)
+        else:
+            for target, addend in zip(outputs, addends, strict=True):
+                np.copyto(target.reshape(*target.shape[:-1], rows, columns), addend)
         np.multiply(batch, q_len, out=tokens[where].reshape(rows, columns))
         context = past_len + q_len
         for r0, r1, c0, c1 in _tiles(rows, columns, _FOOTPRINT_POINTS):
