@@ -485,6 +485,7 @@ def sweep_totals(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[G
 def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dict[str, np.ndarray]]:
     """The grid's totals, as column chunks of at most ``chunk_size`` rows (one point on every device when
     there are more devices than that)."""
+    words = bound_labels(np.array([False, True]))  # the bound's two labels, indexed by the flag
     for block in _blocks(spec, chunk_size):
         capacity = np.array([[d.available_memory_bytes or np.nan] for d in block.devices])
         device_names = np.array([d.name for d in block.devices], dtype=object)
@@ -494,6 +495,7 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
         memory = grid.memory_bytes  # (points,), core/memory.py's footprint
         time_s = grid.time_s.ravel()
         compute_time = grid.compute_bound_time_s.ravel()
+        tokens = _every_device(grid.tokens, n_dev)
         label = (block.scheme.name if block.weights is None or is_sparse(block.scheme)
                  else weights_label(block.weights))
         yield {
@@ -504,24 +506,29 @@ def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dic
             "activations": _labels(block.activations.name, n_dev * n),
             "kv_cache": _labels(block.kv_format.name, n_dev * n),
             "flash_attention": np.full(n_dev * n, block.flash_attention),
-            "batch": np.tile(batch, n_dev),
-            "seq_len": np.tile(seq, n_dev),
-            "flops": np.tile(grid.flops, n_dev),
-            "bytes": np.tile(grid.bytes, n_dev),
-            "arithmetic_intensity": np.tile(grid.flops / grid.bytes, n_dev),
+            "batch": _every_device(batch, n_dev),
+            "seq_len": _every_device(seq, n_dev),
+            "flops": _every_device(grid.flops, n_dev),
+            "bytes": _every_device(grid.bytes, n_dev),
+            "arithmetic_intensity": _every_device(grid.flops / grid.bytes, n_dev),
             "time_s": time_s,
-            "tokens_per_s": np.tile(grid.tokens, n_dev) / time_s,
-            "bound": bound_labels(grid.compute_bound.ravel()),
+            "tokens_per_s": tokens / time_s,
+            "bound": words.take(grid.compute_bound.ravel().view(np.uint8)),
             "compute_bound_time_s": compute_time,
             "weight_bytes": np.full(n_dev * n, grid.weight_storage_bytes),
-            "kv_cache_bytes": np.tile(grid.kv_cache_bytes, n_dev),
-            "memory_bytes": np.tile(memory, n_dev),
+            "kv_cache_bytes": _every_device(grid.kv_cache_bytes, n_dev),
+            "memory_bytes": _every_device(memory, n_dev),
             "fits": (memory[None, :] <= capacity).ravel(),
             "expected_time_s": grid.expected_time_s.ravel(),
-            "expected_tokens_per_s": np.tile(grid.tokens, n_dev) / grid.expected_time_s.ravel(),
+            "expected_tokens_per_s": tokens / grid.expected_time_s.ravel(),
             "compute_time_share": compute_time / time_s,
-            "activation_bytes": np.tile(grid.activation_bytes, n_dev),
+            "activation_bytes": _every_device(grid.activation_bytes, n_dev),
         }
+
+
+def _every_device(values: np.ndarray, devices: int) -> np.ndarray:
+    """A per-point column for the rows of every device (device-major): the column itself for one device."""
+    return values if devices == 1 else np.tile(values, devices)
 
 
 def _labels(label: str, n: int) -> np.ndarray:
