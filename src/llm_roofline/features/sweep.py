@@ -64,8 +64,14 @@ DEFAULT_CHUNK = 1 << 16  # configurations (points x devices) evaluated at once: 
 # batch and length is within its Workload range (core/limits.WORKLOAD).
 MAX_AXIS_VALUES = 10_000_000  # values in the batch list or in the length list
 MAX_CONFIGURATIONS = 10**10  # the grid's size: hours of queries (the command line streams ~400,000 a second)
-_SLICE_ELEMENTS = 1 << 14  # operators x devices x points evaluated at once inside a chunk
-_FOOTPRINT_POINTS = 1 << 13  # points whose memory footprint is computed at once
+# Inside a chunk, work goes tile by tile so that its temporaries stay in the core's cache (measured on the 2-vCPU
+# VM, docs/benchmarks.md: 2^14 elements beat 2^13 by 5 % and 2^15 by 15 %, where the allocator starts handing
+# pages back and faulting them in again): a group of operators is priced _SLICE_ELEMENTS operators x devices x
+# points at a time, but never fewer than _TILE_POINTS points (below that, Python's per-call cost dominates);
+# the memory footprint, _FOOTPRINT_POINTS points at a time.
+_SLICE_ELEMENTS = 1 << 14
+_TILE_POINTS = 1 << 10
+_FOOTPRINT_POINTS = 1 << 13
 # Columns of a sweep's output, in order. Figures are raw SI numbers (per configuration, per step).
 COLUMNS = (
     "model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention", "batch", "seq_len",
@@ -296,10 +302,11 @@ def _tiles(rows: int, columns: int, width: int) -> Iterator[tuple[int, int, int,
         step = max(1, width // columns)
         for r0 in range(0, rows, step):
             yield r0, min(rows, r0 + step), 0, columns
-    else:
+    else:  # each row in equal pieces (1,000 lengths in tiles of 910 would be 910 + 90)
+        piece = -(-columns // -(-columns // width))
         for r0 in range(rows):
-            for c0 in range(0, columns, width):
-                yield r0, r0 + 1, c0, min(columns, c0 + width)
+            for c0 in range(0, columns, piece):
+                yield r0, r0 + 1, c0, min(columns, c0 + piece)
 
 
 def _tile(values: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
@@ -317,7 +324,7 @@ def _price_group(pricing: _Pricing, group: _Group, counts: Sequence[np.ndarray],
     or 1, columns or 1) and (rows or 1, columns or 1), added tile by tile as the tile is written."""
     operators, devices = len(group.instances), len(pricing.devices)
     rows, columns = shape
-    for r0, r1, c0, c1 in _tiles(rows, columns, max(1, _SLICE_ELEMENTS // (operators * devices))):
+    for r0, r1, c0, c1 in _tiles(rows, columns, max(_TILE_POINTS, _SLICE_ELEMENTS // (operators * devices))):
         size = (r1 - r0) * (c1 - c0)
         matrix = np.empty((1 + len(group.counts), size))
         matrix[0] = 1.0
