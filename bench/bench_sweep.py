@@ -10,8 +10,10 @@ output's columns (labels included), what the CSV/JSONL/Parquet writers and the q
 
 One thread: the BLAS and OpenMP pools are capped at one thread before numpy is imported, and the run
 checks it: the threads of this process while it sweeps (``/proc/self/task``) and its CPU time over wall
-time (above 1 only when more than one core works). Every figure is the median of several runs, printed
-with the machine, the date and the command; docs/benchmarks.md records them.
+time (above 1 only when more than one core works). On a shared machine the wall-clock rate falls when
+another process takes the core; the rate per CPU second of this process is printed beside it. Every figure
+is the median of several runs, printed with the machine, the date and the command; docs/benchmarks.md
+records them.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ def threads() -> int:
 
 
 class Run(NamedTuple):
-    per_s: float
+    per_s: float  # configurations per second of wall time
+    per_cpu_s: float  # ... per second of this process's CPU time (what the shared VM's other work does not take)
     cpu_over_wall: float
     most_threads: int
     minor_faults: int
@@ -96,7 +99,7 @@ def one_run(spec: SweepSpec, rows: bool) -> Run:
     cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
     if done != spec.size:
         raise RuntimeError(f"the sweep made {done:,} configurations, the grid has {spec.size:,}")
-    return Run(done / wall, cpu / wall, most, after.ru_minflt - usage.ru_minflt)
+    return Run(done / wall, done / cpu, cpu / wall, most, after.ru_minflt - usage.ru_minflt)
 
 
 def bench(case: Case, runs: int) -> float:
@@ -105,9 +108,10 @@ def bench(case: Case, runs: int) -> float:
     results = [one_run(spec, case.rows) for _ in range(runs)]
     median = statistics.median(r.per_s for r in results)
     print(f"{case.name}: {case.describe} ({spec.size:,} configurations): median {median:,.0f} configurations/s "
-          f"(runs: {', '.join(f'{r.per_s:,.0f}' for r in results)}); threads {max(r.most_threads for r in results)}, "
-          f"CPU/wall {max(r.cpu_over_wall for r in results):.2f} at most; "
-          f"minor page faults per run {statistics.median(r.minor_faults for r in results):,.0f}")
+          f"(runs: {', '.join(f'{r.per_s:,.0f}' for r in results)}); "
+          f"per CPU second: median {statistics.median(r.per_cpu_s for r in results):,.0f}; "
+          f"threads {max(r.most_threads for r in results)}, CPU/wall {max(r.cpu_over_wall for r in results):.2f} "
+          f"at most; minor page faults per run {statistics.median(r.minor_faults for r in results):,.0f}")
     return median
 
 
