@@ -28,6 +28,13 @@ from llm_roofline.inputs.files import check_profile_path, toml_text
 from measure_factory import synthetic_measurement
 
 
+def skipped_shapes(data: dict[str, Any]) -> list[tuple[int, int, int]]:
+    """(M, K, N) of the shape points the deadline left out (their figure names are "shape M×K×N")."""
+    shapes = [u["figure"].removeprefix("shape ").split("×") for u in data["unsettled"]
+              if u["reason"] == "skipped" and u["figure"].startswith("shape ")]
+    return [(int(m), int(k), int(n)) for m, k, n in shapes]
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     captured = capsys.readouterr()
@@ -38,7 +45,11 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    """``measure --quick`` on a 2-second budget, compared with a catalogue device and saved."""
+    """``measure --quick`` on a 2-second budget, compared with a catalogue device and saved.
+
+    What a 2 s budget lets it measure depends on the machine (its caches set the sizes) and on its load:
+    the tests check what was measured, and that every planned figure was measured or reported unsettled.
+    The deadline logic itself is tested on a fake machine and clock: tests/test_measure_budget.py."""
     saved = tmp_path_factory.mktemp("measure") / "saved.toml"
     import contextlib
     import io
@@ -65,7 +76,9 @@ def test_json_has_the_documented_keys(measured: tuple[dict[str, Any], Path]) -> 
     assert all(value > 0 for value in data["compute"]["flops_per_s"].values())
     assert {"fp64", "fp32"} <= set(data["compute"]["flops_per_s"])
     assert "bf16" in data["compute"]["unavailable"]  # numpy has no bfloat16: reported, not measured
-    assert data["points"]
+    assert data["points"] or skipped_shapes(data)
+    for unsettled in data["unsettled"]:
+        assert unsettled["reason"] in ("skipped", "cut_short", "noisy") and unsettled["figure"] and unsettled["detail"]
     for point in data["points"]:
         for key in ("m", "k", "n", "flops", "bytes", "arithmetic_intensity", "time_s", "flops_per_s", "bound"):
             assert key in point
@@ -73,7 +86,10 @@ def test_json_has_the_documented_keys(measured: tuple[dict[str, Any], Path]) -> 
         assert point["arithmetic_intensity"] == point["flops"] / point["bytes"]
     for details in data["compute"]["details"].values():
         assert details["peak_from"] and details["kernel"]
-    assert data["compute"]["details"]["fp16"]["fast"] is False  # numpy's float16 matmul: no BLAS kernel
+    if "fp16" in data["compute"]["details"]:  # measured when the time left allowed (no fast kernel: optional)
+        assert data["compute"]["details"]["fp16"]["fast"] is False  # numpy's float16 matmul: no BLAS kernel
+    else:
+        assert any(u["figure"] == "peak fp16" and u["reason"] == "skipped" for u in data["unsettled"])
     assert data["comparison"]["hardware"] == "amd-epyc-9654"
     assert data["comparison"]["figures"][0]["figure"] == "memory_bytes_per_s"
 
@@ -91,7 +107,7 @@ def test_hierarchy_runs_from_the_innermost_cache_to_dram(measured: tuple[dict[st
     caches = [c["level"] for c in data["conditions"]["caches"]]
     assert [h["level"] for h in hierarchy] == [name for name in [*caches, "DRAM"] if name in
                                                {h["level"] for h in hierarchy}]
-    assert hierarchy[-1]["level"] == "DRAM" and len(hierarchy) >= 2
+    assert hierarchy[-1]["level"] == "DRAM"  # the DRAM working set is measured whatever the time left
     for figure in hierarchy:
         medians = [level["bytes_per_s"] for level in data["memory"]["levels"] if level["level"] == figure["level"]]
         assert figure["bytes_per_s"] == max(medians)
@@ -100,10 +116,14 @@ def test_hierarchy_runs_from_the_innermost_cache_to_dram(measured: tuple[dict[st
 
 
 def test_equal_flops_series_has_equal_flops(measured: tuple[dict[str, Any], Path]) -> None:
+    """Measured or skipped, the series' 7 shapes (--quick) have M·K·N = N³, from 1×N×N² to N²×N×1."""
     data, _ = measured
     series = [p for p in data["points"] if p["series"] == "equal-flops"]
-    assert {p["shape"] for p in series} == {"tall-skinny", "square", "wide"}
-    assert len({p["flops"] for p in series}) == 1
+    shapes = {(p["m"], p["k"], p["n"]) for p in series} | {s for s in skipped_shapes(data) if s[1] != 4096}
+    n = next(iter(shapes))[1]
+    assert len(shapes) == 7 and {m * k * nn for m, k, nn in shapes} == {n**3}
+    assert (1, n, n * n) in shapes and (n, n, n) in shapes and (n * n, n, 1) in shapes
+    assert len({p["flops"] for p in series}) <= 1
 
 
 def test_saved_profile_loads_and_analyze_accepts_it(measured: tuple[dict[str, Any], Path],
@@ -128,11 +148,13 @@ def test_shape_experiment_has_the_chapter_series(measured: tuple[dict[str, Any],
     roofs. (That the measured rates rise with intensity, then saturate, is bench/bench_measure_shapes.py.)"""
     data, _ = measured
     series = {p["m"]: p for p in data["points"] if p["series"] == "gemv-to-gemm"}
-    assert sorted(series) == [1, 4, 16, 64, 256]
-    assert {(p["k"], p["n"], p["precision"]) for p in series.values()} == {(4096, 4096, "fp32")}
+    skipped = {m for m, k, n in skipped_shapes(data) if (k, n) == (4096, 4096)}
+    assert sorted(set(series) | skipped) == [1, 4, 16, 64, 256] and not set(series) & skipped
+    assert {(p["k"], p["n"], p["precision"]) for p in series.values()} <= {(4096, 4096, "fp32")}
     intensity = [series[m]["arithmetic_intensity"] for m in sorted(series)]
     assert intensity == sorted(intensity)
-    assert series[1]["arithmetic_intensity"] == 2 * 4096 * 4096 / (4 * (4096 + 4096 * 4096 + 4096))  # ~0.5
+    if 1 in series:
+        assert series[1]["arithmetic_intensity"] == 2 * 4096 * 4096 / (4 * (4096 + 4096 * 4096 + 4096))  # ~0.5
     peak, bandwidth = data["compute"]["flops_per_s"]["fp32"], data["memory"]["bytes_per_s"]
     for point in data["points"]:
         rates = (point["flops_per_s"], point["flops_per_s_best"], *point["flops_per_s_iqr"])
@@ -143,8 +165,6 @@ def test_shape_experiment_has_the_chapter_series(measured: tuple[dict[str, Any],
         assert point["bound"] == ("memory" if intensity < data["ridge"]["fp32"] else "compute")
         assert point["attainable_flops_per_s"] == min(peak, intensity * bandwidth)
         assert point["roofline_fraction"] == point["flops_per_s"] / point["attainable_flops_per_s"]
-    equal = [p for p in data["points"] if p["series"] == "equal-flops"]
-    assert any(p["shape"] == "square" for p in equal) and any(p["m"] == 1 for p in equal)  # 1 x N x N²: a GEMV
 
 
 def test_torch_cpu_backend(capsys: pytest.CaptureFixture[str]) -> None:
@@ -258,18 +278,18 @@ def test_autorange_grows_until_a_run_is_long_enough() -> None:
     def make_run(repeat: int) -> timing.Run:
         return lambda: repeat * 1e-4
 
-    repeat, run = timing.autorange(make_run, min_run_s=0.01)
-    assert repeat * 1e-4 >= 0.01 and run() == repeat * 1e-4
+    repeat, run, elapsed_s = timing.autorange(make_run, min_run_s=0.01)
+    assert repeat * 1e-4 >= 0.01 and run() == repeat * 1e-4 == elapsed_s
+    assert timing.autorange(make_run, min_run_s=0.01, start_repeat=200)[0] == 200  # a good guess: one trial
 
 
-def test_schedule_gives_later_steps_what_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_schedule_gives_later_steps_what_is_left() -> None:
     clock = iter([0.0, 0.0, 6.0, 6.0])  # start; first step starts at 0 s; the second at 6 s
-    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
-    schedule = timing.Schedule(budget_s=10.0, total_weight=2.0, show=False)
-    with schedule.step("first", 1.0) as first_s:
-        assert first_s == 5.0  # half the weight, half of 10 s
-    with schedule.step("second", 1.0) as second_s:
-        assert second_s == 4.0  # the first overran by 1 s: the second gets the 4 s left
+    schedule = timing.Schedule(budget_s=10.0, total_weight=2.0, show=False, clock=lambda: next(clock))
+    with schedule.step("first", 1.0) as first:
+        assert first.budget_s == 5.0  # half the weight, half of 10 s
+    with schedule.step("second", 1.0) as second:
+        assert second.budget_s == 4.0  # the first overran by 1 s: the second gets the 4 s left
 
 
 # --- kernels: STREAM's byte count and the arithmetic of each kernel -----------------------------------------

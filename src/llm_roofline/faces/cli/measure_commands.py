@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_roofline.core import limits
 from llm_roofline.faces.cli.main import (
@@ -18,6 +18,13 @@ from llm_roofline.faces.cli.main import (
     json_text,
     limited,
 )
+
+if TYPE_CHECKING:
+    from llm_roofline.features.measure.experiment import Measurement
+
+YOUNG_PROCESS_S = 5.0  # a process older than this was not started for this command: its past is not the budget's
+REASONS = {"skipped": "skipped, the time left could not pay for them",
+           "cut_short": "cut short by the deadline, fewer runs", "noisy": "noisy, ± half the interquartile range"}
 
 
 def _precision_list(text: str) -> tuple[str, ...]:
@@ -45,6 +52,36 @@ def _command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def _spent_s() -> float:
+    """The seconds this process has run, which count against the budget: Python's start and the imports
+    (0 when the process is older than ``YOUNG_PROCESS_S``: a test runner or a notebook calling the command)."""
+    from llm_roofline.features.measure.system import process_age_s
+
+    age_s = process_age_s()
+    return age_s if age_s is not None and age_s < YOUNG_PROCESS_S else 0.0
+
+
+def unsettled_text(measurement: Measurement) -> str:
+    """Which figures could not be settled, grouped by why."""
+    from llm_roofline.features.measure.experiment import MIN_REPS
+    from llm_roofline.features.measure.timing import NOISY_SPREAD
+
+    unsettled = measurement.unsettled()
+    planned = len(measurement.timings()) + len(measurement.skipped)
+    rule = (f"settled: measured, at least {MIN_REPS} runs, an interquartile range within "
+            f"{100 * NOISY_SPREAD:.0f}% of the median")
+    if not unsettled:
+        return f"unsettled figures: none of {planned} ({rule})"
+    lines = [f"unsettled figures: {len(unsettled)} of {planned} ({rule})"]
+    for reason, heading in REASONS.items():
+        named = [u["figure"] + (f" ({u['repetitions']} runs)" if reason == "cut_short" else
+                                f" (±{50 * u['spread']:.0f}%)" if reason == "noisy" else "")
+                 for u in unsettled if u["reason"] == reason]
+        if named:
+            lines.append(f"  {heading}: {', '.join(named)}")
+    return "\n".join(lines)
+
+
 def _cmd_measure(args: argparse.Namespace) -> str:
     from llm_roofline.faces.report.measurement_text import measurement_text
     from llm_roofline.features.measure.experiment import MeasureOptions, measure
@@ -58,7 +95,7 @@ def _cmd_measure(args: argparse.Namespace) -> str:
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     options = MeasureOptions(backend=args.backend, device=args.device, threads=args.threads, quick=args.quick,
                              budget_s=args.budget_s, precisions=args.precisions, progress=progress,
-                             command=_command_line(args))
+                             command=_command_line(args), spent_s=_spent_s())
     measurement = measure(options)
     compared = comparison(measurement, reference) if reference is not None else None
     saved = save_profile(measurement, args.save, args.name) if args.save else None
@@ -70,6 +107,7 @@ def _cmd_measure(args: argparse.Namespace) -> str:
             out["saved"] = {"path": args.save, "name": saved.name}
         return json_text(out)
     text = measurement_text(measurement, compared, reference.display_name if reference else None)
+    text += "\n\n" + unsettled_text(measurement)
     if saved is not None:
         text += f"\n\nsaved {args.save} (name {saved.name}): use it as --hardware {args.save}"
     return text
@@ -86,8 +124,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                     "series. Every figure is a median over repeated runs, with its spread.")
     measure.add_argument("--quick", action="store_true", help="fewer sizes and smaller GEMMs in a 12 s budget")
     measure.add_argument("--budget-s", type=limited(float, limits.STUDY["budget_s"]), default=None,
-                         help="seconds for the whole measurement, shared among its parts (default 70, or 12 "
-                              "with --quick)")
+                         help="seconds for the whole command, shared among the measurement's parts; what does "
+                              "not fit is skipped and reported unsettled (default 70, or 12 with --quick)")
     measure.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
                          help="library for the matrix products (default numpy; torch on the CPU or a CUDA GPU)")
     measure.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from llm_roofline.core.errors import InputError
+from llm_roofline.core.units import binary_bytes
 from llm_roofline.features.measure import system
-from llm_roofline.features.measure.timing import Run
+from llm_roofline.features.measure.timing import Clock, DeadlinePassed, Run
 
 BACKENDS = ("numpy", "torch")
 DEVICES = ("auto", "cpu", "cuda")
@@ -65,9 +66,11 @@ def choose_backend_here(backend: str, device: str) -> BackendChoice:
 class StreamBench(Protocol):
     threads: int
     dispatch_s: float  # the fixed cost of one run (thread hand-offs); runs are made long enough to bury it
+    fill_bytes_per_s: float | None  # how fast its arrays were allocated and first written (None: not timed)
 
     def working_set_bytes(self, kernel: str, working_set_bytes: int) -> int: ...
     def make_run(self, kernel: str, working_set_bytes: int, repeat: int) -> tuple[Run, int]: ...
+    def take_memory(self) -> Any: ...  # its arrays' memory, for reuse after close (None: none to give)
     def close(self) -> None: ...
 
 
@@ -81,11 +84,61 @@ class Backend(Protocol):
     def precisions(self) -> list[str]: ...
     def kernel(self, precision: str) -> tuple[str, bool | None]: ...
     def gemm_run(self, precision: str, m: int, k: int, n: int, copies: int, repeat: int) -> Run: ...
+    def operand_fill_s(self, precision: str, m: int, k: int, n: int, copies: int) -> float: ...
+    def set_fill_deadline(self, stop_s: float, clock: Clock) -> None: ...
+    def adopt_memory(self, memory: Any, precision: str, fill_bytes_per_s: float | None) -> None: ...
     def stream(self, max_working_set_bytes: int) -> StreamBench: ...
     def caches(self) -> list[system.Cache]: ...
     def memory_bytes(self) -> int | None: ...
     def display_name(self) -> str: ...
     def close(self) -> None: ...
+
+
+ARENA_ALIGN_BYTES = 4096  # B starts on a page boundary after A in a precision's operand arena
+FILL_BLOCK_ELEMENTS = 1 << 16  # operands are a random block of this many elements, repeated
+FILL_CHUNK_BYTES = 64 * 2**20  # operands are filled this much at a time, the deadline checked in between
+FRESH_FILL_BYTES_PER_S = 1e9  # guesses until a fill is timed: memory that must first be faulted in ...
+RESIDENT_FILL_BYTES_PER_S = 2e9  # ... and memory already faulted in (one thread writing)
+
+
+def arena_layout(a_elements: int, b_elements: int, element_bytes: int) -> tuple[int, int]:
+    """(where B starts, elements the arena needs): A at the start, B after it on a page boundary."""
+    align = max(1, ARENA_ALIGN_BYTES // element_bytes)
+    b_start = -(-a_elements // align) * align
+    return b_start, b_start + b_elements
+
+
+class FillMeter:
+    """Bytes of operands filled and the seconds it took: the rate the next fill is predicted from."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.seconds = 0.0
+
+    def add(self, filled_bytes: int, seconds: float) -> None:
+        self.bytes += filled_bytes
+        self.seconds += seconds
+
+    def bytes_per_s(self) -> float | None:
+        return self.bytes / self.seconds if self.bytes and self.seconds > 0 else None
+
+
+def fill_in_chunks(first: int, elements: int, element_bytes: int, fill: Callable[[int, int], object], clock: Clock,
+                   stop_s: float, meter: FillMeter) -> None:
+    """``fill(begin, end)`` from ``first`` to ``elements`` in chunks of ``FILL_CHUNK_BYTES``; raises
+    ``DeadlinePassed`` as soon as the rate so far says the rest would end after ``stop_s`` (memory that first
+    has to be faulted in can take seconds a GiB on a VM)."""
+    start_s = clock()
+    chunk = max(1, FILL_CHUNK_BYTES // element_bytes)
+    for begin in range(first, elements, chunk):
+        end = min(elements, begin + chunk)
+        fill(begin, end)
+        now_s = clock()
+        if end < elements and now_s + (elements - end) * (now_s - start_s) / (end - first) > stop_s:
+            meter.add((end - first) * element_bytes, now_s - start_s)
+            raise DeadlinePassed(f"filling its operands ({binary_bytes((elements - first) * element_bytes)}) "
+                                 f"would have ended past the deadline")
+    meter.add((elements - first) * element_bytes, clock() - start_s)
 
 
 def operand_copies(operand_bytes: float, llc_bytes: int, limit_bytes: float = 2**30) -> int:
@@ -117,7 +170,13 @@ class NumpyBackend:
         self._restore_threads = self._blas.set_threads(threads)
         self.library = {"numpy": np.__version__, **self._blas.info}
         self._rng = np.random.default_rng(0)
-        self._buffers: dict[tuple[str, str], Any] = {}
+        self._arenas: dict[str, Any] = {}
+        self._fresh, self._resident = FillMeter(), FillMeter()  # fills of new memory, of memory faulted in
+        self._fresh_guess_bytes_per_s = FRESH_FILL_BYTES_PER_S
+        self._fill_clock: Clock = time.perf_counter
+        self._fill_stop_s = math.inf
+        self._spare: Any = None  # memory faulted in already (the STREAM arrays' block) ...
+        self._spare_precision: str | None = None  # ... for this precision's arena
 
     def precisions(self) -> list[str]:
         return list(self._DTYPES)  # no bfloat16 or fp8 dtype in numpy
@@ -130,29 +189,77 @@ class NumpyBackend:
             return f"{blas} {routine} ({self.library.get('blas_kernel', 'unknown')} kernel)", True
         return f"numpy generic matmul loop ({self._DTYPES[precision]}, no BLAS kernel)", False
 
-    def _filled(self, shape: tuple[int, ...], precision: str) -> Any:
+    def _in_spare(self, precision: str, elements: int) -> bool:
+        spare = self._spare
+        return (precision == self._spare_precision and spare is not None
+                and elements * ELEMENT_BYTES[precision] <= spare.nbytes - 64)
+
+    def _grown(self, precision: str, arena: Any, elements: int) -> Any:
+        """An arena of ``elements`` values: a random block repeated (the products' speed does not depend on
+        the values, and filling then goes as fast as memory can be written). In the adopted memory when it is
+        this precision's and large enough, where only what the old arena did not hold is filled; else in new
+        memory, the old arena freed first."""
         import numpy as np
 
-        if precision == "int8":
-            return self._rng.integers(-4, 4, size=shape, dtype=np.int8)
-        values = self._rng.random(size=shape, dtype=np.float64 if precision == "fp64" else np.float32)
-        return values.astype(self._DTYPES[precision], copy=False)
+        dtype = np.dtype(self._DTYPES[precision])
+        spare = self._spare
+        if self._in_spare(precision, elements):
+            start = -spare.ctypes.data % 64
+            values = spare[start:start + elements * dtype.itemsize].view(dtype)
+            first = arena.size if arena is not None and np.may_share_memory(arena, spare) else 0
+            meter = self._resident
+        else:
+            self._arenas.pop(precision, None)
+            values, first, meter = np.empty(elements, dtype=dtype), 0, self._fresh
+        block_elements = min(elements, FILL_BLOCK_ELEMENTS)
+        block: Any = (self._rng.integers(-4, 4, size=block_elements, dtype=np.int8) if precision == "int8" else
+                      self._rng.random(size=block_elements, dtype=np.float64 if precision == "fp64" else np.float32))
 
-    def _operand(self, role: str, precision: str, shape: tuple[int, ...]) -> Any:
-        """A filled array of ``shape``, a view of a buffer kept per role and precision and grown on demand:
-        the GEMV -> GEMM series reuses one weight matrix, and 1×N×N² and N²×N×1 share their big operand."""
-        size = math.prod(shape)
-        buffer = self._buffers.get((role, precision))
-        if buffer is None or buffer.size < size:
-            self._buffers.pop((role, precision), None)  # free the old one before the new one is filled
-            buffer = self._buffers[role, precision] = self._filled((size,), precision)
-        return buffer[:size].reshape(shape)
+        def fill(begin: int, end: int) -> None:
+            part = values[begin:end]
+            whole = part.size - part.size % block_elements
+            part[:whole].reshape(-1, block_elements)[...] = block  # (blocks, block_elements)
+            part[whole:] = block[:part.size - whole]
+        fill_in_chunks(first, elements, dtype.itemsize, fill, self._fill_clock, self._fill_stop_s, meter)
+        return values
+
+    def _operands(self, precision: str, a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[Any, Any]:
+        """Filled A and B of these shapes: disjoint views of one arena per precision, grown on demand (the
+        GEMV -> GEMM series reuses one weight matrix; the equal-FLOPs series' big operands share memory)."""
+        b_start, need = arena_layout(math.prod(a_shape), math.prod(b_shape), ELEMENT_BYTES[precision])
+        arena = self._arenas.get(precision)
+        if arena is None or arena.size < need:
+            arena = self._arenas[precision] = self._grown(precision, arena, need)
+        return arena[:math.prod(a_shape)].reshape(a_shape), arena[b_start:need].reshape(b_shape)
+
+    def operand_fill_s(self, precision: str, m: int, k: int, n: int, copies: int) -> float:
+        """Predicted seconds to fill what a product of this shape needs beyond the arena (0: nothing)."""
+        import numpy as np
+
+        element = ELEMENT_BYTES[precision]
+        _, need = arena_layout(copies * m * k, copies * k * n, element)
+        arena = self._arenas.get(precision)
+        have = 0 if arena is None else arena.size
+        if have >= need:
+            return 0.0
+        if self._in_spare(precision, need):
+            first = have if arena is not None and np.may_share_memory(arena, self._spare) else 0
+            return (need - first) * element / (self._resident.bytes_per_s() or RESIDENT_FILL_BYTES_PER_S)
+        return need * element / (self._fresh.bytes_per_s() or self._fresh_guess_bytes_per_s)
+
+    def set_fill_deadline(self, stop_s: float, clock: Clock) -> None:
+        self._fill_stop_s, self._fill_clock = stop_s, clock
+
+    def adopt_memory(self, memory: Any, precision: str, fill_bytes_per_s: float | None) -> None:
+        """Memory already faulted in (the STREAM arrays' block) for ``precision``'s arena, which then fills at
+        the speed of writes, not of page faults; ``fill_bytes_per_s``: how fast new memory was filled."""
+        self._spare, self._spare_precision = memory, precision
+        self._fresh_guess_bytes_per_s = fill_bytes_per_s or FRESH_FILL_BYTES_PER_S
 
     def gemm_run(self, precision: str, m: int, k: int, n: int, copies: int, repeat: int) -> Run:
         import numpy as np
 
-        a = self._operand("a", precision, (copies, m, k))  # (copies, M, K)
-        b = self._operand("b", precision, (copies, k, n))  # (copies, K, N)
+        a, b = self._operands(precision, (copies, m, k), (copies, k, n))  # (copies, M, K), (copies, K, N)
         c = np.empty((m, n), dtype=self._DTYPES[precision])  # (M, N)
         order = [(a[i % copies], b[i % copies]) for i in range(repeat)]
         matmul, clock = np.matmul, time.perf_counter
@@ -179,7 +286,8 @@ class NumpyBackend:
         return system.cpu_model()
 
     def close(self) -> None:
-        self._buffers.clear()
+        self._arenas.clear()
+        self._spare = self._spare_precision = None
         self._restore_threads()
 
 
@@ -217,7 +325,11 @@ class TorchBackend:
         self._matmul_precision_before = torch.get_float32_matmul_precision()
         self.library = torch_library(torch, device)
         self._generator = torch.Generator(device=device).manual_seed(0)
-        self._buffers: dict[tuple[str, str], Any] = {}
+        self._arenas: dict[str, Any] = {}
+        self._fills = FillMeter()
+        self._fresh_guess_bytes_per_s = FRESH_FILL_BYTES_PER_S
+        self._fill_clock: Clock = time.perf_counter
+        self._fill_stop_s = math.inf
 
     def _dtype(self, precision: str) -> Any:
         torch = self._torch
@@ -242,40 +354,69 @@ class TorchBackend:
             return "torch.matmul float32 with TF32 tensor cores (cuBLAS)", None
         return f"torch.matmul {str(self._dtype(precision)).removeprefix('torch.')} ({lib})", None
 
-    def _filled(self, shape: tuple[int, ...], precision: str) -> Any:
+    def _filled(self, elements: int, precision: str) -> Any:
+        """As ``NumpyBackend._filled``: a random block repeated."""
         torch = self._torch
+        block_elements = min(elements, FILL_BLOCK_ELEMENTS)
         if precision == "int8":
-            return torch.randint(-4, 4, shape, dtype=torch.int8, device=self.device, generator=self._generator)
-        values = torch.randn(shape, dtype=torch.float32, device=self.device, generator=self._generator)
-        return values.to(self._dtype(precision))
+            block = torch.randint(-4, 4, (block_elements,), dtype=torch.int8, device=self.device,
+                                  generator=self._generator)
+        else:
+            block = torch.randn((block_elements,), dtype=torch.float32, device=self.device,
+                                generator=self._generator).to(self._dtype(precision))
+        values = torch.empty((elements,), dtype=block.dtype, device=self.device)
 
-    def _operand(self, role: str, precision: str, shape: tuple[int, ...]) -> Any:
-        """As ``NumpyBackend._operand``: views of one filled buffer per role and precision."""
-        size = math.prod(shape)
-        buffer = self._buffers.get((role, precision))
-        if buffer is None or buffer.numel() < size:
-            self._buffers.pop((role, precision), None)
-            buffer = self._buffers[role, precision] = self._filled((size,), precision)
-        return buffer[:size].view(shape)
+        def fill(begin: int, end: int) -> None:
+            part = values[begin:end]
+            whole = part.numel() - part.numel() % block_elements
+            part[:whole].view(-1, block_elements).copy_(block)  # (blocks, block_elements), broadcast
+            part[whole:].copy_(block[:part.numel() - whole])
+            if self.device == "cuda":
+                torch.cuda.synchronize()
+        fill_in_chunks(0, elements, ELEMENT_BYTES[precision], fill, self._fill_clock, self._fill_stop_s, self._fills)
+        return values
+
+    def _operands(self, precision: str, a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[Any, Any]:
+        """As ``NumpyBackend._operands``: disjoint views of one filled arena per precision."""
+        b_start, need = arena_layout(math.prod(a_shape), math.prod(b_shape), ELEMENT_BYTES[precision])
+        arena = self._arenas.get(precision)
+        if arena is None or arena.numel() < need:
+            self._arenas.pop(precision, None)
+            arena = self._arenas[precision] = self._filled(need, precision)
+        return arena[:math.prod(a_shape)].view(a_shape), arena[b_start:need].view(b_shape)
+
+    def operand_fill_s(self, precision: str, m: int, k: int, n: int, copies: int) -> float:
+        _, need = arena_layout(copies * m * k, copies * k * n, ELEMENT_BYTES[precision])
+        arena = self._arenas.get(precision)
+        if arena is not None and arena.numel() >= need:
+            return 0.0
+        return need * ELEMENT_BYTES[precision] / (self._fills.bytes_per_s() or self._fresh_guess_bytes_per_s)
+
+    def set_fill_deadline(self, stop_s: float, clock: Clock) -> None:
+        self._fill_stop_s, self._fill_clock = stop_s, clock
+
+    def adopt_memory(self, memory: Any, precision: str, fill_bytes_per_s: float | None) -> None:
+        """The memory is not reused (PyTorch allocates its own); the rate guesses how fast its fills go."""
+        self._fresh_guess_bytes_per_s = fill_bytes_per_s or FRESH_FILL_BYTES_PER_S
 
     def gemm_run(self, precision: str, m: int, k: int, n: int, copies: int, repeat: int) -> Run:
         torch = self._torch
-        a = self._operand("a", precision, (copies, m, k))  # (copies, M, K)
         if precision == "fp8":  # _scaled_mm wants B column-major: store (copies, N, K), use its transpose
-            b = self._operand("b", precision, (copies, n, k)).transpose(1, 2)  # (copies, K, N)
+            a, b_stored = self._operands(precision, (copies, m, k), (copies, n, k))  # (copies, M, K), (copies, N, K)
+            b = b_stored.transpose(1, 2)  # (copies, K, N)
             scale = torch.ones((), device=self.device)
             c = torch.empty((m, n), dtype=torch.bfloat16, device=self.device)  # (M, N)
 
             def product(x: Any, y: Any) -> Any:
                 return torch._scaled_mm(x, y, scale_a=scale, scale_b=scale, out_dtype=torch.bfloat16, out=c)
         elif precision == "int8":
-            b = self._operand("b", precision, (copies, k, n))  # (copies, K, N)
+            a, b = self._operands(precision, (copies, m, k), (copies, k, n))  # (copies, M, K), (copies, K, N)
             c = torch.empty((m, n), dtype=torch.int32, device=self.device)  # (M, N)
 
             def product(x: Any, y: Any) -> Any:
                 return torch._int_mm(x, y, out=c)
         else:
-            b = self._operand("b", precision, (copies, k, n))  # (copies, K, N)
+            a, b = self._operands(precision, (copies, m, k), (copies, k, n))  # (copies, M, K), (copies, K, N)
             c = torch.empty((m, n), dtype=self._dtype(precision), device=self.device)  # (M, N)
 
             def product(x: Any, y: Any) -> Any:
@@ -325,7 +466,7 @@ class TorchBackend:
         return self.library["gpu"] if self.device == "cuda" else system.cpu_model()
 
     def close(self) -> None:
-        self._buffers.clear()
+        self._arenas.clear()
         self._torch.set_float32_matmul_precision(self._matmul_precision_before)
         if self.device == "cpu":
             self._torch.set_num_threads(self._threads_before)
@@ -339,10 +480,13 @@ class TorchCudaStream:
 
     def __init__(self, torch: Any, max_working_set_bytes: int) -> None:
         self._torch = torch
+        start_s = time.perf_counter()
         elements = max(1024, max_working_set_bytes // 16)  # copy/scale: the largest arrays
         self.a = torch.full((elements,), 1.0, dtype=torch.float64, device="cuda")
         self.b = torch.full((elements,), 2.0, dtype=torch.float64, device="cuda")
         self.c = torch.zeros((elements,), dtype=torch.float64, device="cuda")
+        torch.cuda.synchronize()
+        self.fill_bytes_per_s: float | None = 3 * 8 * elements / max(time.perf_counter() - start_s, 1e-9)
 
     def _elements(self, kernel: str, working_set_bytes: int) -> int:
         from llm_roofline.features.measure.stream import ARRAYS_PER_KERNEL, ELEMENT_BYTES
@@ -375,6 +519,9 @@ class TorchCudaStream:
             end.synchronize()
             return float(start.elapsed_time(end)) / 1e3
         return run, counted_bytes(kernel, elements) * repeat
+
+    def take_memory(self) -> None:
+        return None  # GPU memory: PyTorch's caching allocator reuses it anyway
 
     def close(self) -> None:
         del self.a, self.b, self.c

@@ -13,6 +13,12 @@ Three parts, in this order, each with its share of the budget:
    from memory as an LLM's weights would be.
 
 Ridge point per precision = measured peak / measured DRAM bandwidth.
+
+The budget is a deadline (``timing.Schedule``): the headline figures come first in their parts (the
+largest, DRAM, working set; then fp32 and the other fast peaks) and are always measured, with at least
+one run; every other step is skipped when its predicted cost no longer fits in the time left, and runs
+stop at the deadline. What could not be settled (skipped, cut short, or with too wide a spread) is
+listed by ``Measurement.unsettled``.
 """
 
 from __future__ import annotations
@@ -40,7 +46,17 @@ from llm_roofline.features.measure.backends import (
     operand_copies,
 )
 from llm_roofline.features.measure.stream import KERNELS
-from llm_roofline.features.measure.timing import NOISY_SPREAD, Run, Schedule, Timing, autorange, sample
+from llm_roofline.features.measure.timing import (
+    NOISY_SPREAD,
+    Clock,
+    DeadlinePassed,
+    Run,
+    Schedule,
+    Slice,
+    Timing,
+    autorange,
+    sample,
+)
 
 BANDWIDTH_SHARE, PEAK_SHARE, SHAPE_SHARE = 0.40, 0.35, 0.25
 QUICK_BUDGET_S, DEFAULT_BUDGET_S = 12.0, 70.0  # seconds, allocation and warm-ups included
@@ -49,6 +65,9 @@ LOW_PRECISIONS = ("tf32", "bf16", "fp16", "fp8", "int8")
 MIN_REPS = 5
 NOISY_SHARE = 0.5  # more noisy figures than this share (or a noisy headline figure) earns a warning
 MAX_RUN_S = 0.1  # the longest run a step asks for
+RESERVE_S, RESERVE_SHARE = 0.2, 0.02  # kept back from the budget: freeing memory, the report, the exit
+COST_MARGIN = 1.5  # a step is skipped unless this times its predicted cost fits in the time left ...
+MAX_SHARES = 4.0  # ... and in this many times its share of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +80,7 @@ class MeasureOptions:
     precisions: tuple[str, ...] | None = None  # None: every precision the backend offers
     progress: bool = False
     command: str = "llm-roofline measure"
+    spent_s: float = 0.0  # seconds of the budget already gone before measure() (the CLI: its process's start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +179,22 @@ class Measurement:
     neighbours: dict[str, float] | None = field(hash=False)  # CPUs others used while measuring (NeighbourMeter)
     elapsed_s: float
     warnings: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (figure, why): steps the deadline left out
+
+    def unsettled(self) -> list[dict[str, Any]]:
+        """The figures that could not be settled, and why: ``cut_short`` (the deadline stopped its runs
+        before the minimum), ``noisy`` (an interquartile range above ``NOISY_SPREAD`` of the median),
+        ``skipped`` (not measured: the time left could not pay for it)."""
+        out: list[dict[str, Any]] = []
+        for name, t in self.timings():
+            if t.cut_short:
+                out.append({"figure": name, "reason": "cut_short", "repetitions": len(t.times_s),
+                            "spread": t.spread, "detail": f"{len(t.times_s)} of {MIN_REPS} runs before the deadline"})
+            elif t.spread > NOISY_SPREAD:
+                out.append({"figure": name, "reason": "noisy", "repetitions": len(t.times_s), "spread": t.spread,
+                            "detail": f"interquartile range {100 * t.spread:.0f}% of the median"})
+        out += [{"figure": name, "reason": "skipped", "detail": why} for name, why in self.skipped]
+        return out
 
     def levels(self) -> list[dict[str, Any]]:
         """Per working set: the best kernel's bandwidth, with every kernel's figures beside it."""
@@ -264,7 +300,7 @@ class Measurement:
             "flops_per_s": point.flops_per_s, "flops_per_s_iqr": rate["flops_per_s_iqr"],
             "flops_per_s_best": rate["flops_per_s_best"], "bytes_per_s": point.bytes / point.time_s,
             "spread": point.timing.spread, "repetitions": len(point.timing.times_s), "repeat": point.repeat,
-            "operand_copies": point.copies,
+            "operand_copies": point.copies, "settled": point.timing.settled,
         }
         if point.precision in peaks:
             peak = peaks[point.precision]
@@ -313,6 +349,7 @@ class Measurement:
             "ridge": self.ridge(),
             "points": self.points(),
             "warnings": list(self.warnings),
+            "unsettled": self.unsettled(),
         }
 
 
@@ -387,56 +424,137 @@ def equal_flops_shapes(n: int, quick: bool) -> list[tuple[str, int, int, int]]:
     return shapes
 
 
-def _bandwidth_point(stream: StreamBench, kernel: str, size: int, plan: Plan, slice_s: float,
-                     caches: list[system.Cache]) -> BandwidthPoint:
+def _run_length_s(plan: Plan, dispatch_s: float, budget_s: float) -> float:
+    """How long one bandwidth run should last: 50 hand-offs (the dispatch then costs under 2 %; on some VMs
+    a hand-off takes a millisecond), at most ``MAX_RUN_S``, and short enough for the step's minimum runs
+    to fit its share of the time (on a loaded machine the hand-offs' cost then shows, in a lower figure)."""
+    wanted_s = min(max(plan.min_run_s, 50 * dispatch_s), MAX_RUN_S)
+    return min(wanted_s, max(plan.min_run_s, budget_s / (MIN_REPS + 2)))
+
+
+def _nearest_rate(points: list[BandwidthPoint], kernel: str, size: int) -> float | None:
+    """The bytes/s of ``kernel`` at the nearest working set measured no larger than ``size`` (else any)."""
+    same = [p for p in points if p.kernel == kernel] or points
+    if not same:
+        return None
+    smaller = [p for p in same if p.requested_bytes <= size]
+    nearest = max(smaller, key=lambda p: p.requested_bytes) if smaller else min(same, key=lambda p: p.requested_bytes)
+    return nearest.bytes_per_s
+
+
+def _bandwidth_cost_s(stream: StreamBench, kernel: str, size: int, plan: Plan, budget_s: float,
+                      points: list[BandwidthPoint]) -> float | None:
+    """A bandwidth step's least cost: a trial and the minimum runs, each a pass at the slowest rate yet."""
+    if not points:
+        return None
+    slowest = min(p.bytes_per_s for p in points)
+    pass_s = stream.working_set_bytes(kernel, size) / slowest
+    return (MIN_REPS + 2) * max(_run_length_s(plan, stream.dispatch_s, budget_s), pass_s)
+
+
+def _bandwidth_point(stream: StreamBench, kernel: str, size: int, plan: Plan, time_slice: Slice,
+                     caches: list[system.Cache], points: list[BandwidthPoint], clock: Clock) -> BandwidthPoint:
     counted: dict[int, int] = {}
 
     def make_run(repeat: int) -> Run:
         run, counted[repeat] = stream.make_run(kernel, size, repeat)
         return run
 
-    # Long enough runs: the thread hand-off at either end costs under 2 % (on some VMs it is a millisecond).
     # Repeated passes over a DRAM-sized working set still stream from DRAM: each pass evicts the last.
-    repeat, run = autorange(make_run, min(max(plan.min_run_s, 50 * stream.dispatch_s), MAX_RUN_S))
-    timing = sample(run, slice_s, min_reps=MIN_REPS)
+    run_s = _run_length_s(plan, stream.dispatch_s, time_slice.budget_s)
+    rate = _nearest_rate(points, kernel, size)  # a guess of the repeat count saves autorange's trials
+    start_repeat = max(1, int(run_s * rate / stream.working_set_bytes(kernel, size))) if rate else 1
+    repeat, run, estimate_s = autorange(make_run, run_s, start_repeat=start_repeat)
+    timing = sample(run, time_slice.budget_s, min_reps=MIN_REPS, estimate_s=estimate_s, stop_s=time_slice.stop_s,
+                    clock=clock)
     used = stream.working_set_bytes(kernel, size)
     level = level_of(size, caches, stream.threads, plan.dram_min_bytes)
     return BandwidthPoint(kernel, size, used, level, counted[repeat], repeat, timing)
 
 
+def _bandwidth_name(kernel: str, size: int) -> str:
+    return f"bandwidth {kernel} {binary_bytes(size)}"
+
+
 def _measure_bandwidth(backend: Backend, plan: Plan, schedule: Schedule) -> list[BandwidthPoint]:
+    """The bandwidth points, by working set, then kernel.
+
+    The largest working set goes first, measured whatever the time left: it holds the DRAM figure, the
+    profile's; each of its kernels' runs stop early enough for the ones after it and for the fast peaks to
+    make their least runs. Then the other DRAM sizes, the cache levels' from the smallest, and those between
+    the last-level cache and DRAM (summarised nowhere), each skipped if its predicted cost no longer fits.
+    """
     caches = backend.caches()
     stream = backend.stream(max(plan.working_sets_bytes))
     weight = BANDWIDTH_SHARE / (len(plan.working_sets_bytes) * len(KERNELS))
-    points = []
+    largest = max(plan.working_sets_bytes)
+    levels = {s: level_of(s, caches, stream.threads, plan.dram_min_bytes) for s in plan.working_sets_bytes}
+    order = sorted(plan.working_sets_bytes, key=lambda s: (s != largest, levels[s] != "DRAM", "/" in levels[s], s))
+    peaks_kept_s = COST_MARGIN * _peaks_least_s(backend, plan, plan.precisions)
+    points: list[BandwidthPoint] = []
     try:
-        for size in plan.working_sets_bytes:
+        for size in order:
             for kernel in KERNELS:
-                with schedule.step(f"bandwidth {binary_bytes(size)} {kernel}", weight) as slice_s:
-                    points.append(_bandwidth_point(stream, kernel, size, plan, slice_s, caches))
+                name = _bandwidth_name(kernel, size)
+                kept_s = peaks_kept_s
+                if size == largest:  # the DRAM figure's kernels still to come make at least one trial pass each
+                    measured = [p.bytes_per_s for p in points if p.requested_bytes == size]
+                    pass_s = stream.working_set_bytes(kernel, size) / min(measured) if measured else 0.0
+                    kept_s += COST_MARGIN * (len(KERNELS) - 1 - KERNELS.index(kernel)) * pass_s
+                else:
+                    cost_s = _bandwidth_cost_s(stream, kernel, size, plan, schedule.share_s(weight), points)
+                    why = _unaffordable(schedule, weight, cost_s, kept_s)
+                    if why:
+                        schedule.skip(name, weight, why)
+                        continue
+                with schedule.step(name, weight, kept_s=kept_s) as time_slice:
+                    points.append(_bandwidth_point(stream, kernel, size, plan, time_slice, caches, points,
+                                                   schedule.clock))
+        # faulted in already: the shapes' big operands reuse it
+        backend.adopt_memory(stream.take_memory(), plan.shape_precision, stream.fill_bytes_per_s)
     finally:
         stream.close()
+    points.sort(key=lambda p: (p.requested_bytes, KERNELS.index(p.kernel)))
     return points
 
 
+def _unaffordable(schedule: Schedule, weight: float, cost_s: float | None, kept_s: float = 0.0) -> str | None:
+    """Why an optional step that would cost ``cost_s`` at least is left out now (None: it is not).
+
+    It must fit, with a margin, in the time left less ``kept_s`` (what the headline figures after it need),
+    and in ``MAX_SHARES`` times its share of it, so that one costly step cannot take the time of many cheap
+    ones.
+    """
+    if cost_s is None:
+        return None
+    left_s, share_s = max(schedule.left_s() - kept_s, 0.0), schedule.share_s(weight, kept_s)
+    if COST_MARGIN * cost_s > left_s:
+        return f"needs about {cost_s:.2g} s, {left_s:.2g} s were left"
+    if cost_s > MAX_SHARES * share_s:
+        return f"needs about {cost_s:.2g} s, over {MAX_SHARES:g} times its share of the time left ({share_s:.2g} s)"
+    return None
+
+
 def _gemm_timing(backend: Backend, precision: str, m: int, k: int, n: int, copies: int, plan: Plan,
-                 budget_s: float, first_call_s: float | None = None) -> tuple[int, Timing]:
+                 budget_s: float, stop_s: float, clock: Clock, first_call_s: float | None = None
+                 ) -> tuple[int, Timing]:
     """(products per run, timing): short products are repeated within a run to last ``plan.min_run_s``."""
     if first_call_s is None:
         first_call_s = backend.gemm_run(precision, m, k, n, copies, 1)()
     repeat = max(1, math.ceil(plan.min_run_s / max(first_call_s, 1e-9)))
     run = backend.gemm_run(precision, m, k, n, copies, repeat)
-    return repeat, sample(run, budget_s, min_reps=MIN_REPS)
+    return repeat, sample(run, budget_s, min_reps=MIN_REPS, stop_s=stop_s, clock=clock)
 
 
-def _measure_peak(backend: Backend, precision: str, plan: Plan, slice_s: float,
-                  fp32_flops_per_s: float | None) -> ComputePeak:
+def _measure_peak(backend: Backend, precision: str, plan: Plan, time_slice: Slice,
+                  fp32_flops_per_s: float | None, clock: Clock) -> ComputePeak:
     """The median FLOP/s of a square GEMM, grown from ``gemm_start_n`` as far as the time slice allows.
 
     Fast kernels grow to at least ``gemm_floor_n`` whatever the slice (a loaded machine must not stop
     the ladder at a size that only measures overhead); a reference path stays at the starting size.
     """
-    start_s = time.perf_counter()
+    start_s = clock()
+    slice_s = time_slice.budget_s
     label, fast = backend.kernel(precision)
     n = plan.gemm_start_n
     first = backend.gemm_run(precision, n, n, n, 1, 1)
@@ -446,11 +564,12 @@ def _measure_peak(backend: Backend, precision: str, plan: Plan, slice_s: float,
     if slow:  # a reference path: keep it small so that it does not eat the budget
         slice_s /= 4
     while not slow and 2 * n <= plan.gemm_max_n and (
-            2 * n <= plan.gemm_floor_n or 8 * call_s * (MIN_REPS + 2) <= slice_s):
+            2 * n <= plan.gemm_floor_n
+            or (8 * call_s * (MIN_REPS + 2) <= slice_s and clock() + 8 * call_s * (MIN_REPS + 2) <= time_slice.stop_s)):
         n *= 2
         call_s = backend.gemm_run(precision, n, n, n, 1, 1)()
-    remaining_s = max(slice_s - (time.perf_counter() - start_s), 0.0)
-    repeat, timing = _gemm_timing(backend, precision, n, n, n, 1, plan, remaining_s, call_s)
+    remaining_s = max(slice_s - (clock() - start_s), 0.0)
+    repeat, timing = _gemm_timing(backend, precision, n, n, n, 1, plan, remaining_s, time_slice.stop_s, clock, call_s)
     flops = 2.0 * n**3 * repeat
     if fast is None:
         fast = not (precision in LOW_PRECISIONS and fp32_flops_per_s is not None
@@ -460,31 +579,99 @@ def _measure_peak(backend: Backend, precision: str, plan: Plan, slice_s: float,
     return ComputePeak(precision, n, flops, label, fast, timing)
 
 
+def _peaks_least_s(backend: Backend, plan: Plan, precisions: list[str] | tuple[str, ...]) -> float:
+    """What the fast peaks among ``precisions`` cost at least, guessed before measuring: per peak, its trial
+    calls and its ladder's (about four), a warm-up run and one run, each about the shortest run."""
+    return sum(6 * plan.min_run_s for p in precisions if backend.kernel(p)[1] is not False)
+
+
 def _measure_peaks(backend: Backend, plan: Plan, schedule: Schedule) -> list[ComputePeak]:
-    order = sorted(plan.precisions, key=lambda p: (p != "fp32", p != "fp64"))  # fp32 first: it judges the rest
+    """fp32 first (it judges the rest), then fp64, then the others. The precisions with a fast kernel are
+    always measured, each one's runs stopping early enough for those after it to make their least runs;
+    the others are skipped when the time left cannot pay for their least runs."""
+    order = sorted(plan.precisions, key=lambda p: (p != "fp32", p != "fp64"))
+    weight = PEAK_SHARE / len(plan.precisions)
     peaks: dict[str, ComputePeak] = {}
-    for precision in order:
-        with schedule.step(f"peak {precision} GEMM", PEAK_SHARE / len(plan.precisions)) as slice_s:
+    for index, precision in enumerate(order):
+        kept_s = COST_MARGIN * _peaks_least_s(backend, plan, order[index + 1:])
+        why = _unaffordable(schedule, weight, (MIN_REPS + 3) * plan.min_run_s, kept_s)  # trials, warm-up, runs
+        if backend.kernel(precision)[1] is False and why:
+            schedule.skip(f"peak {precision}", weight, why)
+            continue
+        with schedule.step(f"peak {precision}", weight, kept_s=kept_s) as time_slice:
             fp32 = peaks["fp32"].flops_per_s if "fp32" in peaks else None
-            peaks[precision] = _measure_peak(backend, precision, plan, slice_s, fp32)
-    return [peaks[p] for p in plan.precisions]
+            peaks[precision] = _measure_peak(backend, precision, plan, time_slice, fp32, schedule.clock)
+    return [peaks[p] for p in plan.precisions if p in peaks]
 
 
-def _measure_shapes(backend: Backend, plan: Plan, schedule: Schedule, quick: bool) -> list[ShapePoint]:
+@dataclass(frozen=True, slots=True)
+class _ShapeStep:
+    index: int  # in the plan's order, which the points keep
+    series: str
+    label: str
+    m: int
+    k: int
+    n: int
+    copies: int
+
+    @property
+    def name(self) -> str:
+        return f"shape {self.m}×{self.k}×{self.n}"
+
+
+def _shape_cost_s(backend: Backend, step: _ShapeStep, precision: str, plan: Plan, flops_per_s: float | None,
+                  bytes_per_s: float | None) -> float:
+    """A shape point's least cost, as the roofline just measured predicts it: filling what its operands
+    need beyond what is filled, a first call, a warm-up run and the minimum runs."""
+    fill_s = backend.operand_fill_s(precision, step.m, step.k, step.n, step.copies)
+    if not flops_per_s or not bytes_per_s:
+        return fill_s
+    element, out_element = ELEMENT_BYTES[precision], OUTPUT_BYTES.get(precision, ELEMENT_BYTES[precision])
+    cost = gemm(1, step.m, step.n, step.k, element, element, out_element)
+    product_s = max(cost.flops / flops_per_s, cost.bytes / bytes_per_s)
+    run_s = math.ceil(plan.min_run_s / product_s) * product_s
+    return fill_s + product_s + (1 + MIN_REPS) * run_s
+
+
+def _measure_shapes(backend: Backend, plan: Plan, schedule: Schedule, quick: bool, peaks: list[ComputePeak],
+                    dram_bytes_per_s: float | None) -> list[ShapePoint]:
+    """The shape points, returned in the plan's order, measured cheapest first as the measured roofline
+    predicts them (filling their operands included). Before each, the costliest are left out until the least
+    costs of all those left fit in the time left; each step's slice is its weight's share of what those
+    least costs leave over (on top of its least runs, which ``sample`` makes anyway)."""
     precision = plan.shape_precision
     element, out_element = ELEMENT_BYTES[precision], OUTPUT_BYTES.get(precision, ELEMENT_BYTES[precision])
     llc = system.last_level_cache_bytes(backend.caches())
     todo = [("equal-flops", label, m, k, n) for label, m, k, n in equal_flops_shapes(plan.shape_n, quick)]
     todo += [("gemv-to-gemm", f"M={m}", m, plan.series_k, plan.series_k) for m in plan.series_m]
-    points = []
-    for series, label, m, k, n in todo:
-        with schedule.step(f"shape {m}×{k}×{n} {precision}", SHAPE_SHARE / len(todo)) as slice_s:
-            cost = gemm(1, m, n, k, element, element, out_element)
-            copies = operand_copies((m * k + k * n) * element, llc)
-            repeat, timing = _gemm_timing(backend, precision, m, k, n, copies, plan, slice_s)
-            points.append(ShapePoint(series, label, m, k, n, precision, float(cost.flops), float(cost.bytes),
-                                     copies, repeat, timing))
-    return points
+    steps = [_ShapeStep(i, series, label, m, k, n, operand_copies((m * k + k * n) * element, llc))
+             for i, (series, label, m, k, n) in enumerate(todo)]
+    peak = next((p.flops_per_s for p in peaks if p.precision == precision), None)
+    weight = SHAPE_SHARE / len(steps)
+    points: list[tuple[int, ShapePoint]] = []
+    while steps:
+        costs = {s.index: COST_MARGIN * _shape_cost_s(backend, s, precision, plan, peak, dram_bytes_per_s)
+                 for s in steps}
+        if sum(costs.values()) > schedule.left_s():  # the costliest goes: its weight is the others' now
+            costliest = max(steps, key=lambda s: (costs[s.index], -s.index))
+            steps.remove(costliest)
+            schedule.skip(costliest.name, weight, f"needs about {costs[costliest.index] / COST_MARGIN:.2g} s; with "
+                          f"the {len(steps)} cheaper points, more than the {max(schedule.left_s(), 0.0):.2g} s left")
+            continue
+        step = min(steps, key=lambda s: (costs[s.index], s.index))
+        steps.remove(step)
+        with schedule.step(f"{step.name} {precision}", weight, sum(costs.values())) as time_slice:
+            cost = gemm(1, step.m, step.n, step.k, element, element, out_element)
+            try:
+                repeat, timing = _gemm_timing(backend, precision, step.m, step.k, step.n, step.copies, plan,
+                                              time_slice.budget_s, time_slice.stop_s, schedule.clock)
+            except DeadlinePassed as passed:  # filling its operands would have run past the deadline
+                schedule.skip(step.name, 0.0, str(passed))
+                continue
+            points.append((step.index, ShapePoint(step.series, step.label, step.m, step.k, step.n, precision,
+                                                  float(cost.flops), float(cost.bytes), step.copies, repeat,
+                                                  timing)))
+    return [point for _, point in sorted(points, key=lambda item: item[0])]
 
 
 def _warnings(m: Measurement) -> list[str]:
@@ -508,6 +695,12 @@ def _warnings(m: Measurement) -> list[str]:
                         f"the figures may be low")
     if m.threads > cpus and m.kind == "cpu":
         warnings.append(f"{m.threads} threads on {cpus} CPUs: oversubscribed, figures are low")
+    skipped, cut = [name for name, _ in m.skipped], [name for name, t in named if t.cut_short]
+    if skipped or cut:
+        parts = [f"{len(skipped)} figures not measured ({_first_three(skipped)})"] if skipped else []
+        parts += [f"{len(cut)} cut short to fewer than {MIN_REPS} runs ({_first_three(cut)})"] if cut else []
+        warnings.append(f"the {m.plan.budget_s:g} s budget ran out: {'; '.join(parts)}: give the measurement more "
+                        f"time for every figure")
     if not any(p.level == "DRAM" for p in m.bandwidth):
         warnings.append(f"no working set reached 4 × the last-level cache ({binary_bytes(m.plan.dram_min_bytes)}); "
                         f"the memory figure may include cache hits")
@@ -523,6 +716,10 @@ def _warnings(m: Measurement) -> list[str]:
     return warnings
 
 
+def _first_three(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
 UNAVAILABLE = {
     "numpy": {"bf16": "numpy has no bfloat16 dtype", "fp8": "numpy has no fp8 dtype",
               "tf32": "TF32 is a GPU tensor-core mode"},
@@ -531,26 +728,37 @@ UNAVAILABLE = {
 }
 
 
-def measure(options: MeasureOptions) -> Measurement:
-    """Measure this machine's roofline with the chosen backend; see the module docstring."""
+def measure(options: MeasureOptions, clock: Clock = time.perf_counter) -> Measurement:
+    """Measure this machine's roofline with the chosen backend; see the module docstring.
+
+    It ends within ``budget_s`` of its start less ``options.spent_s`` (the time already gone), keeping back
+    ``RESERVE_S`` and ``RESERVE_SHARE`` of the budget for what follows it. Only the headline figures' least
+    runs may take it past: the STREAM arrays' allocation, one trial run of each kernel over the largest
+    working set, and each fast peak's trial calls and warm-up run.
+    """
     if options.budget_s is not None:
         limits.figure("budget_s", options.budget_s, limits.STUDY["budget_s"])
     if options.threads is not None:
         limits.count("threads", options.threads, limits.STUDY["threads"])
+    if not 0 <= options.spent_s < math.inf:
+        raise InputError(f"spent_s must be a number of seconds >= 0, got {options.spent_s!r}")
     choice = choose_backend_here(options.backend, options.device)
     threads = options.threads or system.usable_cpus()
     load_before = system.load_average()
     meter = system.NeighbourMeter()
-    start_s = time.perf_counter()
+    start_s = clock()
     backend = open_backend(choice, threads)
     try:
         plan = plan_measurement(options, backend)
-        schedule = Schedule(plan.budget_s - (time.perf_counter() - start_s),
-                            BANDWIDTH_SHARE + PEAK_SHARE + SHAPE_SHARE, options.progress)
+        reserve_s = RESERVE_S + RESERVE_SHARE * plan.budget_s
+        schedule = Schedule(plan.budget_s - options.spent_s - reserve_s - (clock() - start_s),
+                            BANDWIDTH_SHARE + PEAK_SHARE + SHAPE_SHARE, options.progress, clock=clock)
+        backend.set_fill_deadline(schedule.deadline_s, clock)
         try:
             bandwidth = _measure_bandwidth(backend, plan, schedule)
             peaks = _measure_peaks(backend, plan, schedule)
-            shapes = _measure_shapes(backend, plan, schedule, options.quick)
+            dram = [p for p in bandwidth if p.level == "DRAM"] or [max(bandwidth, key=lambda p: p.requested_bytes)]
+            shapes = _measure_shapes(backend, plan, schedule, options.quick, peaks, max(p.bytes_per_s for p in dram))
         finally:
             schedule.finish()
     finally:
@@ -577,7 +785,8 @@ def measure(options: MeasureOptions) -> Measurement:
         shapes=tuple(shapes),
         load_before=load_before,
         neighbours=neighbours,
-        elapsed_s=time.perf_counter() - start_s,
+        elapsed_s=clock() - start_s,
         warnings=(),
+        skipped=tuple(schedule.skipped),
     )
     return replace(measurement, warnings=tuple(_warnings(measurement)))

@@ -51,6 +51,7 @@ def profile_dict(measurement: Measurement, name: str | None = None) -> dict[str,
         "ridge": m.ridge(),
         "points": m.points(),
         "warnings": list(m.warnings),
+        "unsettled": m.unsettled(),
     }
     return {
         "name": name or f"measured-{_slug(m.host)}",

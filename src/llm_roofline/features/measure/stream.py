@@ -105,6 +105,17 @@ class WorkerPool:
             worker.join()
 
 
+def _aligned_arrays(elements: int, count: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``count`` float64 arrays of ``elements`` each, every one on a 2 MiB boundary in one block; and the block."""
+    import numpy as np
+
+    stride = -(-elements * ELEMENT_BYTES // PAGE_ALIGN_BYTES) * PAGE_ALIGN_BYTES
+    block = np.empty(count * stride + PAGE_ALIGN_BYTES, dtype=np.uint8)
+    start = -block.ctypes.data % PAGE_ALIGN_BYTES
+    return block, [block[start + i * stride:start + i * stride + elements * ELEMENT_BYTES].view(np.float64)
+                   for i in range(count)]
+
+
 def _aligned_empty(elements: int) -> np.ndarray:
     import numpy as np
 
@@ -128,15 +139,17 @@ class NumpyStream:
     """
 
     def __init__(self, threads: int, max_working_set_bytes: int) -> None:
-
         self.pool = WorkerPool(threads)
         self.threads = threads
+        start_s = time.perf_counter()
         per_thread = max_working_set_bytes // (2 * ELEMENT_BYTES * threads)  # copy/scale: the largest slices
         self.region_elements = max(ALIGN_ELEMENTS, per_thread - per_thread % ALIGN_ELEMENTS)
         total = self.region_elements * threads
-        self.a, self.b, self.c = (_aligned_empty(total) for _ in range(3))
+        self._block, (self.a, self.b, self.c) = _aligned_arrays(total, 3)
         self.scratch = [_aligned_empty(TRIAD_BLOCK_ELEMENTS) for _ in range(threads)]
         self.pool.run([self._first_touch(i) for i in range(threads)])
+        # allocating and first touching (page faults) sets how fast memory can be filled: GEMM operands later
+        self.fill_bytes_per_s: float | None = 3 * total * ELEMENT_BYTES / max(time.perf_counter() - start_s, 1e-9)
         idle = [lambda: None] * threads
         self.dispatch_s = statistics.median(self.pool.run(idle) for _ in range(21))  # release + await, no work
 
@@ -212,7 +225,12 @@ class NumpyStream:
                     np.add(bb, w, out=aa)
         return triad_blocked
 
+    def take_memory(self) -> np.ndarray:
+        """The arrays' memory, one block of bytes, already faulted in: once the stream is closed, the caller may
+        reuse it (filling fresh memory of that size can take seconds on a VM)."""
+        return self._block
+
     def close(self) -> None:
-        """Stop the threads and let the arrays go (hundreds of MiB)."""
+        """Stop the threads and let the arrays go (hundreds of MiB), unless ``take_memory`` kept them."""
         self.pool.close()
-        del self.a, self.b, self.c, self.scratch
+        del self.a, self.b, self.c, self.scratch, self._block

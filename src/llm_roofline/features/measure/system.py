@@ -100,6 +100,17 @@ def load_average() -> float | None:
         return None
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc: its start time and the uptime, in clock ticks), or None."""
+    try:
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+        stat = Path("/proc/self/stat").read_text()
+        started_ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, counted after the command name
+        return max(0.0, uptime_s - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def host_name() -> str:
     return socket.gethostname() or "unknown-host"
 
