@@ -2,9 +2,16 @@
 
 The sweep does not have a cost model of its own. It takes the ``transformer.StepPlan`` that
 ``analyze()`` uses — the formulas of ``ops.py`` as coefficients of the step counts — and evaluates
-a whole chunk of configurations as one matrix product; the time of each operator is
-``roofline.roofline``, the function ``analyze()`` calls. Structural choices (model, phase, number
-formats, FlashAttention) are looped over; devices are broadcast along a second axis.
+the FLOPs and bytes of a chunk's operators as matrix products; their times, the step's total and its
+expected time are ``roofline.roofline``, ``roofline.step_time`` and ``efficiency.expected_step_time_s``,
+the functions ``analyze()`` calls. Structural choices (model, phase, number formats, FlashAttention) are
+looped over; devices are broadcast along a second axis.
+
+A chunk of the grid is a few rectangles of batch rows x length columns. A step count that does not vary
+along an axis (a decode step's tokens are the batch, whatever the length) is kept with that axis of 1,
+so each operator is priced over only the axes its costs vary along: a decode step's weight matmuls once
+per batch, its attention at every point. The operators' sums over a group are added with broadcasting:
+the same terms as summing every operator at every point, in another order (tests/test_sweep_engine.py).
 
 Grids are generated and processed in chunks of configurations (points x devices), each point
 found from its index, so memory stays bounded by the chunk whatever the grid's size; the grid's
@@ -381,7 +388,7 @@ def _price(pricing: _Pricing, points: _Points) -> GridResult:
             shares = [*np.empty((3, n_dev, size)), *np.empty((2, size))]
             _price_group(pricing, group, counts_2d, shape, pricing.efficiency[bool(addends)], shares)
             shares = [share.reshape(*share.shape[:-1], *shape) for share in shares]
-            addends = shares if not addends else [total_ + share for total_, share in zip(addends, shares, strict=True)]
+            addends = shares if not addends else [a + share for a, share in zip(addends, shares, strict=True)]
         whole = [group for group, shape in zip(groups, shapes, strict=True) if shape == (rows, columns)]
         if whole:
             _price_group(pricing, whole[0], counts_2d, (rows, columns), pricing.efficiency[bool(addends)], outputs,
