@@ -19,7 +19,7 @@ import pytest
 
 from llm_roofline import InputError, Workload, load_hardware, load_model
 from llm_roofline.core import limits
-from llm_roofline.core.architecture import MLP, Attention, Block
+from llm_roofline.core.architecture import MLP, Attention, Block, ShortConv
 from llm_roofline.core.hardware import custom_hardware
 from llm_roofline.core.limits import Limit
 from llm_roofline.core.models import ModelSpec
@@ -151,6 +151,9 @@ MODEL_FIELDS: dict[str, tuple[str, Callable[[Any], ModelSpec]]] = {
     "position_rows": ("position_rows", lambda v: _model(learned_positions=True, position_rows=v)),
     "layer_count": ("mtp_modules", lambda v: _model(mtp_modules=v)),
     "softcap": ("attn_logit_softcapping", lambda v: _model(Attention(heads=4, kv_heads=2, head_dim=16, softcap=v))),
+    "conv_kernel": ("conv_kernel", lambda v: ModelSpec(
+        name="m", family="lfm2", hidden_size=64, vocab_size=1000, max_position_embeddings=4096,
+        layers=(Block(None, MLP(intermediate_size=128), mixer=ShortConv(kernel=v)),))),
 }
 
 

@@ -1,15 +1,20 @@
 """The architecture description: one record per kind of decoder layer, from which everything is derived.
 
 A model is an embedding, a stack of layers and an output head (``models.ModelSpec``). Each layer is a
-``Block``: an ``Attention`` (multi-head with grouped KV heads, or DeepSeek's multi-head latent
-attention), an ``MLP`` (dense, or a mixture of experts with optional shared experts), and where its
-norms sit. Layers that differ — sliding-window and global attention alternating, dense layers before
-MoE layers, MoE every other layer, layers without RoPE — are simply different ``Block`` values in the
-model's ``layers`` tuple. From this one description come:
+``Block``: its token mixer — an ``Attention`` (multi-head with grouped KV heads, or DeepSeek's multi-head
+latent attention), or a recurrent mixer whose state does not grow with the context (a ``ShortConv``,
+LFM2's gated short convolution; a ``LinearAttention``, Qwen3-Next's Gated DeltaNet; a ``StateSpace``,
+Mamba-2's SSD), or both side by side (Falcon-H1) — an ``MLP`` (dense, or a mixture of experts with
+optional shared experts; none in a pure Mamba-2 stack), and where its norms sit. Layers that differ —
+sliding-window and global attention alternating, dense layers before MoE layers, MoE every other layer,
+layers without RoPE, convolution layers between attention layers — are simply different ``Block``
+values in the model's ``layers`` tuple. From this one description come:
 
 - the weight tensors with their roles (``Block.tensors``) and so the parameter count,
-- the KV cache a layer holds per token (``Attention.cache_elements_per_token``),
-- the attention span that sets how many keys a query reads (``Attention.span``),
+- the KV cache a layer holds per token (``Attention.cache_elements_per_token``) and the recurrent state
+  it holds per sequence (``Block.state_elements``),
+- the attention span that sets how many keys a query reads (``Attention.span``), and the chunk a
+  recurrent mixer's prefill scans in (``LinearAttention.chunk``, ``StateSpace.chunk``),
 - and the operator list of a step (``transformer.step_ops``: each distinct block priced once).
 
 Role names — the weight tensors a number format can be given to — are the constants below; operator
@@ -48,6 +53,14 @@ EXPERT_DOWN_PROJ = "mlp.experts.down_proj"
 SHARED_GATE_PROJ = "mlp.shared.gate_proj"
 SHARED_UP_PROJ = "mlp.shared.up_proj"
 SHARED_DOWN_PROJ = "mlp.shared.down_proj"
+SHARED_EXPERT_GATE = "mlp.shared_expert_gate"  # Qwen3-Next: d -> 1, a sigmoid gate on the shared expert's output
+CONV_IN_PROJ = "conv.in_proj"  # LFM2's short convolution: d -> 3d (the gates B and C, the input x)
+CONV_OUT_PROJ = "conv.out_proj"
+LINEAR_QKVZ_PROJ = "linear_attn.in_proj_qkvz"  # Gated DeltaNet: d -> queries, keys, values and the output gate z
+LINEAR_BA_PROJ = "linear_attn.in_proj_ba"  # Gated DeltaNet: d -> each value head's write strength b and decay a
+LINEAR_OUT_PROJ = "linear_attn.out_proj"
+SSM_IN_PROJ = "ssm.in_proj"  # Mamba-2: d -> the gate z, the scanned x, B, C and each head's step dt
+SSM_OUT_PROJ = "ssm.out_proj"
 LM_HEAD = "lm_head"
 MTP_EH_PROJ = "mtp.eh_proj"  # DeepSeek's multi-token prediction: [norm(embedding), norm(hidden)] (2d) -> d
 VECTORS = "vectors"  # every norm weight, bias and attention sink: kept unquantized
@@ -55,7 +68,8 @@ VECTORS = "vectors"  # every norm weight, bias and attention sink: kept unquanti
 WEIGHT_ROLES = (
     EMBED, POSITIONS, Q_PROJ, K_PROJ, V_PROJ, O_PROJ, Q_A_PROJ, Q_B_PROJ, KV_A_PROJ, KV_B_PROJ,
     ROUTER, GATE_PROJ, UP_PROJ, DOWN_PROJ, FC, PROJ, EXPERT_GATE_PROJ, EXPERT_UP_PROJ, EXPERT_DOWN_PROJ,
-    SHARED_GATE_PROJ, SHARED_UP_PROJ, SHARED_DOWN_PROJ, LM_HEAD, MTP_EH_PROJ, VECTORS,
+    SHARED_GATE_PROJ, SHARED_UP_PROJ, SHARED_DOWN_PROJ, SHARED_EXPERT_GATE, CONV_IN_PROJ, CONV_OUT_PROJ,
+    LINEAR_QKVZ_PROJ, LINEAR_BA_PROJ, LINEAR_OUT_PROJ, SSM_IN_PROJ, SSM_OUT_PROJ, LM_HEAD, MTP_EH_PROJ, VECTORS,
 )
 EXPERT_ROLES = (EXPERT_GATE_PROJ, EXPERT_UP_PROJ, EXPERT_DOWN_PROJ)
 # The decoder layers' projection matrices: what 2:4 structured sparsity prunes (as SparseGPT and
@@ -63,6 +77,7 @@ EXPERT_ROLES = (EXPERT_GATE_PROJ, EXPERT_UP_PROJ, EXPERT_DOWN_PROJ)
 LAYER_MATRIX_ROLES = (
     Q_PROJ, K_PROJ, V_PROJ, O_PROJ, Q_A_PROJ, Q_B_PROJ, KV_A_PROJ, KV_B_PROJ, GATE_PROJ, UP_PROJ, DOWN_PROJ, FC,
     PROJ, EXPERT_GATE_PROJ, EXPERT_UP_PROJ, EXPERT_DOWN_PROJ, SHARED_GATE_PROJ, SHARED_UP_PROJ, SHARED_DOWN_PROJ,
+    CONV_IN_PROJ, CONV_OUT_PROJ, LINEAR_QKVZ_PROJ, LINEAR_BA_PROJ, LINEAR_OUT_PROJ, SSM_IN_PROJ, SSM_OUT_PROJ,
 )
 
 NORMS = ("rmsnorm", "layernorm")
@@ -129,6 +144,7 @@ class Attention:
     kv_lora_rank: int | None = None  # MLA: set for latent attention
     qk_rope_head_dim: int = 0  # MLA: the RoPE part of head_dim, shared by every head's key
     v_head_dim: int = 0  # MLA: the value width per head
+    output_gate: bool = False  # q_proj also gives a gate per channel: o x sigmoid(gate) before o_proj (Qwen3-Next)
 
     def validate(self, where: str) -> None:
         prefix = f"{where}: "
@@ -137,7 +153,9 @@ class Attention:
         if self.heads % self.kv_heads:
             raise InputError(f"{prefix}num_attention_heads ({self.heads}) must be a multiple of "
                              f"num_key_value_heads ({self.kv_heads})")
-        _flags(where, self, ("qkv_bias", "out_bias", "sinks"))
+        _flags(where, self, ("qkv_bias", "out_bias", "sinks", "output_gate"))
+        if self.output_gate and self.kv_lora_rank is not None:
+            raise InputError(f"{prefix}an output gate is modelled for multi-head attention, not latent attention")
         if self.qk_norm is not None and self.qk_norm not in QK_NORMS:
             raise InputError(f"{prefix}qk_norm must be one of {', '.join(QK_NORMS)} or None, got {shown(self.qk_norm)}")
         if self.rope_dim is not None:
@@ -167,6 +185,11 @@ class Attention:
     def q_size(self) -> int:
         """Width of all query heads together."""
         return self.heads * self.head_dim
+
+    @property
+    def q_proj_size(self) -> int:
+        """Width of q_proj's output: the queries, and as many gate channels with an output gate."""
+        return (1 + self.output_gate) * self.q_size
 
     @property
     def kv_size(self) -> int:
@@ -224,9 +247,9 @@ class Attention:
                      matrix(O_PROJ, count, self.out_size, d)]
             vectors += norm_channel_params * rank + self.qkv_bias * (rank + rope) + self.out_bias * d
             return mats, count * vectors
-        mats = [matrix(Q_PROJ, count, d, self.q_size), matrix(K_PROJ, count, d, self.kv_size),
+        mats = [matrix(Q_PROJ, count, d, self.q_proj_size), matrix(K_PROJ, count, d, self.kv_size),
                 matrix(V_PROJ, count, d, self.kv_size), matrix(O_PROJ, count, self.q_size, d)]
-        vectors = self.qkv_bias * (self.q_size + 2 * self.kv_size) + self.out_bias * d + self.sinks * heads
+        vectors = self.qkv_bias * (self.q_proj_size + 2 * self.kv_size) + self.out_bias * d + self.sinks * heads
         if self.qk_norm == "head":
             vectors += 2 * norm_channel_params * self.head_dim
         elif self.qk_norm == "full":
@@ -251,13 +274,14 @@ class MLP:
     experts_per_token: int = 1
     shared_intermediate_size: int = 0
     router_bias: bool = False
+    shared_gate: bool = False  # a d -> 1 projection whose sigmoid scales the shared experts' output (Qwen3-Next)
 
     def validate(self, where: str) -> None:
         for label, field in (("intermediate_size", "intermediate_size"), ("num_experts", "experts"),
                              ("experts_per_token", "experts_per_token"),
                              ("shared_intermediate_size", "shared_intermediate_size")):
             limits.count(label, getattr(self, field), MODEL[field], f"{where}: ")
-        _flags(where, self, ("gated", "bias", "router_bias"))
+        _flags(where, self, ("gated", "bias", "router_bias", "shared_gate"))
         if self.activation not in ACTIVATIONS:
             raise InputError(f"{where}: activation must be one of {', '.join(ACTIVATIONS)}, "
                              f"got {shown(self.activation)}")
@@ -266,6 +290,8 @@ class MLP:
                              f"num_experts ({self.experts})")
         if self.is_moe and not self.gated:
             raise InputError(f"{where}: mixture-of-experts layers are modelled as gated MLPs")
+        if self.shared_gate and not self.shared_intermediate_size:
+            raise InputError(f"{where}: a shared-expert gate needs shared experts (shared_intermediate_size)")
 
     @property
     def is_moe(self) -> bool:
@@ -288,6 +314,8 @@ class MLP:
             shared = self.shared_intermediate_size
             mats += [matrix(SHARED_GATE_PROJ, count, d, shared), matrix(SHARED_UP_PROJ, count, d, shared),
                      matrix(SHARED_DOWN_PROJ, count, shared, d)]
+            if self.shared_gate:
+                mats.append(matrix(SHARED_EXPERT_GATE, count, d, 1))
         vectors = self.router_bias * self.experts + self.bias * self.experts * (2 * inter + d)
         return mats, count * vectors
 
@@ -308,30 +336,207 @@ class MLP:
 
 
 @dataclass(frozen=True, slots=True)
-class Block:
-    """One decoder layer: attention, MLP, and where the norms sit.
+class ShortConv:
+    """LFM2's gated short convolution (a "LIV convolution" block), in place of attention.
 
-    ``pre_norms``: a norm before attention and before the MLP (the usual); ``post_norms``: a norm on
+    ``in_proj`` (d -> 3d) gives two gates B and C and the input x; B x goes through a depthwise causal
+    convolution of ``kernel`` taps over the sequence (each channel its own k weights), C multiplies its
+    output, and ``out_proj`` (d -> d) brings it back. Its cache is the last k - 1 inputs of the
+    convolution per sequence, whatever the context.
+    """
+
+    kernel: int  # conv_L_cache
+    bias: bool = False  # conv_bias: on in_proj, the convolution and out_proj
+
+    name = "conv"
+
+    def validate(self, where: str) -> None:
+        limits.count("conv_kernel", self.kernel, MODEL["conv_kernel"], f"{where}: ")
+        _flags(where, self, ("bias",))
+
+    @property
+    def chunk(self) -> int | None:
+        """A convolution has no chunked scan."""
+        return None
+
+    @property
+    def recurrent_state_elements(self) -> int:
+        return 0
+
+    def conv_channels(self, d: int) -> int:
+        return d
+
+    def tensors(self, d: int, count: int) -> tuple[list[WeightTensor], int]:
+        """(the matrices, the vector parameters: the convolution's taps and the biases) of ``count`` layers."""
+        mats = [matrix(CONV_IN_PROJ, count, d, 3 * d), matrix(CONV_OUT_PROJ, count, d, d)]
+        return mats, count * (d * self.kernel + self.bias * (3 * d + d + d))
+
+
+@dataclass(frozen=True, slots=True)
+class LinearAttention:
+    """Qwen3-Next's Gated DeltaNet: linear attention with the gated delta rule, in place of attention.
+
+    ``in_proj_qkvz`` gives ``key_heads`` query and key heads (``key_head_dim`` wide), ``value_heads`` value
+    heads (``value_head_dim`` wide) and an output gate z as wide as the values; ``in_proj_ba`` a write
+    strength b and a decay a per value head. Queries, keys and values pass a depthwise causal convolution
+    (``conv_kernel`` taps) and SiLU; each value head keeps a ``key_head_dim`` x ``value_head_dim`` state
+    S, decayed and corrected by the delta rule at every token (S <- exp(g) S + beta k (v - S^T k)^T) and
+    read by the query (o = S^T q). Prefill scans in chunks of ``chunk`` tokens (matrix products within a
+    chunk, the state carried between chunks); decode applies the rule once per token. A gated RMSNorm
+    (per value head, times SiLU(z)) and ``out_proj`` close the layer. Its cache per sequence: the states
+    and the convolution's last k - 1 inputs, whatever the context.
+    """
+
+    key_heads: int  # linear_num_key_heads
+    value_heads: int  # linear_num_value_heads
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int  # linear_conv_kernel_dim
+    chunk: int = 64  # the chunk of the prefill scan: flash-linear-attention's and transformers' 64
+
+    name = "linear_attn"
+
+    def validate(self, where: str) -> None:
+        prefix = f"{where}: "
+        for label, limit in (("key_heads", "heads"), ("value_heads", "heads"), ("key_head_dim", "head_dim"),
+                             ("value_head_dim", "head_dim"), ("chunk", "window"), ("conv_kernel", "conv_kernel")):
+            limits.count(label, getattr(self, label), MODEL[limit], prefix)
+        if self.value_heads % self.key_heads:
+            raise InputError(f"{prefix}linear_num_value_heads ({self.value_heads}) must be a multiple of "
+                             f"linear_num_key_heads ({self.key_heads})")
+
+    @property
+    def key_size(self) -> int:
+        return self.key_heads * self.key_head_dim
+
+    @property
+    def value_size(self) -> int:
+        return self.value_heads * self.value_head_dim
+
+    @property
+    def recurrent_state_elements(self) -> int:
+        """One key_head_dim x value_head_dim state per value head."""
+        return self.value_heads * self.key_head_dim * self.value_head_dim
+
+    def conv_channels(self, d: int) -> int:
+        """Queries, keys and values are convolved: 2 x key_size + value_size channels."""
+        return 2 * self.key_size + self.value_size
+
+    def tensors(self, d: int, count: int) -> tuple[list[WeightTensor], int]:
+        """(the matrices, the vector parameters: convolution taps, per-head decay A and its bias, the
+        gated norm's weight) of ``count`` layers."""
+        mats = [matrix(LINEAR_QKVZ_PROJ, count, d, 2 * self.key_size + 2 * self.value_size),
+                matrix(LINEAR_BA_PROJ, count, d, 2 * self.value_heads),
+                matrix(LINEAR_OUT_PROJ, count, self.value_size, d)]
+        vectors = self.conv_channels(d) * self.conv_kernel + 2 * self.value_heads + self.value_head_dim
+        return mats, count * vectors
+
+
+@dataclass(frozen=True, slots=True)
+class StateSpace:
+    """Mamba-2's selective state space (SSD), in place of attention (Mamba-2) or beside it (Falcon-H1).
+
+    ``in_proj`` gives a gate z and the scanned input x (``heads`` x ``head_dim`` = d_inner each), B and C
+    (``groups`` x ``state_size`` each) and one step dt per head; x, B and C pass a depthwise causal
+    convolution (``conv_kernel`` taps) and SiLU. Each head keeps a ``head_dim`` x ``state_size`` state h,
+    h <- exp(dt A) h + dt x B^T at every token, read as y = h C + D x. Prefill scans in chunks of ``chunk``
+    tokens (SSD: matrix products within a chunk, the state passed between chunks); decode updates the
+    state once per token. y times SiLU(z) (through a gated RMSNorm when ``gated_norm``) goes through
+    ``out_proj``. Its cache per sequence: the states and the convolution's last k - 1 inputs.
+    """
+
+    heads: int
+    head_dim: int
+    state_size: int
+    groups: int
+    conv_kernel: int
+    chunk: int
+    conv_bias: bool = True
+    in_bias: bool = False
+    out_bias: bool = False
+    gated_norm: bool = True  # Mamba-2's RMSNormGated; Falcon-H1 without mamba_rms_norm multiplies by SiLU(z) only
+
+    name = "ssm"
+
+    def validate(self, where: str) -> None:
+        prefix = f"{where}: "
+        for label, limit in (("heads", "heads"), ("head_dim", "head_dim"), ("state_size", "head_dim"),
+                             ("groups", "heads"), ("chunk", "window"), ("conv_kernel", "conv_kernel")):
+            limits.count(f"ssm {label}", getattr(self, label), MODEL[limit], prefix)
+        if self.heads % self.groups:
+            raise InputError(f"{prefix}the state-space heads ({self.heads}) must be a multiple of its groups "
+                             f"({self.groups})")
+        _flags(where, self, ("conv_bias", "in_bias", "out_bias", "gated_norm"))
+
+    @property
+    def inner_size(self) -> int:
+        """d_inner: heads x head_dim, the width of x, z and y."""
+        return self.heads * self.head_dim
+
+    @property
+    def recurrent_state_elements(self) -> int:
+        """One head_dim x state_size state per head."""
+        return self.heads * self.head_dim * self.state_size
+
+    def conv_channels(self, d: int) -> int:
+        """x, B and C are convolved: d_inner + 2 x groups x state_size channels."""
+        return self.inner_size + 2 * self.groups * self.state_size
+
+    def tensors(self, d: int, count: int) -> tuple[list[WeightTensor], int]:
+        """(the matrices, the vector parameters: convolution taps and bias, dt's bias, A and D per head, the
+        gated norm's weight, the projections' biases) of ``count`` layers."""
+        inner, conv = self.inner_size, self.conv_channels(d)
+        projected = inner + conv + self.heads
+        mats = [matrix(SSM_IN_PROJ, count, d, projected), matrix(SSM_OUT_PROJ, count, inner, d)]
+        vectors = (conv * self.conv_kernel + self.conv_bias * conv + 3 * self.heads + self.gated_norm * inner
+                   + self.in_bias * projected + self.out_bias * d)
+        return mats, count * vectors
+
+
+Mixer = ShortConv | LinearAttention | StateSpace
+MIXERS = (ShortConv, LinearAttention, StateSpace)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One decoder layer: its token mixer (attention, a recurrent mixer, or both side by side), its MLP, and
+    where the norms sit.
+
+    ``attention`` and ``mixer``: a layer attends, runs a recurrent mixer (``ShortConv``,
+    ``LinearAttention``, ``StateSpace``) in its place, or runs both on the same normed input and adds both
+    outputs to the residual (Falcon-H1). ``mlp``: None for a layer without one (Mamba-2).
+    ``pre_norms``: a norm before the mixer and before the MLP (the usual); ``post_norms``: a norm on
     each sublayer's output before its residual add (Gemma-2/3 have both, OLMo-2 only these).
     ``parallel``: attention and MLP read the same normed input and their outputs are added to the
     residual together (Phi-1/2, GPT-J): one pre-norm, one residual add.
     """
 
-    attention: Attention
-    mlp: MLP
+    attention: Attention | None
+    mlp: MLP | None
     norm: str = "rmsnorm"
     pre_norms: bool = True
     post_norms: bool = False
     parallel: bool = False
+    mixer: Mixer | None = None
 
     def validate(self, where: str) -> None:
         if self.norm not in NORMS:
             raise InputError(f"{where}: norm must be one of {', '.join(NORMS)}, got {shown(self.norm)}")
-        if not isinstance(self.attention, Attention) or not isinstance(self.mlp, MLP):
-            raise InputError(f"{where}: a Block holds an Attention and an MLP")
+        if not (self.attention is None or isinstance(self.attention, Attention)) or not (
+                self.mlp is None or isinstance(self.mlp, MLP)) or not (
+                self.mixer is None or isinstance(self.mixer, MIXERS)):
+            raise InputError(f"{where}: a Block holds an Attention, a recurrent mixer or both, and an MLP or none")
+        if self.attention is None and self.mixer is None:
+            raise InputError(f"{where}: a layer needs a token mixer: an Attention or a recurrent mixer")
         _flags(where, self, ("pre_norms", "post_norms", "parallel"))
-        self.attention.validate(where)
-        self.mlp.validate(where)
+        if self.parallel and (self.attention is None or self.mlp is None or self.mixer is not None):
+            raise InputError(f"{where}: a parallel block runs attention and an MLP side by side")
+        if self.attention is not None:
+            self.attention.validate(where)
+        if self.mixer is not None:
+            self.mixer.validate(where)
+        if self.mlp is not None:
+            self.mlp.validate(where)
 
     @property
     def norm_channel_params(self) -> int:
@@ -340,21 +545,59 @@ class Block:
     @property
     def layer_norms(self) -> int:
         """d-wide norms in the layer."""
-        pre = (1 if self.parallel else 2) if self.pre_norms else 0
-        return pre + 2 * self.post_norms
+        sublayers = 1 + (self.mlp is not None)
+        pre = (1 if self.parallel else sublayers) if self.pre_norms else 0
+        return pre + sublayers * self.post_norms
+
+    @property
+    def mixer_kind(self) -> str:
+        """'attention', the recurrent mixer's name ('conv', 'linear_attn', 'ssm'), or both ('attention+ssm')."""
+        names = (["attention"] if self.attention is not None else []) + (
+            [self.mixer.name] if self.mixer is not None else [])
+        return "+".join(names)
+
+    @property
+    def conv_kernel(self) -> int:
+        """Taps of the recurrent mixer's convolution (0 without one)."""
+        mixer = self.mixer
+        if mixer is None:
+            return 0
+        return mixer.kernel if isinstance(mixer, ShortConv) else mixer.conv_kernel
+
+    def conv_state_elements(self, d: int) -> int:
+        """Elements of the convolution's cache one sequence keeps in this layer: its last k - 1 inputs."""
+        return 0 if self.mixer is None else (self.conv_kernel - 1) * self.mixer.conv_channels(d)
+
+    def state_elements(self, d: int) -> int:
+        """Elements one sequence keeps in this layer whatever the context (in a model ``d`` wide): the
+        recurrent mixer's states and its convolution's cache; 0 for attention alone."""
+        return 0 if self.mixer is None else self.mixer.recurrent_state_elements + self.conv_state_elements(d)
 
     def tensors(self, d: int, count: int) -> tuple[list[WeightTensor], int]:
         """(the matrices, the vector parameters) of ``count`` layers of this block."""
-        attn, attn_vectors = self.attention.tensors(d, count, self.norm_channel_params)
-        mlp, mlp_vectors = self.mlp.tensors(d, count)
-        norms = count * self.layer_norms * self.norm_channel_params * d
-        return attn + mlp, attn_vectors + mlp_vectors + norms
+        mats: list[WeightTensor] = []
+        vectors = count * self.layer_norms * self.norm_channel_params * d
+        if self.attention is not None:
+            attn, attn_vectors = self.attention.tensors(d, count, self.norm_channel_params)
+            mats += attn
+            vectors += attn_vectors
+        if self.mixer is not None:
+            mixer, mixer_vectors = self.mixer.tensors(d, count)
+            mats += mixer
+            vectors += mixer_vectors
+        if self.mlp is not None:
+            mlp, mlp_vectors = self.mlp.tensors(d, count)
+            mats += mlp
+            vectors += mlp_vectors
+        return mats, vectors
 
     def params(self, d: int) -> int:
         mats, vectors = self.tensors(d, 1)
         return sum(t.instances * t.elements for t in mats) + vectors
 
     def active_params(self, d: int) -> int:
+        if self.mlp is None:
+            return self.params(d)
         return self.params(d) - self.mlp.params(d) + self.mlp.active_params(d)
 
 

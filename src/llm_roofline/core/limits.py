@@ -58,6 +58,8 @@ MODEL: dict[str, Limit] = {
     "layer_count": _count(0, 1024, "a number of layers or an index into them: DeepSeek-V3's first_k_dense_replace "
                                    "(3), num_nextn_predict_layers (1), Gemma 3's sliding_window_pattern (6)"),
     "softcap": _figure(1e-3, 1e6, "", "Gemma-2 caps scores at 50 and logits at 30"),
+    "conv_kernel": _count(1, 1 << 10, "a recurrent mixer's short convolution: LFM2's 3 taps, Mamba-2's and "
+                                      "Qwen3-Next's 4"),
 }
 
 # --- a workload: Workload --------------------------------------------------------------------------

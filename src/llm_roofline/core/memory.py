@@ -1,10 +1,12 @@
 """What a deployment keeps in memory: the one footprint every command checks against a device.
 
-    total = weights + KV cache + peak activations + runtime overhead
+    total = weights + KV cache + recurrent state + peak activations + runtime overhead
 
 - **weights**: every tensor in its stored format (``transformer.weight_storage_bytes``);
 - **KV cache**: batch x the context after the step, capped at a sliding window where a layer has one
   (``transformer.kv_cache_bytes``);
+- **recurrent state**: what the layers that do not attend keep per sequence whatever the context (a
+  short convolution's last inputs, linear attention's and state spaces' states: ``transformer.state_bytes``);
 - **peak activations**: the largest live set of one operator's inputs and outputs plus the residual
   stream, over a decode step at that context and over the last chunk of a prompt processed
   ``prefill_chunk_tokens`` at a time (llama.cpp's n_ubatch, 512: ``common/common.h``) — the chunk with the
@@ -39,6 +41,7 @@ from llm_roofline.core.transformer import (
     kv_cache_bytes,
     mla_absorbed,
     on_device,
+    state_bytes,
     step_counts,
     step_plan,
     weight_storage_bytes,
@@ -60,12 +63,13 @@ class MemoryFootprint(NamedTuple):
 
     weight_bytes: float
     kv_cache_bytes: float
-    total_bytes: float  # weights + KV cache + activations + overhead
+    total_bytes: float  # weights + KV cache + recurrent state + activations + overhead
     capacity_bytes: float | None  # the usable memory (None: unknown)
     fits: bool | None
     activation_bytes: float = 0.0
     overhead_bytes: float = 0.0
     headroom_bytes: float | None = None  # capacity - total
+    state_bytes: float = 0.0  # the recurrent mixers' state per sequence x batch (0 for a transformer)
 
     def to_dict(self) -> dict[str, object]:
         return self._asdict()
@@ -114,7 +118,7 @@ def _plans(model: ModelSpec, weights: WeightScheme | NumberFormat, activations: 
            fuse_elementwise: bool) -> dict[bool, StepPlan]:
     """The plans of the footprint's steps, by whether latent attention runs absorbed (one plan unless the
     model has latent attention, whose prefill and decode forms differ)."""
-    latent = any(block.attention.is_mla for block, _ in model.groups)
+    latent = model.is_mla
     forms = {mla_absorbed("prefill", mla), mla_absorbed("decode", mla)} if latent else {False}
     return {absorbed: step_plan(model, weights, activations, kv_format, flash_attention, lm_head_all, absorbed,
                                 fuse_elementwise) for absorbed in forms}
@@ -172,12 +176,13 @@ def grid_footprint_bytes(model: ModelSpec, weights: WeightScheme | NumberFormat,
                     overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
                     prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS, fuse_elementwise: bool = False
                     ) -> tuple[float, Quantity, Quantity, Quantity]:
-    """(weights, KV cache, peak activations, total) in bytes, for numbers or arrays of batch and context."""
+    """(weights, KV cache, peak activations, total) in bytes, for numbers or arrays of batch and context; the
+    total holds the recurrent state too (``transformer.state_bytes``, 0 for a transformer)."""
     weight_bytes = weight_storage_bytes(model, weights, activations)
     kv: Quantity = kv_cache_bytes(model, batch, context, kv_format)
     act = activation_peak(model, weights, activations, kv_format, flash_attention, causal_skip, lm_head_all, mla,
                           batch, context, prefill_chunk_tokens, fuse_elementwise)
-    return weight_bytes, kv, act, weight_bytes + kv + act + overhead_bytes
+    return weight_bytes, kv, act, weight_bytes + kv + state_bytes(model, batch, kv_format) + act + overhead_bytes
 
 
 def context_tokens(workload: Workload) -> int:
@@ -210,8 +215,9 @@ def memory_footprint(model: ModelSpec, hardware: HardwareSpec, workload: Workloa
     workload = on_device(model, workload, hardware)[0]  # 2:4 sparsity stores half the pruned matrices
     weights, kv, act, total = workload_footprint_bytes(model, workload, overhead_bytes, prefill_chunk_tokens)
     capacity = hardware.available_memory_bytes
+    state = float(state_bytes(model, workload.batch, workload.kv_format))
     return MemoryFootprint(weights, kv, total, capacity, None if capacity is None else total <= capacity,
-                           act, overhead_bytes, None if capacity is None else capacity - total)
+                           act, overhead_bytes, None if capacity is None else capacity - total, state)
 
 
 def _largest(fits: Callable[[int], bool], upper: int) -> int:

@@ -131,6 +131,18 @@ class ModelSpec:
         """The block most layers use (the first such): what a single-figure summary describes."""
         return max(self.groups, key=lambda group: group[1])[0]
 
+    @property
+    def _attention(self) -> Attention | None:
+        """The attention most attending layers use (None in a stack without attention: Mamba-2)."""
+        attending = [(block.attention, n) for block, n in self.groups if block.attention is not None]
+        return max(attending, key=lambda group: group[1])[0] if attending else None
+
+    @property
+    def _mlp(self) -> MLP | None:
+        """The MLP most layers with one use (None when no layer has one: Mamba-2)."""
+        with_mlp = [(block.mlp, n) for block, n in self.groups if block.mlp is not None]
+        return max(with_mlp, key=lambda group: group[1])[0] if with_mlp else None
+
     def with_mtp(self) -> ModelSpec:
         """The model with its multi-token-prediction module(s) counted and run each step (DeepSeek-V3/R1 ship
         one: a decoder layer, two norms and a 2d x d projection, sharing the embedding and the output head;
@@ -146,71 +158,87 @@ class ModelSpec:
             changed[block] = change(block)
         return replace(self, layers=tuple(changed[b] for b in self.layers), **fields)
 
-    # --- single figures (the most common block's; uniform in most models) ----------------------------
+    # --- single figures (the most common attention's and MLP's; uniform in most models; 0 without any) ---
 
     @property
     def num_heads(self) -> int:
-        return self.block.attention.heads
+        return 0 if self._attention is None else self._attention.heads
 
     @property
     def num_kv_heads(self) -> int:
-        return self.block.attention.kv_heads
+        return 0 if self._attention is None else self._attention.kv_heads
 
     @property
     def head_dim(self) -> int:
-        return self.block.attention.head_dim
+        return 0 if self._attention is None else self._attention.head_dim
 
     @property
     def q_size(self) -> int:
-        return self.block.attention.q_size
+        return 0 if self._attention is None else self._attention.q_size
 
     @property
     def kv_size(self) -> int:
-        return self.block.attention.kv_size
+        return 0 if self._attention is None else self._attention.kv_size
 
     @property
     def intermediate_size(self) -> int:
-        return self.block.mlp.intermediate_size
+        return 0 if self._mlp is None else self._mlp.intermediate_size
 
     @property
     def activation(self) -> str:
-        return self.block.mlp.activation
+        return "none" if self._mlp is None else self._mlp.activation
 
     @property
     def gated_mlp(self) -> bool:
-        return self.block.mlp.gated
+        return self._mlp is not None and self._mlp.gated
 
     @property
     def is_moe(self) -> bool:
-        return any(block.mlp.is_moe for block, _ in self.groups)
+        return any(block.mlp is not None and block.mlp.is_moe for block, _ in self.groups)
 
     @property
     def num_experts(self) -> int:
         """Routed experts per MoE layer (1 for a dense model)."""
-        return max(block.mlp.experts for block, _ in self.groups)
+        return max((block.mlp.experts for block, _ in self.groups if block.mlp is not None), default=1)
 
     @property
     def experts_per_token(self) -> int:
-        return max(block.mlp.experts_per_token for block, _ in self.groups)
+        return max((block.mlp.experts_per_token for block, _ in self.groups if block.mlp is not None), default=1)
 
     @property
     def moe_layers(self) -> int:
-        return sum(n for block, n in self.groups if block.mlp.is_moe)
+        return sum(n for block, n in self.groups if block.mlp is not None and block.mlp.is_moe)
 
     @property
     def is_mla(self) -> bool:
-        return any(block.attention.is_mla for block, _ in self.groups)
+        return any(block.attention is not None and block.attention.is_mla for block, _ in self.groups)
 
     @property
     def sliding_window(self) -> int | None:
         """The window of the windowed layers (None when no layer has one)."""
-        windows = [block.attention.window for block, _ in self.groups if block.attention.window is not None]
+        windows = [a.window for a in self.attentions if a.window is not None]
         return windows[0] if windows else None
 
     @property
     def windowed_layers(self) -> int:
         """Layers whose attention is limited to the last ``sliding_window`` tokens."""
-        return sum(n for block, n in self.groups if block.attention.window is not None)
+        return sum(n for block, n in self.groups if block.attention is not None and block.attention.window is not None)
+
+    @property
+    def attentions(self) -> tuple[Attention, ...]:
+        """The distinct attentions of the stack's attending layers."""
+        return tuple(dict.fromkeys(block.attention for block, _ in self.groups if block.attention is not None))
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers that attend (and so keep a KV cache that grows with the context)."""
+        return sum(n for block, n in self.groups if block.attention is not None)
+
+    @property
+    def recurrent_layers(self) -> int:
+        """Layers with a recurrent mixer (a short convolution, linear attention, a state space): their cache
+        per sequence does not grow with the context."""
+        return sum(n for block, n in self.groups if block.mixer is not None)
 
     @property
     def post_norms(self) -> bool:
@@ -218,11 +246,11 @@ class ModelSpec:
 
     @property
     def qk_norm(self) -> bool:
-        return self.block.attention.qk_norm is not None
+        return self._attention is not None and self._attention.qk_norm is not None
 
     @property
     def attn_logit_softcapping(self) -> float | None:
-        return self.block.attention.softcap
+        return None if self._attention is None else self._attention.softcap
 
     # --- derived counts ------------------------------------------------------------------------------
 
@@ -251,7 +279,14 @@ class ModelSpec:
     @property
     def kv_cache_elements_per_token(self) -> int:
         """KV cache elements one token of context adds over all layers (before any window caps it)."""
-        return sum(n * block.attention.cache_elements_per_token for block, n in self.groups)
+        return sum(n * block.attention.cache_elements_per_token for block, n in self.groups
+                   if block.attention is not None)
+
+    @property
+    def state_elements_per_sequence(self) -> int:
+        """Elements of recurrent state one sequence keeps over all layers, whatever its context: the recurrent
+        mixers' states and their convolutions' last k - 1 inputs (0 for a transformer)."""
+        return sum(n * block.state_elements(self.hidden_size) for block, n in self.groups)
 
     def weight_tensors(self) -> tuple[WeightTensor, ...]:
         """Every stored weight tensor by role, with its shape; norm weights, biases and sinks as one
@@ -267,7 +302,6 @@ class ModelSpec:
                 f"max_position_embeddings): the figures are the arithmetic's; the model was not trained that long")
 
     def to_dict(self) -> dict[str, object]:
-        block = self.block
         return {
             "name": self.name,
             "display_name": self.display_name or self.name,
@@ -291,13 +325,16 @@ class ModelSpec:
             "experts_per_token": self.experts_per_token,
             "moe_layers": self.moe_layers,
             "active_params": self.active_params,
-            "attention": "mla" if block.attention.is_mla else "mha",
+            "attention": "none" if self._attention is None else "mla" if self._attention.is_mla else "mha",
             "kv_cache_elements_per_token": self.kv_cache_elements_per_token,
+            "attention_layers": self.attention_layers,
+            "recurrent_layers": self.recurrent_layers,
+            "state_elements_per_sequence": self.state_elements_per_sequence,
             "post_norms": self.post_norms,
             "qk_norm": self.qk_norm,
             "attn_logit_softcapping": self.attn_logit_softcapping,
             "final_logit_softcapping": self.final_logit_softcapping,
-            "layer_kinds": [describe_block(b, n) for b, n in self.groups],
+            "layer_kinds": [describe_block(b, n, self.hidden_size) for b, n in self.groups],
             "mtp_modules": self.mtp_modules,
             "mtp_included": self.mtp_included,
             "stored_weights": None if self.stored_weights is None else self.stored_weights.name,
@@ -335,19 +372,26 @@ def _weight_tensors(model: ModelSpec) -> tuple[WeightTensor, ...]:
     return tuple(tensors)
 
 
-def describe_block(block: Block, layers: int) -> dict[str, Any]:
+def describe_block(block: Block, layers: int, hidden_size: int) -> dict[str, Any]:
     """A kind of layer in plain figures (JSON output)."""
-    a, m = block.attention, block.mlp
-    return {
-        "layers": layers,
-        "attention": "mla" if a.is_mla else "mha",
-        "heads": a.heads, "kv_heads": a.kv_heads, "head_dim": a.head_dim,
-        "span": a.span[0], "span_tokens": a.span[1] or None,
-        "rope": a.rotary_dim > 0,
-        "kv_lora_rank": a.kv_lora_rank, "q_lora_rank": a.q_lora_rank,
-        "mlp": "moe" if m.is_moe else "dense",
-        "intermediate_size": m.intermediate_size,
-        "experts": m.experts, "experts_per_token": m.experts_per_token,
-        "shared_intermediate_size": m.shared_intermediate_size,
-    }
-
+    a, m, mixer = block.attention, block.mlp, block.mixer
+    row: dict[str, Any] = {"layers": layers, "mixer": block.mixer_kind}
+    row.update({
+        "attention": "none" if a is None else "mla" if a.is_mla else "mha",
+        "heads": None if a is None else a.heads, "kv_heads": None if a is None else a.kv_heads,
+        "head_dim": None if a is None else a.head_dim,
+        "span": None if a is None else a.span[0], "span_tokens": None if a is None else a.span[1] or None,
+        "rope": a is not None and a.rotary_dim > 0,
+        "kv_lora_rank": None if a is None else a.kv_lora_rank, "q_lora_rank": None if a is None else a.q_lora_rank,
+    })
+    row.update({
+        "mlp": "none" if m is None else "moe" if m.is_moe else "dense",
+        "intermediate_size": 0 if m is None else m.intermediate_size,
+        "experts": 0 if m is None else m.experts, "experts_per_token": 0 if m is None else m.experts_per_token,
+        "shared_intermediate_size": 0 if m is None else m.shared_intermediate_size,
+    })
+    if mixer is not None:
+        row.update({"state_elements": block.state_elements(hidden_size),
+                    "conv_state_elements": block.conv_state_elements(hidden_size),
+                    "conv_kernel": block.conv_kernel, "scan_chunk": mixer.chunk})
+    return row

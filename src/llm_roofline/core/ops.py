@@ -25,6 +25,13 @@ Counting conventions, stated once:
 7. **Mixture of experts.** Each token runs through ``experts_per_token`` (k) of ``experts`` (E) expert
    MLPs: FLOPs are those of T·k token rows. Weights are read once per *distinct* expert a step touches;
    under uniform, independent top-k routing that is E (1 - (1 - k/E)^T) experts in expectation.
+8. **Recurrent state.** A recurrent mixer (short convolution, linear attention, state space) keeps a
+   state per sequence whatever the context: a step reads it for each sequence that resumes from one
+   (``resumed``: a decode step, a later chunk of a prompt) and writes it for every sequence, in the
+   KV-cache format (its ``kv_*`` bytes). A one-token step runs the recurrent form (the state updated
+   once per token); a longer one the chunked form: ``chunks`` = batch x ceil(q_len / C) blocks of C
+   tokens, matrix products inside a block, the state carried from block to block. Padding of the last
+   chunk is not counted (rows are the step's tokens); the C x C products of every chunk are (whole tiles).
 
 Every formula is a pure function of shapes and byte sizes made of arithmetic only, so it evaluates
 on numpy arrays (a grid of configurations) exactly as on Python numbers. And every formula is
@@ -126,7 +133,7 @@ def kind_of(formula: CostFormula) -> str:
     return _BY_FUNCTION[formula].kind
 
 
-ACTIVATION_FLOPS_PER_ELEMENT = {"silu": 4, "gelu_tanh": 9, "gelu": 5, "relu": 1, "swiglu_clamp": 9}
+ACTIVATION_FLOPS_PER_ELEMENT = {"silu": 4, "gelu_tanh": 9, "gelu": 5, "relu": 1, "swiglu_clamp": 9, "sigmoid": 4}
 NORM_FLOPS_PER_ELEMENT = {"rmsnorm": 4, "layernorm": 7}
 SOFTMAX_FLOPS_PER_ELEMENT = 5
 SOFTCAP_FLOPS_PER_ELEMENT = 3
@@ -368,14 +375,17 @@ def expert_linear(tokens: Quantity, experts_per_token: int, experts_touched: Qua
 
 @register("moe_combine", kind="elementwise")
 def moe_combine(tokens: Quantity, experts_per_token: int, width: int, act_bytes: float,
-                shared: bool = False) -> OpCost[Quantity]:
+                shared: bool = False, shared_gate: bool = False) -> OpCost[Quantity]:
     """y = sum over the k chosen experts of routing weight x expert output: a multiply and an add each;
-    ``shared``: the shared experts' output added too (one more read and add)."""
-    # outputs (T, k, width), weights (T, k) [, shared (T, width)] -> y (T, width)
+    ``shared``: the shared experts' output added too (one more read and add); ``shared_gate``: scaled first
+    by the sigmoid of its gate logit (Qwen3-Next: 4 FLOPs per token, a multiply per element)."""
+    # outputs (T, k, width), weights (T, k) [, shared (T, width) [, gate logit (T, 1)]] -> y (T, width)
     routed = tokens * experts_per_token
     return OpCost(
-        flops=2 * routed * width + shared * tokens * width,
-        act_read_bytes=routed * width * act_bytes + routed * act_bytes + shared * tokens * width * act_bytes,
+        flops=2 * routed * width + shared * tokens * width
+        + shared_gate * tokens * (ACTIVATION_FLOPS_PER_ELEMENT["sigmoid"] + width),
+        act_read_bytes=routed * width * act_bytes + routed * act_bytes + shared * tokens * width * act_bytes
+        + shared_gate * tokens * act_bytes,
         act_write_bytes=tokens * width * act_bytes,
     )
 
@@ -393,4 +403,133 @@ def gemm(batch: Quantity, m: Quantity, n: Quantity, k: Quantity, a_bytes: float,
         flops=2 * batch * m * n * k,
         act_read_bytes=batch * m * k * a_bytes + b_copies * k * n * b_bytes,
         act_write_bytes=batch * m * n * c_bytes,
+    )
+
+
+# --- recurrent mixers (convention 8): LFM2's short convolution, Gated DeltaNet, Mamba-2's SSD ---------------------
+
+
+@register("gate", kind="elementwise")
+def gate(elements: Quantity, act_bytes: float, function: str | None = None) -> OpCost[Quantity]:
+    """y = x * g, or x * act(g) (``function``: Qwen3-Next's sigmoid output gate), over ``elements`` values:
+    both operands read, one written (LFM2's B x and C y)."""
+    # x (elements,), g (elements,) -> y (elements,)
+    per_element = 1 + (0 if function is None else ACTIVATION_FLOPS_PER_ELEMENT[function])
+    return OpCost(flops=per_element * elements, act_read_bytes=2 * elements * act_bytes,
+                  act_write_bytes=elements * act_bytes)
+
+
+@register("causal_conv", kind="conv")
+def causal_conv(tokens: Quantity, resumed: Quantity, sequences: Quantity, channels: int, kernel: int,
+                act_bytes: float, state_bytes: float, param_bytes: float, bias: bool = False) -> OpCost[Quantity]:
+    """Depthwise causal convolution along the sequence: each channel of each token is a ``kernel``-tap dot
+    product over its last k inputs (2k FLOPs, + 1 for a bias). The k - 1 inputs before the step come from
+    the convolution's cache (read for each ``resumed`` sequence); the last k - 1 are written back for every
+    sequence. The taps are weights kept unquantized (``param_bytes``), as llama.cpp keeps them."""
+    # x (tokens, channels), cache (sequences, k - 1, channels), w (channels, k) -> y (tokens, channels)
+    cache = (kernel - 1) * channels * state_bytes
+    return OpCost(
+        flops=2 * tokens * channels * kernel + bias * tokens * channels,
+        weight_bytes=(kernel + bias) * channels * param_bytes,
+        act_read_bytes=tokens * channels * act_bytes,
+        act_write_bytes=tokens * channels * act_bytes,
+        kv_read_bytes=resumed * cache,
+        kv_write_bytes=sequences * cache,
+    )
+
+
+def _scan_rows(tokens: Quantity, recurrent_tokens: Quantity) -> Quantity:
+    """The tokens a step scans in chunks: all of them but those of a one-token (recurrent) step."""
+    return tokens - recurrent_tokens
+
+
+@register("gated_delta_rule", kind="scan")
+def gated_delta_rule(tokens: Quantity, recurrent_tokens: Quantity, chunks: Quantity, resumed: Quantity,
+                     sequences: Quantity, key_heads: int, value_heads: int, key_dim: int, value_dim: int, chunk: int,
+                     act_bytes: float, state_bytes: float) -> OpCost[Quantity]:
+    """Gated DeltaNet's core (Qwen3-Next): per value head a key_dim x value_dim state S, per token
+    S <- exp(g) S; S <- S + k (beta (v - S^T k))^T; o = S^T q (q and k L2-normalized, q scaled).
+
+    FLOPs per value head (dk, dv the key and value head widths, C the chunk):
+      every token            6 dk dv      S^T k, the rank-1 update, S^T q (in the chunked form: the three
+                                          products with the carried state, k_cumdecay S, q S, k^T v_new)
+                             + 9          beta = sigmoid(b) 4, g = -exp(A) softplus(a + dt_bias) 5
+      recurrent tokens       dk dv + 2dv  the decay of S, v - S^T k and its scaling by beta
+      chunked tokens         3dk + 3dv    beta k, beta v, q and k decayed, v_new, the output sum
+      every chunk            4C^2 dk      beta k k^T and q k^T
+                             + 2C^2 dv    the intra-chunk scores times v_new
+                             + C(C-1)(dk + dv)  two unit-lower-triangular solves (the UT transform)
+                             + 3C^2 + 2dk dv    the decay mask applied twice; the state decayed and updated
+    and per key head and token 7 dk for the L2 norms of q and k (square, sum, scale; q's 1/sqrt(dk)).
+    Bytes: q, k, v, g and beta read, o written; the state read for each resumed sequence and written for
+    every sequence (cache format); the chunked form (flash-linear-attention's kernels) also writes and
+    reads back each chunk's starting state, the C x C transform of each chunk and the w, u rows of each token.
+    """
+    # q, k (T, Hk, dk), v (T, Hv, dv), g, beta (T, Hv); S (sequences, Hv, dk, dv) -> o (T, Hv, dv)
+    hk, hv, dk, dv, c = key_heads, value_heads, key_dim, value_dim, chunk
+    chunked = _scan_rows(tokens, recurrent_tokens)
+    state = hv * dk * dv
+    flops = (hv * (tokens * (6 * dk * dv + 9) + recurrent_tokens * (dk * dv + 2 * dv) + chunked * (3 * dk + 3 * dv)
+                   + chunks * (4 * c * c * dk + 2 * c * c * dv + c * (c - 1) * (dk + dv) + 3 * c * c + 2 * dk * dv))
+             + hk * tokens * 7 * dk)
+    intermediates = 2 * (chunks * hv * (dk * dv + c * c) + chunked * hv * (dk + dv)) * act_bytes
+    return OpCost(
+        flops=flops,
+        act_read_bytes=tokens * (2 * hk * dk + hv * dv + 2 * hv) * act_bytes + intermediates / 2,
+        act_write_bytes=tokens * hv * dv * act_bytes + intermediates / 2,
+        kv_read_bytes=resumed * state * state_bytes,
+        kv_write_bytes=sequences * state * state_bytes,
+    )
+
+
+@register("ssd_scan", kind="scan")
+def ssd_scan(tokens: Quantity, recurrent_tokens: Quantity, chunks: Quantity, resumed: Quantity, sequences: Quantity,
+             heads: int, head_dim: int, state_size: int, groups: int, chunk: int, act_bytes: float,
+             state_bytes: float) -> OpCost[Quantity]:
+    """Mamba-2's selective state space (SSD): per head a head_dim x state_size state h, per token
+    h <- exp(dt A) h + dt x B^T, y = h C + D x (B and C shared by the heads of a group).
+
+    FLOPs per head (P the head width, N the state size, C the chunk):
+      every token            6 + 2P       dt = softplus(dt + bias) and exp(dt A); the D x skip
+      recurrent tokens       2PN          h C
+                             + 3PN + N    h exp(dt A), dt B times x, their sum
+      chunked tokens         4PN          each chunk's state (B decayed)^T x, and C times the carried state
+                             + N + 3P     B decayed, x dt, the carried part decayed, the two parts summed
+      every chunk            2C^2 P       the masked intra-chunk scores times x
+                             + 3C^2 + 2PN the decay mask (exp of segment sums, applied); the state passed on
+    and per group and chunk 2C^2 N for C B^T (computed once per group, as mamba_ssm's kernels do).
+    Bytes: x, B, C and dt read, y written; the state read for each resumed sequence and written for every
+    sequence (cache format); the chunked form (mamba_ssm's kernels) also writes and reads back each
+    chunk's state and each chunk's C B^T.
+    """
+    # x (T, H, P), B, C (T, G, N), dt (T, H); h (sequences, H, P, N) -> y (T, H, P)
+    p, n, c = head_dim, state_size, chunk
+    chunked = _scan_rows(tokens, recurrent_tokens)
+    state = heads * p * n
+    flops = (heads * (tokens * (6 + 2 * p) + recurrent_tokens * (5 * p * n + n) + chunked * (4 * p * n + n + 3 * p)
+                      + chunks * (2 * c * c * p + 3 * c * c + 2 * p * n))
+             + groups * chunks * 2 * c * c * n)
+    intermediates = 2 * chunks * (state + groups * c * c) * act_bytes
+    return OpCost(
+        flops=flops,
+        act_read_bytes=tokens * (heads * p + 2 * groups * n + heads) * act_bytes + intermediates / 2,
+        act_write_bytes=tokens * heads * p * act_bytes + intermediates / 2,
+        kv_read_bytes=resumed * state * state_bytes,
+        kv_write_bytes=sequences * state * state_bytes,
+    )
+
+
+@register("gated_norm", kind="norm")
+def gated_norm(tokens: Quantity, width: int, weight_width: int, act_bytes: float,
+               param_bytes: float) -> OpCost[Quantity]:
+    """RMSNorm over groups of channels, times SiLU of the gate z (Qwen3-Next's and Mamba-2's gated norm):
+    4 + 4 + 1 FLOPs per element; y and z read, the output written, the weight read (``weight_width``:
+    Mamba-2's spans the width, Qwen3-Next's one head, shared by every head)."""
+    # y (tokens, width), z (tokens, width) -> (tokens, width)
+    elements = tokens * width
+    return OpCost(
+        flops=(NORM_FLOPS_PER_ELEMENT["rmsnorm"] + ACTIVATION_FLOPS_PER_ELEMENT["silu"] + 1) * elements,
+        weight_bytes=weight_width * param_bytes,
+        act_read_bytes=2 * elements * act_bytes,
+        act_write_bytes=elements * act_bytes,
     )

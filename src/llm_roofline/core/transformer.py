@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, 
 
 from llm_roofline.core import architecture as arch
 from llm_roofline.core import compiled, limits, ops
-from llm_roofline.core.architecture import FULL, MLP, Attention, Block, Span
+from llm_roofline.core.architecture import FULL, MLP, Attention, Block, LinearAttention, ShortConv, Span, StateSpace
 from llm_roofline.core.errors import InputError, one_of
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format, product_math
 from llm_roofline.core.models import ModelSpec
@@ -238,19 +238,33 @@ def _chunk_prefix_pairs(length: Quantity, chunk: int) -> Quantity:
 
 class CountLayout(NamedTuple):
     """Which counts a model's steps are affine in: rows, then keys and scores per attention span, then the
-    experts touched per kind of mixture (experts, experts per token)."""
+    experts touched per kind of mixture (experts, experts per token), then — in a model with recurrent
+    mixers — the sequences resuming from a stored state, the tokens of a recurrent (one-token) step and the
+    chunks scanned per chunk size."""
 
     spans: tuple[Span, ...]
     mixtures: tuple[tuple[int, int], ...]
-    size: int  # 2 + 2 x spans + mixtures
+    size: int  # 2 + 2 x spans + mixtures (+ 2 + chunk sizes with recurrent mixers)
+    chunk_sizes: tuple[int, ...] = ()
+    recurrent: bool = False
+
+    @property
+    def recurrent_start(self) -> int:
+        """Index of the first recurrent count (``resumed``)."""
+        return 2 + 2 * len(self.spans) + len(self.mixtures)
 
 
 @functools.lru_cache(maxsize=256)
 def count_layout(model: ModelSpec) -> CountLayout:
     groups = model.groups
-    spans = tuple(dict.fromkeys(block.attention.span for block, _ in groups))
-    mixtures = tuple(dict.fromkeys((b.mlp.experts, b.mlp.experts_per_token) for b, _ in groups if b.mlp.is_moe))
-    return CountLayout(spans, mixtures, 2 + 2 * len(spans) + len(mixtures))
+    spans = tuple(dict.fromkeys(a.span for a in model.attentions))
+    mixtures = tuple(dict.fromkeys((b.mlp.experts, b.mlp.experts_per_token) for b, _ in groups
+                                   if b.mlp is not None and b.mlp.is_moe))
+    mixers = [b.mixer for b, _ in groups if b.mixer is not None]
+    chunk_sizes = tuple(dict.fromkeys(m.chunk for m in mixers if m.chunk is not None))
+    recurrent = bool(mixers)
+    size = 2 + 2 * len(spans) + len(mixtures) + (2 + len(chunk_sizes) if recurrent else 0)
+    return CountLayout(spans, mixtures, size, chunk_sizes, recurrent)
 
 
 class StepCounts(tuple[Quantity, ...], Generic[Quantity]):
@@ -259,7 +273,10 @@ class StepCounts(tuple[Quantity, ...], Generic[Quantity]):
     Each is a total over the batch (numbers, or numpy arrays for a grid of steps), in the order of the
     model's ``CountLayout``: sequences (the rows lm_head scores when only the last token is kept), tokens
     (batch x q_len), then per attention span the cached keys read and the (query, key) scores per head,
-    then per kind of mixture of experts the distinct experts touched (in expectation).
+    then per kind of mixture of experts the distinct experts touched (in expectation), then in a model with
+    recurrent mixers (ops.py, convention 8): the sequences that resume from a stored state (batch when
+    tokens are cached, else 0), the tokens of a recurrent step (batch when q_len is 1, else 0) and per chunk
+    size C the chunks a longer step scans (batch x ceil(q_len / C), 0 for a one-token step).
     """
 
     layout: CountLayout
@@ -288,6 +305,20 @@ class StepCounts(tuple[Quantity, ...], Generic[Quantity]):
     def experts_touched(self, mixture: tuple[int, int]) -> Quantity:
         return self[2 + 2 * len(self.layout.spans) + self.layout.mixtures.index(mixture)]
 
+    @property
+    def resumed(self) -> Quantity:
+        """Sequences whose recurrent state the step reads (they have tokens cached)."""
+        return self[self.layout.recurrent_start]
+
+    @property
+    def recurrent_tokens(self) -> Quantity:
+        """Tokens the recurrent form processes (a one-token step's); the others are scanned in chunks."""
+        return self[self.layout.recurrent_start + 1]
+
+    def chunks(self, size: int) -> Quantity:
+        """Chunks of ``size`` tokens the step scans, over the batch."""
+        return self[self.layout.recurrent_start + 2 + self.layout.chunk_sizes.index(size)]
+
 
 def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
                 causal_skip: bool) -> StepCounts[Quantity]:
@@ -304,6 +335,10 @@ def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Qu
         values += [batch * keys_read(q_len, past_len, span),
                    batch * attention_pairs(q_len, past_len, causal_skip, span)]
     values += [ops.expected_experts_touched(tokens, experts, k) for experts, k in layout.mixtures]
+    if layout.recurrent:
+        one_token = q_len < 2  # the recurrent form; longer steps scan in chunks (ops.py, convention 8)
+        values += [batch * (past_len > 0), tokens * one_token]
+        values += [batch * (-(-q_len // size)) * (1 - one_token) for size in layout.chunk_sizes]
     return StepCounts(layout, values)
 
 
@@ -624,8 +659,11 @@ def _merge_layers(per_kind: list[list[Op[Quantity]]]) -> list[Op[Quantity]]:
         for op in kind_ops:
             index = next((i for i, other in enumerate(merged) if other.name == op.name), None)
             if index is not None and not _same_cost(merged[index], op):
-                op = op._replace(name=f"layer[{number}].{op.name.removeprefix('layer.')}")
-                index = None
+                # the same cost under a kind's own name already (a third kind of layer like the second)?
+                index = next((i for i, other in enumerate(merged) if _kind_free(other.name) == op.name
+                              and other.name != op.name and _same_cost(other, op)), None)
+                if index is None:
+                    op = op._replace(name=f"layer[{number}].{op.name.removeprefix('layer.')}")
             if index is None:
                 merged.insert(position, op)
                 index = position
@@ -633,6 +671,13 @@ def _merge_layers(per_kind: list[list[Op[Quantity]]]) -> list[Op[Quantity]]:
                 merged[index] = merged[index]._replace(instances=merged[index].instances + op.instances)
             position = index + 1
     return merged
+
+
+def _kind_free(name: str) -> str:
+    """'layer[2].mlp.act' -> 'layer.mlp.act': an operator's name without the kind number ``_merge_layers`` gave it."""
+    if not name.startswith("layer["):
+        return name
+    return "layer." + name.split("].", 1)[1]
 
 
 def _same_cost(a: Op[Quantity], b: Op[Quantity]) -> bool:
@@ -658,19 +703,29 @@ def _nonzero(value: object) -> bool:
 
 
 def _block_ops(step: _Step[Quantity], block: Block, layers: int) -> list[Op[Quantity]]:
-    """The operators of ``layers`` layers of one kind, in execution order."""
+    """The operators of ``layers`` layers of one kind, in execution order.
+
+    The norm before the token mixer and the residual add after it keep their attention names
+    (``attn_norm``, ``attn_residual``) whatever the mixer is, so layers of different kinds share them."""
     d, tokens, act = step.model.hidden_size, step.tokens, step.act
     scaled = step.model.residual_scale
     op = _OpMaker(step, layers, "layer.")
     norm = _norm_maker(step, block, op)
     result = [norm("attn_norm", tokens, d)] if block.pre_norms else []
-    result += _attention_ops(step, block, op, norm)
+    if block.mixer is not None:  # a recurrent mixer, alone or beside attention (run first, as Falcon-H1 does)
+        result += _mixer_ops(step, block, op)
+    if block.attention is not None:
+        result += _attention_ops(step, block, op, norm)
     if block.post_norms:
         result.append(norm("attn_post_norm", tokens, d))
     if not block.parallel:
-        result.append(op("attn_residual", "residual", ops.residual_add, tokens, d, act, scaled=scaled))
-        if block.pre_norms:
+        both = block.attention is not None and block.mixer is not None  # two outputs join the residual
+        result.append(op("attn_residual", "residual", ops.residual_add, tokens, d, act, branches=1 + both,
+                         scaled=scaled))
+        if block.pre_norms and block.mlp is not None:
             result.append(norm("mlp_norm", tokens, d))
+    if block.mlp is None:
+        return result
     result += _mlp_ops(step, block.mlp, op)
     if block.post_norms:
         result.append(norm("mlp_post_norm", tokens, d))
@@ -678,6 +733,53 @@ def _block_ops(step: _Step[Quantity], block: Block, layers: int) -> list[Op[Quan
         result.append(op("residual", "residual", ops.residual_add, tokens, d, act, branches=2, scaled=scaled))
     else:
         result.append(op("mlp_residual", "residual", ops.residual_add, tokens, d, act, scaled=scaled))
+    return result
+
+
+def _mixer_ops(step: _Step[Quantity], block: Block, op: _OpMaker[Quantity]) -> list[Op[Quantity]]:
+    """A recurrent mixer's operators (group ``mixer``): its projections, its short convolution (the cache of
+    the last k - 1 inputs), and for linear attention and state spaces the scan over the recurrent state
+    (ops.py, convention 8) and the gated output."""
+    mixer, d, tokens, act, counts = block.mixer, step.model.hidden_size, step.tokens, step.act, step.counts
+    assert mixer is not None
+    resumed, sequences = counts.resumed, counts.sequences
+    channels, kernel = mixer.conv_channels(d), block.conv_kernel
+    if isinstance(mixer, ShortConv):
+        return [_proj(step, op, arch.CONV_IN_PROJ, "mixer", tokens, d, 3 * d, mixer.bias),
+                op("conv.gate_in", "mixer", ops.gate, tokens * d, act),
+                op("conv.conv", "mixer", ops.causal_conv, tokens, resumed, sequences, d, kernel, act, step.kv,
+                   step.param_bytes, mixer.bias),
+                op("conv.gate_out", "mixer", ops.gate, tokens * d, act),
+                _proj(step, op, arch.CONV_OUT_PROJ, "mixer", tokens, d, d, mixer.bias)]
+    name = mixer.name
+    conv_bias = isinstance(mixer, StateSpace) and mixer.conv_bias
+    conv: list[Op[Quantity]] = [
+        op(f"{name}.conv", "mixer", ops.causal_conv, tokens, resumed, sequences, channels, kernel, act, step.kv,
+           step.param_bytes, conv_bias),
+        op(f"{name}.conv_act", "mixer", ops.activation, tokens, channels, "silu", False, act)]
+    recurrent_tokens, chunks = counts.recurrent_tokens, counts.chunks(mixer.chunk)
+    if isinstance(mixer, LinearAttention):
+        result = [_proj(step, op, arch.LINEAR_QKVZ_PROJ, "mixer", tokens, d, 2 * mixer.key_size + 2 * mixer.value_size,
+                        False),
+                  _proj(step, op, arch.LINEAR_BA_PROJ, "mixer", tokens, d, 2 * mixer.value_heads, False)]
+        result += conv
+        result += [op("linear_attn.scan", "mixer", ops.gated_delta_rule, tokens, recurrent_tokens, chunks, resumed,
+                      sequences, mixer.key_heads, mixer.value_heads, mixer.key_head_dim, mixer.value_head_dim,
+                      mixer.chunk, act, step.kv),
+                   op("linear_attn.norm", "mixer", ops.gated_norm, tokens, mixer.value_size, mixer.value_head_dim, act,
+                      step.param_bytes),
+                   _proj(step, op, arch.LINEAR_OUT_PROJ, "mixer", tokens, mixer.value_size, d, False)]
+        return result
+    inner = mixer.inner_size
+    result = [_proj(step, op, arch.SSM_IN_PROJ, "mixer", tokens, d, inner + channels + mixer.heads, mixer.in_bias)]
+    result += conv
+    result.append(op("ssm.scan", "mixer", ops.ssd_scan, tokens, recurrent_tokens, chunks, resumed, sequences,
+                     mixer.heads, mixer.head_dim, mixer.state_size, mixer.groups, mixer.chunk, act, step.kv))
+    if mixer.gated_norm:  # RMSNorm(y x SiLU(z)) (Mamba-2), or y x SiLU(z) alone (Falcon-H1 without mamba_rms_norm)
+        result.append(op("ssm.norm", "mixer", ops.gated_norm, tokens, inner, inner, act, step.param_bytes))
+    else:
+        result.append(op("ssm.gate", "mixer", ops.activation, tokens, inner, "silu", True, act))
+    result.append(_proj(step, op, arch.SSM_OUT_PROJ, "mixer", tokens, inner, d, mixer.out_bias))
     return result
 
 
@@ -701,15 +803,18 @@ def _proj(step: _Step[Quantity], op: _OpMaker[Quantity], role: str, group: str, 
 def _attention_ops(step: _Step[Quantity], block: Block, op: _OpMaker[Quantity],
                    norm: _NormMaker[Quantity]) -> list[Op[Quantity]]:
     a, d, tokens = block.attention, step.model.hidden_size, step.tokens
+    assert a is not None
     if a.is_mla:
         return _latent_attention_ops(step, block, op, norm)
-    result = [_proj(step, op, arch.Q_PROJ, "attention", tokens, d, a.q_size, a.qkv_bias),
+    result = [_proj(step, op, arch.Q_PROJ, "attention", tokens, d, a.q_proj_size, a.qkv_bias),
               _proj(step, op, arch.K_PROJ, "attention", tokens, d, a.kv_size, a.qkv_bias, to_kv=True),
               _proj(step, op, arch.V_PROJ, "attention", tokens, d, a.kv_size, a.qkv_bias, to_kv=True)]
     result += _qk_norms(step, a, norm)
     if a.rotary_dim:
         result.append(op("attn.rope", "attention", ops.rope, tokens, a.heads, a.kv_heads, a.rotary_dim, step.act))
     result += _attention_core(step, a, op, (a.heads, a.kv_heads, a.head_dim, step.act, step.kv), a.head_dim)
+    if a.output_gate:  # o x sigmoid(gate), the gate from q_proj's second half (Qwen3-Next)
+        result.append(op("attn.gate", "attention", ops.gate, tokens * a.q_size, step.act, function="sigmoid"))
     result.append(_proj(step, op, arch.O_PROJ, "attention", tokens, a.q_size, d, a.out_bias))
     return result
 
@@ -767,7 +872,7 @@ def _latent_attention_ops(step: _Step[Quantity], block: Block, op: _OpMaker[Quan
     (as engines do for decode: FlashMLA, vLLM, SGLang). Derivations in docs/cost-model.md.
     """
     a, d, tokens, act = block.attention, step.model.hidden_size, step.tokens, step.act
-    assert a.kv_lora_rank is not None
+    assert a is not None and a.kv_lora_rank is not None
     rank, rope, nope, heads = a.kv_lora_rank, a.qk_rope_head_dim, a.nope_head_dim, a.heads
     if a.q_lora_rank is None:
         result = [_proj(step, op, arch.Q_PROJ, "attention", tokens, d, a.q_size, False)]
@@ -825,7 +930,10 @@ def _mlp_ops(step: _Step[Quantity], mlp: MLP, op: _OpMaker[Quantity]) -> list[Op
                    _proj(step, op, arch.SHARED_UP_PROJ, "ffn", tokens, d, shared, False),
                    op("mlp.shared.act", "ffn", ops.activation, tokens, shared, mlp.activation, True, act),
                    _proj(step, op, arch.SHARED_DOWN_PROJ, "ffn", tokens, shared, d, False)]
-    result.append(op("mlp.combine", "ffn", ops.moe_combine, tokens, k, d, act, shared=shared > 0))
+    if mlp.shared_gate:
+        result.append(_proj(step, op, arch.SHARED_EXPERT_GATE, "ffn", tokens, d, 1, False))
+    result.append(op("mlp.combine", "ffn", ops.moe_combine, tokens, k, d, act, shared=shared > 0,
+                     shared_gate=mlp.shared_gate))
     return result
 
 
@@ -847,11 +955,21 @@ def kv_cache_bytes(model: ModelSpec, batch: Quantity, context_len: Quantity, kv_
     return kv_format.tensor_bytes(batch * elements)
 
 
+def state_bytes(model: ModelSpec, batch: Quantity, kv_format: NumberFormat) -> Quantity:
+    """Recurrent state held for ``batch`` sequences, whatever their context: every recurrent mixer's states and
+    its convolution's last k - 1 inputs (``ModelSpec.state_elements_per_sequence``), in the KV cache's format
+    (0 for a transformer). It replaces the KV cache in the layers that do not attend, and joins it in the
+    footprint (``memory.py``)."""
+    return kv_format.tensor_bytes(batch * model.state_elements_per_sequence)
+
+
 @functools.lru_cache(maxsize=256)
 def _cache_terms(model: ModelSpec) -> tuple[tuple[int, Span], ...]:
     """(cache elements per token over the layers of a span, the span), one per span the model has."""
     terms: dict[Span, int] = {}
     for block, layers in model.groups:
+        if block.attention is None:
+            continue
         span = block.attention.span
         terms[span] = terms.get(span, 0) + layers * block.attention.cache_elements_per_token
     return tuple((per_token, span) for span, per_token in terms.items())

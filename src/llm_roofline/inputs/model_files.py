@@ -15,7 +15,7 @@ from typing import Any
 
 from llm_roofline.core import architecture as arch
 from llm_roofline.core import limits
-from llm_roofline.core.architecture import MLP, Attention, Block
+from llm_roofline.core.architecture import MLP, Attention, Block, LinearAttention, ShortConv, StateSpace
 from llm_roofline.core.errors import InputError, shown
 from llm_roofline.core.formats import WeightScheme, get_format
 from llm_roofline.core.limits import MODEL, Limit
@@ -33,22 +33,28 @@ _HF_ACTIVATIONS = {
 CONFIG_LIMITS: dict[str, str] = {
     **dict.fromkeys(("num_hidden_layers", "n_layer"), "layers"),
     **dict.fromkeys(("hidden_size", "n_embd"), "hidden_size"),
-    **dict.fromkeys(("num_attention_heads", "n_head"), "heads"),
+    **dict.fromkeys(("num_attention_heads", "n_head", "num_heads", "linear_num_key_heads", "linear_num_value_heads",
+                     "mamba_n_heads", "n_groups", "mamba_n_groups"), "heads"),
     "num_key_value_heads": "kv_heads",
-    **dict.fromkeys(("head_dim", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"), "head_dim"),
+    **dict.fromkeys(("head_dim", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "linear_key_head_dim",
+                     "linear_value_head_dim", "mamba_d_head", "state_size", "mamba_d_state"), "head_dim"),
     **dict.fromkeys(("q_lora_rank", "kv_lora_rank"), "lora_rank"),
-    **dict.fromkeys(("intermediate_size", "ffn_dim", "n_inner", "moe_intermediate_size", "intermediate_size_mlp"),
+    **dict.fromkeys(("intermediate_size", "ffn_dim", "n_inner", "moe_intermediate_size", "intermediate_size_mlp",
+                     "shared_expert_intermediate_size", "block_ff_dim", "block_multiple_of", "mamba_d_ssm"),
                     "intermediate_size"),
     **dict.fromkeys(("num_local_experts", "num_experts", "n_routed_experts", "n_shared_experts"), "experts"),
     "num_experts_per_tok": "experts_per_token",
     "vocab_size": "vocab_size",
     **dict.fromkeys(("max_position_embeddings", "n_positions"), "max_position_embeddings"),
-    **dict.fromkeys(("sliding_window", "attention_chunk_size"), "window"),
+    **dict.fromkeys(("sliding_window", "attention_chunk_size", "chunk_size", "mamba_chunk_size"), "window"),
     **dict.fromkeys(("no_rope_layer_interval", "decoder_sparse_step", "interleave_moe_layer_step",
                      "sliding_window_pattern", "max_window_layers", "first_k_dense_replace",
-                     "num_nextn_predict_layers"), "layer_count"),
+                     "num_nextn_predict_layers", "full_attention_interval"), "layer_count"),
     **dict.fromkeys(("attn_logit_softcapping", "final_logit_softcapping"), "softcap"),
+    **dict.fromkeys(("conv_L_cache", "linear_conv_kernel_dim", "conv_kernel", "mamba_d_conv"), "conv_kernel"),
 }
+# LFM2's block_ffn_dim_multiplier scales its MLP's width before rounding (1.0 in every release).
+FFN_MULTIPLIER = Limit(1e-3, 1e3, False, "", "LFM2's block_ffn_dim_multiplier: 1.0 in every release")
 
 
 def config_limit(key: str) -> Limit:
@@ -138,8 +144,8 @@ class _Config:
             raise InputError(f"{self.where}: '{key}' must be a list of layer indices, each from 0 to {layers - 1}")
         return set(value)
 
-    def rope_fraction(self) -> float:
-        """partial_rotary_factor (top level, or inside rope_parameters / rope_scaling); 1 when unset."""
+    def rope_fraction(self, default: float = 1.0) -> float:
+        """partial_rotary_factor (top level, or inside rope_parameters / rope_scaling); ``default`` when unset."""
         for holder in (self.data, self.data.get("rope_parameters"), self.data.get("rope_scaling")):
             if isinstance(holder, dict) and holder.get("partial_rotary_factor") is not None:
                 value = holder["partial_rotary_factor"]
@@ -147,7 +153,7 @@ class _Config:
                     raise InputError(f"{self.where}: 'partial_rotary_factor' must be between 0 and 1, got "
                                      f"{shown(value)}")
                 return float(value)
-        return 1.0
+        return default
 
 
 def _attention(cfg: _Config, *, qkv_bias: bool | None = None, out_bias: bool | None = None,
@@ -477,6 +483,122 @@ def _gpt2(cfg: _Config, name: str) -> ModelSpec:
     )
 
 
+def _lfm2(cfg: _Config, name: str) -> ModelSpec:
+    # transformers' Lfm2: layers listed in layer_types as "conv" (or, in the first releases' spelling, not in
+    # full_attn_idxs) run a gated short convolution instead of attention; the attention has per-head q/k norms
+    # and no biases; the MLP is a SwiGLU whose width is 2/3 of block_ff_dim (or intermediate_size), times
+    # block_ffn_dim_multiplier, rounded up to block_multiple_of (block_auto_adjust_ff_dim); embeddings tied.
+    layers = _layers(cfg)
+    kinds = cfg.per_layer("layer_types", layers)
+    if kinds is None:
+        attending = cfg.layer_indices("full_attn_idxs", layers)
+        kinds = ["full_attention" if attending is None or i in attending else "conv" for i in range(layers)]
+    for kind in kinds:
+        if kind not in ("full_attention", "conv"):
+            raise InputError(f"{cfg.where}: unsupported layer type {shown(kind)} in 'layer_types'; supported: "
+                             f"full_attention, conv")
+    width = cfg.int("block_ff_dim", "intermediate_size")  # transformers: block_ff_dim replaces intermediate_size
+    if cfg.bool("block_auto_adjust_ff_dim", True):
+        width = int(2 * width / 3)
+        multiplier = cfg.data.get("block_ffn_dim_multiplier", 1.0)
+        if multiplier is not None:
+            factor = limits.figure("'block_ffn_dim_multiplier'", multiplier, FFN_MULTIPLIER, f"{cfg.where}: ")
+            multiple = cfg.int("block_multiple_of", default=256)
+            width = multiple * -(-int(factor * width) // multiple)
+    mlp = MLP(intermediate_size=limits.count("the MLP width", width, MODEL["intermediate_size"], f"{cfg.where}: "))
+    attention = _attention(cfg, qkv_bias=False, out_bias=False, qk_norm="head")
+    conv = ShortConv(kernel=cfg.int("conv_L_cache", default=3), bias=cfg.bool("conv_bias", False))
+    blocks = [Block(attention, mlp) if kind == "full_attention" else Block(None, mlp, mixer=conv) for kind in kinds]
+    tied = cfg.bool("tie_embedding", cfg.bool("tie_word_embeddings", True))
+    return replace(_model(cfg, name, "lfm2", blocks), tied_embeddings=tied)
+
+
+def _qwen3_next(cfg: _Config, name: str) -> ModelSpec:
+    # transformers' Qwen3Next: three Gated DeltaNet layers for every gated full-attention layer
+    # (full_attention_interval, or layer_types); the attention has per-head q/k norms, RoPE on a quarter of each
+    # head (partial_rotary_factor) and an output gate from q_proj; layers are a mixture of experts with a gated
+    # shared expert (unless listed in mlp_only_layers). Defaults are transformers' (Qwen3-Next-80B-A3B's).
+    layers = _layers(cfg)
+    kinds = cfg.per_layer("layer_types", layers)
+    if kinds is None:
+        interval = cfg.int("full_attention_interval", default=4)
+        kinds = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(layers)]
+    for kind in kinds:
+        if kind not in ("full_attention", "linear_attention"):
+            raise InputError(f"{cfg.where}: unsupported layer type {shown(kind)} in 'layer_types'; supported: "
+                             f"full_attention, linear_attention")
+    heads = cfg.int("num_attention_heads", default=16)
+    head_dim = cfg.int("head_dim", default=256)
+    bias = cfg.bool("attention_bias", False)
+    attention = Attention(heads=heads, kv_heads=cfg.int("num_key_value_heads", default=2), head_dim=head_dim,
+                          qkv_bias=bias, out_bias=bias, qk_norm="head", output_gate=True,
+                          rope_dim=int(head_dim * cfg.rope_fraction(default=0.25)))
+    linear = LinearAttention(key_heads=cfg.int("linear_num_key_heads", default=16),
+                             value_heads=cfg.int("linear_num_value_heads", default=32),
+                             key_head_dim=cfg.int("linear_key_head_dim", default=128),
+                             value_head_dim=cfg.int("linear_value_head_dim", default=128),
+                             conv_kernel=cfg.int("linear_conv_kernel_dim", default=4))
+    dense_only = cfg.layer_indices("mlp_only_layers", layers) or set()
+    step = cfg.int("decoder_sparse_step", default=1)
+    dense = _dense_mlp(cfg)
+    experts = (replace(_moe(cfg, "moe_intermediate_size", ("num_experts",)),
+                       shared_intermediate_size=cfg.count("shared_expert_intermediate_size", 512), shared_gate=True)
+               if cfg.count("num_experts", 512) > 0 else None)
+    if experts is not None and not experts.shared_intermediate_size:
+        raise InputError(f"{cfg.where}: 'shared_expert_intermediate_size' must be positive: Qwen3-Next's experts "
+                         f"have a shared expert")
+    blocks = []
+    for i, kind in enumerate(kinds):
+        mlp = experts if experts is not None and i not in dense_only and (i + 1) % step == 0 else dense
+        blocks.append(Block(attention, mlp) if kind == "full_attention" else Block(None, mlp, mixer=linear))
+    return _model(cfg, name, "qwen3_next", blocks)
+
+
+def _mamba2(cfg: _Config, name: str) -> ModelSpec:
+    # transformers' Mamba2: each layer a norm and a Mamba-2 mixer, no MLP and no attention; d_inner is
+    # num_heads x head_dim (transformers checks it equals expand x hidden_size); the mixer's output goes
+    # through a gated RMSNorm; use_bias on in_proj and out_proj, use_conv_bias on the convolution.
+    # A state space has no position table: its context is the longest a workload may have unless set.
+    use_bias = cfg.bool("use_bias", False)
+    ssm = StateSpace(heads=cfg.int("num_heads", default=128), head_dim=cfg.int("head_dim", default=64),
+                     state_size=cfg.int("state_size", default=128), groups=cfg.int("n_groups", default=8),
+                     conv_kernel=cfg.int("conv_kernel", default=4), chunk=cfg.int("chunk_size", default=256),
+                     conv_bias=cfg.bool("use_conv_bias", True), in_bias=use_bias, out_bias=use_bias)
+    block = Block(None, None, mixer=ssm)
+    context = cfg.int("max_position_embeddings", default=int(limits.WORKLOAD["seq_len"].high))
+    return replace(_model(cfg, name, "mamba2", [block] * _layers(cfg)), max_position_embeddings=context)
+
+
+def _falcon_h1(cfg: _Config, name: str) -> ModelSpec:
+    # transformers' FalconH1: every layer runs a Mamba-2 mixer and GQA attention side by side on the same
+    # normed input and adds both outputs to the residual, then a SwiGLU MLP. The mixer is mamba_d_ssm wide
+    # (transformers' default 1024; null: mamba_n_heads x mamba_d_head); its output is multiplied by SiLU(z),
+    # through a gated RMSNorm when mamba_rms_norm. The muP multipliers (embedding, key, attention and SSM in
+    # and out, the MLP's, lm_head's) are constants folded into the weights (llama.cpp's converter does so):
+    # they add no operators.
+    heads = cfg.int("mamba_n_heads", default=128)
+    d_head = cfg.data.get("mamba_d_head", "auto")
+    d_ssm = cfg.data.get("mamba_d_ssm", 1024)
+    if d_ssm is None:
+        if d_head == "auto":
+            raise InputError(f"{cfg.where}: give 'mamba_d_ssm' or 'mamba_d_head' (the mixer's width)")
+        d_ssm = heads * cfg.int("mamba_d_head")
+    inner = limits.count("'mamba_d_ssm'", d_ssm, config_limit("mamba_d_ssm"), f"{cfg.where}: ")
+    head_dim = inner // heads if d_head == "auto" else cfg.int("mamba_d_head")
+    if head_dim * heads != inner:
+        raise InputError(f"{cfg.where}: mamba_d_head ({head_dim}) x mamba_n_heads ({heads}) must equal mamba_d_ssm "
+                         f"({inner})")
+    ssm = StateSpace(heads=heads, head_dim=head_dim, state_size=cfg.int("mamba_d_state", default=256),
+                     groups=cfg.int("mamba_n_groups", default=1), conv_kernel=cfg.int("mamba_d_conv", default=4),
+                     chunk=cfg.int("mamba_chunk_size", default=256), conv_bias=cfg.bool("mamba_conv_bias", True),
+                     in_bias=cfg.bool("mamba_proj_bias", False), out_bias=cfg.bool("projectors_bias", False),
+                     gated_norm=cfg.bool("mamba_rms_norm", False))
+    attention = _attention(cfg)
+    mlp = _dense_mlp(cfg)
+    blocks = [Block(attention, mlp, mixer=ssm)] * _layers(cfg)
+    return _model(cfg, name, "falcon_h1", blocks)
+
+
 FAMILIES: dict[str, Callable[[_Config, str], ModelSpec]] = {
     "llama": _llama,
     "mistral": _mistral,
@@ -497,6 +619,10 @@ FAMILIES: dict[str, Callable[[_Config, str], ModelSpec]] = {
     "gpt_oss": _gpt_oss,
     "deepseek_v3": _deepseek_v3,
     "llama4_text": _llama4_text,
+    "lfm2": _lfm2,
+    "qwen3_next": _qwen3_next,
+    "mamba2": _mamba2,
+    "falcon_h1": _falcon_h1,
 }
 
 
