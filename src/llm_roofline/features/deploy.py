@@ -40,7 +40,13 @@ from llm_roofline.core.memory import (  # re-exported: the footprint lived here 
 )
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import Analysis, analyze
-from llm_roofline.core.transformer import Workload, kv_cache_bytes, vector_param_bytes, weight_storage_bytes
+from llm_roofline.core.transformer import (
+    Workload,
+    kv_cache_bytes,
+    state_bytes,
+    vector_param_bytes,
+    weight_storage_bytes,
+)
 
 _NON_LAYER_ROLES = ("embed", "embed.positions", "lm_head")
 
@@ -166,7 +172,8 @@ def offload_to_storage(model: ModelSpec, hardware: HardwareSpec, workload: Workl
     if footprint.capacity_bytes is None:
         raise InputError(f"hardware '{hardware.name}' has no memory capacity: give one (memory_bytes)")
     layer_bytes, outside_bytes = _layer_split(model, workload)
-    room = footprint.capacity_bytes - footprint.kv_cache_bytes - footprint.activation_bytes - overhead_bytes
+    room = (footprint.capacity_bytes - footprint.kv_cache_bytes - footprint.state_bytes - footprint.activation_bytes
+            - overhead_bytes)
     room -= outside_bytes
     resident = max(0, min(model.num_layers, math.floor(room / layer_bytes))) if room > 0 else 0
     streamed = model.num_layers - resident
@@ -271,7 +278,8 @@ def _split(model: ModelSpec, accelerator: HardwareSpec, host: HardwareSpec, work
     scheme = workload.weight_scheme(model)
     output_bytes = sum(scheme.format_for(t.role).tensor_bytes(t.elements, t.rows, t.columns)
                        for t in model.weight_tensors() if t.role == "lm_head")
-    kv_per_layer = kv_cache_bytes(model, workload.batch, context_tokens(workload), workload.kv_format) / layers
+    kv_per_layer = (kv_cache_bytes(model, workload.batch, context_tokens(workload), workload.kv_format)
+                    + state_bytes(model, workload.batch, workload.kv_format)) / layers
     activations = peak_activation_bytes(model, workload, prefill_chunk_tokens)
     accelerator_bytes = (on_accelerator * (layer_bytes + kv_per_layer)
                          + (output_bytes if output_on_accelerator else 0.0) + activations + overhead_bytes)
@@ -337,6 +345,9 @@ def tensor_parallel_shard(model: ModelSpec, devices: int) -> ModelSpec:
     replicated when there are fewer than N (as vLLM does)."""
     def shard(block: Block) -> Block:
         a, m = block.attention, block.mlp
+        if a is None or m is None or block.mixer is not None:
+            raise InputError(f"tensor parallelism is modelled for attention and MLP layers; {model.name} has "
+                             f"{block.mixer_kind} layers" + ("" if m is not None else " without an MLP"))
         if a.heads % devices or m.intermediate_size % devices or m.shared_intermediate_size % devices:
             raise InputError(f"tensor parallelism over {devices} devices needs the heads ({a.heads}) and the "
                              f"MLP width ({m.intermediate_size}) to be multiples of {devices}")
@@ -442,7 +453,8 @@ def pipeline_parallel(model: ModelSpec, hardware: HardwareSpec, workload: Worklo
                   for t in model.weight_tensors() if t.role in _NON_LAYER_ROLES}
     first_bytes = role_bytes.get("embed", 0.0) + role_bytes.get("embed.positions", 0.0)
     last_bytes = role_bytes.get("lm_head", 0.0)
-    kv_bytes = kv_cache_bytes(model, workload.batch, context_tokens(workload), workload.kv_format)
+    kv_bytes = (kv_cache_bytes(model, workload.batch, context_tokens(workload), workload.kv_format)
+                + state_bytes(model, workload.batch, workload.kv_format))
     kv_per_layer = kv_bytes / model.num_layers
     activations = peak_activation_bytes(model, micro, prefill_chunk_tokens)
     capacity = hardware.available_memory_bytes

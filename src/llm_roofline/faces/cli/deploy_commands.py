@@ -170,6 +170,7 @@ def _cmd_fit(args: argparse.Namespace) -> str:
         f"KV cache {workload.kv_format.name}, batch {report.batch}, context {report.context_tokens} tokens",
         f"weights               {si(f.weight_bytes, 'B')}",
         f"KV cache              {si(f.kv_cache_bytes, 'B')}",
+        *([f"recurrent state       {si(f.state_bytes, 'B')}"] if f.state_bytes else []),
         f"activations (peak)    {si(f.activation_bytes, 'B')}",
         f"runtime overhead      {si(f.overhead_bytes, 'B')}",
         f"total                 {si(f.total_bytes, 'B')} of {_capacity(f.capacity_bytes)} usable: fits {_yes(f.fits)}",

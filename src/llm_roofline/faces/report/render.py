@@ -74,7 +74,9 @@ def analysis_text(result: Analysis) -> str:
         f"expected               {seconds(totals.expected_time_s)}, {totals.expected_tokens_per_s:.4g} tokens/s  "
         f"(what engines reach: the efficiency model, docs/validation.md)",
         f"memory needed          {si(memory.total_bytes, 'B')} = weights {si(memory.weight_bytes, 'B')} "
-        f"+ KV cache {si(memory.kv_cache_bytes, 'B')} + activations {si(memory.activation_bytes, 'B')} "
+        f"+ KV cache {si(memory.kv_cache_bytes, 'B')} "
+        + (f"+ recurrent state {si(memory.state_bytes, 'B')} " if memory.state_bytes else "")
+        + f"+ activations {si(memory.activation_bytes, 'B')} "
         f"+ runtime {si(memory.overhead_bytes, 'B')}; capacity {capacity}; fits: {fits}",
         *(f"warning: {text}" for text in result.warnings),
     ]

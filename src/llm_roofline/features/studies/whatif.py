@@ -117,7 +117,10 @@ def apply_change(model: ModelSpec, workload: Workload, change: Change) -> tuple[
         if model.is_mla:
             raise InputError("kv-heads does not apply to latent attention (MLA caches one latent per token)")
         kv_heads = _integer(change)
-        return model.map_blocks(lambda b: replace(b, attention=replace(b.attention, kv_heads=kv_heads))), workload
+        if not model.attention_layers:
+            raise InputError(f"kv-heads does not apply to {model.name}: no layer attends")
+        return model.map_blocks(lambda b: b if b.attention is None else replace(
+            b, attention=replace(b.attention, kv_heads=kv_heads))), workload
     changed: dict[str, Callable[[], Workload]] = {
         "flash-attention": lambda: replace(workload, flash_attention=_switch(change)),
         "causal-skip": lambda: replace(workload, causal_skip=_switch(change)),
