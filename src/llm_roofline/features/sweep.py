@@ -71,11 +71,12 @@ DEFAULT_CHUNK = 1 << 16  # configurations (points x devices) evaluated at once: 
 # batch and length is within its Workload range (core/limits.WORKLOAD).
 MAX_AXIS_VALUES = 10_000_000  # values in the batch list or in the length list
 MAX_CONFIGURATIONS = 10**10  # the grid's size: hours of queries (the command line streams ~400,000 a second)
-# Inside a chunk, work goes tile by tile so that its temporaries stay in the core's cache (measured on the 2-vCPU
-# VM, docs/benchmarks.md: 2^14 elements beat 2^13 by 5 % and 2^15 by 15 %, where the allocator starts handing
-# pages back and faulting them in again): a group of operators is priced _SLICE_ELEMENTS operators x devices x
-# points at a time, but never fewer than _TILE_POINTS points (below that, Python's per-call cost dominates);
-# the memory footprint, _FOOTPRINT_POINTS points at a time.
+# Inside a chunk, work goes tile by tile so that its temporaries stay in the core's cache. A group of operators is
+# priced _SLICE_ELEMENTS operators x devices x points at a time, but never fewer than _TILE_POINTS points (a
+# prefill step's 18 operators made tiles of 910 points: Python's per-call cost dominated); the memory footprint,
+# _FOOTPRINT_POINTS points at a time. Measured on the 2-vCPU VM (Llama-2-7B decode, bench/bench_sweep.py): 2^14
+# elements beat 2^13 by 8 % and 2^15 by 16 %; a footprint of 2^13 points beat 2^12 by 4 % and 2^14 by 20 %
+# (larger temporaries: the allocator hands pages back and faults them in again).
 _SLICE_ELEMENTS = 1 << 14
 _TILE_POINTS = 1 << 10
 _FOOTPRINT_POINTS = 1 << 13
