@@ -71,9 +71,9 @@ def test_grouped_pricing_equals_every_operator_at_every_point() -> None:
     rng = random.Random(20261203)
     devices_all, models = hardware_names(), model_names()
     checked = 0
-    for case in range(60):
-        # Every family early, then random ones; lists with repeats and constant lists; chunks that cut rows.
-        model = models[case % len(models)] if case < 40 else rng.choice(models)
+    for case in range(len(models) + 20):
+        # Every catalogue model once, then random ones; lists with repeats and constant lists; chunks that cut rows.
+        model = models[case] if case < len(models) else rng.choice(models)
         devices = rng.sample(devices_all, rng.randint(1, 3))
         activations = rng.choice(["fp16", "bf16", "fp32", "int8"])
         if not _usable(devices, activations):
