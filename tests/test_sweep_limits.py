@@ -298,19 +298,21 @@ def test_a_reader_that_goes_away_is_not_an_error() -> None:
 
 
 def test_text_writers_format_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The text of a chunk is made _SLICE_ROWS rows at a time, and reads the same as the whole chunk's.
+    # The text of a chunk is made SLICE_ROWS rows at a time, and reads the same as the whole chunk's.
     import io
 
+    from llm_roofline.faces.cli import writers
+
     spec = make_spec(["gpt2"], ["nvidia-l4", "nvidia-t4"], range(1, 40), [16, 64])
-    whole = {suffix: io.StringIO() for suffix in ("csv", "jsonl")}
-    sliced = {suffix: io.StringIO() for suffix in ("csv", "jsonl")}
+    whole = {suffix: io.BytesIO() for suffix in ("csv", "jsonl")}
+    sliced = {suffix: io.BytesIO() for suffix in ("csv", "jsonl")}
     from llm_roofline.features.sweep import COLUMNS
 
     for out, writer in ((whole, None), (sliced, 7)):
         if writer is not None:
-            monkeypatch.setattr(sweep_commands, "_SLICE_ROWS", writer)
-        assert sweep_commands._write_csv(iter_sweep(spec), out["csv"], COLUMNS) == 156
-        assert sweep_commands._write_jsonl(iter_sweep(spec), out["jsonl"], COLUMNS) == 156
+            monkeypatch.setattr(writers, "SLICE_ROWS", writer)
+        assert writers.write_csv(iter_sweep(spec), out["csv"], COLUMNS) == 156
+        assert writers.write_jsonl(iter_sweep(spec), out["jsonl"], COLUMNS) == 156
     assert whole["csv"].getvalue() == sliced["csv"].getvalue()
     assert whole["jsonl"].getvalue() == sliced["jsonl"].getvalue()
     assert len(sliced["jsonl"].getvalue().splitlines()) == 156

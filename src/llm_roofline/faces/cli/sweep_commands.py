@@ -7,7 +7,6 @@ when the command runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -184,58 +183,49 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
 def _write(chunks: Iterator[dict[str, Any]], target: str) -> int:
     """Stream chunks to a file, atomically (``files.atomic_output``: the file appears complete or not at
     all, with a plain write's mode; any OS error is one line)."""
+    from llm_roofline.faces.cli.writers import write_csv, write_jsonl
     from llm_roofline.features.sweep import COLUMNS
     from llm_roofline.inputs.files import atomic_output
 
     if target == "-":
+        from llm_roofline.inputs.printable import printable
+
         try:
-            return _write_csv(chunks, sys.stdout, COLUMNS)
+            sys.stdout.flush()
+            # The bytes go to stdout's buffer, past the printable filter of faces.cli.output (some 20 ns a
+            # character); the labels, the only text that is not digits, pass through printable here.
+            sink = getattr(sys.stdout, "buffer", None) or _TextSink(sys.stdout)
+            rows = write_csv(chunks, sink, COLUMNS, lambda text: printable(text, "\n\t"))
+            sink.flush()
+            return rows
         except BrokenPipeError:  # the reader went away (`| head`): not an error, and nothing more to write
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         except OSError as err:  # stdout on a full disk (`> /dev/full`), a closed descriptor
             raise InputError(f"--output -: cannot write ({err.strerror or err})") from None
     suffix = Path(target).suffix.lower()
-    if suffix == ".parquet":
-        with atomic_output(target, "--output", "wb") as binary:
-            return _write_parquet(chunks, binary, COLUMNS)
-    with atomic_output(target, "--output", newline="") as out:
-        return _write_csv(chunks, out, COLUMNS) if suffix == ".csv" else _write_jsonl(chunks, out, COLUMNS)
+    with atomic_output(target, "--output", "wb") as out:
+        if suffix == ".parquet":
+            return _write_parquet(chunks, out, COLUMNS)
+        return (write_csv if suffix == ".csv" else write_jsonl)(chunks, out, COLUMNS)
 
 
-# Rows formatted (or compared with the Pareto front) at once: the text or the comparisons of a slice, not
-# of a whole chunk, are held in memory.
+class _TextSink:
+    """A text stdout without a byte buffer (``contextlib.redirect_stdout(io.StringIO())``) as a byte sink."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, data: memoryview, /) -> int:
+        return self.stream.write(bytes(data).decode())
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+# Rows compared with the Pareto front at once: the comparisons of a slice, not of a whole chunk, are held in
+# memory.
 _SLICE_ROWS = 4096
-
-
-def _row_slices(chunks: Iterator[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    """The chunks' columns, ``_SLICE_ROWS`` rows at a time."""
-    for chunk in chunks:
-        rows = len(chunk[columns[0]])
-        for start in range(0, rows, _SLICE_ROWS):
-            yield {c: chunk[c][start:start + _SLICE_ROWS] for c in columns}
-
-
-def _write_csv(chunks: Iterator[dict[str, Any]], out: IO[str], columns: tuple[str, ...]) -> int:
-    import numpy as np
-
-    out.write(",".join(columns) + "\n")
-    rows = 0
-    for part in _row_slices(chunks, columns):
-        table = np.column_stack([part[c].astype(str) for c in columns])
-        out.write("\n".join(",".join(row) for row in table) + "\n")
-        rows += table.shape[0]
-    return rows
-
-
-def _write_jsonl(chunks: Iterator[dict[str, Any]], out: IO[str], columns: tuple[str, ...]) -> int:
-    rows = 0
-    for part in _row_slices(chunks, columns):
-        lists = [part[c].tolist() for c in columns]
-        out.write("".join(json.dumps(dict(zip(columns, values, strict=True)), allow_nan=False) + "\n"
-                          for values in zip(*lists, strict=True)))
-        rows += len(lists[0])
-    return rows
 
 
 def _write_parquet(chunks: Iterator[dict[str, Any]], out: IO[bytes], columns: tuple[str, ...]) -> int:

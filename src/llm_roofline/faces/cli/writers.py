@@ -1,0 +1,448 @@
+"""CSV and JSON lines from chunks of numpy columns, formatted a whole column at a time.
+
+The text is what Python writes: a float is its ``repr`` (the shortest decimal that reads back to the
+same float), an integer its digits, a bool ``True``/``False`` in CSV and ``true``/``false`` in JSON, a
+label quoted only where RFC 4180 needs it in CSV (a comma, a quote, a line break) and as ``json.dumps``
+escapes it in JSON. A JSON line is ``json.dumps`` of the row (keys in column order, ``", "`` and
+``": "``); NaN and infinities, which JSON cannot hold, raise ``ValueError`` as ``json.dumps`` does with
+``allow_nan=False``, while CSV writes ``nan``, ``inf`` and ``-inf``.
+
+Why not ``repr`` itself: it costs some 500 ns a float (David Gay's dtoa, one value at a time), and a
+sweep row has 13 floats, so a million rows took 7 s of repr alone. Here the shortest digits of a whole
+column come from numpy arithmetic (``_shortest_digits``: 17 exact digits from an error-free product,
+then the fewest that still round-trip), and the rows are laid out in a byte matrix whose unused cells
+are NUL, dropped in one pass. The few floats the arithmetic cannot settle exactly (ties, power-of-two
+significands, magnitudes below 1e-6 or from 2**63) are printed by ``repr``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+
+class ByteSink(Protocol):
+    """Where the text goes: a binary file, ``sys.stdout.buffer``, ``io.BytesIO``."""
+
+    def write(self, data: memoryview, /) -> object: ...
+
+
+# Rows formatted at once: the byte matrix of a slice (about 330 bytes a CSV row, 700 a JSON one) and its
+# numpy temporaries stay a few MB whatever the chunk.
+SLICE_ROWS = 8192
+
+# A field's text as blocks, in order: constant bytes, or a (rows, width) uint8 array whose NUL cells are
+# not part of the text.
+Block = bytes | np.ndarray
+
+
+def write_csv(chunks: Iterable[Mapping[str, np.ndarray]], out: ByteSink, columns: Sequence[str],
+              shown: Callable[[str], str] | None = None) -> int:
+    """Write a header and one line per row (``\\n`` line ends) to the binary stream ``out``; the rows written.
+
+    ``shown``: applied to the text of every label and column name (a terminal's ``printable``); digits,
+    points and commas need none.
+    """
+    def text(value: object) -> bytes:
+        field = _csv_field(value)
+        return (field if shown is None else shown(field)).encode()
+
+    out.write(memoryview(b",".join(map(text, columns)) + b"\n"))
+    return _write_rows(chunks, out, columns, text)
+
+
+def write_jsonl(chunks: Iterable[Mapping[str, np.ndarray]], out: ByteSink, columns: Sequence[str]) -> int:
+    """Write one JSON object per row (keys in column order) to the binary stream ``out``; the rows written."""
+    return _write_rows(chunks, out, columns, None)
+
+
+def _write_rows(chunks: Iterable[Mapping[str, np.ndarray]], out: ByteSink, columns: Sequence[str],
+                csv_text: Callable[[object], bytes] | None) -> int:
+    """The rows as CSV (labels through ``csv_text``), or as JSON objects when it is None."""
+    json_style = csv_text is None
+    keys = [json.dumps(name).encode() + b": " for name in columns]
+    matrix = _Matrix()
+    rows = 0
+    for chunk in chunks:
+        size = len(chunk[columns[0]])
+        for start in range(0, size, SLICE_ROWS):
+            part = [np.asarray(chunk[name][start:start + SLICE_ROWS]) for name in columns]
+            blocks: list[Block] = []
+            for i, values in enumerate(part):
+                if json_style:
+                    blocks.append((b"{" if i == 0 else b", ") + keys[i])
+                elif i:
+                    blocks.append(b",")
+                blocks.extend(_field(values, csv_text))
+            blocks.append(b"}\n" if json_style else b"\n")
+            rows_here = len(part[0])
+            out.write(matrix.text(blocks, rows_here).data)
+            rows += rows_here
+    return rows
+
+
+class _Matrix:
+    """The byte matrix rows are laid out in. Successive slices mostly have the same layout (the same
+    constant text and field widths): then the matrix is reused and only the fields are written."""
+
+    def __init__(self) -> None:
+        self.layout: list[bytes | int] = []
+        self.cells = np.empty((0, 0), dtype=np.uint8)
+
+    def text(self, blocks: list[Block], rows: int) -> np.ndarray:
+        """The rows' text: the blocks side by side, NUL cells dropped."""
+        merged: list[Block] = []
+        for block in blocks:
+            if isinstance(block, bytes) and merged and isinstance(merged[-1], bytes):
+                merged[-1] += block
+            else:
+                merged.append(block)
+        layout = [b if isinstance(b, bytes) else b.shape[1] for b in merged]
+        fresh = layout != self.layout or rows != len(self.cells)
+        if fresh:
+            self.layout = layout
+            self.cells = np.empty((rows, sum(len(b) if isinstance(b, bytes) else b for b in layout)), dtype=np.uint8)
+        at = 0
+        for block in merged:
+            if isinstance(block, bytes):
+                if fresh:
+                    self.cells[:, at:at + len(block)] = np.frombuffer(block, dtype=np.uint8)
+                at += len(block)
+            else:
+                self.cells[:, at:at + block.shape[1]] = block
+                at += block.shape[1]
+        flat = self.cells.reshape(-1)
+        text: np.ndarray = flat[flat != 0]
+        return text
+
+
+def _field(values: np.ndarray, csv_text: Callable[[object], bytes] | None) -> list[Block]:
+    """One column's text for a slice of rows (JSON when ``csv_text`` is None)."""
+    if values.dtype.kind == "b":
+        return _bool_field(values, csv_text is None)
+    if values.dtype.kind == "i" or (values.dtype.kind == "u" and (not len(values) or values.max() < 1 << 63)):
+        return _int_field(values.astype(np.int64))
+    if values.dtype.kind == "f":
+        return _float_field(values.astype(np.float64), csv_text is None)
+    return _label_field(values, _json_text if csv_text is None else csv_text)
+
+
+def _csv_field(value: object) -> str:
+    """A CSV field: quoted (quotes doubled) only where RFC 4180 needs it."""
+    text = str(value)
+    if any(c in text for c in ',"\r\n'):
+        text = '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _json_text(value: object) -> bytes:
+    return json.dumps(value, allow_nan=False).encode()
+
+
+def _label_field(values: np.ndarray, text: Callable[[object], bytes]) -> list[Block]:
+    """Labels (strings, or any objects) take few distinct values: each is formatted once."""
+    items = values.tolist()
+    if not items:
+        return []
+    if items.count(items[0]) == len(items):  # list.count compares identical objects by identity: fast
+        return [_no_nul(text(items[0]))]
+    distinct = list(dict.fromkeys(items))
+    if len(distinct) == 2:
+        codes = (values == distinct[1]).view(np.uint8)
+    else:
+        index = {value: i for i, value in enumerate(distinct)}
+        codes = np.fromiter(map(index.__getitem__, items), dtype=np.intp, count=len(items))
+    return [_table([_no_nul(text(value)) for value in distinct]).take(codes, axis=0)]
+
+
+def _no_nul(text: bytes) -> bytes:
+    if b"\0" in text:  # the byte matrix's filler: a NUL in a CSV label would vanish from the text
+        raise ValueError(f"a label contains a NUL character, which this writer does not write: {text!r}")
+    return text
+
+
+def _table(texts: Sequence[bytes]) -> np.ndarray:
+    """Texts as rows of a uint8 matrix, NUL-padded to the longest."""
+    width = max(map(len, texts))
+    return np.frombuffer(b"".join(t.ljust(width, b"\0") for t in texts), dtype=np.uint8).reshape(len(texts), width)
+
+
+def _bool_field(values: np.ndarray, json_style: bool) -> list[Block]:
+    texts = (b"false", b"true") if json_style else (b"False", b"True")
+    if values.all():
+        return [texts[1]]
+    if not values.any():
+        return [texts[0]]
+    return [_table(texts).take(values.view(np.uint8), axis=0)]
+
+
+# ASCII digits of 0000..9999, four bytes each, in text order whatever the machine's byte order.
+_QUADS = np.frombuffer(b"".join(b"%04d" % i for i in range(10_000)), dtype=np.uint32)
+_POW10_U = np.array([10**k for k in range(20)], dtype=np.uint64)
+
+
+def _digit_quads(magnitude: np.ndarray, groups: int) -> np.ndarray:
+    """(rows, groups) uint32: the ASCII digits of uint64 values below 10**(4 * groups), four to an element,
+    zero-padded on the left (view as uint8 for the text)."""
+    quads = np.empty((groups, len(magnitude)), dtype=np.int64)
+    rest = magnitude
+    for g in range(groups - 1, -1, -1):  # the last four digits first
+        above = rest // np.uint64(10_000)
+        np.subtract(rest, above * np.uint64(10_000), out=quads[g], casting="unsafe")
+        rest = above
+    digits: np.ndarray = _QUADS.take(quads.T)
+    return digits
+
+
+@functools.cache
+def _masks(groups: int, last: bool) -> np.ndarray:
+    """(4 * groups + 1, groups) uint32: row k keeps the first (or the last) k of 4 * groups bytes."""
+    cells = 4 * groups
+    rows = [b"\0" * (cells - k) + b"\xff" * k if last else b"\xff" * k + b"\0" * (cells - k) for k in range(cells + 1)]
+    return np.frombuffer(b"".join(rows), dtype=np.uint32).reshape(cells + 1, groups)
+
+
+def _digit_count(magnitude: np.ndarray) -> np.ndarray:
+    """Decimal digits of uint64 values (1 for zero): from the binary exponent, then checked exactly."""
+    as_float = magnitude.astype(np.float64)  # rounds above 2**53: the check below corrects
+    biased = (as_float.view(np.uint64) >> np.uint64(52)).view(np.int64)
+    count: np.ndarray = _FIRST_DIGIT.take(biased) + 1
+    count += as_float >= _ABOVE.take(biased)
+    np.clip(count, 1, 20, out=count)
+    count -= magnitude < _POW10_U.take(count - 1)
+    np.maximum(count, 1, out=count)  # zero
+    return count
+
+
+def _int_field(values: np.ndarray) -> list[Block]:
+    """Integers: their digits, a minus sign where negative."""
+    if not len(values):
+        return []
+    negative = values < 0
+    magnitude = np.where(negative, np.negative(values), values).view(np.uint64)  # -2**63 wraps to 2**63: right
+    width = len(str(int(magnitude.max())))
+    groups = -(-width // 4)
+    quads = _digit_quads(magnitude, groups)
+    quads &= _masks(groups, last=True).take(_digit_count(magnitude), axis=0)  # leading zeros out
+    blocks: list[Block] = [quads.view(np.uint8)[:, 4 * groups - width:]]
+    if negative.any():
+        blocks.insert(0, (negative * np.uint8(ord("-")))[:, None])
+    return blocks
+
+
+def _float_field(values: np.ndarray, json_style: bool) -> list[Block]:
+    """Floats as Python's repr writes them."""
+    if not len(values):
+        return []
+    finite = np.isfinite(values)
+    if json_style and not finite.all():
+        raise ValueError("Out of range float values are not JSON compliant")
+    magnitude = np.abs(values)
+    whole = finite & (magnitude == np.floor(magnitude)) & (magnitude < 1e16)  # written as digits and ".0"
+    if whole.all() and not (np.signbit(values) & (magnitude == 0)).any():  # (-0.0 keeps its sign)
+        return [*_int_field(values.astype(np.int64)), b".0"]
+    return _float_text_blocks(values, finite, whole)
+
+
+def _float_text_blocks(values: np.ndarray, finite: np.ndarray, whole: np.ndarray) -> list[Block]:
+    """The general case: any mix of whole numbers, fractions, exponents and non-finite values.
+
+    Every value is a 17-digit integer ``M`` (its digits, zero-padded on the right), the power of ten of
+    its first digit ``e10`` and its count of significant digits ``nd``; the text is a fixed sequence of
+    cells (sign, "0." and leading zeros, the 17 digits with a point cell after each position where some
+    value has its point, ".0"'s zero, the exponent) of which each value fills its own.
+    """
+    magnitude = np.abs(values)
+    negative = np.signbit(values) & ~np.isnan(values)
+    shortest = finite & ~whole  # fractions, and whole numbers from 1e16
+    # The others get a stand-in that the arithmetic handles (1.5), overwritten below.
+    digits, e10, nd, slow = _shortest_digits(np.where(shortest, magnitude, 1.5))
+    if whole.any():
+        at = np.flatnonzero(whole)
+        integer = magnitude[at].astype(np.uint64)
+        places = np.zeros(len(at), dtype=np.int64)  # the power of ten of the first digit (0 for zero)
+        for k in range(1, 16):
+            places += integer >= _POW10_U[k]
+        digits[at] = (integer * _POW10_U[16 - places]).view(np.int64)
+        e10[at] = places
+        nd[at] = places + 1  # digits shown before ".0" (zeros included)
+    for i in np.flatnonzero(slow & shortest):
+        digits[i], e10[i], nd[i] = _repr_digits(float(magnitude[i]))
+
+    exponent = shortest & ((e10 < -4) | (e10 >= 16))  # repr's rule: scientific below 1e-4 and from 1e16
+    small = shortest & ~exponent & (e10 < 0)  # "0.000ddd"
+    large = shortest & ~exponent & (e10 >= 0)  # "ddd.ddd"
+    nd[~finite] = 0
+    # The 17 digits are cells 3..19 of five quads (the first three: padding); a value shows its first nd.
+    quads = _digit_quads(digits.view(np.uint64), 5)
+    quads &= _masks(5, last=False).take(nd + 3 * (nd > 0), axis=0)
+    quads[:, 0] &= _PADDING_OUT
+    ascii_digits = quads.view(np.uint8)[:, 3:3 + max(int(nd.max()), 1)]
+    # Where each value's point follows its digit j (-1: no point among the digits).
+    point = np.where(whole | large, e10, np.where(exponent & (nd > 1), 0, -1))
+
+    blocks: list[Block] = []
+    if negative.any():
+        blocks.append(_cells(negative, b"-"))
+    if not finite.all():
+        nan = np.isnan(values)
+        blocks.append(_cells(nan, b"nan") + _cells(~finite & ~nan, b"inf"))
+    if small.any():
+        blocks.append(_cells(small, b"0."))
+        zeros = np.where(small, -e10 - 1, 0)
+        blocks.append((np.arange(1, int(zeros.max()) + 1) <= zeros[:, None]) * np.uint8(ord("0")))
+    start = 0
+    for j in np.flatnonzero(np.bincount(point + 1, minlength=2)[1:]).tolist():
+        blocks.append(ascii_digits[:, start:j + 1])
+        blocks.append(_cells(point == j, b"."))
+        start = j + 1
+    blocks.append(ascii_digits[:, start:])
+    if whole.any():
+        blocks.append(_cells(whole, b"0"))
+    if exponent.any():
+        power = np.abs(e10)
+        blocks.append(_cells(exponent, b"e"))
+        blocks.append((exponent * np.where(e10 < 0, np.uint8(ord("-")), np.uint8(ord("+"))))[:, None])
+        if (exponent & (power >= 100)).any():
+            blocks.append(((exponent & (power >= 100)) * (power // 100 + ord("0")).astype(np.uint8))[:, None])
+        blocks.append((exponent * (power // 10 % 10 + ord("0")).astype(np.uint8))[:, None])
+        blocks.append((exponent * (power % 10 + ord("0")).astype(np.uint8))[:, None])
+    return blocks
+
+
+def _cells(where: np.ndarray, text: bytes) -> np.ndarray:
+    """(rows, len(text)): ``text`` in the rows ``where`` is true, NUL elsewhere."""
+    return where[:, None] * np.frombuffer(text, dtype=np.uint8)
+
+
+def _repr_digits(value: float) -> tuple[int, int, int]:
+    """``repr``'s digits of a positive float as (17-digit integer, power of ten of the first digit, count)."""
+    mantissa, _, power = repr(value).partition("e")
+    digits = mantissa.replace(".", "")
+    leading = len(digits) - len(digits.lstrip("0"))
+    point = mantissa.find(".") if "." in mantissa else len(mantissa)
+    significant = digits.strip("0")
+    return int(significant.ljust(17, "0")), point - leading + int(power or 0) - 1, len(significant)
+
+
+# The shortest round-trip digits, vectorized. For x > 0 and 10**k scaling it to 17 digits (k <= 22, where
+# 10**k is exact), Dekker's product gives x * 10**k = hi + lo exactly; N + frac (N an integer, |frac| <= 1/2)
+# is x's exact value in units of its 17th digit, and half an ulp of x is h = ulp/2 * 10**k in the same units.
+# A decimal reads back as x when it lies within h of N + frac (an end included when x's significand is even;
+# ends that land within 1e-9 of an integer go to repr instead). The shortest is the multiple of the largest
+# power of ten in that interval, the one nearest x when there are several (only for ten: the interval is
+# under 23 units wide).
+_PADDING_OUT = np.frombuffer(b"\0\0\0\xff", dtype=np.uint32)[0]
+_SPLITTER = 134_217_729.0  # 2**27 + 1: Veltkamp's split of a double into two 26-bit halves
+
+
+def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scaled = x * _SPLITTER
+    high = scaled - (scaled - x)
+    return high, x - high
+
+
+_K_OFFSET = 2  # table index = k + 2, so that whole numbers up to 2**63 (k >= -2) index too
+_POW10 = np.array([float(10 ** (i - _K_OFFSET)) if _K_OFFSET <= i <= 22 + _K_OFFSET else 1.0 for i in range(28)])
+_POW10_HIGH, _POW10_LOW = _split(_POW10)
+_POW10_I = np.array([10**k for k in range(19)], dtype=np.int64)
+_FIRST_DIGIT = np.floor(np.clip(np.arange(2048) - 1075 + 52, -1100, 1100) * np.log10(2)).astype(np.int64)
+_K_INDEX = np.clip(16 - _FIRST_DIGIT + _K_OFFSET, 0, 27)  # by biased binary exponent; one too high past _ABOVE
+_ABOVE = np.array([10.0 ** (int(p) + 1) if abs(p) < 300 else np.inf for p in _FIRST_DIGIT])
+_EXACT = 1e-9
+
+
+def _shortest_digits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For x > 0: the shortest digits that read back as x, as (17-digit int64 integer, power of ten of the
+    first digit, number of significant digits, whether to ask repr instead)."""
+    with np.errstate(all="ignore"):  # values out of range overflow here; they are the ones marked slow
+        return _shortest_digits_unchecked(x)
+
+
+def _shortest_digits_unchecked(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    bits = x.view(np.uint64)
+    biased = (bits >> np.uint64(52)).view(np.int64)
+    index = _K_INDEX.take(biased)
+    index -= x >= _ABOVE.take(biased)
+    scale = _POW10.take(index)
+    high = x * scale
+    x_high, x_low = _split(x)
+    scale_high, scale_low = _POW10_HIGH.take(index), _POW10_LOW.take(index)
+    low = x_high * scale_high
+    low -= high
+    low += x_high * scale_low
+    scale_high *= x_low
+    low += scale_high
+    scale_low *= x_low
+    low += scale_low
+    rounded = np.rint(low)
+    frac = low - rounded
+    n = high.astype(np.int64)
+    n += rounded.astype(np.int64)
+    half_ulp = ((biased - 53) << 52).view(np.float64) * scale
+    whole = index < _K_OFFSET  # whole numbers from 1e17 (k < 0): x // 10**-k, exactly, in integers
+    if whole.any():
+        at = np.flatnonzero(whole & (x < 2.0**63))
+        integer = x[at].astype(np.int64)
+        unit = _POW10_I.take(_K_OFFSET - index[at])
+        quotient = integer // unit
+        remainder = (integer - quotient * unit) / unit
+        up = remainder > 0.5
+        n[at] = quotient + up
+        frac[at] = remainder - up
+        half_ulp[at] /= unit
+    top = frac + half_ulp
+    top_floor = np.floor(top)
+    bottom = frac - half_ulp
+    bottom_ceil = np.ceil(bottom)
+    width = (top_floor - bottom_ceil).astype(np.int64)  # the interval's integers: bottom_ceil .. top_floor
+    # How close the interval's ends come to an integer, and frac to a half: too close to decide here.
+    top -= top_floor
+    bottom_ceil -= bottom
+    margin = np.minimum(top, bottom_ceil)
+    np.minimum(margin, np.abs(np.abs(frac) - 0.5), out=margin)
+    slow = margin <= _EXACT
+    slow |= (index > 22 + _K_OFFSET) | ((bits & np.uint64((1 << 52) - 1)) == 0)  # tiny; power-of-two significand
+    slow |= whole & (x >= 2.0**63)
+    upper = n + top_floor.astype(np.int64)  # the largest integer in the interval
+    tens = upper // 10
+    by_ten = upper - tens * 10 <= width  # a multiple of 10 in the interval
+    hundreds = tens // 10
+    by_hundred = upper - hundreds * 100 <= width
+    # With a multiple of ten: the one nearest x (a tie is for repr).
+    n_tens = n // 10
+    past_tens = (n - n_tens * 10).astype(np.float64)
+    past_tens += frac
+    past_tens -= 5.0
+    slow |= by_ten & (np.abs(past_tens) <= _EXACT)
+    digits = n_tens + (past_tens > 0)  # n, or the nearest multiple of ten where one fits ...
+    digits *= 10
+    digits -= n
+    digits *= by_ten
+    digits += n
+    hundreds *= 100  # ... or the multiple of 100, where one fits (there is one at most)
+    hundreds -= digits
+    hundreds *= by_hundred
+    digits += hundreds
+    count = 17 - by_ten - by_hundred.astype(np.int64)
+    # That multiple of 100 may be one of 1000, 10**4, ...: its trailing zeros, eight, four, two and one at a time.
+    deeper = np.flatnonzero(by_hundred & ~slow)
+    if len(deeper):
+        quotient, zeros = digits[deeper] // 100, np.zeros(len(deeper), dtype=np.int64)
+        for power in (8, 4, 2, 1):
+            shorter = quotient // 10**power
+            fits = shorter * 10**power == quotient
+            quotient += fits * (shorter - quotient)
+            zeros += fits * power
+        count[deeper] -= zeros
+        digits[deeper] = quotient * _POW10_I.take(zeros + 2)
+    e10 = 16 + _K_OFFSET - index
+    carried = digits == 10**17  # rounded up to the next power of ten
+    digits[carried] = 10**16
+    e10 += carried
+    count[carried] = 1
+    return digits, e10, count, slow
