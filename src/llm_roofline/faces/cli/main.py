@@ -438,8 +438,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 # Commands whose own output carries the context-window warning (analyze's JSON, share's and the timeline's
-# text, the sweep's stderr); every other command with a model and a length gets it on stderr here.
-_WARN_THEMSELVES = {"analyze", "share", "sweep", "timeline"}
+# text, the sweep's stderr, context's table); every other command with a model and a length gets it on stderr here.
+_WARN_THEMSELVES = {"analyze", "share", "sweep", "timeline", "context"}
 
 
 def _context_note(args: argparse.Namespace) -> str | None:

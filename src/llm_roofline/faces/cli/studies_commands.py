@@ -146,18 +146,26 @@ def _cmd_share(args: argparse.Namespace) -> str:
         headers = ["L", "attention", "FFN", "other", "share", "idealized", "focus"]
         rows = [[r.seq_len, si(r.attention_flops, "FLOP"), si(r.ffn_flops, "FLOP"), si(r.other_flops, "FLOP"),
                  _percent(r.share), _percent(r.idealized_share), r.recommendation.focus] for r in study.rows]
-        align = "rrrrrrl"
-        if study.hardware:
-            headers.insert(6, "time share")
+        if model.recurrent_layers:  # a hybrid: only the attending layers count as attention
+            title += (f" ({model.attention_layers} of {model.num_layers} layers attend; the others' recurrent "
+                      f"mixers are the mixer column)")
+            headers.insert(3, "mixer")
             for row, r in zip(rows, study.rows, strict=True):
-                row.insert(6, _maybe(r.attention_time_share, _percent))
-            align = "rrrrrrrl"
+                row.insert(3, si(r.mixer_flops, "FLOP"))
+        if study.hardware:
+            column = headers.index("focus")
+            headers.insert(column, "time share")
+            for row, r in zip(rows, study.rows, strict=True):
+                row.insert(column, _maybe(r.attention_time_share, _percent))
+        align = "r" * (len(headers) - 1) + "l"
     lines = [title, "", table(headers, rows, align=align), ""]
     lines += [f"warning: {text}" for text in study.warnings]
     target = _percent(study.target_share)
     if study.crossover_seq_len is not None:
         lines.append(f"attention reaches {target} at L = {study.crossover_seq_len} "
                      f"(idealized layer: L = {study.idealized_crossover_seq_len})")
+    elif study.model is not None and study.idealized_crossover_seq_len is None:
+        lines.append("no layer attends: attention is 0% at every length")
     elif study.model is not None:
         lines.append(f"attention stays below {target} up to L = {MAX_SEARCH_LEN} "
                      f"(idealized layer: {target} at L = {study.idealized_crossover_seq_len})")
@@ -364,7 +372,8 @@ def _cmd_timeline(args: argparse.Namespace) -> str:
         f"(over the batch)",
         f"FLOPs                 {si(t.prefill_flops, 'FLOP')} prefill, {si(t.flops, 'FLOP')} in all",
         f"bytes                 {si(t.prefill_bytes, 'B')} prefill, {si(t.bytes, 'B')} in all",
-        f"memory at the end     {si(t.memory_bytes, 'B')} (KV cache {si(t.final_kv_cache_bytes, 'B')}); fits: {fits}"
+        f"memory at the end     {si(t.memory_bytes, 'B')} (KV cache {si(t.final_kv_cache_bytes, 'B')}"
+        + (f", recurrent state {si(t.state_bytes, 'B')}" if t.state_bytes else "") + f"); fits: {fits}"
         + ("; beyond the model's context window" if t.exceeds_context else ""),
         f"bound changes         {changes}",
         "",
@@ -387,6 +396,66 @@ def _add_timeline(commands: Any) -> None:
     p.add_argument("--all-steps", action="store_true", help="JSON: every step's time, FLOPs and bytes")
     add_format_option(p, OUTPUTS)
     p.set_defaults(run=_cmd_timeline)
+
+
+# --- context ------------------------------------------------------------------------------------
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _devices(args: argparse.Namespace) -> list[HardwareSpec]:
+    """Each device of a comma-separated --hardware (the figure overrides applied to every one)."""
+    if args.hardware is None:
+        return [hardware_from_args(args)]
+    return [hardware_from_args(argparse.Namespace(**{**vars(args), "hardware": name}))
+            for name in _names(args.hardware)]
+
+
+def _cmd_context(args: argparse.Namespace) -> str:
+    from llm_roofline.core.units import seconds, si
+    from llm_roofline.faces.report.render import table
+    from llm_roofline.features.studies.context import DEFAULT_CONTEXTS, context_study
+    from llm_roofline.inputs.model_files import load_model
+
+    models = [load_model(name) for name in _names(args.model)]
+    workload = _workload(args, phase="decode", batch=args.batch)
+    curves = context_study(models, _devices(args), workload, args.seq_len or DEFAULT_CONTEXTS)
+    if args.format == "json":
+        return dumps(curves)
+    rows = []
+    for curve in curves:
+        for p in curve.points:
+            beyond = "*" if p.seq_len > curve.context_window else ""
+            rows.append([curve.model_label, curve.hardware_label, f"{p.seq_len}{beyond}", seconds(p.decode_time_s),
+                         f"{p.tokens_per_s:.4g}", seconds(p.prefill_time_s), si(p.kv_cache_bytes, "B"),
+                         si(p.state_bytes, "B"), si(p.memory_bytes, "B"), _yes(p.fits)])
+    lines = [f"decode, batch {workload.batch}: one decode step with L tokens cached, the prefill of an L-token "
+             f"prompt (TTFT), and what the deployment holds at L; {_formats_line(workload)}",
+             "",
+             table(["model", "device", "L", "decode step", "tokens/s", "TTFT", "KV cache", "state", "memory",
+                    "fits"], rows, align="llrrrrrrrl"),
+             ""]
+    lines += [f"{c.model_label} on {c.hardware_label}: decode step x{c.growth:.3g} from L = {c.points[0].seq_len} "
+              f"to {c.points[-1].seq_len} ({c.attention_layers} of {c.layers} layers attend)" for c in curves]
+    if any(p.seq_len > c.context_window for c in curves for p in c.points):
+        lines.append("* past the model's context window (max_position_embeddings): the arithmetic's, not a "
+                     "trained length")
+    return _lines(*lines)
+
+
+def _add_context(commands: Any) -> None:
+    p = commands.add_parser("context", help="decode time, TTFT and memory vs context for models side by side: "
+                                            "the flat per-token cost of hybrids")
+    p.add_argument("--model", "-m", default="llama-3.2-1b,lfm2-1.2b",
+                   help="models, comma-separated (default llama-3.2-1b,lfm2-1.2b)")
+    add_hardware_options(p, DEFAULT_HARDWARE)
+    p.add_argument("--seq-len", "-l", type=seq_len_arg, nargs="+",
+                   help="context lengths L (default 1024 2048 ... 131072)")
+    p.add_argument("--batch", "-b", type=batch_arg, default=1, help="sequences (default 1)")
+    add_number_format_options(p)
+    add_format_option(p, OUTPUTS)
+    p.set_defaults(run=_cmd_context)
 
 
 # --- requirements -------------------------------------------------------------------------------
@@ -686,6 +755,6 @@ def _add_energy(commands: Any) -> None:
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the studies' subcommands on the ``llm-roofline`` subparsers object."""
-    for add in (_add_share, _add_transition, _add_timeline, _add_requirements, _add_feasibility, _add_scaling,
-                _add_whatif, _add_energy):
+    for add in (_add_share, _add_transition, _add_timeline, _add_context, _add_requirements, _add_feasibility,
+                _add_scaling, _add_whatif, _add_energy):
         add(commands)

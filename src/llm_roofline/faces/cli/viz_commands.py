@@ -141,6 +141,20 @@ def _plot_timeline(args: argparse.Namespace) -> str:
                                           for device in devices], model, devices), args)
 
 
+def _plot_context(args: argparse.Namespace) -> str:
+    _require("matplotlib", "plot")
+    from llm_roofline.faces.report.plots import context_figure
+    from llm_roofline.features.studies.context import DEFAULT_CONTEXTS, context_study
+    from llm_roofline.inputs.model_files import load_model
+
+    if args.phase is not None:
+        raise InputError("a context plot prices decode steps at each length: --phase does not apply")
+    models = [load_model(name.strip()) for name in args.model.split(",") if name.strip()]
+    workload = workload_from_args(argparse.Namespace(**{**vars(args), "phase": "decode", "seq_len": 1}))
+    lengths = args.seq_len or DEFAULT_CONTEXTS
+    return _save(lambda: context_figure(context_study(models, _devices(args), workload, lengths), workload), args)
+
+
 def _plot_measured(args: argparse.Namespace) -> str:
     _require("matplotlib", "plot")
     from llm_roofline.faces.report.charts import load_measured_profile
@@ -199,8 +213,8 @@ def _cmd_serve(args: argparse.Namespace) -> str:
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``plot``, ``report`` and ``serve`` to the CLI's subparsers."""
-    plot = commands.add_parser("plot", help="draw a roofline, time breakdown, attention share, timeline or measured "
-                                            "roofline as PNG, SVG or PDF",
+    plot = commands.add_parser("plot", help="draw a roofline, time breakdown, attention share, timeline, context "
+                                            "curve or measured roofline as PNG, SVG or PDF",
                                description="Draw what the analyzer and the studies compute. Writes the file and "
                                            "prints 'wrote PATH'.")
     plots = plot.add_subparsers(dest="plot", metavar="PLOT", required=True, parser_class=type(plot))
@@ -225,6 +239,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     timeline.add_argument("--steps", "-T", type=positive_int, default=512,
                           help=f"decode steps T (default 512, at most {MAX_TIMELINE_STEPS:,})")
     timeline.add_argument("--phase", "-p", choices=PHASES, default=None, help=argparse.SUPPRESS)
+    context = _add_analysis_plot(plots, "context", "decode time and memory vs context for models side by side "
+                                                   "(-m a,b): the flat per-token cost of hybrids", _plot_context)
+    context.add_argument("--model", "-m", default="llama-3.2-1b,lfm2-1.2b",
+                         help="models, comma-separated (default llama-3.2-1b,lfm2-1.2b)")
+    context.add_argument("--seq-len", "-l", type=positive_int, nargs="+",
+                         help="context lengths L (default 1024 2048 ... 131072)")
+    context.add_argument("--phase", "-p", choices=PHASES, default=None, help=argparse.SUPPRESS)
     measured = plots.add_parser("measured", help="a measured roofline from a profile written by the measurement "
                                                  "command", description="The roofs, cache-level bandwidths and "
                                                                         "measured kernels of a device profile.")

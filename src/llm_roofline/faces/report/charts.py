@@ -19,7 +19,7 @@ from llm_roofline.core.units import seconds, si
 from llm_roofline.inputs.device_files import device_file_data
 
 # Operator groups in the order a layer runs them; a group not listed here is appended after them.
-GROUP_ORDER = ("embedding", "attention", "ffn", "norm", "residual", "lm_head")
+GROUP_ORDER = ("embedding", "attention", "mixer", "ffn", "norm", "residual", "lm_head")
 # Roofs drawn unless others are asked for: the precisions LLM inference runs in (not fp64, tf32).
 INFERENCE_PRECISIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
 

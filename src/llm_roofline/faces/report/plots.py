@@ -13,7 +13,8 @@ Artists that tests and readers look for carry a ``gid`` (kept in SVG output as e
   ``measured:<precision>``;
 - the other plots: ``group:<device>:<phase>:<group>`` (breakdown bars), ``share:<phase>``,
   ``time-share:<phase>``, ``idealized``, ``threshold:<share>``, ``crossover:<phase>`` (share),
-  ``step-time:<device>``, ``bound-change:<device>:<step>``, ``cumulative-flops`` (timeline).
+  ``step-time:<device>``, ``bound-change:<device>:<step>``, ``cumulative-flops`` (timeline),
+  ``decode-time:<model>:<device>``, ``held:<model>:<device>``, ``capacity:<device>`` (context).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from llm_roofline.core.roofline import Analysis
     from llm_roofline.core.transformer import Workload
     from llm_roofline.faces.report.charts import Ceiling, MeasuredProfile
+    from llm_roofline.features.studies.context import ContextCurve
     from llm_roofline.features.studies.share import ShareStudy
     from llm_roofline.features.studies.timeline import Timeline
     from llm_roofline.features.sweep import HeatmapPanel as SweepPanel
@@ -57,8 +59,8 @@ if TYPE_CHECKING:
 FIGURE_FORMATS = ("png", "svg", "pdf")
 DPI = 110
 PHASE_MARKERS = {"prefill": "o", "decode": "D"}
-GROUP_COLORS = {"embedding": "#8c564b", "attention": "#1f77b4", "ffn": "#ff7f0e", "norm": "#2ca02c",
-                "residual": "#9467bd", "lm_head": "#d62728"}
+GROUP_COLORS = {"embedding": "#8c564b", "attention": "#1f77b4", "mixer": "#17becf", "ffn": "#ff7f0e",
+                "norm": "#2ca02c", "residual": "#9467bd", "lm_head": "#d62728"}
 DEVICE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 # Where a label may go around its anchor, in points, tried in order until one overlaps nothing.
 LABEL_OFFSETS_PT = ((8, 6), (8, -14), (-8, 6), (-8, -14), (14, 20), (14, -28), (-14, 20), (-14, -28),
@@ -409,6 +411,56 @@ def timeline_figure(timelines: Sequence[Timeline], model: ModelSpec, devices: Se
                       f"{', '.join(d.display_name for d in devices)}",
             f"prompt {first.prompt_len} tokens + {first.steps} decode steps, batch {wl.batch}, weights "
             f"{wl.weight_format.name}, activations {wl.activation_format.name}, KV {wl.kv_format.name}")
+    return fig
+
+
+def context_figure(curves: Sequence[ContextCurve], workload: Workload) -> Figure:
+    """Models side by side as the context grows: the time of one decode step (top) and the memory the
+    deployment holds (bottom, with each device's usable memory), one colour per model and one line style per
+    device, the context on a log scale. A flat line is a per-token cost that does not grow with the context."""
+    if not curves:
+        raise InputError("a context plot needs at least one model on one device")
+    fig = _new_figure(11, 8.2)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+    models = list(dict.fromkeys(c.model for c in curves))
+    devices = list(dict.fromkeys(c.hardware for c in curves))
+    styles = ("-", "--", ":", "-.")
+    for curve in curves:
+        color = DEVICE_COLORS[models.index(curve.model) % len(DEVICE_COLORS)]
+        style = styles[devices.index(curve.hardware) % len(styles)]
+        lengths = [p.seq_len for p in curve.points]
+        attending = f"{curve.attention_layers}/{curve.layers} layers attend"
+        top.plot(lengths, [p.decode_time_s * 1e3 for p in curve.points], color=color, ls=style, lw=2, marker="o",
+                 ms=4, gid=f"decode-time:{curve.model}:{curve.hardware}",
+                 label=f"{curve.model_label} ({attending}) on {curve.hardware_label}: ×{curve.growth:.3g}")
+        bottom.plot(lengths, [p.memory_bytes for p in curve.points], color=color, ls=style, lw=2, marker="o", ms=4,
+                    gid=f"held:{curve.model}:{curve.hardware}")
+    for curve in {c.hardware: c for c in curves}.values():
+        if curve.capacity_bytes is not None:
+            style = styles[devices.index(curve.hardware) % len(styles)]
+            bottom.axhline(curve.capacity_bytes, color="#777777", ls=style, lw=1, gid=f"capacity:{curve.hardware}",
+                           label=f"{curve.hardware_label}: {si(curve.capacity_bytes, 'B')} usable")
+    top.set_ylabel("time per decode step (ms)", fontsize=11)
+    top.set_ylim(bottom=0)
+    top.grid(True, color="#e4e4e4", lw=0.6)
+    top.legend(fontsize=8.5, loc="upper left", frameon=True, framealpha=0.9, edgecolor="none")
+    bottom.set_ylabel("memory held", fontsize=11)
+    bottom.yaxis.set_major_formatter(_si_formatter("B"))
+    bottom.set_ylim(bottom=0)
+    bottom.set_xscale("log", base=2)
+    from matplotlib.ticker import FuncFormatter
+
+    bottom.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value / 1024:g} k" if value >= 1024
+                                                   else f"{value:g}"))  # contexts in binary thousands
+    bottom.grid(True, color="#e4e4e4", lw=0.6)
+    bottom.legend(fontsize=8.5, loc="upper left", frameon=False)
+    bottom.set_xlabel("context L (tokens cached before the step)", fontsize=11)
+    names = ", ".join(dict.fromkeys(c.model_label for c in curves))
+    _titles(fig, top, f"Decode cost and memory vs context: {names}",
+            f"decode, batch {workload.batch}, weights {workload.weights_label}, activations "
+            f"{workload.activation_format.name}, KV {workload.kv_format.name}"
+            + (", FlashAttention" if workload.flash_attention else "")
+            + "; memory: weights + KV cache + recurrent state + activations + runtime")
     return fig
 
 

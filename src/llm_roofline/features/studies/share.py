@@ -10,6 +10,11 @@ plain 4d FFN, counts the full L x L score matrix, and drops softmax and activati
 
 Beside it, the exact split of a real model from the operator list (``Op.group``), the length at which
 attention reaches a given share, and the strategy the chapter's thresholds (2.3.3) recommend.
+
+In a hybrid model (docs/hybrid-models.md) only the layers that attend count as attention: the recurrent
+mixers that replace it in the other layers (short convolutions, linear attention, state spaces; group
+``mixer``) are neither attention nor FFN, and are reported beside (``mixer_flops``). With a fraction f of
+the layers attending, the idealized ratio becomes f (1/2 + L / (4d)) (``idealized_share`` at ``attending``).
 """
 
 from __future__ import annotations
@@ -37,15 +42,17 @@ def idealized_layer_flops(seq_len: Quantity, hidden_size: Quantity) -> tuple[Qua
     return attention, ffn
 
 
-def idealized_ratio(seq_len: Quantity, hidden_size: Quantity) -> Quantity:
-    """Attention / FFN FLOPs of the idealized layer: 1/2 + L / (4d)."""
-    return 0.5 + seq_len / (4 * hidden_size)
+def idealized_ratio(seq_len: Quantity, hidden_size: Quantity, attending: float = 1.0) -> Quantity:
+    """Attention / FFN FLOPs of the idealized layer: 1/2 + L / (4d); of a stack where a fraction ``attending``
+    of the layers attend (the others a recurrent mixer, each layer an FFN): f (1/2 + L / (4d))."""
+    return attending * (0.5 + seq_len / (4 * hidden_size))
 
 
-def idealized_share(seq_len: Quantity, hidden_size: Quantity) -> Quantity:
-    """Attention / (attention + FFN) FLOPs of the idealized layer."""
+def idealized_share(seq_len: Quantity, hidden_size: Quantity, attending: float = 1.0) -> Quantity:
+    """Attention / (attention + FFN) FLOPs of the idealized layer (of a stack with a fraction ``attending``
+    of attending layers)."""
     attention, ffn = idealized_layer_flops(seq_len, hidden_size)
-    return attention / (attention + ffn)
+    return attending * attention / (attending * attention + ffn)
 
 
 # --- The real model's split, from the operator model ------------------------------------------
@@ -59,16 +66,19 @@ MAX_SEARCH_LEN = int(limits.WORKLOAD["seq_len"].high)
 
 
 class FlopSplit(NamedTuple):
-    """Where one step's FLOPs go: attention (projections, scores, softmax, P·V, RoPE), FFN, the rest."""
+    """Where one step's FLOPs go: attention (projections, scores, softmax, P·V, RoPE), FFN, the recurrent
+    mixers of a hybrid's other layers, the rest."""
 
     attention_flops: float
     ffn_flops: float
     other_flops: float  # norms, residual adds, embedding, lm_head
+    mixer_flops: float = 0.0  # short convolutions, linear attention, state spaces (the layers that do not attend)
 
     @property
     def share(self) -> float:
-        """Attention / (attention + FFN): the chapter's share."""
-        return self.attention_flops / (self.attention_flops + self.ffn_flops)
+        """Attention / (attention + FFN): the chapter's share (0 when neither: a pure state-space stack)."""
+        both = self.attention_flops + self.ffn_flops
+        return self.attention_flops / both if both else 0.0
 
 
 class Recommendation(NamedTuple):
@@ -92,6 +102,7 @@ class ShareRow(NamedTuple):
     idealized_share: float
     attention_time_share: float | None  # attention / (attention + FFN) time on a device, if given
     recommendation: Recommendation
+    mixer_flops: float | None = None  # a hybrid's recurrent mixers (None for the idealized layer)
 
 
 class ShareStudy(NamedTuple):
@@ -104,15 +115,17 @@ class ShareStudy(NamedTuple):
     rows: tuple[ShareRow, ...]
     target_share: float
     crossover_seq_len: int | None  # smallest length with share >= target (real model); None: bare d
-    idealized_crossover_seq_len: int
+    idealized_crossover_seq_len: int | None  # None: no layer attends
     warnings: tuple[str, ...] = ()  # lengths past the model's context window
+    attending_layers: int | None = None  # layers that attend, of ``layers`` (a hybrid has fewer)
+    layers: int | None = None
 
 
 def flop_split(model: ModelSpec, workload: Workload) -> FlopSplit:
     """The exact attention / FFN / other FLOPs of one step, summed from the operator list."""
     groups = group_flops(step_ops(model, workload))
-    attention, ffn = groups.pop("attention", 0), groups.pop("ffn", 0)
-    return FlopSplit(float(attention), float(ffn), float(sum(groups.values())))
+    attention, ffn, mixer = groups.pop("attention", 0), groups.pop("ffn", 0), groups.pop("mixer", 0)
+    return FlopSplit(float(attention), float(ffn), float(sum(groups.values())), float(mixer))
 
 
 def recommend(share: float) -> Recommendation:
@@ -132,17 +145,19 @@ def recommend(share: float) -> Recommendation:
         f"attention is {share:.1%} of attention + FFN FLOPs, above 50%: attention holds most of the work")
 
 
-def idealized_crossover(target_share: float, hidden_size: int) -> int:
-    """Smallest integer L at which the idealized layer's share reaches ``target_share``.
+def idealized_crossover(target_share: float, hidden_size: int, attending: float = 1.0) -> int:
+    """Smallest integer L at which the idealized layer's share reaches ``target_share`` (a stack's, with a
+    fraction ``attending`` of its layers attending).
 
-    share = r / (1 + r) with r = 1/2 + L / (4d), so L = 4d (s / (1 - s) - 1/2); the share is above
-    1/3 for every L >= 1. The closed form is rounded up, then checked on the exact integer formula.
+    share = r / (1 + r) with r = f (1/2 + L / (4d)), so L = 4d (s / (f (1 - s)) - 1/2); with every layer
+    attending the share is above 1/3 for every L >= 1. The closed form is rounded up, then checked on the
+    exact formula.
     """
     _check_target(target_share)
-    length = max(1, math.ceil(4 * hidden_size * (target_share / (1 - target_share) - 0.5)))
-    while length > 1 and idealized_share(length - 1, hidden_size) >= target_share:
+    length = max(1, math.ceil(4 * hidden_size * (target_share / (attending * (1 - target_share)) - 0.5)))
+    while length > 1 and idealized_share(length - 1, hidden_size, attending) >= target_share:
         length -= 1
-    while idealized_share(length, hidden_size) < target_share:
+    while idealized_share(length, hidden_size, attending) < target_share:
         length += 1
     return length
 
@@ -154,6 +169,8 @@ def crossover_seq_len(model: ModelSpec, workload: Workload, target_share: float)
     token in decode), so the share rises monotonically and an integer bisection is exact.
     """
     _check_target(target_share)
+    if not model.attention_layers:
+        return None  # no layer attends: the share is 0 at every length
     return smallest_integer(lambda n: flop_split(model, replace(workload, seq_len=n)).share >= target_share,
                             MAX_SEARCH_LEN)
 
@@ -164,7 +181,8 @@ def attention_time_share(analysis: Analysis) -> float:
     for op in analysis.ops:
         if op.group in times:
             times[op.group] += op.time_s * op.count
-    return times["attention"] / (times["attention"] + times["ffn"])
+    both = times["attention"] + times["ffn"]
+    return times["attention"] / both if both else 0.0
 
 
 def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[int], target_share: float = 0.5,
@@ -184,10 +202,12 @@ def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[
     else:
         raise InputError("give a model or a bare hidden size (the idealized layer alone), not both")
     limits.count("hidden_size", d, limits.MODEL["hidden_size"])
+    # a hybrid: the idealized stack attends in the same fraction of its layers (none: no idealized share)
+    attending = 1.0 if model is None else model.attention_layers / model.num_layers
     rows = []
     for length in seq_lens:
-        ideal = float(idealized_share(length, d))
-        ratio = float(idealized_ratio(length, d))
+        ideal = float(idealized_share(length, d, attending)) if attending else 0.0
+        ratio = float(idealized_ratio(length, d, attending))
         if model is None:  # the idealized layer has attention and FFN only: nothing else to count
             attention, ffn = idealized_layer_flops(float(length), float(d))
             rows.append(ShareRow(length, attention, ffn, 0.0, ideal, ratio, ideal, None, recommend(ideal)))
@@ -196,7 +216,7 @@ def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[
         split = flop_split(model, step)
         time_share = attention_time_share(analyze(model, hardware, step)) if hardware is not None else None
         rows.append(ShareRow(length, split.attention_flops, split.ffn_flops, split.other_flops, split.share,
-                             ratio, ideal, time_share, recommend(split.share)))
+                             ratio, ideal, time_share, recommend(split.share), split.mixer_flops))
     return ShareStudy(
         model=None if model is None else model.name,
         hidden_size=d,
@@ -205,15 +225,21 @@ def share_study(model: ModelSpec | None, workload: Workload, seq_lens: Sequence[
         rows=tuple(rows),
         target_share=target_share,
         crossover_seq_len=None if model is None else crossover_seq_len(model, workload, target_share),
-        idealized_crossover_seq_len=idealized_crossover(target_share, d),
+        idealized_crossover_seq_len=idealized_crossover(target_share, d, attending) if attending else None,
         warnings=() if model is None else _context_warnings(model, workload, seq_lens),
+        attending_layers=None if model is None else model.attention_layers,
+        layers=None if model is None else model.num_layers,
     )
 
 
 def _context_warnings(model: ModelSpec, workload: Workload, seq_lens: Sequence[int]) -> tuple[str, ...]:
     longest = replace(workload, seq_len=max(seq_lens))
     beyond = model.context_warning(longest.past_len + longest.q_len)
-    return () if beyond is None else (beyond,)
+    notes: tuple[str, ...] = () if beyond is None else (beyond,)
+    if not model.attention_layers:
+        notes += (f"no layer of {model.name} attends: the attention share is 0 at every length; its recurrent "
+                  f"mixers' FLOPs are the mixer column",)
+    return notes
 
 
 def _check_target(target_share: float) -> None:

@@ -59,6 +59,7 @@ class TimelineTotals(NamedTuple):
     memory_bytes: float  # the footprint at the final context: weights + KV cache + activations + overhead
     fits: bool | None  # against what the device lets a model use (None: unknown)
     exceeds_context: bool  # P + T beyond the model's max_position_embeddings
+    state_bytes: float = 0.0  # the recurrent mixers' state (a hybrid's): the same at every step
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
         memory_bytes=footprint.total_bytes,
         fits=footprint.fits,
         exceeds_context=model.context_warning(prompt_len + steps) is not None,
+        state_bytes=footprint.state_bytes,
     )
     return Timeline(
         model=model.name, hardware=hardware.name, workload=workload, prompt_len=prompt_len, steps=steps,

@@ -5,8 +5,8 @@
 (function (global) {
   const SVG_NS = "http://www.w3.org/2000/svg";
   const DEVICE_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
-  const GROUP_COLORS = {embedding: "#8c564b", attention: "#1f77b4", ffn: "#ff7f0e", norm: "#2ca02c",
-                        residual: "#9467bd", lm_head: "#d62728"};
+  const GROUP_COLORS = {embedding: "#8c564b", attention: "#1f77b4", mixer: "#17becf", ffn: "#ff7f0e",
+                        norm: "#2ca02c", residual: "#9467bd", lm_head: "#d62728"};
   const PREFIXES = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
 
   // The same format as units.si in Python: 3.36e7, "FLOP" -> "33.6 MFLOP".
