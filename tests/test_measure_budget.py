@@ -146,16 +146,21 @@ class FakeMachine:
 
 
 BIG_FILL_BYTES = 64 * 2**20
+FIRST_CHUNK_BYTES = 64 * 2**20
 
 
 class FakeStream:
     threads = 2
     dispatch_s = 1e-5
 
-    def __init__(self, machine: FakeMachine, max_working_set_bytes: int) -> None:
+    def __init__(self, machine: FakeMachine, max_working_set_bytes: int, allowance_s: float) -> None:
+        """Three arrays of half the working set each, first touched as far as ``allowance_s`` allows (at least
+        ``FIRST_CHUNK_BYTES`` of working set: the first chunk is always touched)."""
         self.machine = machine
-        seconds = machine.clock.advance(1.5 * max_working_set_bytes / machine.alloc_bytes_per_s)  # 3 arrays
-        self.fill_bytes_per_s: float | None = 1.5 * max_working_set_bytes / seconds
+        reach = max(FIRST_CHUNK_BYTES, int(allowance_s * machine.alloc_bytes_per_s / 1.5) // 4096 * 4096)
+        self.max_working_set_bytes = min(max_working_set_bytes, reach)
+        seconds = machine.clock.advance(1.5 * self.max_working_set_bytes / machine.alloc_bytes_per_s)
+        self.fill_bytes_per_s: float | None = 1.5 * self.max_working_set_bytes / seconds
         self.closed = False
 
     def working_set_bytes(self, kernel: str, working_set_bytes: int) -> int:
@@ -224,8 +229,8 @@ class FakeBackend:
     def adopt_memory(self, memory: Any, precision: str, fill_bytes_per_s: float | None) -> None:
         self.fill_guess_bytes_per_s = fill_bytes_per_s or self.fill_guess_bytes_per_s  # as numpy's: the STREAM rate
 
-    def stream(self, max_working_set_bytes: int) -> FakeStream:
-        return FakeStream(self.machine, max_working_set_bytes)
+    def stream(self, max_working_set_bytes: int, allowance_s: float, clock: Clock) -> FakeStream:
+        return FakeStream(self.machine, max_working_set_bytes, allowance_s)
 
     def caches(self) -> list[Cache]:
         return [Cache("L1", 32 * 2**10, 1), Cache("L2", 2**20, 1), Cache("L3", 32 * 2**20, 2)]
@@ -338,19 +343,39 @@ def test_a_fill_cut_by_the_deadline_skips_its_point_and_keeps_the_rest(monkeypat
 
 def test_with_the_deadline_already_gone_only_the_headline_figures_are_measured_once(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """All of the budget spent before measuring (a very slow start): the DRAM kernels and the fast peaks
-    are measured, one run each, cut short; everything else is skipped; the profile is still valid."""
+    """All of the budget spent before measuring (a very slow start): the arrays get their first chunk only
+    (a 64 MiB working set here), the four kernels there and the fast peaks are measured, one run each, cut
+    short; everything else is skipped; the profile is still valid, and says its memory figure is no DRAM's."""
     machine = FakeMachine(FakeClock())
     m, _ = fake_measure(monkeypatch, machine, quick=True, budget_s=12.0, spent_s=12.0)
-    assert {p.level for p in m.bandwidth} == {"DRAM"}
+    assert {(p.requested_bytes, p.level) for p in m.bandwidth} == {(FIRST_CHUNK_BYTES, "L3/DRAM")}
+    assert len(m.bandwidth) == len(KERNELS)
     assert {p.precision for p in m.peaks} == {"fp32", "fp64"}
     assert all(t.cut_short and len(t.times_s) == 1 for _, t in m.timings())
     assert m.shapes == ()
     reasons = {u["reason"] for u in m.unsettled()}
     assert reasons == {"cut_short", "skipped"}
-    assert len(m.unsettled()) == sum(planned()[k] for k in ("bandwidth", "peaks", "shapes"))
+    # of the 8 working sets planned, 6 below the reach and 2 (128, 256 MiB) beyond it; the reach itself
+    assert len(m.unsettled()) == len(KERNELS) * (6 + 2 + 1) + planned()["peaks"] + planned()["shapes"]
+    assert any(w.startswith("no working set reached 4 × the last-level cache") for w in m.warnings)
     spec = profile.save_profile(m, tmp_path / "late.json")
     assert load_hardware(str(tmp_path / "late.json")) == spec
+
+
+def test_an_allocation_too_slow_for_the_plan_stops_and_measures_what_it_reached(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory faulted in at 0.05 GB/s: the plan's 256 MiB working set needs 384 MiB of arrays (7.7 s), more
+    than the allocation's share of the time (40 % of the 11.56 s left: 4.6 s). The arrays stop at about
+    147 MiB of working set: 256 MiB is skipped, that reach is measured instead, the DRAM figure with it."""
+    machine = FakeMachine(FakeClock(), alloc_bytes_per_s=0.05e9)
+    m, _ = fake_measure(monkeypatch, machine, quick=True)
+    allowance_s = experiment.ALLOCATION_SHARE * (12.0 - reserve_s(12.0))
+    reach = int(allowance_s * 0.05e9 / 1.5) // 4096 * 4096  # 154,140,672 B, 147 MiB
+    assert [name for name, why in m.skipped if "could not be allocated" in why] == [
+        f"bandwidth {k} 256 MiB" for k in KERNELS]
+    assert max(p.requested_bytes for p in m.bandwidth) == reach
+    assert m.dram()["requested_bytes"] in (reach, 128 * 2**20)  # both are >= 4 x the 32 MiB L3: DRAM
+    assert m.elapsed_s <= 12.0 - reserve_s(12.0)
 
 
 @pytest.mark.parametrize(("options", "budget_s", "fill_bytes_per_s"), [

@@ -68,6 +68,9 @@ class StreamBench(Protocol):
     dispatch_s: float  # the fixed cost of one run (thread hand-offs); runs are made long enough to bury it
     fill_bytes_per_s: float | None  # how fast its arrays were allocated and first written (None: not timed)
 
+    @property
+    def max_working_set_bytes(self) -> int: ...  # how far its arrays reach (their allocation may stop early)
+
     def working_set_bytes(self, kernel: str, working_set_bytes: int) -> int: ...
     def make_run(self, kernel: str, working_set_bytes: int, repeat: int) -> tuple[Run, int]: ...
     def take_memory(self) -> Any: ...  # its arrays' memory, for reuse after close (None: none to give)
@@ -87,7 +90,7 @@ class Backend(Protocol):
     def operand_fill_s(self, precision: str, m: int, k: int, n: int, copies: int) -> float: ...
     def set_fill_deadline(self, stop_s: float, clock: Clock) -> None: ...
     def adopt_memory(self, memory: Any, precision: str, fill_bytes_per_s: float | None) -> None: ...
-    def stream(self, max_working_set_bytes: int) -> StreamBench: ...
+    def stream(self, max_working_set_bytes: int, allowance_s: float, clock: Clock) -> StreamBench: ...
     def caches(self) -> list[system.Cache]: ...
     def memory_bytes(self) -> int | None: ...
     def display_name(self) -> str: ...
@@ -271,10 +274,10 @@ class NumpyBackend:
             return clock() - start_s
         return run
 
-    def stream(self, max_working_set_bytes: int) -> StreamBench:
+    def stream(self, max_working_set_bytes: int, allowance_s: float, clock: Clock) -> StreamBench:
         from llm_roofline.features.measure.stream import NumpyStream
 
-        return NumpyStream(self.threads, max_working_set_bytes)
+        return NumpyStream(self.threads, max_working_set_bytes, allowance_s, clock)
 
     def caches(self) -> list[system.Cache]:
         return system.data_caches()
@@ -444,12 +447,12 @@ class TorchBackend:
             return clock() - start_s
         return run_cpu
 
-    def stream(self, max_working_set_bytes: int) -> StreamBench:
+    def stream(self, max_working_set_bytes: int, allowance_s: float, clock: Clock) -> StreamBench:
         if self.device == "cuda":
             return TorchCudaStream(self._torch, max_working_set_bytes)
         from llm_roofline.features.measure.stream import NumpyStream
 
-        return NumpyStream(self.threads, max_working_set_bytes)
+        return NumpyStream(self.threads, max_working_set_bytes, allowance_s, clock)
 
     def caches(self) -> list[system.Cache]:
         if self.device == "cuda":
@@ -487,6 +490,7 @@ class TorchCudaStream:
         self.c = torch.zeros((elements,), dtype=torch.float64, device="cuda")
         torch.cuda.synchronize()
         self.fill_bytes_per_s: float | None = 3 * 8 * elements / max(time.perf_counter() - start_s, 1e-9)
+        self.max_working_set_bytes = 16 * elements  # copy's: two arrays (a GPU allocates at once, no allowance)
 
     def _elements(self, kernel: str, working_set_bytes: int) -> int:
         from llm_roofline.features.measure.stream import ARRAYS_PER_KERNEL, ELEMENT_BYTES

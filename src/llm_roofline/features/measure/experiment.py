@@ -66,6 +66,7 @@ MIN_REPS = 5
 NOISY_SHARE = 0.5  # more noisy figures than this share (or a noisy headline figure) earns a warning
 MAX_RUN_S = 0.1  # the longest run a step asks for
 RESERVE_S, RESERVE_SHARE = 0.2, 0.02  # kept back from the budget: freeing memory, the report, the exit
+ALLOCATION_SHARE = 0.4  # the STREAM arrays' first touch may take this share of the time left, no more
 COST_MARGIN = 1.5  # a step is skipped unless this times its predicted cost fits in the time left ...
 MAX_SHARES = 4.0  # ... and in this many times its share of it
 
@@ -189,7 +190,7 @@ class Measurement:
         for name, t in self.timings():
             if t.cut_short:
                 out.append({"figure": name, "reason": "cut_short", "repetitions": len(t.times_s),
-                            "spread": t.spread, "detail": f"{len(t.times_s)} of {MIN_REPS} runs before the deadline"})
+                            "spread": t.spread, "detail": f"the deadline stopped it after {len(t.times_s)} runs"})
             elif t.spread > NOISY_SPREAD:
                 out.append({"figure": name, "reason": "noisy", "repetitions": len(t.times_s), "spread": t.spread,
                             "detail": f"interquartile range {100 * t.spread:.0f}% of the median"})
@@ -479,17 +480,25 @@ def _bandwidth_name(kernel: str, size: int) -> str:
 def _measure_bandwidth(backend: Backend, plan: Plan, schedule: Schedule) -> list[BandwidthPoint]:
     """The bandwidth points, by working set, then kernel.
 
-    The largest working set goes first, measured whatever the time left: it holds the DRAM figure, the
-    profile's; each of its kernels' runs stop early enough for the ones after it and for the fast peaks to
-    make their least runs. Then the other DRAM sizes, the cache levels' from the smallest, and those between
-    the last-level cache and DRAM (summarised nowhere), each skipped if its predicted cost no longer fits.
+    The arrays' allocation may take ``ALLOCATION_SHARE`` of the time left; the working sets beyond what it
+    reached are skipped, and that reach is measured instead. The largest working set goes first, measured
+    whatever the time left: it holds the DRAM figure, the profile's; each of its kernels' runs stop early
+    enough for the ones after it and for the fast peaks to make their least runs. Then the other DRAM sizes,
+    the cache levels' from the smallest, and those between the last-level cache and DRAM (summarised
+    nowhere), each skipped if its predicted cost no longer fits.
     """
     caches = backend.caches()
-    stream = backend.stream(max(plan.working_sets_bytes))
     weight = BANDWIDTH_SHARE / (len(plan.working_sets_bytes) * len(KERNELS))
-    largest = max(plan.working_sets_bytes)
-    levels = {s: level_of(s, caches, stream.threads, plan.dram_min_bytes) for s in plan.working_sets_bytes}
-    order = sorted(plan.working_sets_bytes, key=lambda s: (s != largest, levels[s] != "DRAM", "/" in levels[s], s))
+    allowance_s = ALLOCATION_SHARE * max(schedule.left_s(), 0.0)
+    stream = backend.stream(max(plan.working_sets_bytes), allowance_s, schedule.clock)
+    largest = stream.max_working_set_bytes  # the arrays' first touch may have stopped short of the plan
+    sizes = [s for s in plan.working_sets_bytes if s < largest] + [largest]
+    for size in (s for s in plan.working_sets_bytes if s > largest):
+        for kernel in KERNELS:
+            schedule.skip(_bandwidth_name(kernel, size), weight, f"its arrays could not be allocated in the "
+                          f"{allowance_s:.2g} s allowed (they reached {binary_bytes(largest)}, measured instead)")
+    levels = {s: level_of(s, caches, stream.threads, plan.dram_min_bytes) for s in sizes}
+    order = sorted(sizes, key=lambda s: (s != largest, levels[s] != "DRAM", "/" in levels[s], s))
     peaks_kept_s = COST_MARGIN * _peaks_least_s(backend, plan, plan.precisions)
     points: list[BandwidthPoint] = []
     try:
@@ -538,10 +547,15 @@ def _unaffordable(schedule: Schedule, weight: float, cost_s: float | None, kept_
 def _gemm_timing(backend: Backend, precision: str, m: int, k: int, n: int, copies: int, plan: Plan,
                  budget_s: float, stop_s: float, clock: Clock, first_call_s: float | None = None
                  ) -> tuple[int, Timing]:
-    """(products per run, timing): short products are repeated within a run to last ``plan.min_run_s``."""
+    """(products per run, timing): short products are repeated within a run to last ``plan.min_run_s``.
+
+    With no time before ``stop_s`` for a warm-up and a run, the first call is the only time (cut short).
+    """
     if first_call_s is None:
         first_call_s = backend.gemm_run(precision, m, k, n, copies, 1)()
     repeat = max(1, math.ceil(plan.min_run_s / max(first_call_s, 1e-9)))
+    if clock() + 2 * repeat * first_call_s > stop_s:
+        return 1, Timing((first_call_s,), cut_short=True)
     run = backend.gemm_run(precision, m, k, n, copies, repeat)
     return repeat, sample(run, budget_s, min_reps=MIN_REPS, stop_s=stop_s, clock=clock)
 
@@ -551,7 +565,8 @@ def _measure_peak(backend: Backend, precision: str, plan: Plan, time_slice: Slic
     """The median FLOP/s of a square GEMM, grown from ``gemm_start_n`` as far as the time slice allows.
 
     Fast kernels grow to at least ``gemm_floor_n`` whatever the slice (a loaded machine must not stop
-    the ladder at a size that only measures overhead); a reference path stays at the starting size.
+    the ladder at a size that only measures overhead), unless the next size's call would end past
+    ``time_slice.stop_s``: the figure is then cut short. A reference path stays at the starting size.
     """
     start_s = clock()
     slice_s = time_slice.budget_s
@@ -563,13 +578,19 @@ def _measure_peak(backend: Backend, precision: str, plan: Plan, time_slice: Slic
                              and 2 * n**3 / call_s < 0.1 * fp32_flops_per_s)
     if slow:  # a reference path: keep it small so that it does not eat the budget
         slice_s /= 4
+    stopped = False  # by the deadline, below the floor
     while not slow and 2 * n <= plan.gemm_max_n and (
             2 * n <= plan.gemm_floor_n
             or (8 * call_s * (MIN_REPS + 2) <= slice_s and clock() + 8 * call_s * (MIN_REPS + 2) <= time_slice.stop_s)):
+        if clock() + 8 * call_s > time_slice.stop_s:
+            stopped = True
+            break
         n *= 2
         call_s = backend.gemm_run(precision, n, n, n, 1, 1)()
     remaining_s = max(slice_s - (clock() - start_s), 0.0)
     repeat, timing = _gemm_timing(backend, precision, n, n, n, 1, plan, remaining_s, time_slice.stop_s, clock, call_s)
+    if stopped:
+        timing = replace(timing, cut_short=True)
     flops = 2.0 * n**3 * repeat
     if fast is None:
         fast = not (precision in LOW_PRECISIONS and fp32_flops_per_s is not None

@@ -25,6 +25,8 @@ themselves are each passed over once.
 
 from __future__ import annotations
 
+import functools
+import math
 import statistics
 import threading
 import time
@@ -32,7 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from llm_roofline.core.errors import InputError
-from llm_roofline.features.measure.timing import Run
+from llm_roofline.features.measure.timing import Clock, Run
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,6 +47,7 @@ ALIGN_ELEMENTS = 16  # slices are whole 128-byte pairs of cache lines: no line i
 TRIAD_BLOCK_ELEMENTS = 131072  # 1 MiB per array per block: the scratch block stays in L2/L3
 MAX_NUMPY_BUFFER_ELEMENTS = 10**7  # the largest np.setbufsize accepts
 PAGE_ALIGN_BYTES = 2 * 2**20  # arrays start on a 2 MiB boundary, where a transparent huge page can begin
+TOUCH_CHUNK_BYTES = 32 * 2**20  # each thread first touches its part of each array this much at a time
 
 
 def counted_bytes(kernel: str, elements: int) -> int:
@@ -135,33 +138,52 @@ class NumpyStream:
     """The four kernels over working sets up to ``max_working_set_bytes``, split over ``threads`` threads.
 
     Each thread owns one region of each array (first touched by that thread) and works inside it
-    at every working-set size.
+    at every working-set size. The first touch (the page faults: on a VM, up to seconds a GiB) may
+    take ``allowance_s`` on ``clock``: it goes a chunk at a time while the next chunk fits, and the
+    arrays then reach as far as it went (``max_working_set_bytes`` says how far).
     """
 
-    def __init__(self, threads: int, max_working_set_bytes: int) -> None:
+    def __init__(self, threads: int, max_working_set_bytes: int, allowance_s: float = math.inf,
+                 clock: Clock = time.perf_counter) -> None:
         self.pool = WorkerPool(threads)
         self.threads = threads
-        start_s = time.perf_counter()
         per_thread = max_working_set_bytes // (2 * ELEMENT_BYTES * threads)  # copy/scale: the largest slices
-        self.region_elements = max(ALIGN_ELEMENTS, per_thread - per_thread % ALIGN_ELEMENTS)
-        total = self.region_elements * threads
-        self._block, (self.a, self.b, self.c) = _aligned_arrays(total, 3)
+        self.region_stride = max(ALIGN_ELEMENTS, per_thread - per_thread % ALIGN_ELEMENTS)  # between regions
+        self._block, (self.a, self.b, self.c) = _aligned_arrays(self.region_stride * threads, 3)
         self.scratch = [_aligned_empty(TRIAD_BLOCK_ELEMENTS) for _ in range(threads)]
-        self.pool.run([self._first_touch(i) for i in range(threads)])
-        # allocating and first touching (page faults) sets how fast memory can be filled: GEMM operands later
-        self.fill_bytes_per_s: float | None = 3 * total * ELEMENT_BYTES / max(time.perf_counter() - start_s, 1e-9)
+        self.region_elements = self._first_touch_within(allowance_s, clock)  # each region's part in use
         idle = [lambda: None] * threads
         self.dispatch_s = statistics.median(self.pool.run(idle) for _ in range(21))  # release + await, no work
 
+    @property
+    def max_working_set_bytes(self) -> int:
+        """The largest working set the arrays hold (copy's and scale's: two arrays)."""
+        return counted_bytes("copy", self.region_elements * self.threads)
+
+    def _first_touch_within(self, allowance_s: float, clock: Clock) -> int:
+        """First touch each region chunk by chunk while the next chunk fits in ``allowance_s``; the elements
+        touched per region. How fast that went is how fast fresh memory fills (``fill_bytes_per_s``)."""
+        chunk = max(ALIGN_ELEMENTS, TOUCH_CHUNK_BYTES // ELEMENT_BYTES // ALIGN_ELEMENTS * ALIGN_ELEMENTS)
+        start_s = clock()
+        self.pool.run([functools.partial(block.fill, 0.0) for block in self.scratch])
+        touched, elapsed_s = 0, 0.0
+        while touched < self.region_stride:
+            end = min(self.region_stride, touched + chunk)
+            self.pool.run([self._first_touch(i, touched, end) for i in range(self.threads)])
+            touched, elapsed_s = end, clock() - start_s
+            if elapsed_s + elapsed_s / touched * chunk > allowance_s:
+                break
+        self.fill_bytes_per_s: float | None = 3 * touched * self.threads * ELEMENT_BYTES / max(elapsed_s, 1e-9)
+        return touched
+
     def _region(self, array: np.ndarray, index: int, elements: int) -> np.ndarray:
-        start = index * self.region_elements
+        start = index * self.region_stride
         return array[start:start + elements]
 
-    def _first_touch(self, index: int) -> Callable[[], None]:
+    def _first_touch(self, index: int, begin: int, end: int) -> Callable[[], None]:
         def touch() -> None:
             for array, value in ((self.a, 1.0), (self.b, 2.0), (self.c, 0.0)):
-                self._region(array, index, self.region_elements).fill(value)
-            self.scratch[index].fill(0.0)
+                self._region(array, index, end)[begin:].fill(value)
         return touch
 
     def elements_per_thread(self, kernel: str, working_set_bytes: int) -> int:
