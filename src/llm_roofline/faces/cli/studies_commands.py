@@ -227,12 +227,15 @@ def _points_table(points: Any) -> str:
                  align="lrrrrl")
 
 
-def _memory_line(points: Any, largest: int | None, what: str, device: str, window: int | None = None) -> str:
-    """Where the whole step's crossing stands against memory, in one sentence."""
+def _memory_line(points: Any, largest: int | None, what: str, device: str, window: int | None = None,
+                 state: bool = False) -> str:
+    """Where the whole step's crossing stands against memory, in one sentence (``state``: the model keeps a
+    recurrent state too)."""
     if largest is None:
         return f"memory: {device} gives no capacity, so whether these fit is unknown"
     whole = points[-1]
-    counted = "(weights + KV cache + activations + runtime, as analyze and fit count them)"
+    counted = ("(weights + KV cache + " + ("recurrent state + " if state else "")
+               + "activations + runtime, as analyze and fit count them)")
     if largest == window:
         limit = f"memory: the whole context window, {largest} {what}, fits on {device} {counted}"
     else:
@@ -275,12 +278,12 @@ def _cmd_transition(args: argparse.Namespace) -> str:
         f"decode with {workload.seq_len} tokens cached: the batch from which each operator is compute-bound",
         _points_table(study.decode_batch),
         _memory_line(study.decode_batch, study.decode_max_batch, f"sequences of {workload.seq_len + 1} tokens",
-                     hardware.display_name),
+                     hardware.display_name, state=model.recurrent_layers > 0),
         "",
         f"prefill of {workload.batch} sequence(s): the prompt length from which each operator is compute-bound",
         _points_table(study.prefill_len),
         _memory_line(study.prefill_len, study.prefill_max_len, "prompt tokens", hardware.display_name,
-                     model.max_position_embeddings),
+                     model.max_position_embeddings, state=model.recurrent_layers > 0),
         "",
         "Q·Kᵀ intensity (FLOP/B) vs batch B and length L (2.4.2), beside a weight matmul (q_proj)",
         table(["B", "L", "[B,L,d]x[B,d,L] fp32", "prefill qk", "decode qk", "decode q_proj"], qk_rows,

@@ -459,8 +459,8 @@ def context_figure(curves: Sequence[ContextCurve], workload: Workload) -> Figure
     _titles(fig, top, f"Decode cost and memory vs context: {names}",
             f"decode, batch {workload.batch}, weights {workload.weights_label}, activations "
             f"{workload.activation_format.name}, KV {workload.kv_format.name}"
-            + (", FlashAttention" if workload.flash_attention else "")
-            + "; memory: weights + KV cache + recurrent state + activations + runtime")
+            + (", FlashAttention" if workload.flash_attention else ""))
+    bottom.set_title("weights + KV cache + recurrent state + activations + runtime", fontsize=9, color="#333333")
     return fig
 
 
