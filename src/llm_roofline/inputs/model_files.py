@@ -542,11 +542,9 @@ def _qwen3_next(cfg: _Config, name: str) -> ModelSpec:
     step = cfg.int("decoder_sparse_step", default=1)
     dense = _dense_mlp(cfg)
     experts = (replace(_moe(cfg, "moe_intermediate_size", ("num_experts",)),
-                       shared_intermediate_size=cfg.count("shared_expert_intermediate_size", 512), shared_gate=True)
+                       shared_intermediate_size=cfg.int("shared_expert_intermediate_size", default=512),
+                       shared_gate=True)
                if cfg.count("num_experts", 512) > 0 else None)
-    if experts is not None and not experts.shared_intermediate_size:
-        raise InputError(f"{cfg.where}: 'shared_expert_intermediate_size' must be positive: Qwen3-Next's experts "
-                         f"have a shared expert")
     blocks = []
     for i, kind in enumerate(kinds):
         mlp = experts if experts is not None and i not in dense_only and (i + 1) % step == 0 else dense
