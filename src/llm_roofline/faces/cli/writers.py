@@ -251,72 +251,87 @@ def _float_field(values: np.ndarray, json_style: bool) -> list[Block]:
 def _float_text_blocks(values: np.ndarray, finite: np.ndarray, whole: np.ndarray) -> list[Block]:
     """The general case: any mix of whole numbers, fractions, exponents and non-finite values.
 
-    Every value is a 17-digit integer ``M`` (its digits, zero-padded on the right), the power of ten of
-    its first digit ``e10`` and its count of significant digits ``nd``; the text is a fixed sequence of
-    cells (sign, "0." and leading zeros, the 17 digits with a point cell after each position where some
-    value has its point, ".0"'s zero, the exponent) of which each value fills its own.
+    Every value is a 17-digit integer (its digits, zero-padded on the right), the power of ten of its first
+    digit ``e10`` and its count of digits shown ``nd``; the text is a fixed sequence of cells (sign, "0."
+    and leading zeros, the 17 digits with a point cell after each position where some value has its point,
+    ".0"'s zero, the exponent) of which each value fills its own.
     """
     magnitude = np.abs(values)
     negative = np.signbit(values) & ~np.isnan(values)
     shortest = finite & ~whole  # fractions, and whole numbers from 1e16
+    everywhere = bool(shortest.all())
     # The others get a stand-in that the arithmetic handles (1.5), overwritten below.
-    digits, e10, nd, slow = _shortest_digits(np.where(shortest, magnitude, 1.5))
-    if whole.any():
+    digits, e10, nd, slow = _shortest_digits(magnitude if everywhere else np.where(shortest, magnitude, 1.5))
+    if not everywhere and whole.any():
         at = np.flatnonzero(whole)
         integer = magnitude[at].astype(np.uint64)
-        places = np.zeros(len(at), dtype=np.int64)  # the power of ten of the first digit (0 for zero)
-        for k in range(1, 16):
-            places += integer >= _POW10_U[k]
-        digits[at] = (integer * _POW10_U[16 - places]).view(np.int64)
+        places = _digit_count(integer) - 1  # the power of ten of the first digit (0 for zero)
+        digits[at] = (integer * _POW10_U.take(16 - places)).view(np.int64)
         e10[at] = places
         nd[at] = places + 1  # digits shown before ".0" (zeros included)
-    for i in np.flatnonzero(slow & shortest):
+    for i in np.flatnonzero(slow & shortest).tolist():
         digits[i], e10[i], nd[i] = _repr_digits(float(magnitude[i]))
 
     exponent = shortest & ((e10 < -4) | (e10 >= 16))  # repr's rule: scientific below 1e-4 and from 1e16
     small = shortest & ~exponent & (e10 < 0)  # "0.000ddd"
-    large = shortest & ~exponent & (e10 >= 0)  # "ddd.ddd"
-    nd[~finite] = 0
+    if not everywhere:
+        nd[~finite] = 0
     # The 17 digits are cells 3..19 of five quads (the first three: padding); a value shows its first nd.
     quads = _digit_quads(digits.view(np.uint64), 5)
     quads &= _masks(5, last=False).take(nd + 3 * (nd > 0), axis=0)
     quads[:, 0] &= _PADDING_OUT
     ascii_digits = quads.view(np.uint8)[:, 3:3 + max(int(nd.max()), 1)]
-    # Where each value's point follows its digit j (-1: no point among the digits).
-    point = np.where(whole | large, e10, np.where(exponent & (nd > 1), 0, -1))
 
     blocks: list[Block] = []
     if negative.any():
         blocks.append(_cells(negative, b"-"))
     if not finite.all():
         nan = np.isnan(values)
-        blocks.append(_cells(nan, b"nan") + _cells(~finite & ~nan, b"inf"))
+        blocks.append(np.where(nan[:, None], np.frombuffer(b"nan", np.uint8), _cells_array(~finite & ~nan, b"inf")))
     if small.any():
         blocks.append(_cells(small, b"0."))
-        zeros = np.where(small, -e10 - 1, 0)
-        blocks.append((np.arange(1, int(zeros.max()) + 1) <= zeros[:, None]) * np.uint8(ord("0")))
+        zeros = -e10 - 1  # after "0.", before the digits
+        if not small.all():
+            zeros *= small
+        blocks.append(_runs(b"0", int(zeros.max())).take(zeros, axis=0))
+    # The point follows digit e10 in positional notation, the first digit in scientific (unless alone).
+    if everywhere and not (small | exponent).any():
+        point = e10
+    else:
+        point = np.where((shortest | whole) & ~small & ~exponent, e10, np.where(exponent & (nd > 1), 0, -1))
     start = 0
     for j in np.flatnonzero(np.bincount(point + 1, minlength=2)[1:]).tolist():
         blocks.append(ascii_digits[:, start:j + 1])
         blocks.append(_cells(point == j, b"."))
         start = j + 1
     blocks.append(ascii_digits[:, start:])
-    if whole.any():
+    if not everywhere and whole.any():
         blocks.append(_cells(whole, b"0"))
     if exponent.any():
         power = np.abs(e10)
         blocks.append(_cells(exponent, b"e"))
-        blocks.append((exponent * np.where(e10 < 0, np.uint8(ord("-")), np.uint8(ord("+"))))[:, None])
-        if (exponent & (power >= 100)).any():
-            blocks.append(((exponent & (power >= 100)) * (power // 100 + ord("0")).astype(np.uint8))[:, None])
-        blocks.append((exponent * (power // 10 % 10 + ord("0")).astype(np.uint8))[:, None])
-        blocks.append((exponent * (power % 10 + ord("0")).astype(np.uint8))[:, None])
+        blocks.append(_cells_array(exponent & (e10 < 0), b"-") | _cells_array(exponent & (e10 >= 0), b"+"))
+        for unit, shown in ((100, exponent & (power >= 100)), (10, exponent), (1, exponent)):
+            if shown.any():
+                blocks.append((shown * (power // unit % 10 + ord("0")).astype(np.uint8))[:, None])
     return blocks
 
 
-def _cells(where: np.ndarray, text: bytes) -> np.ndarray:
-    """(rows, len(text)): ``text`` in the rows ``where`` is true, NUL elsewhere."""
-    return where[:, None] * np.frombuffer(text, dtype=np.uint8)
+def _cells(where: np.ndarray, text: bytes) -> Block:
+    """``text`` in the rows ``where`` is true, NUL elsewhere: constant bytes when it is true everywhere."""
+    return text if where.all() else _cells_array(where, text)
+
+
+def _cells_array(where: np.ndarray, text: bytes) -> np.ndarray:
+    cells: np.ndarray = where[:, None] * np.frombuffer(text, dtype=np.uint8)
+    return cells
+
+
+@functools.cache
+def _runs(char: bytes, width: int) -> np.ndarray:
+    """(width + 1, width) uint8: row k is ``char`` k times, then NUL."""
+    return np.frombuffer(b"".join((char * k).ljust(width, b"\0") for k in range(width + 1)),
+                         dtype=np.uint8).reshape(width + 1, width)
 
 
 def _repr_digits(value: float) -> tuple[int, int, int]:
@@ -442,7 +457,8 @@ def _shortest_digits_unchecked(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
         digits[deeper] = quotient * _POW10_I.take(zeros + 2)
     e10 = 16 + _K_OFFSET - index
     carried = digits == 10**17  # rounded up to the next power of ten
-    digits[carried] = 10**16
-    e10 += carried
-    count[carried] = 1
+    if carried.any():
+        digits[carried] = 10**16
+        e10 += carried
+        count[carried] = 1
     return digits, e10, count, slow
