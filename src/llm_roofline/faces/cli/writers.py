@@ -379,26 +379,36 @@ def _shortest_digits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 
 def _shortest_digits_unchecked(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    # (In-place steps, each marked with what the array then holds: this runs once per float column, some
+    # 90 numpy calls, and temporaries cost as much as the arithmetic.)
     bits = x.view(np.uint64)
     biased = (bits >> np.uint64(52)).view(np.int64)
     index = _K_INDEX.take(biased)
-    index -= x >= _ABOVE.take(biased)
+    index -= x >= _ABOVE.take(biased)  # index = k + 2, 10**k scaling x to 17 digits
     scale = _POW10.take(index)
     high = x * scale
-    x_high, x_low = _split(x)
+    x_high = x * _SPLITTER
+    x_low = x_high - x
+    x_high -= x_low  # x's high half
+    np.subtract(x, x_high, out=x_low)  # x's low half
     scale_high, scale_low = _POW10_HIGH.take(index), _POW10_LOW.take(index)
     low = x_high * scale_high
     low -= high
-    low += x_high * scale_low
+    x_high *= scale_low
+    low += x_high
     scale_high *= x_low
     low += scale_high
     scale_low *= x_low
-    low += scale_low
+    low += scale_low  # x * 10**k = high + low, exactly
     rounded = np.rint(low)
-    frac = low - rounded
+    frac = low
+    frac -= rounded
     n = high.astype(np.int64)
-    n += rounded.astype(np.int64)
-    half_ulp = ((biased - 53) << 52).view(np.float64) * scale
+    n += rounded.astype(np.int64)  # x * 10**k = n + frac, |frac| <= 1/2
+    biased -= 53
+    biased <<= 52
+    half_ulp = biased.view(np.float64)
+    half_ulp *= scale  # half an ulp of x, in units of the 17th digit
     whole = index < _K_OFFSET  # whole numbers from 1e17 (k < 0): x // 10**-k, exactly, in integers
     if whole.any():
         at = np.flatnonzero(whole & (x < 2.0**63))
@@ -410,40 +420,54 @@ def _shortest_digits_unchecked(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
         n[at] = quotient + up
         frac[at] = remainder - up
         half_ulp[at] /= unit
-    top = frac + half_ulp
-    top_floor = np.floor(top)
-    bottom = frac - half_ulp
-    bottom_ceil = np.ceil(bottom)
+    top = np.add(frac, half_ulp, out=scale)
+    top_floor = np.floor(top, out=high)
+    bottom = np.subtract(frac, half_ulp, out=x_low)
+    bottom_ceil = np.ceil(bottom, out=rounded)
     width = (top_floor - bottom_ceil).astype(np.int64)  # the interval's integers: bottom_ceil .. top_floor
+    upper = top_floor.astype(np.int64)
+    upper += n  # the largest integer in the interval
     # How close the interval's ends come to an integer, and frac to a half: too close to decide here.
     top -= top_floor
     bottom_ceil -= bottom
-    margin = np.minimum(top, bottom_ceil)
-    np.minimum(margin, np.abs(np.abs(frac) - 0.5), out=margin)
+    margin = np.minimum(top, bottom_ceil, out=top)
+    np.abs(frac, out=bottom)
+    bottom -= 0.5
+    np.minimum(margin, np.abs(bottom, out=bottom), out=margin)
     slow = margin <= _EXACT
-    slow |= (index > 22 + _K_OFFSET) | ((bits & np.uint64((1 << 52) - 1)) == 0)  # tiny; power-of-two significand
+    slow |= index > 22 + _K_OFFSET  # below 1e-6
+    slow |= (bits & np.uint64((1 << 52) - 1)) == 0  # a power of two: the interval is lopsided
     slow |= whole & (x >= 2.0**63)
-    upper = n + top_floor.astype(np.int64)  # the largest integer in the interval
     tens = upper // 10
-    by_ten = upper - tens * 10 <= width  # a multiple of 10 in the interval
+    past = tens * 10
+    np.subtract(upper, past, out=past)
+    by_ten = past <= width  # a multiple of 10 in the interval
     hundreds = tens // 10
-    by_hundred = upper - hundreds * 100 <= width
+    np.multiply(hundreds, 100, out=past)
+    np.subtract(upper, past, out=past)
+    by_hundred = past <= width
     # With a multiple of ten: the one nearest x (a tie is for repr).
     n_tens = n // 10
-    past_tens = (n - n_tens * 10).astype(np.float64)
+    np.multiply(n_tens, 10, out=past)
+    np.subtract(n, past, out=past)
+    past_tens = past.astype(np.float64)
     past_tens += frac
-    past_tens -= 5.0
-    slow |= by_ten & (np.abs(past_tens) <= _EXACT)
-    digits = n_tens + (past_tens > 0)  # n, or the nearest multiple of ten where one fits ...
+    past_tens -= 5.0  # x past the multiple of ten below, less five
+    digits = n_tens
+    digits += past_tens > 0
+    np.abs(past_tens, out=past_tens)
+    slow |= by_ten & (past_tens <= _EXACT)
     digits *= 10
     digits -= n
     digits *= by_ten
-    digits += n
-    hundreds *= 100  # ... or the multiple of 100, where one fits (there is one at most)
+    digits += n  # n, or the nearest multiple of ten where one fits ...
+    hundreds *= 100
     hundreds -= digits
     hundreds *= by_hundred
-    digits += hundreds
-    count = 17 - by_ten - by_hundred.astype(np.int64)
+    digits += hundreds  # ... or the multiple of 100, where one fits (there is one at most)
+    count = by_ten.astype(np.int64)
+    count += by_hundred
+    np.subtract(17, count, out=count)
     # That multiple of 100 may be one of 1000, 10**4, ...: its trailing zeros, eight, four, two and one at a time.
     deeper = np.flatnonzero(by_hundred & ~slow)
     if len(deeper):
@@ -455,7 +479,7 @@ def _shortest_digits_unchecked(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
             zeros += fits * power
         count[deeper] -= zeros
         digits[deeper] = quotient * _POW10_I.take(zeros + 2)
-    e10 = 16 + _K_OFFSET - index
+    e10 = np.subtract(16 + _K_OFFSET, index, out=index)
     carried = digits == 10**17  # rounded up to the next power of ten
     if carried.any():
         digits[carried] = 10**16
