@@ -80,21 +80,22 @@ def _write_rows(chunks: Iterable[Mapping[str, np.ndarray]], out: ByteSink, colum
                 blocks.extend(_field(values, csv_text))
             blocks.append(b"}\n" if json_style else b"\n")
             rows_here = len(part[0])
-            out.write(matrix.text(blocks, rows_here).data)
+            matrix.write(blocks, rows_here, out)
             rows += rows_here
     return rows
 
 
 class _Matrix:
-    """The byte matrix rows are laid out in. Successive slices mostly have the same layout (the same
-    constant text and field widths): then the matrix is reused and only the fields are written."""
+    """The byte matrix rows are laid out in, ``BAND_ROWS`` rows at a time (a band of JSON lines fits a core's
+    cache, where a slice would not). Successive slices mostly have the same layout (the same constant text
+    and field widths): then the matrix is reused and only the fields are written."""
 
     def __init__(self) -> None:
         self.layout: list[bytes | int] = []
         self.cells = np.empty((0, 0), dtype=np.uint8)
 
-    def text(self, blocks: list[Block], rows: int) -> np.ndarray:
-        """The rows' text: the blocks side by side, NUL cells dropped."""
+    def write(self, blocks: list[Block], rows: int, out: ByteSink) -> None:
+        """Write the rows' text to ``out``: the blocks side by side, NUL cells dropped."""
         merged: list[Block] = []
         for block in blocks:
             if isinstance(block, bytes) and merged and isinstance(merged[-1], bytes):
@@ -102,22 +103,30 @@ class _Matrix:
             else:
                 merged.append(block)
         layout = [b if isinstance(b, bytes) else b.shape[1] for b in merged]
-        fresh = layout != self.layout or rows != len(self.cells)
-        if fresh:
+        if layout != self.layout:
             self.layout = layout
-            self.cells = np.empty((rows, sum(len(b) if isinstance(b, bytes) else b for b in layout)), dtype=np.uint8)
-        at = 0
-        for block in merged:
-            if isinstance(block, bytes):
-                if fresh:
-                    self.cells[:, at:at + len(block)] = np.frombuffer(block, dtype=np.uint8)
-                at += len(block)
-            else:
-                self.cells[:, at:at + block.shape[1]] = block
-                at += block.shape[1]
-        flat = self.cells.reshape(-1)
-        text: np.ndarray = flat[flat != 0]
-        return text
+            self.cells = np.empty((BAND_ROWS, sum(len(b) if isinstance(b, bytes) else b for b in layout)),
+                                  dtype=np.uint8)
+            at = 0
+            for block in merged:
+                width = len(block) if isinstance(block, bytes) else block.shape[1]
+                if isinstance(block, bytes):
+                    self.cells[:, at:at + width] = np.frombuffer(block, dtype=np.uint8)
+                at += width
+        for start in range(0, rows, BAND_ROWS):
+            band = self.cells[:min(BAND_ROWS, rows - start)]
+            at = 0
+            for block in merged:
+                if isinstance(block, bytes):
+                    at += len(block)
+                else:
+                    band[:, at:at + block.shape[1]] = block[start:start + BAND_ROWS]
+                    at += block.shape[1]
+            flat = band.reshape(-1)
+            out.write(flat[flat != 0].data)
+
+
+BAND_ROWS = 1024
 
 
 def _field(values: np.ndarray, csv_text: Callable[[object], bytes] | None) -> list[Block]:
