@@ -204,3 +204,19 @@ def test_stdout_without_a_byte_buffer(capsys: pytest.CaptureFixture[str]) -> Non
         assert main([*grid, "-"]) == 0
     assert main([*grid, "-"]) == 0
     assert out.getvalue() == capsys.readouterr().out and out.getvalue().startswith("model,hardware,phase,")
+
+
+@pytest.mark.parametrize(("slice_rows", "band_rows"), [(7, 3), (100, 64), (5000, 1024)])
+def test_the_text_does_not_depend_on_slices_and_bands(monkeypatch: pytest.MonkeyPatch, slice_rows: int,
+                                                       band_rows: int) -> None:
+    # Rows are formatted SLICE_ROWS at a time and laid out BAND_ROWS at a time; the layout (field widths)
+    # changes from slice to slice, and the matrix is reused while it does not.
+    spec = make_spec(["gpt2"], ["nvidia-l4", "nvidia-t4"], range(1, 60), range(1, 3000, 41),
+                     phases=["prefill", "decode"])
+    chunks = list(iter_sweep(spec, 2048))
+    expected = {writer: _written(writer, chunks, COLUMNS) for writer in (writers.write_csv, writers.write_jsonl)}
+    monkeypatch.setattr(writers, "SLICE_ROWS", slice_rows)
+    monkeypatch.setattr(writers, "BAND_ROWS", band_rows)
+    for writer, text in expected.items():
+        assert _written(writer, chunks, COLUMNS) == text
+    assert expected[writers.write_csv] == _csv_reference(chunks, COLUMNS)
