@@ -66,7 +66,10 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
 def test_json_has_the_documented_keys(measured: tuple[dict[str, Any], Path]) -> None:
     data, _ = measured
     assert data["memory"]["bytes_per_s"] > 0
-    assert data["memory"]["levels"] and data["memory"]["hierarchy"]
+    assert data["memory"]["levels"]
+    # the hierarchy summarises the cache levels and DRAM: empty only if 2 s reached no other working set
+    # than one between the last-level cache and DRAM (labelled "L3/DRAM", summarised nowhere)
+    assert data["memory"]["hierarchy"] or all("/" in level["level"] for level in data["memory"]["levels"])
     skipped = {u["figure"] for u in data["unsettled"] if u["reason"] == "skipped"}
     for level in data["memory"]["levels"]:
         assert level["working_set_bytes"] > 0 and level["bytes_per_s"] > 0
@@ -115,7 +118,7 @@ def test_hierarchy_runs_from_the_innermost_cache_to_dram(measured: tuple[dict[st
         assert figure["bytes_per_s"] == max(medians)
         assert math.isfinite(figure["bytes_per_s"]) and figure["bytes_per_s"] > 0
     # the largest working set is measured whatever the time left; with 2 s, its arrays may not reach 4 x the LLC
-    if hierarchy[-1]["level"] == "DRAM":
+    if hierarchy and hierarchy[-1]["level"] == "DRAM":
         assert data["memory"]["bytes_per_s"] == hierarchy[-1]["bytes_per_s"]
     else:
         assert any(w.startswith("no working set reached 4 × the last-level cache") for w in data["warnings"])
