@@ -69,19 +69,21 @@ BASE_ARGV: dict[str, list[str]] = {
     "sweep": ["sweep", "-q", "boundary", "-b", "1..4", "-l", "128"],
     "plot roofline": ["plot", "roofline", "-o", "out.png"], "plot breakdown": ["plot", "breakdown", "-o", "out.png"],
     "plot share": ["plot", "share", "-o", "out.png"], "plot timeline": ["plot", "timeline", "-o", "out.png"],
+    "plot context": ["plot", "context", "-l", "1024", "4096", "-o", "out.png"],
     "report": ["report", "-o", "out.html"], "share": ["share"], "transition": ["transition"],
-    "timeline": ["timeline"], "requirements": ["requirements", "--tokens-per-s", "10"],
+    "timeline": ["timeline"], "context": ["context", "-l", "1024", "4096"],
+    "requirements": ["requirements", "--tokens-per-s", "10"],
     "feasibility": ["feasibility", "--target-ms", "100"], "scaling": ["scaling"],
     "whatif": ["whatif", "--vary", "weights=int4"], "energy": ["energy"], "fit": ["fit"], "offload": ["offload"],
     "parallel": ["parallel", "--devices", "2", "--link-gb-s", "50"],
     "speculative": ["speculative", "-m", "llama-3.1-8b", "--draft", "llama-3.2-1b"],
 }
 OUTPUTS = {"plot roofline": ["out.png"], "plot breakdown": ["out.png"], "plot share": ["out.png"],
-           "plot timeline": ["out.png"], "report": ["out.html"]}
-JSON_COMMANDS = {"analyze", "sweep", "matmul", "roofline", "share", "transition", "timeline", "requirements",
+           "plot timeline": ["out.png"], "plot context": ["out.png"], "report": ["out.html"]}
+JSON_COMMANDS = {"analyze", "sweep", "matmul", "roofline", "share", "transition", "timeline", "context", "requirements",
                  "feasibility",
                  "scaling", "whatif", "energy", "fit", "offload", "parallel", "speculative"}
-SLOW_COMMANDS = {"plot roofline", "plot breakdown", "plot share", "plot timeline", "report"}
+SLOW_COMMANDS = {"plot roofline", "plot breakdown", "plot share", "plot timeline", "plot context", "report"}
 
 # Numbers that parse, overflow, underflow, are not numbers, or are not finite.
 HOSTILE_NUMBERS = ["1e308", "-1", "0", "nan", "inf", "99999999999999999999", "1e20", "5e-324", "abc"]
@@ -195,6 +197,7 @@ def _file_kinds(suffix: str) -> dict[str, dict[str, Any]]:
 FILE_ARGUMENTS: list[tuple[list[str], str]] = [
     (["analyze", "-m", "FILE"], ".json"), (["analyze", "-H", "FILE"], ".toml"), (["analyze", "-H", "FILE"], ".json"),
     (["fit", "-m", "FILE"], ".json"), (["share", "-m", "FILE"], ".json"), (["timeline", "-m", "FILE"], ".json"),
+    (["context", "-m", "FILE", "-l", "1024"], ".json"),
     (["whatif", "-m", "FILE", "--vary", "batch=1,8"], ".json"), (["transition", "-m", "FILE"], ".json"),
     (["sweep", "-q", "boundary", "-m", "FILE", "-b", "1..4", "-l", "128"], ".json"),
     (["sweep", "-q", "boundary", "-H", "FILE", "-b", "1", "-l", "1"],

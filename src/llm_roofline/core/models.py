@@ -1,10 +1,12 @@
 """Models: a frozen description of a decoder-only transformer, and where it comes from.
 
-A model is an embedding, a stack of layers (``architecture.Block``: attention, MLP, norms) and an
-output head. Everything the analyzer needs is derived from that one description: the weight
-tensors with their roles, the parameter count, the KV cache per token, and (in ``transformer.py``)
-the operators of a step. Layers may differ — sliding and global attention alternating, dense layers
-before MoE layers, NoPE layers — and each distinct block is priced once with its layer count.
+A model is an embedding, a stack of layers (``architecture.Block``: attention or a recurrent mixer or
+both, an MLP, norms) and an output head. Everything the analyzer needs is derived from that one
+description: the weight tensors with their roles, the parameter count, the KV cache per token, the
+recurrent state per sequence (hybrid models), and (in ``transformer.py``) the operators of a step. Layers
+may differ — sliding and global attention alternating, dense layers before MoE layers, NoPE layers,
+short convolutions or linear attention between attention layers — and each distinct block is priced once
+with its layer count.
 
 A model is read (``inputs/model_files.py``) from a Hugging Face ``config.json`` through one small
 adapter per family, from a GGUF file's header (``inputs/gguf.py``), or from the built-in catalogue

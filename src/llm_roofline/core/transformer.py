@@ -960,7 +960,14 @@ def state_bytes(model: ModelSpec, batch: Quantity, kv_format: NumberFormat) -> Q
     its convolution's last k - 1 inputs (``ModelSpec.state_elements_per_sequence``), in the KV cache's format
     (0 for a transformer). It replaces the KV cache in the layers that do not attend, and joins it in the
     footprint (``memory.py``)."""
-    return kv_format.tensor_bytes(batch * model.state_elements_per_sequence)
+    elements = _state_elements(model)
+    return kv_format.tensor_bytes(batch * elements) if elements else batch * 0.0
+
+
+@functools.lru_cache(maxsize=256)
+def _state_elements(model: ModelSpec) -> int:
+    """``ModelSpec.state_elements_per_sequence``, memoized: it is asked for every footprint."""
+    return model.state_elements_per_sequence
 
 
 @functools.lru_cache(maxsize=256)

@@ -145,7 +145,8 @@ def _cmd_share(args: argparse.Namespace) -> str:
                  f"attention share of attention + FFN FLOPs")
         headers = ["L", "attention", "FFN", "other", "share", "idealized", "focus"]
         rows = [[r.seq_len, si(r.attention_flops, "FLOP"), si(r.ffn_flops, "FLOP"), si(r.other_flops, "FLOP"),
-                 _percent(r.share), _percent(r.idealized_share), r.recommendation.focus] for r in study.rows]
+                 _percent(r.share), _percent(r.idealized_share),
+                 r.recommendation.focus if study.attending_layers else "-"] for r in study.rows]
         if model.recurrent_layers:  # a hybrid: only the attending layers count as attention
             title += (f" ({model.attention_layers} of {model.num_layers} layers attend; the others' recurrent "
                       f"mixers are the mixer column)")
@@ -173,7 +174,8 @@ def _cmd_share(args: argparse.Namespace) -> str:
         lines.append(f"attention reaches {target} at L = {study.idealized_crossover_seq_len}")
     seen: dict[str, list[int]] = {}
     for r in study.rows:
-        seen.setdefault(r.recommendation.band, []).append(r.seq_len)
+        if study.attending_layers != 0:  # the chapter's strategy is about attention: none without it
+            seen.setdefault(r.recommendation.band, []).append(r.seq_len)
     for r in study.rows:
         lengths = seen.pop(r.recommendation.band, None)
         if lengths is None:
