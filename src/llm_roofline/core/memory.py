@@ -24,6 +24,7 @@ of batch and context.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -37,6 +38,7 @@ from llm_roofline.core.transformer import (
     StepCounts,
     StepPlan,
     Workload,
+    count_layout,
     count_matrix,
     kv_cache_bytes,
     mla_absorbed,
@@ -46,7 +48,7 @@ from llm_roofline.core.transformer import (
     step_plan,
     weight_storage_bytes,
 )
-from llm_roofline.core.units import Quantity, is_array
+from llm_roofline.core.units import Array, Quantity, is_array
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,6 +99,23 @@ def activation_peak(model: ModelSpec, weights: WeightScheme | NumberFormat, acti
             peak = max(peak, batch * q_len * residual_bytes_per_token + operator)
         return peak
     plans = _plans(model, weights, activations, kv_format, flash_attention, lm_head_all, mla, fuse_elementwise)
+    import numpy as np
+
+    if all(_linear_in_batch(model, plan) for plan in plans.values()):
+        # Every term is batch x a per-sequence figure (no MoE expert count, no constant): the peak of b
+        # sequences is b x the peak of one, computed over the contexts alone (a grid's rectangle of
+        # batches x lengths then costs one row of lengths, not every point).
+        per_sequence = _grid_peak(model, plans, causal_skip, mla, np.ones(1), np.asarray(context),
+                                  residual_bytes_per_token, prefill_chunk_tokens)
+        scaled: Array = batch * per_sequence
+        return scaled
+    return _grid_peak(model, plans, causal_skip, mla, np.asarray(batch), np.asarray(context), residual_bytes_per_token,
+                      prefill_chunk_tokens)
+
+
+def _grid_peak(model: ModelSpec, plans: dict[bool, StepPlan], causal_skip: bool, mla: str | None, batch: Array,
+               context: Array, residual_bytes_per_token: float, prefill_chunk_tokens: int) -> Array:
+    """``activation_peak`` over arrays of batch and context that broadcast, point by point."""
     import numpy as np
 
     chunks = np.minimum(prefill_chunk_tokens, context)
@@ -151,6 +170,17 @@ def _activation_rows(plan: StepPlan) -> tuple[tuple[float, ...], ...]:
 
 
 @functools.lru_cache(maxsize=256)
+def _linear_in_batch(model: ModelSpec, plan: StepPlan) -> bool:
+    """Whether the plan's activation rows are linear in the batch: no constant term and no weight on the
+    experts a mixture touches (``E (1 - (1 - k/E)^T)``, the one count that is not batch x a per-sequence
+    figure)."""
+    layout = count_layout(model)
+    first = 1 + 2 + 2 * len(layout.spans)  # a row's column of the first mixture's count (the constant is column 0)
+    experts = range(first, first + len(layout.mixtures))
+    return all(row[0] == 0 and not any(row[j] for j in experts) for row in _activation_rows(plan))
+
+
+@functools.lru_cache(maxsize=256)
 def _largest_activation(plan: StepPlan) -> Callable[..., float]:
     """``(counts...) -> the largest activation reads + writes of one operator instance``, compiled."""
     names = [f"c{j}" for j in range(1, len(plan.rows[0][0]))]
@@ -165,9 +195,10 @@ def _largest_operator(plan: StepPlan, counts: StepCounts[Quantity]) -> np.ndarra
     """The largest activation reads + writes of one operator instance of the step (per step for arrays)."""
     import numpy as np
 
-    counts_matrix = count_matrix(counts, np.broadcast(*counts).shape[0])
-    moved: np.ndarray = np.array(_activation_rows(plan)).dot(counts_matrix).max(axis=0)
-    return moved
+    shape = np.broadcast(*counts).shape  # points of any shape (a grid's rectangle: batches x lengths)
+    flat = [np.broadcast_to(count, shape).ravel() for count in counts]
+    moved: np.ndarray = np.array(_activation_rows(plan)).dot(count_matrix(flat, math.prod(shape))).max(axis=0)
+    return moved.reshape(shape)
 
 
 def grid_footprint_bytes(model: ModelSpec, weights: WeightScheme | NumberFormat, activations: NumberFormat,

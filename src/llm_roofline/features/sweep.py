@@ -73,13 +73,12 @@ MAX_AXIS_VALUES = 10_000_000  # values in the batch list or in the length list
 MAX_CONFIGURATIONS = 10**10  # the grid's size: hours of queries (the command line streams ~400,000 a second)
 # Inside a chunk, work goes tile by tile so that its temporaries stay in the core's cache. A group of operators is
 # priced _SLICE_ELEMENTS operators x devices x points at a time, but never fewer than _TILE_POINTS points (a
-# prefill step's 18 operators made tiles of 910 points: Python's per-call cost dominated); the memory footprint,
-# _FOOTPRINT_POINTS points at a time. Measured on the 2-vCPU VM (Llama-2-7B decode, bench/bench_sweep.py): 2^14
-# elements beat 2^13 by 8 % and 2^15 by 16 %; a footprint of 2^13 points beat 2^12 by 4 % and 2^14 by 20 %
-# (larger temporaries: the allocator hands pages back and faults them in again).
+# prefill step's 18 operators made tiles of 910 points: Python's per-call cost dominated). Measured on the 2-vCPU
+# VM (Llama-2-7B decode, bench/bench_sweep.py): 2^14 elements beat 2^13 by 8 % and 2^15 by 16 % (larger
+# temporaries: the allocator hands pages back and faults them in again). The memory footprint is one call per
+# rectangle of batches x lengths (core/memory.py broadcasts it).
 _SLICE_ELEMENTS = 1 << 14
 _TILE_POINTS = 1 << 10
-_FOOTPRINT_POINTS = 1 << 13
 # Columns of a sweep's output, in order. Figures are raw SI numbers (per configuration, per step).
 COLUMNS = (
     "model", "hardware", "phase", "weights", "activations", "kv_cache", "flash_attention", "batch", "seq_len",
@@ -398,13 +397,11 @@ def _price(pricing: _Pricing, points: _Points) -> GridResult:
             for target, addend in zip(outputs, addends, strict=True):
                 np.copyto(target.reshape(*target.shape[:-1], rows, columns), addend)
         np.multiply(batch, q_len, out=tokens[where].reshape(rows, columns))
-        context = past_len + q_len
-        for r0, r1, c0, c1 in _tiles(rows, columns, _FOOTPRINT_POINTS):
-            points_in = slice(offset + r0 * columns + c0, offset + (r1 - 1) * columns + c1)
-            shape = (r1 - r0, c1 - c0)
-            stored, kv[points_in], act[points_in], total[points_in] = pricing.footprint(
-                np.broadcast_to(_tile(batch, r0, r1, c0, c1), shape).ravel(),
-                np.broadcast_to(_tile(context, r0, r1, c0, c1), shape).ravel())
+        # The footprint of the whole rectangle at once: batches as a column, contexts as a row (core/memory.py
+        # prices a peak linear in the batch over the contexts alone, and broadcasts).
+        stored, *rectangle = pricing.footprint(batch, past_len + q_len)
+        for target, value in zip((kv, act, total), rectangle, strict=True):
+            np.copyto(target[where].reshape(rows, columns), value)
     return GridResult(
         plan=pricing.plan,
         flops=flops,
