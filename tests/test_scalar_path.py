@@ -134,3 +134,27 @@ def test_a_probe_refuses_to_branch_and_broadcasts_numbers() -> None:
     assert compiled.coefficients(compiled.at_probes(5 + 2 * probe[1], 2), 2) == (5.0, 0.0, 2.0)
     assert compiled.affine_source((5.0, 0.0, 2.0), ["a", "b"]) == "5.0 + 2.0 * b"
     assert compiled.affine_source((0.0, 0.0, 0.0), ["a", "b"]) == "0.0"
+
+
+@pytest.mark.parametrize("name", ["llama-2-7b", "mixtral-8x7b", "deepseek-v3", "gemma-2-2b", "gpt-oss-20b"])
+def test_the_footprint_of_a_rectangle_equals_each_deployment(name: str) -> None:
+    """A grid's footprint (batches as a column, contexts as a row: the sweep's rectangles, where a peak linear
+    in the batch is computed over the contexts alone) equals the footprint of each deployment on its own."""
+    from llm_roofline.core.memory import grid_footprint_bytes
+    from llm_roofline.core.quant import weight_scheme
+
+    model = load_model(name)
+    fp16 = Workload().activation_format
+    scheme = weight_scheme(model, "q4_k_m")
+    batch = np.array([1.0, 3.0, 64.0, 1000.0])[:, None]
+    context = np.array([1.0, 2.0, 511.0, 512.0, 513.0, 4097.0, 100_000.0])[None, :]
+    for flash in (False, True):
+        _, kv, act, total = grid_footprint_bytes(model, scheme, fp16, fp16, flash, flash, False, None, batch, context)
+        assert np.shape(total) == (4, 7)
+        for i, b in enumerate(batch[:, 0]):
+            for j, c in enumerate(context[0]):
+                _, kv_one, act_one, total_one = grid_footprint_bytes(model, scheme, fp16, fp16, flash, flash, False,
+                                                                     None, int(b), int(c))
+                assert act[i, j] == pytest.approx(act_one, rel=1e-12)
+                assert np.broadcast_to(kv, (4, 7))[i, j] == pytest.approx(kv_one, rel=1e-12)
+                assert total[i, j] == pytest.approx(total_one, rel=1e-12)
