@@ -202,10 +202,37 @@ def ours_scan_contractions(config: dict[str, Any], batch: int, q_len: int, decod
 
 # --- the checks -------------------------------------------------------------------------------------------------
 
+# Full-size shapes the catalogue does not hold (its LFM2, Qwen3-Next and Falcon-H1 entries are checked by
+# test_params_vs_transformers.py), counted on the meta device.
+FULL_SIZE: dict[str, dict[str, Any]] = {
+    # state-spaces/mamba2-2.7b: d_model 2560, 64 layers, headdim 64 (80 heads), d_state 128, 1 group, tied: 2.70 B
+    "mamba2-2.7b": dict(model_type="mamba2", hidden_size=2560, num_heads=80, head_dim=64, state_size=128,
+                        n_groups=1, num_hidden_layers=64, vocab_size=50288, conv_kernel=4, chunk_size=256, expand=2,
+                        tie_word_embeddings=True),
+    # LFM2's later spelling: layer_types and intermediate_size, no width adjustment (LFM2-2.6B's shape)
+    "lfm2-2.6b": dict(model_type="lfm2", hidden_size=2048, intermediate_size=10752, block_auto_adjust_ff_dim=False,
+                      num_hidden_layers=30, num_attention_heads=32, num_key_value_heads=8, vocab_size=65536,
+                      max_position_embeddings=128000, conv_L_cache=3,
+                      layer_types=["conv", "conv", "full_attention", "conv", "conv", "full_attention", "conv", "conv",
+                                   "conv", "full_attention", "conv", "conv", "conv", "full_attention", "conv", "conv",
+                                   "conv", "full_attention", "conv", "conv", "conv", "full_attention", "conv", "conv",
+                                   "full_attention", "conv", "conv", "full_attention", "conv", "conv"]),
+    # Falcon-H1-7B's shape (44 layers of 3072, 24 Mamba heads of 128, state 256), the gated norm on
+    "falcon-h1-7b": dict(model_type="falcon_h1", hidden_size=3072, num_hidden_layers=44, num_attention_heads=12,
+                         num_key_value_heads=2, head_dim=128, intermediate_size=12288, vocab_size=130048,
+                         mamba_d_state=256, mamba_n_groups=1, mamba_n_heads=24, mamba_d_head=128, mamba_d_ssm=3072,
+                         mamba_d_conv=4, mamba_chunk_size=128, mamba_rms_norm=True, max_position_embeddings=262144),
+}
+
 
 @pytest.mark.parametrize("name", sorted(HYBRID_CONFIGS))
 def test_tiny_config_params_equal_transformers(name: str) -> None:
     assert model_from_hf_config(HYBRID_CONFIGS[name]).params == ref.param_count(HYBRID_CONFIGS[name])
+
+
+@pytest.mark.parametrize("name", sorted(FULL_SIZE))
+def test_full_size_params_equal_transformers(name: str) -> None:
+    assert model_from_hf_config(FULL_SIZE[name]).params == ref.param_count(FULL_SIZE[name])
 
 
 def _flops_by_kind(config: dict[str, Any], **workload: Any) -> dict[str, float]:
