@@ -220,3 +220,16 @@ def test_the_text_does_not_depend_on_slices_and_bands(monkeypatch: pytest.Monkey
     for writer, text in expected.items():
         assert _written(writer, chunks, COLUMNS) == text
     assert expected[writers.write_csv] == _csv_reference(chunks, COLUMNS)
+
+
+def test_columns_of_one_value() -> None:
+    # A column that holds one value (the model's weight bytes; a share of 0.0) is formatted once.
+    rows = 9
+    chunk = {"zero": np.zeros(rows), "negative_zero": np.full(rows, -0.0), "both": np.tile([0.0, -0.0, 0.0], 3),
+             "third": np.full(rows, 0.1 + 0.2), "big": np.full(rows, 1e300), "int": np.full(rows, -7),
+             "nan": np.full(rows, np.nan), "name": np.array(["x"] * rows, dtype=object)}
+    columns = list(chunk)
+    assert _written(writers.write_csv, [chunk], columns) == _csv_reference([chunk], columns)
+    del chunk["nan"]
+    columns.remove("nan")
+    assert _written(writers.write_jsonl, [chunk], columns) == _jsonl_reference([chunk], columns)

@@ -133,11 +133,20 @@ def _field(values: np.ndarray, csv_text: Callable[[object], bytes] | None) -> li
     """One column's text for a slice of rows (JSON when ``csv_text`` is None)."""
     if values.dtype.kind == "b":
         return _bool_field(values, csv_text is None)
+    if values.dtype.kind in "iuf" and len(values) > 1:
+        bits = values.view(f"u{values.dtype.itemsize}")  # bit for bit: 0.0 and -0.0 differ
+        if (bits == bits[0]).all():  # one value (the model's weights, a share of 0.0): formatted once
+            return [_text_of_one(_field(values[:1], csv_text))]
     if values.dtype.kind == "i" or (values.dtype.kind == "u" and (not len(values) or values.max() < 1 << 63)):
         return _int_field(values.astype(np.int64))
     if values.dtype.kind == "f":
         return _float_field(values.astype(np.float64), csv_text is None)
     return _label_field(values, _json_text if csv_text is None else csv_text)
+
+
+def _text_of_one(blocks: list[Block]) -> bytes:
+    """The text of a one-row field."""
+    return b"".join(b if isinstance(b, bytes) else b[0][b[0] != 0].tobytes() for b in blocks)
 
 
 def _csv_field(value: object) -> str:
@@ -247,13 +256,17 @@ def _float_field(values: np.ndarray, json_style: bool) -> list[Block]:
     """Floats as Python's repr writes them."""
     if not len(values):
         return []
+    with np.errstate(invalid="ignore"):  # NaN, infinities and magnitudes from 2**63 cast to garbage: not equal
+        integer = values.astype(np.int64)
+    lowest, highest = int(integer.min()), int(integer.max())
+    if (integer == values).all() and highest < 10**16 and lowest > -(10**16) and \
+            not (lowest <= 0 and np.signbit(values[integer == 0]).any()):  # (-0.0 keeps its sign)
+        return [*_int_field(integer), b".0"]  # whole numbers below 1e16: their digits and ".0"
     finite = np.isfinite(values)
     if json_style and not finite.all():
         raise ValueError("Out of range float values are not JSON compliant")
     magnitude = np.abs(values)
-    whole = finite & (magnitude == np.floor(magnitude)) & (magnitude < 1e16)  # written as digits and ".0"
-    if whole.all() and not (np.signbit(values) & (magnitude == 0)).any():  # (-0.0 keeps its sign)
-        return [*_int_field(values.astype(np.int64)), b".0"]
+    whole = finite & (magnitude == np.floor(magnitude)) & (magnitude < 1e16)
     return _float_text_blocks(values, finite, whole)
 
 
