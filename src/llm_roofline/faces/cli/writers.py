@@ -8,11 +8,16 @@ escapes it in JSON. A JSON line is ``json.dumps`` of the row (keys in column ord
 ``allow_nan=False``, while CSV writes ``nan``, ``inf`` and ``-inf``.
 
 Why not ``repr`` itself: it costs some 500 ns a float (David Gay's dtoa, one value at a time), and a
-sweep row has 13 floats, so a million rows took 7 s of repr alone. Here the shortest digits of a whole
-column come from numpy arithmetic (``_shortest_digits``: 17 exact digits from an error-free product,
-then the fewest that still round-trip), and the rows are laid out in a byte matrix whose unused cells
-are NUL, dropped in one pass. The few floats the arithmetic cannot settle exactly (ties, power-of-two
-significands, magnitudes below 1e-6 or from 2**63) are printed by ``repr``.
+sweep row has 13 floats, so a million rows took 7 s of repr alone (the writers this module replaced ran
+at 24-40 k rows/s). Here the shortest digits of a whole column come from numpy arithmetic
+(``_shortest_digits``: 17 exact digits from an error-free product, then the fewest that still
+round-trip); each field is a block of cells, the same for every row, that a row leaves NUL where its
+text is shorter; rows are laid out side by side in a byte matrix and the NUL cells dropped
+(``_Matrix``). The few floats the arithmetic cannot settle exactly (ties, power-of-two significands,
+magnitudes below 1e-6 or from 2**63) are printed by ``repr``. pyarrow was measured and is not used: its
+float-to-string cast takes 70-140 ns a value (this takes some 60, layout included) in another notation
+(``1e-05`` is ``0.00001`` there, ``1.0`` is ``1``), and importing it costs more than its faster byte
+filtering saves.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ class ByteSink(Protocol):
     def write(self, data: memoryview, /) -> object: ...
 
 
-# Rows formatted at once: the byte matrix of a slice (about 330 bytes a CSV row, 700 a JSON one) and its
-# numpy temporaries stay a few MB whatever the chunk.
+# Rows whose fields are formatted at once: enough to spread numpy's cost per call, few enough that a
+# column's temporaries (some 30 arrays of 8 bytes a row) stay in a core's cache. Memory does not grow with
+# the chunk, nor with the grid.
 SLICE_ROWS = 8192
+# Rows laid out and written at once (about 300 bytes a CSV row, 700 a JSON one): a band stays in cache.
+BAND_ROWS = 1024
 
 # A field's text as blocks, in order: constant bytes, or a (rows, width) uint8 array whose NUL cells are
 # not part of the text.
@@ -86,9 +94,9 @@ def _write_rows(chunks: Iterable[Mapping[str, np.ndarray]], out: ByteSink, colum
 
 
 class _Matrix:
-    """The byte matrix rows are laid out in, ``BAND_ROWS`` rows at a time (a band of JSON lines fits a core's
-    cache, where a slice would not). Successive slices mostly have the same layout (the same constant text
-    and field widths): then the matrix is reused and only the fields are written."""
+    """The byte matrix rows are laid out in, ``BAND_ROWS`` rows at a time. Successive slices mostly have
+    the same layout (the same constant text and field widths): then the matrix is reused and only the
+    fields are written."""
 
     def __init__(self) -> None:
         self.layout: list[bytes | int] = []
@@ -125,9 +133,6 @@ class _Matrix:
             # NUL cells out: bytes.replace jumps between NULs with memchr (some ten a row), where a numpy
             # mask would look at every byte (11% less time for JSON lines, the same for CSV).
             out.write(memoryview(band.tobytes().replace(b"\0", b"")))
-
-
-BAND_ROWS = 1024
 
 
 def _field(values: np.ndarray, csv_text: Callable[[object], bytes] | None) -> list[Block]:
