@@ -204,30 +204,36 @@ def _bool_field(values: np.ndarray, json_style: bool) -> list[Block]:
     return [_table(texts).take(values.view(np.uint8), axis=0)]
 
 
-# ASCII digits of 0000..9999, four bytes each, in text order whatever the machine's byte order.
-_QUADS = np.frombuffer(b"".join(b"%04d" % i for i in range(10_000)), dtype=np.uint32)
+# ASCII digits of 0000..9999, four bytes each, in text order whatever the machine's byte order; then the
+# same with leading zeros as NUL (0: all NUL); then that again but 0 as "0" (an integer's last four digits).
+_QUADS = np.frombuffer(b"".join([b"%04d" % i for i in range(10_000)]
+                                + [(b"%d" % i).rjust(4, b"\0") if i else b"\0" * 4 for i in range(10_000)]
+                                + [(b"%d" % i).rjust(4, b"\0") for i in range(10_000)]), dtype=np.uint32)
+_LEADING, _LAST = 10_000, 20_000
 _POW10_U = np.array([10**k for k in range(20)], dtype=np.uint64)
 
 
-def _digit_quads(magnitude: np.ndarray, groups: int) -> np.ndarray:
-    """(rows, groups) uint32: the ASCII digits of uint64 values below 10**(4 * groups), four to an element,
-    zero-padded on the left (view as uint8 for the text)."""
+def _quad_indices(magnitude: np.ndarray, groups: int) -> np.ndarray:
+    """(groups, rows) int64: uint64 values below 10**(4 * groups) as groups of four digits, first to last."""
     quads = np.empty((groups, len(magnitude)), dtype=np.int64)
     rest = magnitude
     for g in range(groups - 1, -1, -1):  # the last four digits first
         above = rest // np.uint64(10_000)
         np.subtract(rest, above * np.uint64(10_000), out=quads[g], casting="unsafe")
         rest = above
-    digits: np.ndarray = _QUADS.take(quads.T)
+    return quads
+
+
+def _digit_quads(magnitude: np.ndarray, groups: int) -> np.ndarray:
+    """(rows, groups) uint32: the ASCII digits of uint64 values below 10**(4 * groups), four to an element,
+    zero-padded on the left (view as uint8 for the text)."""
+    digits: np.ndarray = _QUADS.take(_quad_indices(magnitude, groups).T)
     return digits
 
 
-@functools.cache
-def _masks(groups: int, last: bool) -> np.ndarray:
-    """(4 * groups + 1, groups) uint32: row k keeps the first (or the last) k of 4 * groups bytes."""
-    cells = 4 * groups
-    rows = [b"\0" * (cells - k) + b"\xff" * k if last else b"\xff" * k + b"\0" * (cells - k) for k in range(cells + 1)]
-    return np.frombuffer(b"".join(rows), dtype=np.uint32).reshape(cells + 1, groups)
+# Row k keeps the first k of the 20 bytes of five quads.
+_KEEP_FIRST = np.frombuffer(b"".join(b"\xff" * k + b"\0" * (20 - k) for k in range(21)),
+                            dtype=np.uint32).reshape(21, 5)
 
 
 def _digit_count(magnitude: np.ndarray) -> np.ndarray:
@@ -246,14 +252,20 @@ def _int_field(values: np.ndarray) -> list[Block]:
     """Integers: their digits, a minus sign where negative."""
     if not len(values):
         return []
-    negative = values < 0
-    magnitude = np.where(negative, np.negative(values), values).view(np.uint64)  # -2**63 wraps to 2**63: right
-    width = len(str(int(magnitude.max())))
+    lowest, highest = int(values.min()), int(values.max())
+    negative = values < 0 if lowest < 0 else None
+    magnitude = values if negative is None else np.where(negative, np.negative(values), values)
+    width = len(str(max(highest, -lowest)))
     groups = -(-width // 4)
-    quads = _digit_quads(magnitude, groups)
-    quads &= _masks(groups, last=True).take(_digit_count(magnitude), axis=0)  # leading zeros out
-    blocks: list[Block] = [quads.view(np.uint8)[:, 4 * groups - width:]]
-    if negative.any():
+    quads = _quad_indices(magnitude.view(np.uint64), groups)  # (-2**63 wraps to 2**63: right)
+    # Leading zeros out: groups of four take the table's second part while every group before is zero.
+    leading = np.ones(len(values), dtype=bool)
+    for g in range(groups - 1):
+        quads[g] += leading * _LEADING
+        leading &= quads[g] == _LEADING
+    quads[-1] += leading * _LAST
+    blocks: list[Block] = [_QUADS.take(quads.T).view(np.uint8)[:, 4 * groups - width:]]
+    if negative is not None:
         blocks.insert(0, (negative * np.uint8(ord("-")))[:, None])
     return blocks
 
@@ -306,7 +318,7 @@ def _float_text_blocks(values: np.ndarray, finite: np.ndarray, whole: np.ndarray
         nd[~finite] = 0
     # The 17 digits are cells 3..19 of five quads (the first three: padding); a value shows its first nd.
     quads = _digit_quads(digits.view(np.uint64), 5)
-    quads &= _masks(5, last=False).take(nd + 3 * (nd > 0), axis=0)
+    quads &= _KEEP_FIRST.take(nd + 3 * (nd > 0), axis=0)
     quads[:, 0] &= _PADDING_OUT
     ascii_digits = quads.view(np.uint8)[:, 3:3 + max(int(nd.max()), 1)]
 
