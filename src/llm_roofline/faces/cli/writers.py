@@ -111,25 +111,20 @@ class _Matrix:
             else:
                 merged.append(block)
         layout = [b if isinstance(b, bytes) else b.shape[1] for b in merged]
+        widths = [len(b) if isinstance(b, bytes) else b.shape[1] for b in merged]
+        starts = np.cumsum([0, *widths[:-1]]).tolist()
         if layout != self.layout:
             self.layout = layout
-            self.cells = np.empty((BAND_ROWS, sum(len(b) if isinstance(b, bytes) else b for b in layout)),
-                                  dtype=np.uint8)
-            at = 0
-            for block in merged:
-                width = len(block) if isinstance(block, bytes) else block.shape[1]
+            self.cells = np.empty((BAND_ROWS, sum(widths)), dtype=np.uint8)
+            for block, at in zip(merged, starts, strict=True):
                 if isinstance(block, bytes):
-                    self.cells[:, at:at + width] = np.frombuffer(block, dtype=np.uint8)
-                at += width
+                    self.cells[:, at:at + len(block)] = np.frombuffer(block, dtype=np.uint8)
+        fields = [(slice(at, at + block.shape[1]), block) for block, at in zip(merged, starts, strict=True)
+                  if not isinstance(block, bytes)]
         for start in range(0, rows, BAND_ROWS):
             band = self.cells[:min(BAND_ROWS, rows - start)]
-            at = 0
-            for block in merged:
-                if isinstance(block, bytes):
-                    at += len(block)
-                else:
-                    band[:, at:at + block.shape[1]] = block[start:start + BAND_ROWS]
-                    at += block.shape[1]
+            for cells, block in fields:
+                band[:, cells] = block[start:start + BAND_ROWS]
             # NUL cells out: bytes.replace jumps between NULs with memchr (some ten a row), where a numpy
             # mask would look at every byte (11% less time for JSON lines, the same for CSV).
             out.write(memoryview(band.tobytes().replace(b"\0", b"")))
