@@ -34,9 +34,10 @@ WeightsSpec = NumberFormat | WeightScheme | str | float | int | None
 # tensor_type_fallback: a row that is not a whole number of the type's blocks gets a type with smaller blocks.
 _FALLBACK = {"q2_k": "q4_0", "q3_k": "q4_0", "q4_k": "q5_0", "q5_k": "q5_1", "q6_k": "q8_0",
              "iq3_s": "iq4_nl", "iq4_xs": "iq4_nl"}
-# Tensors llama-quantize leaves as converted: 1-D tensors (norms, biases), the MoE router
+# Tensors llama-quantize leaves as converted: 1-D tensors (norms, biases, and Qwen3-Next's d -> 1 shared-expert
+# gate, ffn_gate_inp_shexp, whose trailing dimension of 1 makes it 1-D to ggml_n_dims), the MoE router
 # (ffn_gate_inp) and position embeddings; convert_hf_to_gguf.py writes them as F32.
-_UNQUANTIZED = (arch.VECTORS, arch.ROUTER, arch.POSITIONS)
+_UNQUANTIZED = (arch.VECTORS, arch.ROUTER, arch.SHARED_EXPERT_GATE, arch.POSITIONS)
 # Families whose GGUF files fuse Q, K and V into one attn_qkv tensor (quantized by the attn_v rules).
 _FUSED_QKV = ("phi3", "gpt2")
 
