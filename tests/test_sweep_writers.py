@@ -233,3 +233,93 @@ def test_columns_of_one_value() -> None:
     del chunk["nan"]
     columns.remove("nan")
     assert _written(writers.write_jsonl, [chunk], columns) == _jsonl_reference([chunk], columns)
+
+
+def _spec_chunks(chunk: int) -> tuple[Callable[[int, int], Iterable[Chunk]], list[Chunk]]:
+    spec = make_spec(["llama-2-7b", "qwen2.5-0.5b"], ["jetson-orin-nx", "nvidia-a100-80gb-sxm"], range(1, 40),
+                     [1, 100, 4096], weights=["fp16", "q4_k_m"])
+    return (lambda part, parts: iter_sweep(spec, chunk, (part, parts))), list(iter_sweep(spec, chunk))
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3, 5])
+@pytest.mark.parametrize("style", ["csv", "jsonl"])
+def test_several_processes_write_the_same_bytes(tmp_path: object, style: str, processes: int) -> None:
+    """Chunks k, k + n, ... evaluated and formatted by each of n forked processes, merged in order: the bytes of
+    the serial writer, whatever the number of processes against the number of chunks (here 12 chunks)."""
+    from pathlib import Path
+
+    chunks_of, chunks = _spec_chunks(78)
+    assert len(chunks) == 12
+    serial = _written(writers.write_csv if style == "csv" else writers.write_jsonl, chunks, COLUMNS)
+    target = Path(str(tmp_path)) / f"grid.{style}"
+    told: list[int] = []
+    with target.open("wb") as out:
+        rows = writers.write_in_processes(chunks_of, out, COLUMNS, style, processes, told.append)
+    assert target.read_bytes() == serial
+    assert rows == sum(told) == sum(len(chunk["batch"]) for chunk in chunks) and len(told) == 12
+
+
+def test_a_process_error_is_raised_and_every_process_ends(tmp_path: object) -> None:
+    """JSON lines of a NaN: the formatting process reports the error, this one raises it (as the serial writer
+    does), and no process is left behind; a process that dies without a word is an error too."""
+    import os
+    from pathlib import Path
+
+    def chunks_of(part: int, parts: int) -> Iterable[Chunk]:
+        yield {"x": np.array([1.0, 2.0])}
+        if part == 0:  # the third chunk (chunks interleave: 0 from process 0, 1 from 1, 2 from 0)
+            yield {"x": np.array([np.nan])}
+
+    target = Path(str(tmp_path)) / "grid.jsonl"
+    with target.open("wb") as out, pytest.raises(ValueError, match="not JSON compliant"):
+        writers.write_in_processes(chunks_of, out, ["x"], "jsonl", 2)
+
+    def dies(part: int, parts: int) -> Iterable[Chunk]:
+        yield {"x": np.array([1.0])}
+        os._exit(3)
+
+    with target.open("wb") as out, pytest.raises(RuntimeError, match="ended without finishing"):
+        writers.write_in_processes(dies, out, ["x"], "jsonl", 2)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every formatting process was waited for
+
+
+def test_the_command_writes_a_large_grid_with_several_processes(tmp_path: object) -> None:
+    """Past PARALLEL_ROWS rows the sweep command formats in processes: the file is the serial writer's."""
+    from pathlib import Path
+
+    from llm_roofline.faces.cli import sweep_commands
+
+    if sweep_commands._format_processes(sweep_commands.PARALLEL_ROWS) < 2:
+        pytest.skip("one CPU or no fork here: the command formats in this process (the serial path's tests apply)")
+    target = Path(str(tmp_path)) / "grid.jsonl"
+    assert main(["sweep", "-m", "qwen2.5-0.5b", "-H", "jetson-orin-nx", "-b", "1..500", "-l", "1..420",
+                 "--no-progress", "-o", str(target)]) == 0
+    spec = make_spec(["qwen2.5-0.5b"], ["jetson-orin-nx"], range(1, 501), range(1, 421))
+    assert spec.size >= sweep_commands.PARALLEL_ROWS
+    assert target.read_bytes() == _written(writers.write_jsonl, iter_sweep(spec), COLUMNS)
+
+
+def test_background_writes_keep_the_order_and_report_an_error() -> None:
+    """The writing thread writes every block in order before the block ends; an OSError of its writes (a full
+    disk) is raised in the formatting thread, at a later write or at the end."""
+
+    class Disk(io.BytesIO):
+        def __init__(self, full_after: int | None = None) -> None:
+            super().__init__()
+            self.full_after = full_after
+
+        def write(self, data: object) -> int:
+            if self.full_after is not None and self.tell() >= self.full_after:
+                raise OSError(28, "No space left on device")
+            return super().write(data)  # type: ignore[arg-type]
+
+    disk = Disk()
+    with writers.background_writes(disk) as sink:  # type: ignore[arg-type]
+        for i in range(1000):
+            sink.write(memoryview(f"{i}\n".encode()))
+    assert disk.getvalue() == "".join(f"{i}\n" for i in range(1000)).encode()
+    full = Disk(full_after=100)
+    with pytest.raises(OSError, match="No space"), writers.background_writes(full) as sink:  # type: ignore[arg-type]
+        for _ in range(10_000):
+            sink.write(memoryview(b"0123456789"))

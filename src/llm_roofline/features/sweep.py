@@ -447,9 +447,16 @@ class _Block(NamedTuple):
     devices: tuple[HardwareSpec, ...] = ()  # the grid's devices (its first axis)
 
 
-def _blocks(spec: SweepSpec, chunk_size: int) -> Iterator[_Block]:
+def _blocks(spec: SweepSpec, chunk_size: int, part: tuple[int, int] = (0, 1)) -> Iterator[_Block]:
     """The grid, chunk by chunk: structural choices looped over, batch x length vectorized, at most
-    ``chunk_size`` configurations (points x devices) at a time (one point on every device if fewer)."""
+    ``chunk_size`` configurations (points x devices) at a time (one point on every device if fewer).
+
+    ``part`` = (k, n): only chunks k, k + n, k + 2n, ... of that sequence, the others not evaluated (n
+    processes that each take one part, merged round-robin, give the whole grid in order)."""
+    first, parts = part
+    if not 0 <= first < parts:
+        raise ValueError(f"part {first} of {parts}")
+    index = -1
     if chunk_size < 1:
         raise InputError(f"sweep: chunk size must be >= 1, got {chunk_size}")
     batch_values = np.array(spec.batch, dtype=np.int64)
@@ -465,6 +472,9 @@ def _blocks(spec: SweepSpec, chunk_size: int) -> Iterator[_Block]:
                                spec.lm_head, None, spec.fuse)
             size = max(1, chunk_size // len(devices))
             for start in range(0, total, size):
+                index += 1
+                if index % parts != first:
+                    continue
                 grid = _price(pricing, _Points(batch_values, seq_values, start, min(start + size, total)))
                 yield _Block(model, phase, weights, device_scheme, activations, kv_format, flash, grid, devices)
 
@@ -494,11 +504,12 @@ def sweep_totals(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[G
         yield block.grid
 
 
-def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK) -> Iterator[dict[str, np.ndarray]]:
+def iter_sweep(spec: SweepSpec, chunk_size: int = DEFAULT_CHUNK,
+               part: tuple[int, int] = (0, 1)) -> Iterator[dict[str, np.ndarray]]:
     """The grid's totals, as column chunks of at most ``chunk_size`` rows (one point on every device when
-    there are more devices than that)."""
+    there are more devices than that); ``part``: every n-th chunk from the k-th (``_blocks``)."""
     words = bound_labels(np.array([False, True]))  # the bound's two labels, indexed by the flag
-    for block in _blocks(spec, chunk_size):
+    for block in _blocks(spec, chunk_size, part):
         capacity = np.array([[d.available_memory_bytes or np.nan] for d in block.devices])
         device_names = np.array([d.name for d in block.devices], dtype=object)
         grid = block.grid

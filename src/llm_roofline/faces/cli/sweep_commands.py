@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
@@ -162,7 +162,13 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
             yield chunk
 
     summary = []
-    if args.output:
+    processes = _format_processes(spec.size)
+    if args.output and args.output != "-" and not (args.query or args.heatmap) and processes > 1 and (
+            Path(args.output).suffix.lower() in (".csv", ".jsonl")):
+        rows = _write_in_processes(lambda part, parts: iter_sweep(spec, args.chunk, (part, parts)), args.output,
+                                   processes, progress.advance)
+        summary.append(f"wrote {rows:,} configurations to {args.output}")
+    elif args.output:
         rows = _write(chunks(), args.output)
         if args.output != "-":
             summary.append(f"wrote {rows:,} configurations to {args.output}")
@@ -183,7 +189,7 @@ def _cmd_sweep(args: argparse.Namespace) -> str:
 def _write(chunks: Iterator[dict[str, Any]], target: str) -> int:
     """Stream chunks to a file, atomically (``files.atomic_output``: the file appears complete or not at
     all, with a plain write's mode; any OS error is one line)."""
-    from llm_roofline.faces.cli.writers import write_csv, write_jsonl
+    from llm_roofline.faces.cli.writers import background_writes, write_csv, write_jsonl
     from llm_roofline.features.sweep import COLUMNS
     from llm_roofline.inputs.files import atomic_output
 
@@ -207,7 +213,35 @@ def _write(chunks: Iterator[dict[str, Any]], target: str) -> int:
     with atomic_output(target, "--output", "wb") as out:
         if suffix == ".parquet":
             return _write_parquet(chunks, out, COLUMNS)
-        return (write_csv if suffix == ".csv" else write_jsonl)(chunks, out, COLUMNS)
+        with background_writes(out) as sink:  # the disk writes while the next rows are formatted
+            return (write_csv if suffix == ".csv" else write_jsonl)(chunks, sink, COLUMNS)
+
+
+# Rows from which a file is formatted by several processes (one per CPU this process may use, at most
+# MAX_FORMAT_PROCESSES): below it, forking costs more than it saves.
+PARALLEL_ROWS = 200_000
+MAX_FORMAT_PROCESSES = 8
+
+
+def _format_processes(rows: int) -> int:
+    """How many processes format a CSV or JSON-lines file of ``rows`` rows: several where the system forks
+    safely (Linux) and this process may use several CPUs, else one (this process)."""
+    if rows < PARALLEL_ROWS or not sys.platform.startswith("linux"):
+        return 1
+    return min(len(os.sched_getaffinity(0)), MAX_FORMAT_PROCESSES)
+
+
+def _write_in_processes(chunks_of: Callable[[int, int], Iterator[dict[str, Any]]], target: str, processes: int,
+                        on_rows: Callable[[int], None]) -> int:
+    """``_write`` of a CSV or JSON-lines file, the chunks evaluated and formatted by ``processes`` processes
+    (``writers.write_in_processes``), the file written atomically here."""
+    from llm_roofline.faces.cli.writers import write_in_processes
+    from llm_roofline.features.sweep import COLUMNS
+    from llm_roofline.inputs.files import atomic_output
+
+    style = "csv" if Path(target).suffix.lower() == ".csv" else "jsonl"
+    with atomic_output(target, "--output", "wb") as out:
+        return write_in_processes(chunks_of, out, COLUMNS, style, processes, on_rows)
 
 
 class _TextSink:

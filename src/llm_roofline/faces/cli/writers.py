@@ -18,14 +18,27 @@ magnitudes below 1e-6 or from 2**63) are printed by ``repr``. pyarrow was measur
 float-to-string cast takes 70-140 ns a value (this takes some 60, layout included) in another notation
 (``1e-05`` is ``0.00001`` there, ``1.0`` is ``1``), and importing it costs more than its faster byte
 filtering saves.
+
+A large file is written by several processes (``write_in_processes``): each forked process evaluates and
+formats every n-th chunk of the grid, holding one chunk's text, and this process moves their text to the
+file in the chunks' order (``os.splice``, in the kernel), syncing as it goes so the disk works while the
+next chunks are formatted. The bytes are the serial writers'. A file written by this process alone goes
+through ``background_writes``: a thread does the writes and syncs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+import os
+import queue
+import stat
+import struct
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Protocol
 
 import numpy as np
 
@@ -46,6 +59,191 @@ BAND_ROWS = 1024
 # A field's text as blocks, in order: constant bytes, or a (rows, width) uint8 array whose NUL cells are
 # not part of the text.
 Block = bytes | np.ndarray
+
+
+# A file written through ``background_writes`` is synced every this many bytes, from the writing thread.
+SYNC_BYTES = 64 << 20
+# Blocks (a band of rows each, under 1 MB) waiting for the writing thread: the memory it may hold.
+QUEUED_BLOCKS = 16
+
+
+class _BackgroundSink:
+    """Blocks written to a file by a thread of their own: the system calls (``write``, ``fdatasync``)
+    release the interpreter, so the disk works while the next rows are formatted."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_BLOCKS)
+        self.error: OSError | None = None
+        try:
+            self.regular = stat.S_ISREG(os.fstat(out.fileno()).st_mode)  # a file on a disk, which syncs
+        except (OSError, ValueError):
+            self.regular = False
+        self.thread = threading.Thread(target=self._run, name="llm-roofline writer", daemon=True)
+        self.thread.start()
+
+    def write(self, data: memoryview, /) -> int:
+        if self.error is not None:
+            raise self.error
+        self.blocks.put(bytes(data))
+        return len(data)
+
+    def close(self) -> None:
+        """Wait for every block to be written; an error of the writing thread is raised here."""
+        self.blocks.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        unsynced = 0
+        while (block := self.blocks.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so that the formatting side never waits on a full queue
+            try:
+                self.out.write(block)
+                unsynced += len(block)
+                if self.regular and unsynced >= SYNC_BYTES:  # the final fsync (atomic_output) has little left
+                    self.out.flush()
+                    os.fdatasync(self.out.fileno())
+                    unsynced = 0
+            except OSError as err:
+                self.error = err
+
+
+@contextlib.contextmanager
+def background_writes(out: IO[bytes]) -> Iterator[ByteSink]:
+    """A sink whose writes to the regular file ``out`` happen in a thread, synced as they go; every byte is
+    written when the block ends (an OSError of the writes is raised then, or at a later write)."""
+    sink = _BackgroundSink(out)
+    try:
+        yield sink
+    finally:
+        sink.close()
+
+
+# A formatting process's records on its pipe: (kind, value) as two little-endian int64, then ``value`` bytes of
+# text (_TEXT) or of an error message (_FAILED); _CHUNK_END carries the chunk's rows.
+_RECORD = struct.Struct("<qq")
+_TEXT, _CHUNK_END, _DONE, _FAILED = 1, 2, 3, 4
+PIPE_BUFFER_BYTES = 1 << 20
+
+
+def write_in_processes(chunks_of: Callable[[int, int], Iterable[Mapping[str, np.ndarray]]], out: IO[bytes],
+                       columns: Sequence[str], style: str, processes: int,
+                       on_rows: Callable[[int], None] | None = None) -> int:
+    """``write_csv`` (``style`` "csv") or ``write_jsonl``, the rows formatted by ``processes`` forked processes.
+
+    ``chunks_of(k, n)`` gives the k-th of n interleaved parts of the chunks (chunks k, k + n, ...: the
+    sweep's ``iter_sweep(..., part=(k, n))``); each process evaluates and formats its part, and this one
+    writes their text in the chunks' order, so the bytes are those of the serial writers. ``on_rows`` is told
+    each chunk's rows as it is written. A process's error (NaN in JSON lines) is raised here as ValueError.
+    """
+    csv_text = _csv_bytes if style == "csv" else None
+    if csv_text is not None:
+        out.write(b",".join(map(csv_text, columns)) + b"\n")
+    out.flush()  # nothing buffered is copied into the processes, and the text below goes to the descriptor
+    readers: list[int] = []
+    children: list[int] = []
+    try:
+        for part in range(processes):
+            read_end, write_end = os.pipe()
+            with contextlib.suppress(OSError):  # a larger pipe: fewer switches between the processes
+                fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BUFFER_BYTES)
+            child = os.fork()
+            if child == 0:  # the formatting process: never returns
+                os.close(read_end)
+                for reader in readers:
+                    os.close(reader)
+                _format_part(chunks_of(part, processes), write_end, columns, csv_text)
+            os.close(write_end)
+            readers.append(read_end)
+            children.append(child)
+        return _merge(readers, out.fileno(), on_rows)
+    finally:
+        for reader in readers:
+            os.close(reader)  # a process still writing gets EPIPE and ends
+        for child in children:
+            os.waitpid(child, 0)
+
+
+def _merge(readers: Sequence[int], out: int, on_rows: Callable[[int], None] | None) -> int:
+    """The processes' text in the chunks' order: chunk i from process i mod n, until one says it is done.
+    The text moves from each pipe to the file in the kernel (``os.splice``), not through this process."""
+    rows, chunk, unsynced = 0, 0, 0
+    regular = stat.S_ISREG(os.fstat(out).st_mode)
+    while True:
+        reader = readers[chunk % len(readers)]
+        kind, value = _RECORD.unpack(_read_exactly(reader, _RECORD.size))
+        if kind == _TEXT:
+            unsynced += value
+            if regular and unsynced >= SYNC_BYTES:  # the disk writes while the processes format the next chunks
+                os.fdatasync(out)
+                unsynced = value
+            while value:
+                moved = os.splice(reader, out, value)
+                if moved == 0:
+                    raise RuntimeError("a sweep writer process ended in the middle of its text")
+                value -= moved
+        elif kind == _CHUNK_END:
+            rows += value
+            chunk += 1
+            if on_rows is not None:
+                on_rows(value)
+        elif kind == _DONE:
+            return rows
+        else:
+            raise ValueError(_read_exactly(reader, value).decode("utf-8", "replace"))
+
+
+def _read_exactly(reader: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        more = os.read(reader, size - len(data))
+        if not more:
+            raise RuntimeError("a sweep writer process ended without finishing its part")
+        data += more
+    return data
+
+
+class _ChunkText:
+    """A formatting process's text of one chunk, held until the chunk is done: the processes then format in
+    parallel (one writing to its pipe would wait for the writing process to reach its chunk)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[bytes] = []
+
+    def write(self, data: memoryview, /) -> int:
+        self.blocks.append(bytes(data))
+        return len(data)
+
+
+def _format_part(chunks: Iterable[Mapping[str, np.ndarray]], write_end: int, columns: Sequence[str],
+                 csv_text: Callable[[object], bytes] | None) -> None:
+    """Format ``chunks`` into the pipe, a chunk at a time, then leave the process (``os._exit``: no cleanup of
+    the parent's state it was forked with, nothing of its buffers flushed twice)."""
+    status = 0
+    pipe = os.fdopen(write_end, "wb", buffering=0)
+    try:
+        for chunk in chunks:
+            text = _ChunkText()
+            rows = _write_rows([chunk], text, columns, csv_text)
+            size = sum(map(len, text.blocks))
+            pipe.write(_RECORD.pack(_TEXT, size))
+            for block in text.blocks:
+                pipe.write(block)
+            pipe.write(_RECORD.pack(_CHUNK_END, rows))
+        pipe.write(_RECORD.pack(_DONE, 0))
+    except BaseException as error:  # any failure is reported to the writing process, then the exit
+        status = 1
+        with contextlib.suppress(OSError):
+            message = str(error).encode()
+            pipe.write(_RECORD.pack(_FAILED, len(message)) + message)
+    os._exit(status)
+
+
+def _csv_bytes(value: object) -> bytes:
+    return _csv_field(value).encode()
 
 
 def write_csv(chunks: Iterable[Mapping[str, np.ndarray]], out: ByteSink, columns: Sequence[str],
