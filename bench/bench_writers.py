@@ -13,8 +13,9 @@ the write and the fsync that ``files.atomic_output`` does before its rename. Pea
 for the children).
 
 ``--big`` measures peak RSS at 10^8 rows (-b 1..10000 -l 1..10000) beside 10^6: CSV through the CLI to
-stdout (`-o -`, redirected to /dev/null: a 10^8-row file would take 30 GB), and JSON lines by the same
-writer in a child process writing to /dev/null (67 GB as a file).
+stdout (`-o -`, redirected to /dev/null: a 10^8-row file would take 30 GB), JSON lines by the same
+writer in a child process writing to /dev/null (67 GB as a file), and both through the file path of a
+large grid (``write_in_processes``: one formatting process per CPU) to /dev/null.
 
 Prints the machine, the date, the load average before and after, each command, every run and the
 medians; the figures are recorded in docs/benchmarks.md.
@@ -45,6 +46,17 @@ from llm_roofline.features.sweep import COLUMNS, iter_sweep, make_spec
 spec = make_spec(["llama-2-7b"], ["nvidia-a100-80gb-sxm"], range(1, 10_001), range(1, 10_001), phases=["decode"])
 with open("/dev/null", "wb") as out:
     print(write_jsonl(iter_sweep(spec), out, COLUMNS))
+"""
+
+# The file path of a large grid (one formatting process per CPU, writers.write_in_processes), to /dev/null.
+_PROCESSES_TO_NULL = """
+import os, sys
+from llm_roofline.faces.cli.writers import write_in_processes
+from llm_roofline.features.sweep import COLUMNS, iter_sweep, make_spec
+spec = make_spec(["llama-2-7b"], ["nvidia-a100-80gb-sxm"], range(1, 10_001), range(1, 10_001), phases=["decode"])
+with open("/dev/null", "wb") as out:
+    print(write_in_processes(lambda k, n: iter_sweep(spec, part=(k, n)), out, COLUMNS, sys.argv[1],
+                             len(os.sched_getaffinity(0))))
 """
 
 
@@ -108,6 +120,10 @@ def bench_big() -> None:
     wall, peak = run_child([sys.executable, "-c", _JSONL_TO_NULL])
     print(f"10^8 rows, JSON lines by write_jsonl to /dev/null: {wall:.0f} s, {1e8 / wall / 1e6:.2f} M rows/s, "
           f"peak RSS {peak / MIB:.0f} MiB", flush=True)
+    for style in ("csv", "jsonl"):  # the peak RSS counts the formatting processes (os.wait4: waited descendants)
+        wall, peak = run_child([sys.executable, "-c", _PROCESSES_TO_NULL, style])
+        print(f"10^8 rows, {style} by write_in_processes (one process per CPU) to /dev/null: {wall:.0f} s, "
+              f"{1e8 / wall / 1e6:.2f} M rows/s, peak RSS {peak / MIB:.0f} MiB", flush=True)
 
 
 def _machine() -> str:

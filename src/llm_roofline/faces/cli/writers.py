@@ -21,8 +21,8 @@ filtering saves.
 
 A large file is written by several processes (``write_in_processes``): each forked process evaluates and
 formats every n-th chunk of the grid, holding one chunk's text, and this process moves their text to the
-file in the chunks' order (``os.splice``, in the kernel), syncing as it goes so the disk works while the
-next chunks are formatted. The bytes are the serial writers'. A file written by this process alone goes
+file in the chunks' order (``os.splice``, in the kernel), syncing as it goes (in a thread) so the disk
+works while the next chunks are formatted. The bytes are the serial writers'. A file written by this process alone goes
 through ``background_writes``: a thread does the writes and syncs.
 """
 
@@ -172,13 +172,16 @@ def _merge(readers: Sequence[int], out: int, on_rows: Callable[[int], None] | No
     The text moves from each pipe to the file in the kernel (``os.splice``), not through this process."""
     rows, chunk, unsynced = 0, 0, 0
     regular = stat.S_ISREG(os.fstat(out).st_mode)
+    syncing: threading.Thread | None = None
     while True:
         reader = readers[chunk % len(readers)]
         kind, value = _RECORD.unpack(_read_exactly(reader, _RECORD.size))
         if kind == _TEXT:
             unsynced += value
-            if regular and unsynced >= SYNC_BYTES:  # the disk writes while the processes format the next chunks
-                os.fdatasync(out)
+            if regular and unsynced >= SYNC_BYTES and (syncing is None or not syncing.is_alive()):
+                # The disk writes while the processes format the next chunks, and while this one splices on.
+                syncing = threading.Thread(target=_sync_quietly, args=(out,), daemon=True)
+                syncing.start()
                 unsynced = value
             while value:
                 moved = os.splice(reader, out, value)
@@ -191,9 +194,18 @@ def _merge(readers: Sequence[int], out: int, on_rows: Callable[[int], None] | No
             if on_rows is not None:
                 on_rows(value)
         elif kind == _DONE:
+            if syncing is not None:
+                syncing.join()
             return rows
         else:
             raise ValueError(_read_exactly(reader, value).decode("utf-8", "replace"))
+
+
+def _sync_quietly(descriptor: int) -> None:
+    """Start the disk on what is written so far; an error here is the final fsync's to report (the file is
+    synced again, and any error raised, when it is complete: ``files.atomic_output``)."""
+    with contextlib.suppress(OSError):
+        os.fdatasync(descriptor)
 
 
 def _read_exactly(reader: int, size: int) -> bytes:
