@@ -33,19 +33,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llm_roofline.features.measure.system import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_BUDGET_S, DEFAULT_BUDGET_S = 12.0, 70.0  # docs/measure.md: the budgets of --quick and of the default
 SPIN = "import os, sys\nif len(sys.argv) > 1: os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass\n"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> float:
