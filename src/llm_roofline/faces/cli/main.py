@@ -429,7 +429,8 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"llm-roofline: error: {_one_line(printable(in_flags(str(err))))}", file=sys.stderr)
         return 2
     try:
-        print(output, flush=True)
+        if output:  # a command whose output went elsewhere (`sweep -o -` wrote the CSV itself) adds no blank line
+            print(output, flush=True)
     except BrokenPipeError:  # the reader went away (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if note:
