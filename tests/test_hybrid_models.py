@@ -187,6 +187,43 @@ def test_transition_on_a_hybrid() -> None:
     assert scan.critical is None and scan.intensity_at_max == pytest.approx(scan.intensity_at_1, rel=0.05)
 
 
+
+@pytest.mark.parametrize(("name", "device", "batch"), [
+    ("falcon-h1-0.5b", "jetson-orin-nx", 1), ("falcon-h1-0.5b", "qualcomm-snapdragon-8-elite-gpu", 3),
+    ("falcon-h1-0.5b", "nvidia-a100-80gb-sxm", 3), ("qwen3-next-80b-a3b", "jetson-orin-nx", 3),
+    ("qwen3-next-80b-a3b", "qualcomm-snapdragon-8-elite-gpu", 3)])
+def test_prefill_transition_of_a_chunked_scan_is_the_first_compute_bound_length(name: str, device: str,
+                                                                                 batch: int) -> None:
+    """A chunked scan prices ceil(L / C) chunks: the margin F - ridge x B is a staircase in L, not the smooth
+    curve positive_ranges' bisection is exact for. The study evaluates every length; here each operator's
+    critical length and the whole step's are checked one length at a time through the scalar path:
+    compute-bound there, and at no shorter prompt."""
+    from llm_roofline.features.studies.transition import WHOLE_STEP, critical_prompt_len
+
+    model, hardware = load_model(name), load_hardware(device)
+    prefill = Workload(phase="prefill", batch=batch)
+    points = critical_prompt_len(model, hardware, prefill)
+    checked = [p for p in points if p.critical is not None and p.critical <= 1200]
+    assert any(p.name == WHOLE_STEP for p in checked) and any(".scan" in p.name for p in points)
+    by_length = {n: step_ops(model, prefill, q_len=n, past_len=0) for n in range(1, 1201)}
+
+    def margin(point: object, n: int) -> float:
+        ops = by_length[n]
+        if point.name == WHOLE_STEP:  # type: ignore[attr-defined]
+            flops, moved = sum(o.cost.flops * o.instances for o in ops), sum(o.cost.bytes * o.instances for o in ops)
+        else:
+            op = next(o for o in ops if o.name == point.name)  # type: ignore[attr-defined]
+            flops, moved = op.cost.flops, op.cost.bytes
+        return flops - point.ridge_flop_per_byte * moved  # type: ignore[attr-defined]
+
+    for point in checked:
+        assert margin(point, point.critical) >= 0, point.name
+        assert all(margin(point, n) < 0 for n in range(1, point.critical)), point.name
+    for point in points:
+        if point.critical is None or point.critical > 1200:
+            assert all(margin(point, n) < 0 for n in range(1, 1201)), point.name
+
+
 # --- the attention share counts only the layers that attend -----------------------------------------------------
 
 def test_share_counts_only_attending_layers() -> None:

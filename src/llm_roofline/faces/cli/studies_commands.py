@@ -256,6 +256,7 @@ def _format_pair(text: str) -> tuple[str, str]:
 
 
 def _cmd_transition(args: argparse.Namespace) -> str:
+    from llm_roofline.core.transformer import count_layout
     from llm_roofline.faces.report.render import table
     from llm_roofline.features.studies.transition import transition_study
     from llm_roofline.inputs.model_files import load_model
@@ -282,7 +283,10 @@ def _cmd_transition(args: argparse.Namespace) -> str:
         _memory_line(study.decode_batch, study.decode_max_batch, f"sequences of {workload.seq_len + 1} tokens",
                      hardware.display_name, state=model.recurrent_layers > 0),
         "",
-        f"prefill of {workload.batch} sequence(s): the prompt length from which each operator is compute-bound",
+        f"prefill of {workload.batch} sequence(s): the prompt length from which each operator is compute-bound"
+        + ("" if not count_layout(model).chunk_sizes else
+           f" (chunked scans: every length up to the context window, {model.max_position_embeddings}, evaluated; "
+           "the limit is the intensity there)"),
         _points_table(study.prefill_len),
         _memory_line(study.prefill_len, study.prefill_max_len, "prompt tokens", hardware.display_name,
                      model.max_position_embeddings, state=model.recurrent_layers > 0),

@@ -25,7 +25,16 @@ from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import max_batch, max_context
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.ops import gemm
-from llm_roofline.core.transformer import Op, Workload, on_device, step_math, step_ops
+from llm_roofline.core.transformer import (
+    Op,
+    Workload,
+    count_layout,
+    on_device,
+    step_counts,
+    step_math,
+    step_ops,
+    workload_plan,
+)
 from llm_roofline.core.units import Scalar
 from llm_roofline.features.studies.steps import positive_ranges
 
@@ -151,10 +160,59 @@ def critical_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload)
 
 
 def critical_prompt_len(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> tuple[CriticalPoint, ...]:
-    """Prefill of ``workload.batch`` sequences: the prompt length at which each operator turns compute-bound."""
+    """Prefill of ``workload.batch`` sequences: the prompt length at which each operator turns compute-bound.
+
+    A model with chunked scans (Gated DeltaNet, Mamba-2) prices a prompt by its chunks, ceil(L / C): its
+    margin is a staircase in L, which the exact bisection of ``positive_ranges`` (smooth margins) does not
+    hold for; its lengths are evaluated one by one up to its context window (``_every_prompt_len``)."""
     prefill = on_device(model, replace(workload, phase="prefill"), hardware)[0]
-    return critical_points(hardware, step_math(prefill.activation_format, prefill.weight_scheme(model)),
-                           lambda n: step_ops(model, prefill, q_len=n, past_len=0))
+    precision = step_math(prefill.activation_format, prefill.weight_scheme(model))
+    if count_layout(model).chunk_sizes:
+        return _every_prompt_len(model, hardware, prefill, precision)
+    return critical_points(hardware, precision, lambda n: step_ops(model, prefill, q_len=n, past_len=0))
+
+
+# Prompt lengths priced at once when every length is evaluated (temporaries: 7 cost fields x operators x this).
+_LENGTHS_AT_ONCE = 1 << 14
+
+
+def _every_prompt_len(model: ModelSpec, hardware: HardwareSpec, prefill: Workload,
+                      precision: str) -> tuple[CriticalPoint, ...]:
+    """``critical_prompt_len`` by evaluating every prompt length from 1 to the model's context window (the step
+    plan over arrays of lengths, a block at a time): exact where the margin is a staircase. ``critical`` is
+    None when no length up to the window is compute-bound, and ``intensity_at_max`` is at the window."""
+    import numpy as np
+
+    plan = workload_plan(model, prefill)
+    limit = model.max_position_embeddings
+    instances = np.array(plan.instances, dtype=np.float64)
+    ridges = np.array([*(hardware.ridge_point(math) for math in plan.maths), hardware.ridge_point(precision)])
+    ranges: list[list[tuple[int, int]]] = [[] for _ in ridges]
+    for start in range(1, limit + 1, _LENGTHS_AT_ONCE):
+        lengths = np.arange(start, min(start + _LENGTHS_AT_ONCE, limit + 1), dtype=np.float64)
+        batch, cached = np.full_like(lengths, prefill.batch), np.zeros_like(lengths)  # a prompt: nothing cached
+        costs = plan.costs(step_counts(model, batch, lengths, cached, prefill.skips_masked_scores))
+        flops = np.vstack([costs[0], instances @ costs[0]])  # every operator per instance, then the whole step
+        moved = np.vstack([costs[-1], instances @ costs[-1]])
+        for row, compute_bound in zip(ranges, flops - ridges[:, None] * moved >= 0, strict=True):
+            edges = np.diff(np.concatenate([[0], compute_bound.astype(np.int8), [0]]))
+            for begins, ends_at in zip((np.flatnonzero(edges == 1) + start).tolist(),
+                                       (np.flatnonzero(edges == -1) + start - 1).tolist(), strict=True):
+                if row and row[-1][1] + 1 == begins:  # a range that goes on from the block before
+                    row[-1] = (row[-1][0], ends_at)
+                else:
+                    row.append((begins, ends_at))
+    ends = [step_ops(model, prefill, q_len=n, past_len=0) for n in (1, limit)]
+    names = [*plan.names, WHOLE_STEP]
+    groups = [*plan.groups, ""]
+    points = []
+    for index, (name, group, ridge, row) in enumerate(zip(names, groups, ridges.tolist(), ranges, strict=True)):
+        at_1, at_limit = ((_whole_step(ops) if name == WHOLE_STEP else
+                           (ops[index].cost.flops, ops[index].cost.bytes)) for ops in ends)
+        critical = row[0][0] if row else None
+        again = row[0][1] + 1 if row and row[0][1] < limit else None
+        points.append(CriticalPoint(name, group, ridge, _ratio(*at_1), _ratio(*at_limit), critical, again, tuple(row)))
+    return tuple(points)
 
 
 def _intensity(ops: Sequence[Op[Scalar]], name: str) -> float:
