@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from web_load import ANALYZE_BODY, LOOPBACK, served
+from web_load import ANALYZE_BODY, LOOPBACK, served, timed_post
 
 HEADER_BYTES = 64 << 20  # the server's cap on a GGUF header (MAX_GGUF_HEADER_BYTES)
 DECLARED_FILE_BYTES = 40 << 30  # the file size the uploads declare
@@ -176,16 +176,8 @@ def time_analyze(port: int, until: float) -> tuple[list[float], int]:
     connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
     latencies, errors = [], 0
     while time.perf_counter() < until:
-        start = time.perf_counter()
-        try:
-            connection.request("POST", "/api/analyze", payload, headers)
-            response = connection.getresponse()
-            ok = response.status == 200 and b'"results"' in response.read()[:64]
-        except (OSError, http.client.HTTPException):
-            ok = False
-            connection.close()
-            connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
-        latencies.append(time.perf_counter() - start)
+        connection, ok, seconds = timed_post(connection, "/api/analyze", payload, headers)
+        latencies.append(seconds)
         errors += not ok
     connection.close()
     return latencies, errors

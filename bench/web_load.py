@@ -48,6 +48,22 @@ class LoadResult(NamedTuple):
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def timed_post(connection: http.client.HTTPConnection, path: str, payload: bytes,
+               headers: dict[str, str]) -> tuple[http.client.HTTPConnection, bool, float]:
+    """One POST on a keep-alive connection: (the connection to go on with, whether it answered 200 with a JSON
+    body that has ``results``, the seconds it took). A failed connection is replaced by a new one."""
+    start = time.perf_counter()
+    try:
+        connection.request("POST", path, payload, headers)
+        response = connection.getresponse()
+        ok = response.status == 200 and b'"results"' in response.read()[:64]
+    except (OSError, http.client.HTTPException):
+        ok = False
+        connection.close()
+        connection = http.client.HTTPConnection(connection.host, connection.port, timeout=connection.timeout)
+    return connection, ok, time.perf_counter() - start
+
+
 def load(port: int, total_requests: int, connections: int, time_limit_s: float, path: str = "/api/analyze",
          body: dict[str, object] | None = None) -> LoadResult:
     """Send ``total_requests`` POSTs to 127.0.0.1:``port`` over ``connections`` keep-alive connections.
@@ -72,17 +88,8 @@ def load(port: int, total_requests: int, connections: int, time_limit_s: float, 
                 if remaining[0] == 0:
                     break
                 remaining[0] -= 1
-            start = time.perf_counter()
-            try:
-                connection.request("POST", path, payload, headers)
-                response = connection.getresponse()
-                data = response.read()
-                ok = response.status == 200 and b'"results"' in data[:64]
-            except (OSError, http.client.HTTPException):
-                ok = False
-                connection.close()
-                connection = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
-            own.append(time.perf_counter() - start)
+            connection, ok, seconds = timed_post(connection, path, payload, headers)
+            own.append(seconds)
             failed += not ok
         connection.close()
         with lock:
