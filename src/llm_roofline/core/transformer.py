@@ -420,7 +420,9 @@ class StepPlan:
         a (7, operators, n) numpy array for arrays of n steps."""
         if not any(is_array(count) for count in counts):
             return self.scalar_costs(*counts)
-        vector = count_vector(counts)
+        import numpy as np
+
+        vector = count_matrix(counts, np.broadcast(*counts).shape[0])
         fields, operators, size = self.coefficients.shape  # a grid: one 2-D product (BLAS), reshaped
         return self.coefficients.reshape(fields * operators, size).dot(vector).reshape(fields, operators, -1)
 
@@ -437,16 +439,6 @@ class StepPlan:
         rows = list(zip(*costs, strict=True)) if isinstance(costs, tuple) else list(costs.swapaxes(0, 1))
         return [Op(name, kind, group, n, ops.OpCost(*fields), math) for name, kind, group, n, math, fields
                 in zip(self.names, self.kinds, self.groups, self.instances, self.maths, rows, strict=True)]
-
-
-def count_vector(counts: Sequence[Scalar] | Sequence[Array]) -> Array:
-    """(1, *counts) as float64: a vector for numbers, a (1 + counts, n) matrix for arrays of n steps."""
-    import numpy as np
-
-    try:
-        return np.array((1.0, *counts), dtype=np.float64)
-    except ValueError:  # some counts are arrays
-        return count_matrix(counts, np.broadcast(*counts).shape[0])
 
 
 def count_matrix(counts: Sequence[Scalar] | Sequence[Array], n: int) -> Array:
