@@ -141,7 +141,7 @@ def write_in_processes(chunks_of: Callable[[int, int], Iterable[Mapping[str, np.
     """
     csv_text = _csv_bytes if style == "csv" else None
     if csv_text is not None:
-        out.write(b",".join(map(csv_text, columns)) + b"\n")
+        out.write(_csv_header(columns, csv_text))
     out.flush()  # nothing buffered is copied into the processes, and the text below goes to the descriptor
     readers: list[int] = []
     children: list[int] = []
@@ -258,6 +258,10 @@ def _csv_bytes(value: object) -> bytes:
     return _csv_field(value).encode()
 
 
+def _csv_header(columns: Sequence[str], text: Callable[[object], bytes]) -> bytes:
+    return b",".join(map(text, columns)) + b"\n"
+
+
 def write_csv(chunks: Iterable[Mapping[str, np.ndarray]], out: ByteSink, columns: Sequence[str],
               shown: Callable[[str], str] | None = None) -> int:
     """Write a header and one line per row (``\\n`` line ends) to the binary stream ``out``; the rows written.
@@ -266,10 +270,9 @@ def write_csv(chunks: Iterable[Mapping[str, np.ndarray]], out: ByteSink, columns
     points and commas need none.
     """
     def text(value: object) -> bytes:
-        field = _csv_field(value)
-        return (field if shown is None else shown(field)).encode()
+        return _csv_bytes(value) if shown is None else shown(_csv_field(value)).encode()
 
-    out.write(memoryview(b",".join(map(text, columns)) + b"\n"))
+    out.write(memoryview(_csv_header(columns, text)))
     return _write_rows(chunks, out, columns, text)
 
 
