@@ -405,5 +405,7 @@
     return node;
   }
 
-  global.RooflineCharts = {si, seconds, percent, rooflineChart, breakdownChart, opTable, totalsTable};
+  // The drawing helpers are shared with the page's other pictures (graph.js, explore.js).
+  global.RooflineCharts = {si, seconds, percent, rooflineChart, breakdownChart, opTable, totalsTable, el, html,
+                           tooltipFor, hoverable, logScale, decades, overlapping, DEVICE_COLORS, GROUP_COLORS};
 })(window);
