@@ -8,8 +8,6 @@ SI numbers under their unit-suffixed names.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
@@ -30,11 +28,12 @@ from llm_roofline.faces.cli.main import (
     seq_len_arg,
     workload_from_args,
 )
+from llm_roofline.faces.report.render import to_json
 
 if TYPE_CHECKING:
     from llm_roofline.core.hardware import HardwareSpec
     from llm_roofline.core.transformer import Workload
-    from llm_roofline.features.studies.requirements import Remedy, Subject
+    from llm_roofline.features.studies.requirements import Subject
 
 OUTPUTS = ("table", "json")
 _T = TypeVar("_T")
@@ -44,26 +43,6 @@ DEFAULT_EDGE_BIG = "nvidia-jetson-agx-orin-64gb"  # 64 GiB: room for a 70B model
 # --- shared edges -------------------------------------------------------------------------------
 
 target_ms = limited(float, limits.STUDY["time_per_token_s"], 1e-3)  # a time per token, in milliseconds
-
-
-def to_json(value: object) -> object:
-    """Records -> plain JSON values: named tuples and dataclasses by field, numpy values as Python numbers,
-    inf as null."""
-    if hasattr(value, "_asdict"):
-        return {key: to_json(item) for key, item in value._asdict().items()}
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return to_json(value.tolist())
-    if isinstance(value, dict):
-        return {str(key): to_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def dumps(value: Any) -> str:
@@ -517,7 +496,7 @@ def _add_requirements(commands: Any) -> None:
 
 def _cmd_feasibility(args: argparse.Namespace) -> str:
     from llm_roofline.core.units import seconds, si
-    from llm_roofline.faces.report.render import table
+    from llm_roofline.faces.report.render import feasibility_payload, remedy_detail, table
     from llm_roofline.features.studies.requirements import ParamsOnly, feasibility
     from llm_roofline.inputs.model_files import load_model
 
@@ -528,11 +507,7 @@ def _cmd_feasibility(args: argparse.Namespace) -> str:
     result = feasibility(subject, hardware, workload, args.target_ms * 1e-3, args.formats, draft,
                          args.draft_cost_ratio)
     if args.format == "json":
-        data = to_json(result)
-        assert isinstance(data, dict) and isinstance(data["remedies"], list)  # a record becomes an object
-        for entry, remedy in zip(data["remedies"], result.remedies, strict=True):
-            entry["detail"] = remedy_detail(remedy)  # the figures in words, beside the numbers
-        return json_text(data)
+        return json_text(feasibility_payload(result))
     verdicts = [[v.weights, si(v.weight_bytes, "B"), seconds(v.time_per_token_s), f"{v.tokens_per_s:.3g}",
                  _yes(v.meets), si(v.memory_bytes, "B"), _yes(v.fits)] for v in result.formats]
     remedies = [[rank, r.change, _maybe(r.time_per_token_s, seconds), _yes(r.meets), remedy_detail(r)]
@@ -552,27 +527,6 @@ def _cmd_feasibility(args: argparse.Namespace) -> str:
         + ("Other options, best first:" if base.meets else "What would meet it, best first:"),
         table(["#", "change", "time/token", "meets", "detail"], remedies, align="rlrll"),
     ])
-
-
-def remedy_detail(remedy: Remedy) -> str:
-    """A remedy's figures in words (the table's and the JSON's ``detail``)."""
-    f = remedy.figures
-    if remedy.kind == "weights":
-        return f"{f['weight_bytes'] / 1e9:.3g} GB of weights"
-    if remedy.kind == "kv-cache":
-        return f"{f['bytes_per_step'] / 1e9:.3g} GB moved per step"
-    if remedy.kind == "device":
-        return f"{f['memory_bytes_per_s'] / 1e9:.4g} GB/s"
-    if remedy.kind == "speculative":
-        if not remedy.meets:
-            return f"even {f['draft_tokens']:.0f} drafted tokens, all accepted, are not enough"
-        draft = f"draft step {f['draft_time_s'] * 1e3:.3g} ms" if f["draft_time_s"] else "a free draft"
-        return (f"needs acceptance rate >= {f['acceptance_rate_needed']:.3f} "
-                f"({f['tokens_per_pass_needed']:.3g} tokens per pass; {draft})")
-    if not remedy.meets:
-        return "raises tokens/s over the batch, never lowers the time per token"
-    return (f"{f['tokens_per_s']:.4g} tokens/s over the batch at {remedy.time_per_token_s * 1e3:.3g} ms per token"
-            if remedy.time_per_token_s else "")
 
 
 def _add_feasibility(commands: Any) -> None:
@@ -706,6 +660,47 @@ def _add_whatif(commands: Any) -> None:
     p.set_defaults(run=_cmd_whatif)
 
 
+# --- advise -------------------------------------------------------------------------------------
+
+def _cmd_advise(args: argparse.Namespace) -> str:
+    from llm_roofline.faces.report.render import advice_payload, table
+    from llm_roofline.features.studies.advice import advise, rate
+    from llm_roofline.inputs.model_files import load_model
+
+    model, hardware, workload = load_model(args.model), hardware_from_args(args), workload_from_args(args)
+    target = None if args.target_ms is None else args.target_ms * 1e-3
+    advice = advise(model, hardware, workload, target)
+    if args.format == "json":
+        return json_text(advice_payload(advice))
+    rows = [[lever.title, f"{lever.throughput_ratio:.3g}×", rate(lever.tokens_per_s), lever.bound,
+             {True: "yes", False: "NO", None: "?"}[lever.fits], "yes" if lever.pays else "no"]
+            for lever in advice.levers]
+    share = advice.share_advice
+    return _lines(*[
+        f"{model.display_name or model.name} on {hardware.display_name}: {workload.phase}, batch {workload.batch}, "
+        f"{workload.seq_len} tokens; {_formats_line(workload)}",
+        "",
+        *[f"- {sentence}" for sentence in advice.summary],
+        f"- attention is {_percent(advice.attention_flop_share)} of attention + FFN FLOPs "
+        f"({_percent(advice.attention_time_share)} of their time): {share.focus} ({', '.join(share.actions)})",
+        "",
+        "every lever tried (whatif, one knob each; ranked by tokens/s, those that pay first):",
+        table(["lever", "tokens/s ×", "tokens/s", "bound", "fits", "pays"], rows, align="lrrlll"),
+    ])
+
+
+def _add_advise(commands: Any) -> None:
+    p = commands.add_parser("advise", help="in plain words: what bounds it, does it fit, the changes that pay most "
+                                           "(the web page's advice)")
+    add_model_option(p)
+    add_hardware_options(p, DEFAULT_HARDWARE)
+    add_workload_options(p)
+    p.add_argument("--target-ms", type=target_ms, help="a latency target per output token, in milliseconds "
+                                                       "(judged as 'feasibility' does)")
+    add_format_option(p, OUTPUTS)
+    p.set_defaults(run=_cmd_advise)
+
+
 # --- energy -------------------------------------------------------------------------------------
 
 def _cmd_energy(args: argparse.Namespace) -> str:
@@ -765,5 +760,5 @@ def _add_energy(commands: Any) -> None:
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the studies' subcommands on the ``llm-roofline`` subparsers object."""
     for add in (_add_share, _add_transition, _add_timeline, _add_context, _add_requirements, _add_feasibility,
-                _add_scaling, _add_whatif, _add_energy):
+                _add_scaling, _add_whatif, _add_energy, _add_advise):
         add(commands)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -97,3 +99,65 @@ def analysis_csv(result: Analysis) -> str:
                  t.kv_read_bytes, t.kv_write_bytes, t.arithmetic_intensity, "", "", "", "", "", "", t.time_s,
                  t.bound])
     return to_csv(OP_COLUMNS, rows)
+
+
+def to_json(value: object) -> object:
+    """Records -> plain JSON values: named tuples and dataclasses by field, numpy values as Python numbers,
+    inf as null."""
+    if hasattr(value, "_asdict"):
+        return {key: to_json(item) for key, item in value._asdict().items()}
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return to_json(value.tolist())
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def remedy_detail(remedy: Any) -> str:
+    """A remedy's figures in words (the table's and the JSON's ``detail``)."""
+    f = remedy.figures
+    if remedy.kind == "weights":
+        return f"{f['weight_bytes'] / 1e9:.3g} GB of weights"
+    if remedy.kind == "kv-cache":
+        return f"{f['bytes_per_step'] / 1e9:.3g} GB moved per step"
+    if remedy.kind == "device":
+        return f"{f['memory_bytes_per_s'] / 1e9:.4g} GB/s"
+    if remedy.kind == "speculative":
+        if not remedy.meets:
+            return f"even {f['draft_tokens']:.0f} drafted tokens, all accepted, are not enough"
+        draft = f"draft step {f['draft_time_s'] * 1e3:.3g} ms" if f["draft_time_s"] else "a free draft"
+        return (f"needs acceptance rate >= {f['acceptance_rate_needed']:.3f} "
+                f"({f['tokens_per_pass_needed']:.3g} tokens per pass; {draft})")
+    if not remedy.meets:
+        return "raises tokens/s over the batch, never lowers the time per token"
+    return (f"{f['tokens_per_s']:.4g} tokens/s over the batch at {remedy.time_per_token_s * 1e3:.3g} ms per token"
+            if remedy.time_per_token_s else "")
+
+
+def feasibility_payload(result: Any) -> dict[str, Any]:
+    """``requirements.Feasibility`` as ``llm-roofline feasibility --format json`` prints it: every field, and
+    each remedy's figures in words (``detail``) beside its numbers."""
+    data = to_json(result)
+    assert isinstance(data, dict) and isinstance(data["remedies"], list)  # a record becomes an object
+    for entry, remedy in zip(data["remedies"], result.remedies, strict=True):
+        entry["detail"] = remedy_detail(remedy)
+    return data
+
+
+def advice_payload(advice: Any) -> dict[str, Any]:
+    """``studies.advice.Advice`` as JSON: every field (the whatif and feasibility records as their commands
+    print them) and ``top``, the levers the summary names."""
+    data = to_json(advice)
+    assert isinstance(data, dict)
+    data["top"] = to_json(advice.top)
+    if advice.feasibility is not None:
+        data["feasibility"] = feasibility_payload(advice.feasibility)
+    return data

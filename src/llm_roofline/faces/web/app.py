@@ -3,6 +3,7 @@
 - ``GET /``: the page; ``GET /static/...``: its own script and style (no CDN).
 - ``GET /api/catalogue``: models, devices, number formats and the limits below.
 - ``POST /api/analyze``: one step of a model on up to ``MAX_DEVICES`` devices.
+- ``POST /api/advice``: the advice for the first device, as ``llm-roofline advise --format json``.
 - ``POST /api/sweep``: totals over at most ``MAX_SWEEP_POINTS`` batch sizes or lengths.
 - ``POST /api/models/parse``: a config.json sent as the raw request body, parsed in memory.
 - ``POST /api/models/gguf``: the start of a GGUF file (its header) and the file's size; the model read
@@ -43,6 +44,7 @@ from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.roofline import analyze
 from llm_roofline.core.transformer import Workload
 from llm_roofline.faces.report.charts import INFERENCE_PRECISIONS, analysis_payload
+from llm_roofline.faces.report.render import advice_payload
 from llm_roofline.faces.web.guard import (
     BINARY,
     JSON,
@@ -53,6 +55,7 @@ from llm_roofline.faces.web.guard import (
     ServerLimits,
     raw_body,
 )
+from llm_roofline.features.studies.advice import advise
 from llm_roofline.inputs.device_files import hardware_names, load_hardware
 from llm_roofline.inputs.gguf import GGUFModel, read_gguf_model_start
 from llm_roofline.inputs.model_files import load_model, model_from_hf_config, model_names, resolve_model_name
@@ -105,6 +108,13 @@ class AnalyzeRequest(BaseModel):
     # Literal of the PRECISIONS tuple: pydantic reads it as its members (one list of names); mypy wants them spelt out.
     precisions: list[Literal[PRECISIONS]] | None = Field(  # type: ignore[valid-type]
         None, max_length=len(PRECISIONS), description=f"roofs to draw (default {', '.join(INFERENCE_PRECISIONS)})")
+
+
+class AdviceRequest(AnalyzeRequest):
+    """The advice for the first device: the bound and why, the fit, the levers that pay most."""
+
+    target_ms: float | None = Field(None, gt=0, le=limits.STUDY["time_per_token_s"].high * 1e3,
+                                    description="a latency target per output token, ms (judged by feasibility)")
 
 
 class SweepRequest(AnalyzeRequest):
@@ -218,6 +228,13 @@ def _sweep_text(request: SweepRequest, model: ModelSpec, devices: list[HardwareS
     return _json_text({"vary": request.vary, "hardware": request.hardware, "points": points})
 
 
+def _advice_text(request: AdviceRequest, model: ModelSpec, device: HardwareSpec) -> str:
+    """The advice's response, as ``llm-roofline advise --format json`` prints it (a worker thread runs this:
+    some thirty analyses and a search over the catalogue's devices)."""
+    target = None if request.target_ms is None else request.target_ms * 1e-3
+    return _json_text(advice_payload(advise(model, device, _workload(request), target)))
+
+
 def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) -> FastAPI:
     """The application: the page, its assets and the JSON API, behind ``RequestGuard``.
 
@@ -275,6 +292,17 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
         return _json({"results": [analysis_payload(analyze(model, device, workload), request.precisions)
                                   for device in devices]})
 
+    @app.post("/api/advice", summary="in plain words: the bound and why, the fit, the changes that pay most",
+              responses={200: {"description": "`llm-roofline advise --format json` for the first device: `summary` "
+                                              "(sentences), `levers` (whatif variants in words, ranked), `top`, "
+                                              "`whatif`, `feasibility` (with `target_ms`)"},
+                         400: {"description": "input the analyzer refuses, with its message"}})
+    async def advice_endpoint(request: AdviceRequest) -> Response:
+        model = _request_model(request, uploads)
+        device = _catalogue_device(request.hardware[0])
+        text = await anyio.to_thread.run_sync(_advice_text, request, model, device, limiter=workers)
+        return Response(text, media_type=JSON)
+
     @app.post("/api/sweep", summary="step totals over a bounded list of batch sizes or lengths",
               responses={200: {"description": "`points`: per value, the totals on each device"}})
     async def sweep_endpoint(request: SweepRequest) -> Response:
@@ -312,6 +340,7 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     bodies = {"/api/analyze": Body(JSON, limits.body_bytes), "/api/sweep": Body(JSON, limits.body_bytes),
+              "/api/advice": Body(JSON, limits.body_bytes),
               PARSE_PATH: Body(JSON, limits.body_bytes, upload=True),
               GGUF_PATH: Body(BINARY, limits.gguf_header_bytes, upload=True)}
     app.add_middleware(RequestGuard, limits=limits, bodies=bodies, hosts=hosts, page_policy=PAGE_POLICY)
