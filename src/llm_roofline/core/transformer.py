@@ -564,12 +564,7 @@ def _operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightSch
     that prices it. ``step_plan`` evaluates this once per model and set of formats; ``step_ops`` is the
     way to price a step.
     """
-    matmul_math = step_math(activations)
-    vectors = scheme.vector_format()
-    step: _Step[Quantity] = _Step(model, counts, scheme, activations.bytes_per_element, kv_format.bytes_per_element,
-                                  matmul_math, _NARROW_MATH.get(matmul_math, matmul_math),
-                                  vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element,
-                                  flash_attention, mla_absorbed, fuse_elementwise)
+    step = _new_step(model, counts, scheme, activations, kv_format, flash_attention, mla_absorbed, fuse_elementwise)
     d, tokens, act = model.hidden_size, counts.tokens, step.act
     top = _OpMaker(step, 1, "")
     result = [top("embed", "embedding", ops.embedding, tokens, d, scheme.format_for(arch.EMBED), act,
@@ -588,6 +583,42 @@ def _operators(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightSch
     if model.mtp_included:
         result += _mtp_ops(step, lm_tokens, lm_format)
     return [op._replace(math=_product_math(op, model, scheme, kv_format)) for op in result]
+
+
+def _new_step(model: ModelSpec, counts: StepCounts[Quantity], scheme: WeightScheme, activations: NumberFormat,
+              kv_format: NumberFormat, flash_attention: bool, mla_absorbed: bool,
+              fuse_elementwise: bool) -> _Step[Quantity]:
+    matmul_math = step_math(activations)
+    vectors = scheme.vector_format()
+    return _Step(model, counts, scheme, activations.bytes_per_element, kv_format.bytes_per_element, matmul_math,
+                 _NARROW_MATH.get(matmul_math, matmul_math),
+                 vector_param_bytes(activations) if vectors is None else vectors.bytes_per_element,
+                 flash_attention, mla_absorbed, fuse_elementwise)
+
+
+class LayerKindOps(NamedTuple):
+    """One kind of layer of a model's stack: its block, the layers that run it (0-based positions in
+    ``ModelSpec.layers``), and the names its operators have in a step's operator list, in execution order."""
+
+    block: Block
+    layers: tuple[int, ...]
+    op_names: tuple[str, ...]
+
+
+def layer_kind_ops(model: ModelSpec, workload: Workload) -> tuple[LayerKindOps, ...]:
+    """The kinds of layer of ``model`` in order of first appearance, each with its operators' names as
+    ``step_ops`` and ``analyze`` give them (``_merge_layers``: an operator shared by several kinds has one name,
+    a clashing one is ``layer[n].x``). Pass the workload an ``Analysis`` holds: its weights and options are the
+    ones its operators were priced with."""
+    layout = count_layout(model)
+    counts: StepCounts[Any] = StepCounts(layout, compiled.probes(layout.size))
+    step = _new_step(model, counts, workload.weight_scheme(model), workload.activation_format, workload.kv_format,
+                     workload.flash_attention, workload.mla_absorbed, workload.fuse == "elementwise")
+    names: list[list[str]] = []
+    _merge_layers([_block_ops(step, block, n) for block, n in model.groups], names)
+    return tuple(LayerKindOps(block, tuple(i for i, layer in enumerate(model.layers) if layer == block),
+                              tuple(kind_names))
+                 for (block, _), kind_names in zip(model.groups, names, strict=True))
 
 
 def _product_math(op: Op[Quantity], model: ModelSpec, scheme: WeightScheme, kv_format: NumberFormat) -> str:
@@ -642,12 +673,16 @@ class _OpMaker(Generic[Quantity]):
         return Op(self.prefix + name, kind, group, self.instances, cost, math)
 
 
-def _merge_layers(per_kind: list[list[Op[Quantity]]]) -> list[Op[Quantity]]:
+def _merge_layers(per_kind: list[list[Op[Quantity]]], names: list[list[str]] | None = None) -> list[Op[Quantity]]:
     """One operator list from each kind of layer's: an operator of the same name and cost in several kinds
-    is one entry (instances added); one that is new goes right after its predecessor in its own kind's order."""
+    is one entry (instances added); one that is new goes right after its predecessor in its own kind's order.
+    ``names``, when given, receives per kind the name each of its operators has in the merged list."""
     merged: list[Op[Quantity]] = []
     for number, kind_ops in enumerate(per_kind):
         position = 0
+        kind_names: list[str] = []
+        if names is not None:
+            names.append(kind_names)
         for op in kind_ops:
             index = next((i for i, other in enumerate(merged) if other.name == op.name), None)
             if index is not None and not _same_cost(merged[index], op):
@@ -661,6 +696,7 @@ def _merge_layers(per_kind: list[list[Op[Quantity]]]) -> list[Op[Quantity]]:
                 index = position
             else:
                 merged[index] = merged[index]._replace(instances=merged[index].instances + op.instances)
+            kind_names.append(merged[index].name)
             position = index + 1
     return merged
 
