@@ -33,8 +33,9 @@ def test_report_is_self_contained() -> None:
     assert not re.search(r"<script[^>]+src=", page)
     assert not re.search(r"<link[^>]+href=", page)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
-    assert "@import" not in page and "url(" not in page
-    assert page.count("<script") == 3  # the data, charts.js, report.js
+    assert "@import" not in page
+    assert not re.search(r"""url\(\s*["']?(?!#)""", page)  # url(#pattern): a reference inside the page, not a fetch
+    assert page.count("<script") == 4  # the data, charts.js, graph.js, report.js
     assert "RooflineCharts.rooflineChart" in page
 
 
@@ -59,6 +60,18 @@ def test_report_carries_every_analysis_and_the_recommendations() -> None:
         assert f"<li>{line}</li>" in page
 
 
+def test_report_carries_the_advice_and_the_layer_graph(capsys: pytest.CaptureFixture[str]) -> None:
+    results = analyses()
+    data = embedded_data(report_html(results))
+    assert len(data["advice"]) == len(data["graphs"]) == len(results)
+    # The advice of each analysis is the command's: `advise --format json` for the same device and workload.
+    code = main(["advise", "-m", "llama-2-7b", "-H", "apple-m2-gpu", "-p", "prefill", "-l", "512", "--format", "json"])
+    assert code == 0
+    assert data["advice"][2] == json.loads(capsys.readouterr().out)
+    for result, graph in zip(results, data["graphs"], strict=True):
+        assert set(graph["ops"]) == {op.name for op in result.ops}
+
+
 def test_a_model_that_does_not_fit_is_told() -> None:
     advice = recommendations([analyze("llama-2-70b", "jetson-orin-nx", phase="decode")])
     assert any("does not fit" in line for line in advice)
@@ -68,7 +81,7 @@ def test_text_from_a_config_cannot_break_out_of_the_page() -> None:
     config = catalogue_config("tinyllama-1.1b") | {"_display_name": "</script><script>alert(1)</script>"}
     model = model_from_hf_config(config, name="evil")
     page = report_html(analyses(("jetson-orin-nx",), model))
-    assert page.count("<script") == 3 and "alert(1)</script>" not in page
+    assert page.count("<script") == 4 and "alert(1)</script>" not in page
     assert embedded_data(page)["results"][0]["label"]["model"] == "</script><script>alert(1)</script>"
 
 

@@ -3,7 +3,9 @@ recommendations, for one model on several devices.
 
 The file carries everything it needs: the analyses as JSON, and the style and scripts of the web page
 (``web/static``) inlined, so it opens offline and fetches nothing. The charts are drawn by the same
-``charts.js`` the web page uses, from ``charts.analysis_payload``: nothing is computed here but words.
+``charts.js`` the web page uses, from ``charts.analysis_payload``; the advice is ``llm-roofline advise``'s
+(``studies.advice``) and the layer graph ``graph.layer_graph``'s, drawn by the page's ``graph.js``:
+nothing is computed here but words.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from llm_roofline.core.errors import InputError
 from llm_roofline.core.roofline import Analysis
 from llm_roofline.core.units import si
 from llm_roofline.faces.report.charts import analysis_payload, model_label, workload_label
+from llm_roofline.faces.report.graph import layer_graph
+from llm_roofline.faces.report.render import advice_payload
+from llm_roofline.features.studies.advice import advise
 
 _STATIC = resources.files("llm_roofline.faces.web").joinpath("static")
 
@@ -77,7 +82,9 @@ def report_html(analyses: Sequence[Analysis], precisions: Sequence[str] | None =
     first = analyses[0]
     devices = list({a.hardware.name: a.hardware for a in analyses}.values())
     phases = list(dict.fromkeys(a.workload.phase for a in analyses))
-    data = {"results": [analysis_payload(a, precisions) for a in analyses], "version": __version__}
+    data = {"results": [analysis_payload(a, precisions) for a in analyses], "version": __version__,
+            "advice": [advice_payload(advise(a.model, a.hardware, a.workload)) for a in analyses],
+            "graphs": [layer_graph(a) for a in analyses]}
     title = f"{model_label(first)} on {', '.join(d.display_name for d in devices)}"
     model = first.model
     facts = [
@@ -100,6 +107,7 @@ def report_html(analyses: Sequence[Analysis], precisions: Sequence[str] | None =
 <title>Roofline report: {html.escape(title)}</title>
 <style>
 {_asset("style.css")}
+{_asset("graph.css")}
 </style>
 </head>
 <body>
@@ -112,21 +120,34 @@ def report_html(analyses: Sequence[Analysis], precisions: Sequence[str] | None =
 <p class="meta">Every operator at its arithmetic intensity and attainable FLOP/s; hover a point or a ridge point
 for its figures.</p>
 <div id="roofline-chart"></div>
+<div id="ranking" hidden>
+<h2>Devices ranked by tokens/s</h2>
+<div id="ranking-charts"></div>
+</div>
 <h2>Totals and memory fit</h2>
-<div id="totals"></div>
+<div class="table-scroll" id="totals"></div>
 <h2>Time by operator group</h2>
 <div id="breakdown-chart"></div>
 <h2>Recommendations</h2>
 <ul class="recommendations">
 {advice}
 </ul>
-<h2><label for="table-choice">Operators on</label> <select id="table-choice"></select></h2>
+<h2><label for="table-choice">Advice, layer graph and operators for</label> <select id="table-choice"></select></h2>
+<div id="advice" class="advice"></div>
+<h2>The model, layer by layer</h2>
+<p class="meta">Each box is an operator, coloured by its bound and shaded by its share of the step's time; click one
+to find it in the table.</p>
+<div id="graph"></div>
+<h2>Operators</h2>
 <p class="meta">Figures per instance; <em>count</em> instances run (one per layer); share is of the whole step.</p>
 <div class="table-scroll" id="ops"></div>
 </main>
 <script id="report-data" type="application/json">{payload}</script>
 <script>
 {_script(_asset("charts.js"))}
+</script>
+<script>
+{_script(_asset("graph.js"))}
 </script>
 <script>
 {_script(_asset("report.js"))}

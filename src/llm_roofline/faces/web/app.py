@@ -4,6 +4,8 @@
 - ``GET /api/catalogue``: models, devices, number formats and the limits below.
 - ``POST /api/analyze``: one step of a model on up to ``MAX_DEVICES`` devices.
 - ``POST /api/advice``: the advice for the first device, as ``llm-roofline advise --format json``.
+- ``POST /api/explore``: tokens/s over a bounded batch x length grid (the sweep), its compute-bound boundary.
+- ``POST /api/timeline``: a prompt's prefill, then decode steps (TTFT, TPOT, bound changes).
 - ``POST /api/sweep``: totals over at most ``MAX_SWEEP_POINTS`` batch sizes or lengths.
 - ``POST /api/models/parse``: a config.json sent as the raw request body, parsed in memory.
 - ``POST /api/models/gguf``: the start of a GGUF file (its header) and the file's size; the model read
@@ -41,10 +43,13 @@ from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import PRECISIONS, format_names
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
+from llm_roofline.core.quant import mix_names
 from llm_roofline.core.roofline import analyze
 from llm_roofline.core.transformer import Workload
 from llm_roofline.faces.report.charts import INFERENCE_PRECISIONS, analysis_payload
+from llm_roofline.faces.report.graph import layer_graph
 from llm_roofline.faces.report.render import advice_payload
+from llm_roofline.faces.web.explore import default_grid, heatmap_payload, timeline_payload
 from llm_roofline.faces.web.guard import (
     BINARY,
     JSON,
@@ -70,6 +75,8 @@ MAX_DEVICES = 8
 MAX_BATCH = int(limits.WORKLOAD["batch"].high)  # the workload's own ranges (core/limits.py)
 MAX_SEQ_LEN = int(limits.WORKLOAD["seq_len"].high)
 MAX_SWEEP_POINTS = 64
+MAX_EXPLORE_AXIS = 64  # values per heatmap axis; the grid is also capped by explore.MAX_GRID_POINTS
+MAX_TIMELINE_STEPS = 100_000  # decode steps of one timeline request (a fraction of a second: timeline.py)
 STATIC = resources.files(__package__).joinpath("static")
 # The page runs only its own files: a fetched script or style would be refused by the browser.
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -115,6 +122,22 @@ class AdviceRequest(AnalyzeRequest):
 
     target_ms: float | None = Field(None, gt=0, le=limits.STUDY["time_per_token_s"].high * 1e3,
                                     description="a latency target per output token, ms (judged by feasibility)")
+
+
+class ExploreRequest(AnalyzeRequest):
+    """Tokens/s over a batch x length grid for the first device (the request's batch and seq_len are not used)."""
+
+    batches: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] | None = Field(
+        None, min_length=1, max_length=MAX_EXPLORE_AXIS, description="rows (default: 1 .. 512 doubling)")
+    seq_lens: list[Annotated[int, Field(ge=1, le=MAX_SEQ_LEN)]] | None = Field(
+        None, min_length=1, max_length=MAX_EXPLORE_AXIS,
+        description="columns (default: 128 .. the model's context window, doubling)")
+
+
+class TimelineRequest(AnalyzeRequest):
+    """A prompt of ``seq_len`` tokens, then ``steps`` decode steps, on the first device."""
+
+    steps: int = Field(512, ge=1, le=MAX_TIMELINE_STEPS, description="decode steps (tokens generated after the first)")
 
 
 class SweepRequest(AnalyzeRequest):
@@ -235,6 +258,18 @@ def _advice_text(request: AdviceRequest, model: ModelSpec, device: HardwareSpec)
     return _json_text(advice_payload(advise(model, device, _workload(request), target)))
 
 
+def _explore_text(request: ExploreRequest, model: ModelSpec, device: HardwareSpec) -> str:
+    """The heatmap's response (a worker thread runs this: the sweep over a bounded grid)."""
+    batches, seq_lens = default_grid(model, request.phase)
+    return _json_text(heatmap_payload(model, device, _workload(request), request.batches or batches,
+                                      request.seq_lens or seq_lens))
+
+
+def _timeline_text(request: TimelineRequest, model: ModelSpec, device: HardwareSpec) -> str:
+    """The timeline's response (a worker thread runs this)."""
+    return _json_text(timeline_payload(model, device, _workload(request), request.seq_len, request.steps))
+
+
 def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) -> FastAPI:
     """The application: the page, its assets and the JSON API, behind ``RequestGuard``.
 
@@ -275,6 +310,7 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
                           "memory_bytes": d.memory_bytes, "memory_bytes_per_s": d.memory_bytes_per_s,
                           "peak_flops_per_s": d.peak_flops_per_s} for d in devices],
             "formats": format_names(),
+            "mixes": mix_names(),  # llama.cpp's per-tensor mixes (q4_k_m, ...): weights only
             "precisions": list(PRECISIONS),
             "limits": {"max_body_bytes": limits.body_bytes, "max_gguf_header_bytes": limits.gguf_header_bytes,
                        "max_devices": MAX_DEVICES, "max_batch": MAX_BATCH, "max_seq_len": MAX_SEQ_LEN,
@@ -283,14 +319,17 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
 
     @app.post("/api/analyze", summary="per-operator roofline of one step on each device",
               responses={200: {"description": "`results`: one analysis per device (Analysis.to_dict() plus "
-                                              "`ceilings`, `time_by_group_s` and per-operator `time_share`)"},
+                                              "`ceilings`, `time_by_group_s` and per-operator `time_share`); `graph`: "
+                                              "the layer dataflow graph (graph.layer_graph), nodes named by operator"},
                          400: {"description": "input the analyzer refuses, with its message"}})
     async def analyze_endpoint(request: AnalyzeRequest) -> Response:
         model = _request_model(request, uploads)
         workload = _workload(request)
         devices = [_catalogue_device(name) for name in request.hardware]
-        return _json({"results": [analysis_payload(analyze(model, device, workload), request.precisions)
-                                  for device in devices]})
+        analyses = [analyze(model, device, workload) for device in devices]
+        # The layer graph is the model's and the workload's (its operators' names are the same on every device).
+        return _json({"results": [analysis_payload(a, request.precisions) for a in analyses],
+                      "graph": layer_graph(analyses[0])})
 
     @app.post("/api/advice", summary="in plain words: the bound and why, the fit, the changes that pay most",
               responses={200: {"description": "`llm-roofline advise --format json` for the first device: `summary` "
@@ -301,6 +340,25 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
         model = _request_model(request, uploads)
         device = _catalogue_device(request.hardware[0])
         text = await anyio.to_thread.run_sync(_advice_text, request, model, device, limiter=workers)
+        return Response(text, media_type=JSON)
+
+    @app.post("/api/explore", summary="tokens/s over a batch x length grid, the compute-bound boundary, the fit",
+              responses={200: {"description": "explore.heatmap_payload: `batch`, `seq_len`, grids `tokens_per_s`, "
+                                              "`expected_tokens_per_s`, `compute_bound`, `fits`, `memory_bytes` and "
+                                              "`boundary` (as `sweep --query boundary`)"}})
+    async def explore_endpoint(request: ExploreRequest) -> Response:
+        model = _request_model(request, uploads)
+        device = _catalogue_device(request.hardware[0])
+        text = await anyio.to_thread.run_sync(_explore_text, request, model, device, limiter=workers)
+        return Response(text, media_type=JSON)
+
+    @app.post("/api/timeline", summary="a generation: the prompt's prefill, then decode steps (TTFT, TPOT)",
+              responses={200: {"description": "explore.timeline_payload: as `llm-roofline timeline`, with "
+                                              "sampled steps"}})
+    async def timeline_endpoint(request: TimelineRequest) -> Response:
+        model = _request_model(request, uploads)
+        device = _catalogue_device(request.hardware[0])
+        text = await anyio.to_thread.run_sync(_timeline_text, request, model, device, limiter=workers)
         return Response(text, media_type=JSON)
 
     @app.post("/api/sweep", summary="step totals over a bounded list of batch sizes or lengths",
@@ -340,7 +398,8 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     bodies = {"/api/analyze": Body(JSON, limits.body_bytes), "/api/sweep": Body(JSON, limits.body_bytes),
-              "/api/advice": Body(JSON, limits.body_bytes),
+              "/api/advice": Body(JSON, limits.body_bytes), "/api/explore": Body(JSON, limits.body_bytes),
+              "/api/timeline": Body(JSON, limits.body_bytes),
               PARSE_PATH: Body(JSON, limits.body_bytes, upload=True),
               GGUF_PATH: Body(BINARY, limits.gguf_header_bytes, upload=True)}
     app.add_middleware(RequestGuard, limits=limits, bodies=bodies, hosts=hosts, page_policy=PAGE_POLICY)

@@ -90,6 +90,12 @@
     node.addEventListener("blur", () => tooltip.hide());
   }
 
+  // The width a chart may take: its container's, never less than a phone's narrowest (the page is laid
+  // out from 340 px; below that the chart is scaled down by its viewBox, never wider than its box).
+  function chartWidth(container) {
+    return Math.max(Math.floor(container.clientWidth || 0), 300);
+  }
+
   function logScale(domainLow, domainHigh, rangeLow, rangeHigh) {
     const a = Math.log10(domainLow);
     const b = Math.log10(domainHigh);
@@ -155,9 +161,10 @@
     options = options || {};
     container.replaceChildren();
     container.classList.add("chart");
-    const width = options.width || Math.max(container.clientWidth || 0, 640);
-    const height = options.height || 460;
-    const margin = {left: 104, right: 16, top: 16, bottom: 54};
+    const width = options.width || chartWidth(container);
+    const narrow = width < 560;
+    const height = options.height || (narrow ? 360 : 460);
+    const margin = {left: narrow ? 70 : 104, right: narrow ? 8 : 16, top: 16, bottom: 54};
     const colors = deviceColors(results);
     const devices = [];
     const seen = new Set();
@@ -181,23 +188,24 @@
     const y = logScale(y0, y1, height - margin.bottom, margin.top);
 
     const svg = el("svg", {class: "roofline", viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
-                           "aria-label": "roofline chart"});
+                           "aria-label": "roofline chart", "data-width": width});
     const grid = el("g", {class: "grid"}, svg);
     for (const t of decades(x0, x1)) {
       el("line", {x1: x(t), x2: x(t), y1: margin.top, y2: height - margin.bottom}, grid);
-      el("text", {x: x(t), y: height - margin.bottom + 16, "text-anchor": "middle", class: "tick"}, grid)
-        .textContent = si(t, "");
+      el("text", {x: x(t), y: height - margin.bottom + 16, "text-anchor": t >= x1 ? "end" : t <= x0 ? "start" : "middle",
+                  class: "tick"},
+         grid).textContent = si(t, "");
     }
     for (const t of decades(y0, y1)) {
       el("line", {x1: margin.left, x2: width - margin.right, y1: y(t), y2: y(t)}, grid);
       el("text", {x: margin.left - 6, y: y(t) + 4, "text-anchor": "end", class: "tick"}, grid).textContent =
-        si(t, "FLOP/s");
+        si(t, narrow ? "" : "FLOP/s");
     }
     el("text", {x: (margin.left + width - margin.right) / 2, y: height - 10, "text-anchor": "middle",
-                class: "axis-label"}, svg).textContent = "arithmetic intensity (FLOP/byte)";
+                class: "axis-label"}, svg).textContent = narrow ? "intensity (FLOP/byte)" : "arithmetic intensity (FLOP/byte)";
     el("text", {x: 16, y: (margin.top + height - margin.bottom) / 2, "text-anchor": "middle", class: "axis-label",
                 transform: `rotate(-90 16 ${(margin.top + height - margin.bottom) / 2})`}, svg)
-      .textContent = "attainable performance (FLOP/s)";
+      .textContent = narrow ? "FLOP/s attainable" : "attainable performance (FLOP/s)";
 
     const tooltip = tooltipFor(container);
     const roofs = el("g", {class: "roofs"}, svg);
@@ -260,20 +268,28 @@
     const taken = Array.from(layer.children, (node) => node.getBBox());
     const area = {x: margin.left, y: margin.top, width: width - margin.left - margin.right,
                   height: height - margin.top - margin.bottom};
-    for (const result of devices) {
+    for (const result of devices) {  // every ridge point first: a label must not cover one
       const hw = result.hardware;
-      const color = colors[hw.name];
       for (const ceiling of result.ceilings) {
-        const rx = x(ceiling.ridge_flop_per_byte);
-        const ry = y(ceiling.peak_flops_per_s);
-        const ridge = el("circle", {class: "ridge", cx: rx, cy: ry, r: 5, stroke: color, "data-device": hw.name,
+        const ridge = el("circle", {class: "ridge", cx: x(ceiling.ridge_flop_per_byte), cy: y(ceiling.peak_flops_per_s),
+                                    r: 5, stroke: colors[hw.name], "data-device": hw.name,
                                     "data-precisions": ceiling.label}, labels);
         hoverable(ridge, tooltip, `${hw.display_name}: ${ceiling.label} ridge point`, [
           ["peak", si(ceiling.peak_flops_per_s, "FLOP/s")],
           ["bandwidth", si(hw.memory_bytes_per_s, "B/s")],
           ["ridge", (+ceiling.ridge_flop_per_byte.toPrecision(3)) + " FLOP/B"],
         ]);
-        const text = (devices.length > 1 ? hw.display_name + ": " : "") +
+        taken.push(ridge.getBBox());
+      }
+    }
+    for (const result of devices) {
+      const hw = result.hardware;
+      const color = colors[hw.name];
+      for (const ceiling of result.ceilings) {
+        const rx = x(ceiling.ridge_flop_per_byte);
+        const ry = y(ceiling.peak_flops_per_s);
+        const text = narrow ? `${ceiling.label} ${si(ceiling.peak_flops_per_s, "FLOP/s")}` :
+          (devices.length > 1 ? hw.display_name + ": " : "") +
           `${ceiling.label} ${si(ceiling.peak_flops_per_s, "FLOP/s")}, ridge ${+ceiling.ridge_flop_per_byte.toPrecision(3)} FLOP/B`;
         placeLabel(labels, text, color, [[rx + 8, ry - 7, "start"], [rx + 8, ry + 15, "start"],
                                          [rx - 8, ry - 7, "end"], [rx - 8, ry + 15, "end"],
@@ -301,9 +317,11 @@
     options = options || {};
     container.replaceChildren();
     container.classList.add("chart");
-    const width = options.width || Math.max(container.clientWidth || 0, 640);
-    const rowHeight = 34;
-    const margin = {left: 280, right: 200, top: 8, bottom: 30};
+    const width = options.width || chartWidth(container);
+    // Wide: the row's name on the left, its total on the right. Narrow: both on a line above the bar.
+    const narrow = width < 720;
+    const rowHeight = narrow ? 50 : 34;
+    const margin = narrow ? {left: 4, right: 4, top: 8, bottom: 30} : {left: 280, right: 200, top: 8, bottom: 30};
     const height = margin.top + margin.bottom + rowHeight * results.length;
     const svg = el("svg", {class: "breakdown", viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
                            "aria-label": "time by operator group"});
@@ -311,29 +329,38 @@
     const span = width - margin.left - margin.right;
     const groups = [];
     results.forEach((result, row) => {
-      const top = margin.top + row * rowHeight;
-      el("text", {x: margin.left - 8, y: top + rowHeight / 2 + 4, "text-anchor": "end", class: "tick"}, svg)
-        .textContent = `${result.hardware.display_name} · ${result.workload.phase}`;
+      const top = margin.top + row * rowHeight + (narrow ? 18 : 0);
+      const barHeight = narrow ? rowHeight - 22 : rowHeight;
+      const name = `${result.hardware.display_name} · ${result.workload.phase}`;
+      const total = `${seconds(result.totals.time_s)}/step, ${result.totals.bound}-bound`;
+      if (narrow) {
+        el("text", {x: margin.left, y: top - 5, class: "tick"}, svg).textContent = `${name}: ${total}`;
+      } else {
+        el("text", {x: margin.left - 8, y: top + rowHeight / 2 + 4, "text-anchor": "end", class: "tick"}, svg)
+          .textContent = name;
+      }
       let left = 0;
       for (const [group, time] of Object.entries(result.time_by_group_s)) {
         if (!groups.includes(group)) groups.push(group);
         const share = time / result.totals.time_s;
         if (share <= 0) continue;
         const bar = el("rect", {class: "group-bar", x: margin.left + left * span, y: top + 4, width: share * span,
-                                height: rowHeight - 8, fill: GROUP_COLORS[group] || "#7f7f7f", "data-group": group}, svg);
+                                height: barHeight - 8, fill: GROUP_COLORS[group] || "#7f7f7f", "data-group": group}, svg);
         hoverable(bar, tooltip, `${group}: ${result.hardware.display_name}, ${result.workload.phase}`,
                   [["time", seconds(time)], ["share of step", percent(share)]]);
-        if (share > 0.06) {
-          el("text", {x: margin.left + (left + share / 2) * span, y: top + rowHeight / 2 + 4, "text-anchor": "middle",
+        if (share * span > 44) {
+          el("text", {x: margin.left + (left + share / 2) * span, y: top + barHeight / 2 + 4, "text-anchor": "middle",
                       class: "bar-label"}, svg).textContent = percent(share);
         }
         left += share;
       }
-      el("text", {x: margin.left + span + 8, y: top + rowHeight / 2 + 4, class: "tick"}, svg).textContent =
-        `${seconds(result.totals.time_s)}/step, ${result.totals.bound}-bound`;
+      if (!narrow) {
+        el("text", {x: margin.left + span + 8, y: top + rowHeight / 2 + 4, class: "tick"}, svg).textContent = total;
+      }
     });
     for (let tick = 0; tick <= 100; tick += 20) {
-      el("text", {x: margin.left + (tick / 100) * span, y: height - 10, "text-anchor": "middle", class: "tick"}, svg)
+      const anchor = tick === 0 ? "start" : tick === 100 ? "end" : "middle";
+      el("text", {x: margin.left + (tick / 100) * span, y: height - 10, "text-anchor": anchor, class: "tick"}, svg)
         .textContent = tick + "%";
     }
     container.appendChild(svg);
@@ -347,6 +374,134 @@
     }
     container.appendChild(legend);
     return svg;
+  }
+
+  function rate(value) {
+    return value >= 1000 ? Math.round(value).toLocaleString("en-US") : String(+value.toPrecision(4));
+  }
+
+  // Devices ranked by expected tokens/s (the efficiency model's), the roofline bound beside it: one row
+  // per result, the label line above its two bars, so that it reads the same on a phone and on a desktop.
+  // A device the model does not fit in is marked, its bars hatched, and ranked after those it fits.
+  function rankingChart(container, results, options) {
+    options = options || {};
+    container.replaceChildren();
+    container.classList.add("chart");
+    const width = options.width || chartWidth(container);
+    const phases = new Set(results.map((r) => r.workload.phase));
+    const ranked = results.slice().sort((a, b) => (a.memory.fits === false) - (b.memory.fits === false) ||
+      b.totals.expected_tokens_per_s - a.totals.expected_tokens_per_s);
+    const narrow = width < 560;
+    const rowHeight = 58;
+    const noteHeight = narrow ? 16 : 0;  // narrow: "does not fit" on a line of its own, under the bars
+    const margin = {left: 4, right: 8, top: 4, bottom: 8};
+    const tops = [];
+    let height = margin.top;
+    for (const result of ranked) {
+      tops.push(height);
+      height += rowHeight + (result.memory.fits === false ? noteHeight : 0);
+    }
+    height += margin.bottom;
+    const colors = deviceColors(results);
+    const svg = el("svg", {class: "ranking", viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+                           "aria-label": "devices ranked by tokens per second"});
+    const defs = el("defs", {}, svg);
+    const hatch = el("pattern", {id: "no-fit-hatch", width: 6, height: 6, patternUnits: "userSpaceOnUse",
+                                 patternTransform: "rotate(45)"}, defs);
+    el("rect", {width: 6, height: 6, fill: "#f1f3f4"}, hatch);
+    el("line", {x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#9aa0a6", "stroke-width": 3}, hatch);
+    const tooltip = tooltipFor(container);
+    const most = Math.max(...ranked.map((r) => Math.max(r.totals.tokens_per_s, r.totals.expected_tokens_per_s)));
+    const span = width - margin.left - margin.right;
+    ranked.forEach((result, rank) => {
+      const t = result.totals;
+      const top = tops[rank];
+      const fits = result.memory.fits;
+      const row = el("g", {class: "rank-row" + (fits === false ? " no-fit" : ""), "data-device": result.hardware.name,
+                           "data-rank": rank + 1, "data-tokens-per-s": t.tokens_per_s,
+                           "data-expected-tokens-per-s": t.expected_tokens_per_s,
+                           "data-fits": String(fits)}, svg);
+      const phase = phases.size > 1 ? ` · ${result.workload.phase}` : "";
+      const fit = fits === false ? ` — does not fit: needs ${si(result.memory.total_bytes, "B")} of ` +
+        `${si(result.memory.capacity_bytes, "B")}` : "";
+      el("text", {x: margin.left, y: top + 14, class: "rank-label"}, row).textContent =
+        `${rank + 1}. ${result.hardware.display_name}${phase}${narrow ? "" : fit}`;
+      if (narrow && fit) {
+        el("text", {x: margin.left, y: top + rowHeight + 8, class: "rank-label"}, row).textContent = fit.slice(3);
+      }
+      const color = colors[result.hardware.name];
+      const bars = [["bound", t.tokens_per_s, top + 20, 10, 0.35], ["expected", t.expected_tokens_per_s, top + 32, 14, 1]];
+      for (const [kind, value, y, barHeight, opacity] of bars) {
+        const barWidth = Math.max(1, (value / most) * span * (narrow ? 0.5 : 0.72));
+        const bar = el("rect", {class: `rank-bar ${kind}`, x: margin.left, y, width: barWidth, height: barHeight,
+                                rx: 2, fill: fits === false ? "url(#no-fit-hatch)" : color,
+                                "fill-opacity": fits === false ? 1 : opacity,
+                                stroke: fits === false ? "#5f6368" : "none"}, row);
+        hoverable(bar, tooltip, `${result.hardware.display_name}${phase}`, [
+          ["roofline bound", `${rate(t.tokens_per_s)} tokens/s`],
+          ["expected", `${rate(t.expected_tokens_per_s)} tokens/s`],
+          ["bound", t.bound],
+          ["memory", `${si(result.memory.total_bytes, "B")} of ${result.memory.capacity_bytes ?
+            si(result.memory.capacity_bytes, "B") : "?"}`],
+        ]);
+        el("text", {x: margin.left + barWidth + 6, y: y + barHeight - 2, class: `rank-value ${kind}`}, row)
+          .textContent = `${rate(value)}${narrow ? "" : " tokens/s"} ${kind === "bound" ? "bound" : "expected"}`;
+      }
+    });
+    container.appendChild(svg);
+    const legend = html("div", {class: "legend"});
+    legend.append(html("span", {class: "legend-item"}, "pale bar: roofline bound · solid bar: expected (efficiency model)"),
+                  html("span", {class: "legend-item"}, "hatched: does not fit in the device's memory"));
+    container.appendChild(legend);
+    return svg;
+  }
+
+  // Mark one operator on the roofline chart: the marker holding it for ``device`` (null clears the mark).
+  function markOperator(container, device, opName) {
+    for (const node of container.querySelectorAll(".op-point.selected")) node.classList.remove("selected");
+    if (!opName) return null;
+    const marker = Array.from(container.querySelectorAll(".op-point")).find((node) =>
+      node.dataset.device === device && node.dataset.names.split(" ").includes(opName));
+    if (marker) {
+      marker.classList.add("selected");
+      marker.parentNode.appendChild(marker);  // on top of the others
+    }
+    return marker || null;
+  }
+
+  // The advice (``llm-roofline advise --format json``) in words: the bound and why, the speed and the fit,
+  // the levers that pay most, the latency verdict and what to optimise first. Nothing is computed here.
+  function adviceBlock(container, advice) {
+    const item = (text, className) => {
+      const node = html("li", className ? {class: className} : {}, text);
+      return node;
+    };
+    const head = html("p", {class: "advice-head"});
+    const speed = html("strong", {"data-figure": "tokens_per_s"}, `${rate(advice.tokens_per_s)} tokens/s`);
+    const expected = html("strong", {"data-figure": "expected_tokens_per_s"},
+                          `${rate(advice.expected_tokens_per_s)} tokens/s`);
+    const fit = html("span", {class: advice.fits === false ? "fit no" : "fit", "data-figure": "fits"}, advice.fit_text);
+    head.append(html("span", {class: `badge bound-${advice.bound}`}, `${advice.bound}-bound`), " ", speed,
+                " at the roofline bound, ", expected, " expected · ", fit);
+    const levers = html("ol", {class: "advice-levers"});
+    levers.append(...advice.top.map((lever) => {
+      const node = item(lever.text, lever.pays ? "pays" : "no-gain");
+      node.dataset.knob = lever.knob;
+      node.dataset.value = lever.value;
+      return node;
+    }));
+    const notes = html("ul", {class: "advice-notes"});
+    if (advice.feasibility_text) {
+      const met = advice.feasibility && advice.feasibility.baseline.meets;
+      notes.append(item(advice.feasibility_text, met ? "target meets" : "target misses"));
+    }
+    const share = advice.share_advice;
+    notes.append(item(`attention is ${percent(advice.attention_flop_share)} of attention + FFN FLOPs ` +
+      `(${percent(advice.attention_time_share)} of their time on this device): ${share.focus} — ` +
+      `${share.actions.join(", ")}`, "share"));
+    container.replaceChildren(head, html("p", {class: "advice-why"}, advice.bound_reason),
+                              html("p", {class: "advice-title"}, "What pays most:"), levers, notes);
+    return container;
   }
 
   function table(headers, rows, numeric) {
@@ -378,6 +533,10 @@
     const node = table(["operator", "kind", "group", "count", "FLOPs", "bytes", "FLOP/B", "bound", "time", "share"],
                        rows, [false, false, false, true, true, true, true, false, true, true]);
     node.classList.add("ops-table");
+    Array.from(node.tBodies[0].rows).forEach((row, i) => {
+      row.dataset.op = result.ops[i].name;
+      row.tabIndex = 0;
+    });
     container.replaceChildren(node);
     return node;
   }
@@ -406,6 +565,8 @@
   }
 
   // The drawing helpers are shared with the page's other pictures (graph.js, explore.js).
-  global.RooflineCharts = {si, seconds, percent, rooflineChart, breakdownChart, opTable, totalsTable, el, html,
+  global.RooflineCharts = {si, seconds, percent, rate, rooflineChart, breakdownChart, rankingChart, markOperator,
+                           adviceBlock,
+                           opTable, totalsTable, chartWidth, el, html,
                            tooltipFor, hoverable, logScale, decades, overlapping, DEVICE_COLORS, GROUP_COLORS};
 })(window);
