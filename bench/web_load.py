@@ -2,6 +2,7 @@
 
     python bench/web_load.py                     # 5 runs of 3,000 requests, 8 connections
     python bench/web_load.py --runs 3 --requests 1000 --connections 4
+    python bench/web_load.py --endpoint advice --requests 200   # the page's other requests: advice, explore, timeline
 
 Starts ``llm-roofline serve`` on a free loopback port (127.0.0.1 only), sends a bounded number of
 requests over keep-alive connections from client threads, stops at the request count or the time
@@ -31,6 +32,13 @@ from typing import NamedTuple
 LOOPBACK = "127.0.0.1"
 ANALYZE_BODY = {"model": "llama-2-7b", "hardware": ["jetson-orin-nx"], "phase": "decode", "batch": 1,
                 "seq_len": 1024}
+# What the page asks besides the analysis, and the key its answer starts with (checked per request).
+ENDPOINTS = {
+    "analyze": ("/api/analyze", ANALYZE_BODY, b'"results"'),
+    "advice": ("/api/advice", ANALYZE_BODY | {"target_ms": 50}, b'"model"'),
+    "explore": ("/api/explore", ANALYZE_BODY, b'"model"'),
+    "timeline": ("/api/timeline", ANALYZE_BODY | {"steps": 512}, b'"model"'),
+}
 
 
 class LoadResult(NamedTuple):
@@ -48,15 +56,15 @@ class LoadResult(NamedTuple):
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def timed_post(connection: http.client.HTTPConnection, path: str, payload: bytes,
-               headers: dict[str, str]) -> tuple[http.client.HTTPConnection, bool, float]:
+def timed_post(connection: http.client.HTTPConnection, path: str, payload: bytes, headers: dict[str, str],
+               expect: bytes = b'"results"') -> tuple[http.client.HTTPConnection, bool, float]:
     """One POST on a keep-alive connection: (the connection to go on with, whether it answered 200 with a JSON
-    body that has ``results``, the seconds it took). A failed connection is replaced by a new one."""
+    body that starts with the key ``expect``, the seconds it took). A failed connection is replaced by a new one."""
     start = time.perf_counter()
     try:
         connection.request("POST", path, payload, headers)
         response = connection.getresponse()
-        ok = response.status == 200 and b'"results"' in response.read()[:64]
+        ok = response.status == 200 and expect in response.read()[:64]
     except (OSError, http.client.HTTPException):
         ok = False
         connection.close()
@@ -65,11 +73,11 @@ def timed_post(connection: http.client.HTTPConnection, path: str, payload: bytes
 
 
 def load(port: int, total_requests: int, connections: int, time_limit_s: float, path: str = "/api/analyze",
-         body: dict[str, object] | None = None) -> LoadResult:
+         body: dict[str, object] | None = None, expect: bytes = b'"results"') -> LoadResult:
     """Send ``total_requests`` POSTs to 127.0.0.1:``port`` over ``connections`` keep-alive connections.
 
     Bounded twice: by the request count and by ``time_limit_s``. A request is an error unless it
-    returns 200 with a JSON body that has ``results``.
+    returns 200 with a JSON body that starts with the key ``expect``.
     """
     payload = json.dumps(body or ANALYZE_BODY).encode()
     headers = {"Content-Type": "application/json"}
@@ -88,7 +96,7 @@ def load(port: int, total_requests: int, connections: int, time_limit_s: float, 
                 if remaining[0] == 0:
                     break
                 remaining[0] -= 1
-            connection, ok, seconds = timed_post(connection, path, payload, headers)
+            connection, ok, seconds = timed_post(connection, path, payload, headers, expect)
             own.append(seconds)
             failed += not ok
         connection.close()
@@ -145,16 +153,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="requests per run (bounded)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--time-limit-s", type=float, default=30.0, help="per run (bounded)")
+    parser.add_argument("--endpoint", choices=ENDPOINTS, default="analyze", help="which request (default analyze)")
     args = parser.parse_args()
+    path, body, expect = ENDPOINTS[args.endpoint]
 
     with served() as (port, _server):
-        load(port, 200, args.connections, 10)  # warm-up
+        load(port, min(200, args.requests), args.connections, 10, path, body, expect)  # warm-up
         print(f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}), "
-              f"{datetime.date.today()}: POST /api/analyze (Llama-2-7B decode on Jetson Orin NX), "
+              f"{datetime.date.today()}: POST {path} (Llama-2-7B decode on Jetson Orin NX), "
               f"{args.requests} requests x {args.runs} runs, {args.connections} keep-alive connections")
         rates = []
         for run in range(1, args.runs + 1):
-            result = load(port, args.requests, args.connections, args.time_limit_s)
+            result = load(port, args.requests, args.connections, args.time_limit_s, path, body, expect)
             rates.append(result.requests_per_s)
             print(f"run {run}: {result.requests} requests in {result.elapsed_s:.2f} s = "
                   f"{result.requests_per_s:.0f} requests/s; latency median "

@@ -292,3 +292,19 @@ def test_a_length_past_the_context_window_is_a_warning(client: TestClient) -> No
     assert inside["warnings"] == []
     assert beyond["warnings"] == [analyze("llama-2-7b", "jetson-orin-nx", seq_len=4096).warnings[0]]
     assert "4097 tokens exceed" in beyond["warnings"][0] and "(4096, max_position_embeddings)" in beyond["warnings"][0]
+
+
+def test_analyze_carries_the_layer_graph_of_the_model_and_workload(client: TestClient) -> None:
+    from llm_roofline.faces.report.graph import layer_graph
+
+    for body in ({"model": "gemma-3-4b", "hardware": ["nvidia-l4"], "batch": 2},
+                 {"model": "gemma-3-4b", "hardware": ["nvidia-l4"], "batch": 3},  # the same graph, kept
+                 {"model": "gemma-3-4b", "hardware": ["nvidia-l4"], "flash_attention": True},  # another one
+                 {"model": "lfm2-1.2b", "hardware": ["apple-m3-gpu", "nvidia-l4"], "phase": "prefill"}):
+        response = post(client, body)
+        assert response.status_code == 200
+        options = {k: v for k, v in body.items() if k not in ("model", "hardware")}
+        expected = layer_graph(analyze(body["model"], body["hardware"][0], **options))
+        assert response.json()["graph"] == expected
+        names = {op["name"] for op in response.json()["results"][0]["ops"]}
+        assert set(response.json()["graph"]["ops"]) == names

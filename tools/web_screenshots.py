@@ -68,8 +68,10 @@ def main() -> None:
     with serve() as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = opened(browser, url, 1400, 1000, hardware=EIGHT, target_ms=50)
-        page.locator(".results").screenshot(path=str(args.out / "web-advice.png"),
-                                            clip={"x": 0, "y": 0, "width": 1100, "height": 900})
+        box = page.locator(".results").bounding_box()
+        ranking = page.locator("#ranking-panel").bounding_box()
+        page.screenshot(path=str(args.out / "web-advice.png"), clip={
+            "x": box["x"], "y": box["y"], "width": box["width"], "height": ranking["y"] + ranking["height"] - box["y"]})
         page.locator("#roofline-chart").screenshot(path=str(args.out / "web-roofline.png"))
         page.close()
         page = opened(browser, url, 1400, 1000, model="deepseek-v3", hardware=["nvidia-h200-sxm"],

@@ -44,7 +44,7 @@ from llm_roofline.core.formats import PRECISIONS, format_names
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
 from llm_roofline.core.quant import mix_names
-from llm_roofline.core.roofline import analyze
+from llm_roofline.core.roofline import Analysis, analyze
 from llm_roofline.core.transformer import Workload
 from llm_roofline.faces.report.charts import INFERENCE_PRECISIONS, analysis_payload
 from llm_roofline.faces.report.graph import layer_graph
@@ -69,6 +69,7 @@ from llm_roofline.inputs.reading import parse_json
 
 MAX_GGUF_FILE_BYTES = 1 << 50  # the size a GGUF upload may declare
 MAX_GGUF_MODELS = 16  # uploaded GGUF models kept in memory, the most recently used
+MAX_LAYER_GRAPHS = 64  # layer graphs kept as JSON text, by model and workload
 GGUF_PATH = "/api/models/gguf"
 PARSE_PATH = "/api/models/parse"
 MAX_DEVICES = 8
@@ -202,6 +203,26 @@ class GGUFModels:
         return self.models[key]
 
 
+class LayerGraphs:
+    """The layer graphs sent, as JSON text, by model and workload (the graph is theirs: its operators are named
+    the same on every device); the most recent kept. A page sends the same model many times while a length or
+    a batch changes, and the graph costs more than the analysis (used from the event loop only)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.texts: OrderedDict[tuple[ModelSpec, Workload], str] = OrderedDict()
+
+    def text(self, analysis: Analysis) -> str:
+        key = (analysis.model, analysis.workload)  # the workload as analyzed (stored formats, sparsity resolved)
+        text = self.texts.get(key)
+        if text is None:
+            text = self.texts[key] = _json_text(layer_graph(analysis))
+            while len(self.texts) > self.capacity:
+                self.texts.popitem(last=False)
+        self.texts.move_to_end(key)
+        return text
+
+
 def _request_model(request: AnalyzeRequest, uploads: GGUFModels) -> ModelSpec:
     if request.gguf is not None:
         return uploads.get(request.gguf)
@@ -279,6 +300,7 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
     app = FastAPI(title="llm-roofline", version=__version__, openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, description="Roofline analysis of LLM inference: the same `analyze()` as the CLI.")
     uploads = GGUFModels(MAX_GGUF_MODELS)
+    graphs = LayerGraphs(MAX_LAYER_GRAPHS)
     workers = anyio.CapacityLimiter(limits.worker_threads)
 
     @app.exception_handler(InputError)
@@ -327,9 +349,8 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
         workload = _workload(request)
         devices = [_catalogue_device(name) for name in request.hardware]
         analyses = [analyze(model, device, workload) for device in devices]
-        # The layer graph is the model's and the workload's (its operators' names are the same on every device).
-        return _json({"results": [analysis_payload(a, request.precisions) for a in analyses],
-                      "graph": layer_graph(analyses[0])})
+        results = _json_text([analysis_payload(a, request.precisions) for a in analyses])
+        return Response(f'{{"results":{results},"graph":{graphs.text(analyses[0])}}}', media_type=JSON)
 
     @app.post("/api/advice", summary="in plain words: the bound and why, the fit, the changes that pay most",
               responses={200: {"description": "`llm-roofline advise --format json` for the first device: `summary` "

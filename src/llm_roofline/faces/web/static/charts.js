@@ -68,8 +68,8 @@
         const box = container.getBoundingClientRect();
         const x = event.clientX - box.left + 14;
         const y = event.clientY - box.top + 14;
-        tip.style.left = Math.min(x, box.width - tip.offsetWidth - 4) + "px";
-        tip.style.top = Math.min(y, box.height - tip.offsetHeight - 4) + "px";
+        tip.style.left = Math.max(0, Math.min(x, box.width - tip.offsetWidth - 4)) + "px";
+        tip.style.top = Math.max(0, Math.min(y, box.height - tip.offsetHeight - 4)) + "px";
       },
       hide() {
         tip.hidden = true;
