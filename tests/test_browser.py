@@ -263,6 +263,16 @@ def test_report_opens_offline_and_draws_its_charts(browser: Any, request: pytest
         points.last.hover()
         assert opened.page.locator("#roofline-chart .chart-tooltip").is_visible()
         assert opened.page.locator(".recommendations li").count() >= 4
+        # The page's advice, ranking and layer graph, drawn from the file's own data.
+        data = json.loads(opened.page.locator("#report-data").text_content() or "{}")
+        assert opened.page.locator("#advice .advice-levers li").all_inner_texts() == [
+            lever["text"] for lever in data["advice"][3]["top"]]
+        assert opened.page.locator("#ranking-charts svg.ranking").count() == 2  # prefill and decode
+        assert opened.page.locator("#ranking-charts .rank-row").count() == 4
+        nodes = opened.page.locator("#graph .graph-node")
+        assert {n for n in nodes.evaluate_all("ns => ns.map(n => n.dataset.op)")} == {op.name for op in analyses[3].ops}
+        nodes.filter(has_text="down_proj").first.click()
+        assert opened.page.locator("#ops tr.selected").get_attribute("data-op") == "layer.mlp.down_proj"
         assert opened.errors == []
     finally:
         opened.page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
