@@ -75,6 +75,7 @@ BASE_ARGV: dict[str, list[str]] = {
     "requirements": ["requirements", "--tokens-per-s", "10"],
     "feasibility": ["feasibility", "--target-ms", "100"], "scaling": ["scaling"],
     "whatif": ["whatif", "--vary", "weights=int4"], "energy": ["energy"], "fit": ["fit"], "offload": ["offload"],
+    "advise": ["advise", "--target-ms", "100"],
     "parallel": ["parallel", "--devices", "2", "--link-gb-s", "50"],
     "speculative": ["speculative", "-m", "llama-3.1-8b", "--draft", "llama-3.2-1b"],
 }
@@ -82,7 +83,7 @@ OUTPUTS = {"plot roofline": ["out.png"], "plot breakdown": ["out.png"], "plot sh
            "plot timeline": ["out.png"], "plot context": ["out.png"], "report": ["out.html"]}
 JSON_COMMANDS = {"analyze", "sweep", "matmul", "roofline", "share", "transition", "timeline", "context", "requirements",
                  "feasibility",
-                 "scaling", "whatif", "energy", "fit", "offload", "parallel", "speculative"}
+                 "scaling", "whatif", "energy", "fit", "offload", "parallel", "speculative", "advise"}
 SLOW_COMMANDS = {"plot roofline", "plot breakdown", "plot share", "plot timeline", "plot context", "report"}
 
 # Numbers that parse, overflow, underflow, are not numbers, or are not finite.
@@ -199,6 +200,7 @@ FILE_ARGUMENTS: list[tuple[list[str], str]] = [
     (["fit", "-m", "FILE"], ".json"), (["share", "-m", "FILE"], ".json"), (["timeline", "-m", "FILE"], ".json"),
     (["context", "-m", "FILE", "-l", "1024"], ".json"),
     (["whatif", "-m", "FILE", "--vary", "batch=1,8"], ".json"), (["transition", "-m", "FILE"], ".json"),
+    (["advise", "-m", "FILE"], ".json"),
     (["sweep", "-q", "boundary", "-m", "FILE", "-b", "1..4", "-l", "128"], ".json"),
     (["sweep", "-q", "boundary", "-H", "FILE", "-b", "1", "-l", "1"],
                                                                     ".toml"),
