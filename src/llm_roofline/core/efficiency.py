@@ -24,12 +24,18 @@ so the bound is the special case of efficiencies 1 and overheads 0. Five paramet
 - ``overhead_per_step_s``: a fixed cost per forward step (graph build, sampling, host round trip).
 
 Which parameters a device gets: its own ``[efficiency]`` table when it has one (``llm-roofline
-calibrate`` writes it into a device profile), else the defaults of its class — ``HardwareSpec.kind``:
-gpu, cpu or npu — fitted on published measurements and stored in ``data/efficiency.toml`` with the
-command that produced them. This module is the one place the expected time is computed: ``analyze``
-reports it as ``totals.expected_time_s``, and ``validate`` and ``calibrate`` fit
-(``features/fidelity/fitting.py``) and check it. The parameter record, ``EfficiencyParams``, is part of
-the device record (``hardware.py``).
+calibrate`` writes it into a device profile); else, when an engine is named (``Workload.engine``,
+``--engine``: ``engines.py``), that engine's figures, fitted on the measurements made with it; else the
+defaults of its class — ``HardwareSpec.kind``: gpu, cpu or npu. Both are stored in
+``data/efficiency.toml`` with the command that produced them.
+
+The per-operator overhead is paid per **kernel**: an engine whose fusion level is ``elementwise`` (MLX,
+MLC, vLLM, TensorRT-LLM, QNN) runs norms, activations, RoPE and residual adds inside a neighbouring
+kernel, so those operators add their roofline time but launch nothing (``engines.kernel_flags``).
+
+This module is the one place the expected time is computed: ``analyze`` reports it as
+``totals.expected_time_s``, and ``validate`` and ``calibrate`` fit (``features/fidelity/fitting.py``) and
+check it. The parameter record, ``EfficiencyParams``, is part of the device record (``hardware.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from dataclasses import replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from llm_roofline.core.engines import check_engine_on, get_engine, kernel_flags
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import EfficiencyParams, params_from_dict
 from llm_roofline.core.transformer import over_operators, weight_role
@@ -71,34 +78,55 @@ def default_params(device_class: str) -> EfficiencyParams:
     return replace(params, source=f"class '{device_class}' defaults, data/efficiency.toml: {entry.get('basis', '')}")
 
 
+@functools.cache
+def engine_params(engine: str) -> EfficiencyParams | None:
+    """An engine's fitted figures (``[engine.<name>]`` of data/efficiency.toml), or None where it has too few
+    measurements to fit (it then gets its device class's)."""
+    get_engine(engine)
+    entry = defaults_table().get("engine", {}).get(engine)
+    if entry is None:
+        return None
+    params = params_from_dict(entry, f"data/efficiency.toml [engine.{engine}]")
+    return replace(params, source=f"engine '{engine}', data/efficiency.toml: {entry.get('basis', '')}")
+
+
 def device_class(hardware: HardwareSpec) -> str:
     """The class whose defaults a device gets: its kind (gpu, cpu or npu)."""
     return hardware.kind
 
 
-def params_for(hardware: HardwareSpec) -> EfficiencyParams:
-    """A device's own fitted parameters (a calibrated profile), else its class's defaults."""
-    return hardware.efficiency if hardware.efficiency is not None else default_params(device_class(hardware))
+def params_for(hardware: HardwareSpec, engine: str | None = None) -> EfficiencyParams:
+    """A device's own fitted parameters (a calibrated profile), else the named engine's, else its class's
+    defaults. An engine that does not run on the device's kind is an input error."""
+    if hardware.efficiency is not None:
+        return hardware.efficiency
+    if engine is not None:
+        check_engine_on(engine, hardware.kind, hardware.name)
+        fitted = engine_params(engine)
+        if fitted is not None:
+            return fitted
+    return default_params(device_class(hardware))
 
 
 # --- the formula ------------------------------------------------------------------------------------
 
 def op_time_s(compute_time_s: Array, memory_time_s: Array, dequantizes: Array | Scalar,
-              params: Sequence[Array | Scalar]) -> Array:
+              params: Sequence[Array | Scalar], kernels: Array | Scalar = 1) -> Array:
     """The expected time of one operator instance (numbers, or numpy arrays that broadcast).
 
     ``params``: the five parameters in ``PARAMETERS`` order; ``dequantizes``: 1 for a matmul that
-    unpacks quantized weights, else 0. (``roofline.analyze``'s compiled step writes the same lines for
-    plain numbers.)
+    unpacks quantized weights, else 0; ``kernels``: 1 for an operator that is a kernel launch of its own,
+    0 for one the engine runs inside a neighbour. (``roofline.analyze``'s compiled step writes the same
+    lines for plain numbers.)
     """
     eta_m, eta_c, dequant, per_op, _ = params
     compute_efficiency = eta_c + dequantizes * (eta_c * (dequant - 1))  # eta_c x (dequant if dequantizes else 1)
     compute, memory = compute_time_s / compute_efficiency, memory_time_s / eta_m
-    if not is_array(compute) and not is_array(memory):
-        return max(compute, memory) + per_op
+    if not is_array(compute) and not is_array(memory) and not is_array(kernels):
+        return max(compute, memory) + per_op * kernels
     import numpy as np
 
-    time_s: Array = np.maximum(compute, memory) + per_op  # stubs: Any
+    time_s: Array = np.maximum(compute, memory) + per_op * kernels  # stubs: Any
     return time_s
 
 
@@ -110,12 +138,23 @@ class StepCost(NamedTuple):
     compute_time_s: Sequence[float] | Array  # per instance, at the device's peak
     memory_time_s: Sequence[float] | Array  # per instance, at the device's bandwidth
     dequantizes: Sequence[int] | Array  # 1 or 0
+    kernels: Sequence[int] | Array = ()  # 1: a kernel launch of its own, 0: fused into a neighbour; (): all 1
 
 
 def dequantizes(weight_format: NumberFormat | None, activations: NumberFormat) -> int:
     """1 when a matmul's weights are stored in fewer bits per element than the activations they
     multiply (the kernel unpacks them as it goes), else 0; ``None``: the operator reads no weights."""
     return int(weight_format is not None and weight_format.value_bits < activations.bits_per_element)
+
+
+@functools.lru_cache(maxsize=256)
+def plan_kernels(plan: StepPlan, fusion: str) -> np.ndarray:
+    """``engines.kernel_flags`` for each operator of a step plan, as floats (memoized)."""
+    import numpy as np
+
+    flags = np.array(kernel_flags(plan.kinds, fusion), dtype=np.float64)
+    flags.setflags(write=False)
+    return flags
 
 
 @functools.lru_cache(maxsize=256)
@@ -129,31 +168,38 @@ def plan_dequantizes(plan: StepPlan) -> np.ndarray:
 
 
 def step_cost(ops: Iterable[OpResult], weights: WeightScheme, activations: NumberFormat,
-              tied_embeddings: bool = False) -> StepCost:
-    """The figures of an analysis' operators that the expected time needs."""
+              tied_embeddings: bool = False, fusion: str = "none") -> StepCost:
+    """The figures of an analysis' operators that the expected time needs (``fusion``: the engine's level,
+    ``engines.fusion_of``)."""
+    ops = list(ops)
     rows = [(op.count, op.compute_time_s, op.memory_time_s,
              dequantizes(weights.format_for(weight_role(op.name, tied_embeddings))
                          if op.kind == "matmul" and op.weight_bytes > 0 else None, activations))
             for op in ops]
     if not rows:
-        return StepCost((), (), (), ())
+        return StepCost((), (), (), (), ())
     counts, compute, memory, flags = zip(*rows, strict=True)
-    return StepCost(counts, compute, memory, flags)
+    return StepCost(counts, compute, memory, flags, kernel_flags([op.kind for op in ops], fusion))
 
 
 def expected_time_s(cost: StepCost, params: EfficiencyParams) -> float:
     """The expected time of one step: the per-step overhead plus every operator instance's time."""
     values = params.values()
     total = values[4]
-    for count, compute, memory, flag in zip(cost.counts, cost.compute_time_s, cost.memory_time_s, cost.dequantizes,
-                                            strict=True):
-        total += float(count) * float(op_time_s(compute, memory, flag, values))
+    kernels = cost.kernels if len(cost.kernels) else (1,) * len(cost.counts)
+    for count, compute, memory, flag, kernel in zip(cost.counts, cost.compute_time_s, cost.memory_time_s,
+                                                    cost.dequantizes, kernels, strict=True):
+        total += float(count) * float(op_time_s(compute, memory, flag, values, kernel))
     return total
 
 
 def expected_step_time_s(compute_time_s: Array, memory_time_s: Array, dequantizes: Array, instances: Array,
-                         params: Sequence[Array | Scalar]) -> Array:
+                         params: Sequence[Array | Scalar], kernels: Array | None = None) -> Array:
     """The expected time of steps, operators on axis 0 of the roofline times (further axes: devices and
-    configurations, with ``params`` broadcasting over them); ``dequantizes`` and ``instances`` per operator."""
-    flags = dequantizes if compute_time_s.ndim == 1 else dequantizes.reshape((-1,) + (1,) * (compute_time_s.ndim - 1))
-    return params[4] + over_operators(op_time_s(compute_time_s, memory_time_s, flags, params), instances)
+    configurations, with ``params`` broadcasting over them); ``dequantizes``, ``instances`` and ``kernels``
+    (None: every operator a kernel) per operator."""
+    shape = (-1,) + (1,) * (compute_time_s.ndim - 1)
+    flags = dequantizes if compute_time_s.ndim == 1 else dequantizes.reshape(shape)
+    launches: Array | Scalar = 1 if kernels is None else (kernels if compute_time_s.ndim == 1 else
+                                                          kernels.reshape(shape))
+    return params[4] + over_operators(op_time_s(compute_time_s, memory_time_s, flags, params, launches), instances)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, overload
 
 from llm_roofline.core import compiled
 from llm_roofline.core.efficiency import dequantizes, params_for
+from llm_roofline.core.engines import fusion_of, kernel_flags
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import MemoryFootprint, memory_footprint
 from llm_roofline.core.models import ModelSpec
@@ -279,7 +280,7 @@ def _ceilings(hardware: HardwareSpec, maths: Sequence[str]) -> tuple[list[float]
 
 
 @functools.lru_cache(maxsize=256)
-def _step_function(plan: StepPlan, records: bool) -> Callable[..., Any]:
+def _step_function(plan: StepPlan, records: bool, fusion: str = "none") -> Callable[..., Any]:
     """``plan``'s step for one configuration on one device, compiled to straight-line Python.
 
     Called with (the step's counts, the ceiling and its precision per ``plan.unique_maths``, the memory
@@ -287,11 +288,14 @@ def _step_function(plan: StepPlan, records: bool) -> Callable[..., Any]:
     (the totals of ``COST_FIELDS``, the roofline time, its compute-bound part, the operators' expected
     time). The arithmetic is ``roofline``'s and ``efficiency.op_time_s``'s, written for plain numbers; the
     sweep's arrays and these functions are held to each other in tests/test_sweep.py and tests/test_plan.py.
+    ``fusion``: the engine's (``engines.py``): an operator it runs inside a neighbour pays no per-kernel cost.
     """
-    return compiled.compile_function("step", _step_source(plan, records), {"new": _new_result, "INF": math.inf})
+    return compiled.compile_function("step", _step_source(plan, records, fusion),
+                                     {"new": _new_result, "INF": math.inf})
 
 
-def _step_source(plan: StepPlan, records: bool) -> list[str]:
+def _step_source(plan: StepPlan, records: bool, fusion: str = "none") -> list[str]:
+    launches = kernel_flags(plan.kinds, fusion)
     count_names = [f"c{j}" for j in range(1, len(plan.rows[0][0]))]
     unique = range(len(plan.unique_maths))
     lines = ["def step(c, peak, precision, bandwidth, eta_m, eta_c, dequant, per_op):",
@@ -329,7 +333,8 @@ def _step_source(plan: StepPlan, records: bool) -> list[str]:
                   "    else:",
                   f"        time += {n} * mt",
                   f"    u, v = ct / e{e}, mt / eta_m",
-                  f"    expected += {n} * ((u if u >= v else v) + per_op)"]
+                  f"    expected += {n} * ((u if u >= v else v) + per_op)" if launches[i] else
+                  f"    expected += {n} * (u if u >= v else v)"]
     if records:
         lines.append(f"    return ({''.join(made)})")
     else:
@@ -347,9 +352,10 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     counts = step_counts(model, workload.batch, workload.q_len, workload.past_len, workload.skips_masked_scores)
     peaks, precisions = _ceilings(hardware, plan.unique_maths)
     bandwidth = hardware.memory_bytes_per_s
-    eta_m, eta_c, dequant, per_op, per_step = params_for(hardware).values()
+    eta_m, eta_c, dequant, per_op, per_step = params_for(hardware, workload.engine).values()
+    fusion = fusion_of(workload.engine)
     (flops, weight, act_read, act_write, kv_read, kv_write, moved), time_s, compute_bound_time, operators_s = (
-        _step_function(plan, False)(counts, peaks, precisions, bandwidth, eta_m, eta_c, dequant, per_op))
+        _step_function(plan, False, fusion)(counts, peaks, precisions, bandwidth, eta_m, eta_c, dequant, per_op))
     step_precision, step_peak = hardware.peak_for(step_math(workload.activation_format, workload.weight_scheme(model)))
     ridge = step_peak / bandwidth
     expected_s = per_step + operators_s

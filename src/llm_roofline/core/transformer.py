@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, 
 from llm_roofline.core import architecture as arch
 from llm_roofline.core import compiled, limits, ops
 from llm_roofline.core.architecture import FULL, MLP, Attention, Block, LinearAttention, ShortConv, Span, StateSpace
+from llm_roofline.core.engines import check_engine
 from llm_roofline.core.errors import InputError, one_of
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format, product_math
 from llm_roofline.core.models import ModelSpec
@@ -117,6 +118,7 @@ class Workload:
     mla: str | None = None  # multi-head latent attention: "naive" or "absorbed"; None: naive prefill, absorbed decode
     fuse: str = "none"  # "elementwise": elementwise operators run inside their neighbouring matmul (ops.fused_cost)
     sparsity: str = "none"  # "2:4": the layers' projections pruned 2:4 where the device has sparse units (on_device)
+    engine: str | None = None  # the inference engine (engines.py): its fitted figures and fusion; None: the class's
     weight_format: NumberFormat = field(init=False, repr=False, compare=False)
     activation_format: NumberFormat = field(init=False, repr=False, compare=False)
     kv_format: NumberFormat = field(init=False, repr=False, compare=False)
@@ -134,6 +136,7 @@ class Workload:
         for option, text, choices in (("sparsity", self.sparsity, SPARSITY_MODES), ("fuse", self.fuse, FUSE_MODES),
                                       ("lm_head", self.lm_head, LM_HEAD_MODES)):
             one_of(option, text, choices)
+        check_engine(self.engine)
         activations = get_format(self.activations)
         object.__setattr__(self, "weight_format", default_weight_format(self.weights))
         object.__setattr__(self, "activation_format", activations)
@@ -181,6 +184,7 @@ class Workload:
             "mla": "absorbed" if self.mla_absorbed else "naive",
             "fuse": self.fuse,
             "sparsity": self.sparsity,
+            "engine": self.engine,
         }
 
 

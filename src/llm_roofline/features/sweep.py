@@ -30,7 +30,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes
+from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes, plan_kernels
+from llm_roofline.core.engines import check_engine_on, fusion_of
 from llm_roofline.core.errors import InputError, one_of, shown
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
@@ -105,6 +106,7 @@ class SweepSpec:
     lm_head: str = "last"
     fuse: str = "none"  # Workload.fuse: "elementwise" folds norms, RoPE, activations, residual adds into the matmuls
     sparsity: str = "none"  # Workload.sparsity: "2:4" prunes the layers' projections on devices with sparse units
+    engine: str | None = None  # Workload.engine: its fitted efficiency figures and fusion level (engines.py)
 
     def __post_init__(self) -> None:
         if not self.activations:
@@ -115,6 +117,9 @@ class SweepSpec:
         if self.size > MAX_CONFIGURATIONS:
             raise InputError(f"sweep: the grid has {self.size:,} configurations, at most {MAX_CONFIGURATIONS:,} "
                              f"(fewer values or coarser ranges, e.g. 1..4096:log)")
+        if self.engine is not None:
+            for device in self.hardware:
+                check_engine_on(self.engine, device.kind, device.name)
         for label in ("batch", "seq_len"):
             values = getattr(self, label)
             if len(values) > MAX_AXIS_VALUES:
@@ -194,6 +199,7 @@ class _Pricing(NamedTuple):
     efficiency: tuple[Sequence[np.ndarray], Sequence[np.ndarray]]
     ridge: np.ndarray  # (devices, 1): the ridge point of the step's matrix products
     footprint: Callable[[np.ndarray, np.ndarray], tuple[float, Array, Array, Array]]  # (batch, context) -> memory
+    kernels: np.ndarray  # per operator: efficiency.plan_kernels under the engine's fusion
     groups: dict[tuple[tuple[bool, bool], ...], tuple[_Group, ...]]  # memo of ``_groups``
 
 
@@ -207,6 +213,7 @@ class _Group(NamedTuple):
     op_peaks: np.ndarray  # (operators, devices, 1)
     instances: np.ndarray
     dequantizes: np.ndarray
+    kernels: np.ndarray  # 1: a kernel launch of its own, 0: run inside a neighbour (the engine's fusion)
 
 
 class _Points(NamedTuple):
@@ -250,12 +257,12 @@ class _Points(NamedTuple):
 
 def _pricing(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, weights: NumberFormat | WeightScheme,
              activations: NumberFormat, kv_format: NumberFormat, flash_attention: bool, causal_skip: bool | None,
-             lm_head: str, mla: str | None, fuse: str) -> _Pricing:
+             lm_head: str, mla: str | None, fuse: str, engine: str | None = None) -> _Pricing:
     skip = flash_attention if causal_skip is None else causal_skip
     plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all",
                      mla_absorbed(phase, mla), fuse == "elementwise")
     ceilings = np.array([[d.peak_for(precision)[1] for d in devices] for precision in plan.unique_maths])
-    params = [params_for(d) for d in devices]
+    params = [params_for(d, engine) for d in devices]
     with_step, without_step = ([column[:, None] for column in np.array([p.values() for p in ps]).T]
                                for ps in (params, [replace(p, overhead_per_step_s=0.0) for p in params]))
 
@@ -270,6 +277,7 @@ def _pricing(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, weig
         efficiency=(with_step, without_step),
         ridge=np.array([[d.peak_for(step_math(activations, weights))[1] / d.memory_bytes_per_s] for d in devices]),
         footprint=footprint,
+        kernels=plan_kernels(plan, fusion_of(engine)),
         groups={},
     )
 
@@ -285,13 +293,15 @@ def _groups(pricing: _Pricing, axes: tuple[tuple[bool, bool], ...]) -> tuple[_Gr
     keys = [(any(axes[j][0] for j in np.flatnonzero(used)), any(axes[j][1] for j in np.flatnonzero(used)))
             for used in uses]
     dequantizes = plan_dequantizes(plan)
+    kernels = pricing.kernels
     groups = []
     for key in sorted(set(keys), key=lambda k: (-sum(k), k)):  # the group that varies along most axes first
         members = [i for i, k in enumerate(keys) if k == key]
         counts = tuple(int(j) for j in np.flatnonzero(uses[members].any(axis=0)))
         groups.append(_Group(key[0], key[1], counts,
                              work[:, members][:, :, [0, *(1 + j for j in counts)]].reshape(2 * len(members), -1),
-                             pricing.op_peaks[members], plan.instance_weights[members], dequantizes[members]))
+                             pricing.op_peaks[members], plan.instance_weights[members], dequantizes[members],
+                             kernels[members]))
     pricing.groups[axes] = tuple(groups)
     return pricing.groups[axes]
 
@@ -342,7 +352,7 @@ def _price_group(pricing: _Pricing, group: _Group, counts: Sequence[np.ndarray],
         step = step_time(line, group.instances)
         shares = (step.time_s, step.compute_bound_time_s,
                   expected_step_time_s(line.compute_time_s, line.memory_time_s, group.dequantizes, group.instances,
-                                       params),
+                                       params, group.kernels),
                   over_operators(op_flops[:, 0], group.instances), over_operators(op_bytes[:, 0], group.instances))
         points = slice(r0 * columns + c0, (r1 - 1) * columns + c1)
         for target, share, addend in itertools.zip_longest(out, shares, addends):
@@ -423,13 +433,14 @@ def _price(pricing: _Pricing, points: _Points) -> GridResult:
 def evaluate_grid(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, batch: np.ndarray,
                   seq_len: np.ndarray, weights: NumberFormat | WeightScheme, activations: NumberFormat,
                   kv_format: NumberFormat, flash_attention: bool, causal_skip: bool | None = None,
-                  lm_head: str = "last", mla: str | None = None, fuse: str = "none") -> GridResult:
+                  lm_head: str = "last", mla: str | None = None, fuse: str = "none",
+                  engine: str | None = None) -> GridResult:
     """The roofline of every (device, point) pair, for points given as parallel batch/seq_len arrays.
 
     ``weights``: one format, or the model's ``WeightScheme`` (``quant.weight_scheme(model, weights)``).
     """
     pricing = _pricing(model, devices, phase, weights, activations, kv_format, flash_attention, causal_skip,
-                       lm_head, mla, fuse)
+                       lm_head, mla, fuse, engine)
     return _price(pricing, _Points(np.asarray(batch, dtype=np.int64), np.asarray(seq_len, dtype=np.int64)))
 
 
@@ -469,7 +480,7 @@ def _blocks(spec: SweepSpec, chunk_size: int, part: tuple[int, int] = (0, 1)) ->
         scheme = weight_scheme(model, weights)
         for devices, device_scheme in _device_groups(spec, scheme):
             pricing = _pricing(model, devices, phase, device_scheme, activations, kv_format, flash, spec.causal_skip,
-                               spec.lm_head, None, spec.fuse)
+                               spec.lm_head, None, spec.fuse, spec.engine)
             size = max(1, chunk_size // len(devices))
             for start in range(0, total, size):
                 index += 1
@@ -710,7 +721,8 @@ def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | Hardwa
               activations: Sequence[str | float | NumberFormat] = ("fp16",),
               kv_cache: Sequence[str | float | NumberFormat | None] = (None,),
               flash_attention: Sequence[bool] = (False,), causal_skip: bool | None = None,
-              lm_head: str = "last", fuse: str = "none", sparsity: str = "none") -> SweepSpec:
+              lm_head: str = "last", fuse: str = "none", sparsity: str = "none",
+              engine: str | None = None) -> SweepSpec:
     """A ``SweepSpec`` from names (models, devices, formats) as the CLI and users give them."""
     return SweepSpec(
         models=tuple(load_model(m) for m in models),
@@ -726,6 +738,7 @@ def make_spec(models: Sequence[str | ModelSpec], hardware: Sequence[str | Hardwa
         lm_head=lm_head,
         fuse=fuse,
         sparsity=sparsity,
+        engine=engine,
     )
 
 

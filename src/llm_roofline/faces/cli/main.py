@@ -172,6 +172,10 @@ def add_lever_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sparsity", choices=("none", "2:4"), default="none",
                         help="2:4: the layers' projections pruned 2:4 (half the values, a 2-bit index each, half the "
                              "multiplies) on a device with sparse tensor cores; dense elsewhere (default none)")
+    parser.add_argument("--engine", default=None, metavar="ENGINE",
+                        help="the inference engine, for the expected time: its fitted efficiency and its fusion level "
+                             "(llama.cpp-cuda, llama.cpp-metal, llama.cpp-gpu, llama.cpp-cpu, mlx, mlc, vllm, "
+                             "tensorrt-llm, executorch, litert, qnn, npu; default: the device class's figures)")
 
 
 def add_workload_options(parser: argparse.ArgumentParser) -> None:
@@ -196,7 +200,7 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
         phase=args.phase, batch=args.batch, seq_len=args.seq_len, weights=args.weights,
         activations=args.activations, kv_cache=args.kv_cache, flash_attention=args.flash_attention,
         causal_skip=args.causal_skip, lm_head=args.lm_head, mla=getattr(args, "mla", None), fuse=args.fuse,
-        sparsity=args.sparsity,
+        sparsity=args.sparsity, engine=args.engine,
     )
 
 

@@ -54,7 +54,7 @@ def _workload(args: argparse.Namespace, **fields: Any) -> Workload:
 
     return Workload(weights=getattr(args, "weights", None), activations=args.activations, kv_cache=args.kv_cache,
                     flash_attention=args.flash_attention, causal_skip=args.causal_skip, fuse=args.fuse,
-                    sparsity=args.sparsity, **fields)
+                    sparsity=args.sparsity, engine=args.engine, **fields)
 
 
 def _optional_hardware(args: argparse.Namespace) -> HardwareSpec | None:

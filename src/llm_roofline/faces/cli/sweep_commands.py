@@ -100,6 +100,7 @@ def _spec(args: argparse.Namespace) -> SweepSpec:
         seq_len=parse_values(args.seq_len, "seq-len", WORKLOAD["seq_len"]),
         phases=_split(args.phase), weights=_split(args.weights) or [None], activations=_split(args.activations),
         kv_cache=kv, flash_attention=flash, lm_head=args.lm_head, fuse=args.fuse, sparsity=args.sparsity,
+        engine=args.engine,
     )
 
 

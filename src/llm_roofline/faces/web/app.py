@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llm_roofline import __version__
 from llm_roofline.core import limits
+from llm_roofline.core.engines import engines
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import PRECISIONS, format_names
 from llm_roofline.core.hardware import HardwareSpec
@@ -113,6 +114,8 @@ class AnalyzeRequest(BaseModel):
         "none", description="2:4: the layers' projections pruned 2:4 on devices with sparse tensor cores")
     mla: Literal["naive", "absorbed"] | None = Field(
         None, description="latent attention (DeepSeek); default: naive for prefill, absorbed for decode")
+    engine: str | None = Field(None, max_length=32, description="the inference engine for the expected time "
+                               "(see /api/catalogue `engines`); default: the device class's figures")
     # Literal of the PRECISIONS tuple: pydantic reads it as its members (one list of names); mypy wants them spelt out.
     precisions: list[Literal[PRECISIONS]] | None = Field(  # type: ignore[valid-type]
         None, max_length=len(PRECISIONS), description=f"roofs to draw (default {', '.join(INFERENCE_PRECISIONS)})")
@@ -234,7 +237,7 @@ def _workload(request: AnalyzeRequest, **changes: Any) -> Workload:
               "weights": request.weights, "activations": request.activations, "kv_cache": request.kv_cache,
               "flash_attention": request.flash_attention, "causal_skip": request.causal_skip,
               "lm_head": request.lm_head, "mla": request.mla, "fuse": request.fuse,
-              "sparsity": request.sparsity}
+              "sparsity": request.sparsity, "engine": request.engine}
     return Workload(**(fields | changes))
 
 
@@ -333,6 +336,8 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
                           "peak_flops_per_s": d.peak_flops_per_s} for d in devices],
             "formats": format_names(),
             "mixes": mix_names(),  # llama.cpp's per-tensor mixes (q4_k_m, ...): weights only
+            "engines": [{"name": e.name, "kinds": list(e.kinds), "fusion": e.fusion, "description": e.description}
+                        for e in engines().values()],
             "precisions": list(PRECISIONS),
             "limits": {"max_body_bytes": limits.body_bytes, "max_gguf_header_bytes": limits.gguf_header_bytes,
                        "max_devices": MAX_DEVICES, "max_batch": MAX_BATCH, "max_seq_len": MAX_SEQ_LEN,

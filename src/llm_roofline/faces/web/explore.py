@@ -83,7 +83,8 @@ def _grid(model: ModelSpec, hardware: HardwareSpec, workload: Workload, batch: t
                          phases=(workload.phase,), weights=(workload.weights,),
                          activations=(workload.activation_format,), kv_cache=(workload.kv_format,),
                          flash_attention=(workload.flash_attention,), causal_skip=workload.causal_skip,
-                         lm_head=workload.lm_head, fuse=workload.fuse, sparsity=workload.sparsity)
+                         lm_head=workload.lm_head, fuse=workload.fuse, sparsity=workload.sparsity,
+                         engine=workload.engine)
         # One structural choice on one device, fewer points than a chunk: one block.
         (grid,) = sweep_totals(spec, chunk_size=MAX_GRID_POINTS)
         return grid
@@ -92,7 +93,7 @@ def _grid(model: ModelSpec, hardware: HardwareSpec, workload: Workload, batch: t
     rows, columns = np.meshgrid(np.array(batch, dtype=np.int64), np.array(seq_len, dtype=np.int64), indexing="ij")
     return evaluate_grid(model, [hardware], run.phase, rows.ravel(), columns.ravel(), run.weight_scheme(model),
                          run.activation_format, run.kv_format, run.flash_attention, run.causal_skip, run.lm_head,
-                         run.mla, run.fuse)
+                         run.mla, run.fuse, run.engine)
 
 
 def _rows(values: np.ndarray, shape: tuple[int, int]) -> list[list[float]] | list[list[bool]]:

@@ -141,7 +141,7 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
         grid = evaluate_grid(model, [hardware], "decode", np.full(cached.shape, workload.batch), cached,
                              workload.weight_scheme(model), workload.activation_format, workload.kv_format,
                              workload.flash_attention, workload.causal_skip, workload.lm_head, workload.mla,
-                             workload.fuse)
+                             workload.fuse, workload.engine)
         step_time[chunk], step_flops[chunk], step_bytes[chunk] = grid.time_s[0], grid.flops, grid.bytes
         compute_bound_steps[chunk] = grid.compute_bound[0]
         bounds = [("step", compute_bound_steps[chunk])]

@@ -1,0 +1,140 @@
+"""Engines (core/engines.py, data/engines.toml): the fusion level sets which operators launch a kernel, the
+named engine's figures price the expected time — the same in analyze, the sweep, the timeline and the
+efficiency model's own sum — and a measurement's framework names its engine."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm_roofline import analyze
+from llm_roofline.core import ops
+from llm_roofline.core.efficiency import engine_params, expected_time_s, params_for, step_cost
+from llm_roofline.core.engines import FUSED_KINDS, FUSION_LEVELS, engine_for, engines, kernel_flags
+from llm_roofline.core.errors import InputError
+from llm_roofline.core.hardware import HardwareSpec
+from llm_roofline.core.transformer import Workload
+from llm_roofline.faces.cli.main import main
+from llm_roofline.features.studies.timeline import generation_timeline
+from llm_roofline.features.sweep import evaluate_grid
+from llm_roofline.inputs.device_files import load_hardware
+from llm_roofline.inputs.model_files import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_engine_file_is_well_formed() -> None:
+    assert FUSED_KINDS == ops.FUSIBLE_KINDS  # what an engine fuses is what --fuse treats as fusible
+    known = engines()
+    assert {"llama.cpp-cuda", "llama.cpp-metal", "llama.cpp-cpu", "mlx", "mlc", "vllm", "qnn"} <= set(known)
+    for engine in known.values():
+        assert engine.fusion in FUSION_LEVELS and engine.kinds and engine.match
+        assert set(engine.kinds) <= {"gpu", "cpu", "npu"}
+        assert engine.source.startswith("https://") and engine.description
+        assert all(word == word.lower() for words in engine.match for word in words)
+
+
+def test_fusion_sets_which_operators_launch_a_kernel() -> None:
+    kinds = ["matmul", "norm", "elementwise", "activation", "softmax", "attention"]
+    assert kernel_flags(kinds, "none") == (1, 1, 1, 1, 1, 1)
+    assert kernel_flags(kinds, "elementwise") == (1, 0, 0, 0, 1, 1)
+
+
+def npu_with_fp16() -> HardwareSpec:
+    """A Hexagon-like NPU with an fp16 roof (the catalogue's NPU entries publish int8 only, and a model's norms
+    and softmax need a ceiling for their fp16 math): a test device, not a catalogue figure."""
+    npu = load_hardware("qualcomm-snapdragon-8-elite-npu")
+    return replace(npu, name="test-npu", peak_flops_per_s=dict(npu.peak_flops_per_s) | {"fp16": 10e12})
+
+
+@pytest.mark.parametrize(("model", "device", "engine", "workload"), [
+    ("llama-2-7b", "jetson-orin-nx", "mlc", Workload()),
+    ("llama-3.1-8b", "nvidia-rtx-4090", "llama.cpp-cuda", Workload(weights="q4_0")),
+    ("qwen3-8b", "apple-m2-gpu", "mlx", Workload(phase="prefill", seq_len=512, weights="q4_k_m")),
+    ("llama-3.2-1b", "test-npu", "qnn", Workload(weights="int4")),
+    ("lfm2-1.2b", "qualcomm-snapdragon-8-elite-cpu", "llama.cpp-cpu", Workload(weights="q4_k_m")),
+])
+def test_an_engines_expected_time_is_the_efficiency_models_sum(model: str, device: str, engine: str,
+                                                               workload: Workload) -> None:
+    spec, hardware = load_model(model), (npu_with_fp16() if device == "test-npu" else load_hardware(device))
+    named = replace(workload, engine=engine)
+    result = analyze(spec, hardware, named)
+    fusion = engines()[engine].fusion
+    cost = step_cost(result.ops, named.weight_scheme(spec), named.activation_format, spec.tied_embeddings, fusion)
+    params = params_for(hardware, engine)
+    assert result.totals.expected_time_s == pytest.approx(expected_time_s(cost, params), rel=1e-12)
+    assert result.totals.time_s == analyze(spec, hardware, workload).totals.time_s  # the bound is the engine's too
+    # The operators an elementwise-fusing engine runs inside a neighbour launch nothing: with the same figures,
+    # the expected time is lower by the per-kernel cost of each of their instances.
+    if fusion == "elementwise":
+        unfused = step_cost(result.ops, named.weight_scheme(spec), named.activation_format, spec.tied_embeddings)
+        fused_instances = sum(op.count for op in result.ops if op.kind in FUSED_KINDS)
+        assert fused_instances > 0
+        assert expected_time_s(unfused, params) - expected_time_s(cost, params) == pytest.approx(
+            fused_instances * params.overhead_per_op_s, rel=1e-9)
+    # The sweep and the timeline price it the same way.
+    grid = evaluate_grid(spec, [hardware], named.phase, np.array([named.batch]), np.array([named.seq_len]),
+                         named.weight_scheme(spec), named.activation_format, named.kv_format, named.flash_attention,
+                         lm_head=named.lm_head, fuse=named.fuse, engine=engine)
+    assert grid.expected_time_s[0, 0] == pytest.approx(result.totals.expected_time_s, rel=1e-12)
+    if named.phase == "decode":
+        timeline = generation_timeline(spec, hardware, named, named.seq_len, 3)
+        first = analyze(spec, hardware, replace(named, seq_len=named.seq_len)).totals.time_s
+        assert timeline.step_time_s[0] == pytest.approx(first, rel=1e-12)
+
+
+def test_an_engine_with_fitted_figures_gets_them_and_one_without_gets_its_class() -> None:
+    gpu = load_hardware("nvidia-rtx-4090")
+    for name, engine in engines().items():
+        fitted = engine_params(name)
+        kind = engine.kinds[0]
+        device = {"gpu": gpu, "cpu": load_hardware("amd-ryzen-9-7950x"), "npu": npu_with_fp16()}[kind]
+        params = params_for(device, name)
+        if fitted is None:
+            assert params == params_for(device)  # the class's defaults
+        else:
+            assert params == fitted and params.source.startswith(f"engine '{name}'")
+    assert params_for(gpu, None) == params_for(gpu)
+
+
+def test_bad_engines_are_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(InputError, match=r"unknown engine 'tvm'; known: llama\.cpp-cuda"):
+        Workload(engine="tvm")
+    with pytest.raises(InputError, match="engine 'qnn' runs on npu devices; nvidia-rtx-4090 is a gpu"):
+        analyze("llama-2-7b", "nvidia-rtx-4090", engine="qnn")
+    for argv in (["analyze", "--engine", "tvm"], ["sweep", "-b", "1", "-l", "8", "-H", "nvidia-l4", "--engine", "qnn",
+                                                  "-o", "-"], ["timeline", "--engine", "mlx", "-H", "amd-epyc-9654"]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "engine" in err and "Traceback" not in err
+
+
+def test_the_engine_is_part_of_the_workload_record(capsys: pytest.CaptureFixture[str]) -> None:
+    assert Workload().to_dict()["engine"] is None
+    assert main(["analyze", "-H", "apple-m2-gpu", "--engine", "mlx", "--format", "json"]) == 0
+    import json
+
+    data = json.loads(capsys.readouterr().out)
+    assert data["workload"]["engine"] == "mlx"
+    expected = analyze("llama-2-7b", "apple-m2-gpu", engine="mlx").totals.expected_tokens_per_s
+    assert data["totals"]["expected_tokens_per_s"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_every_calibration_row_names_an_engine() -> None:
+    rows = list(csv.DictReader((ROOT / "bench" / "data" / "calibration.csv").open(encoding="utf-8")))
+    named = {}
+    for row in rows:
+        kind = row["backend"].strip().lower()
+        engine = engine_for(row["framework"], row["backend"], row["hardware"], kind)
+        assert engine is not None, (row["framework"], row["backend"], row["hardware"])
+        named[row["framework"] + " / " + row["hardware"]] = engine
+    assert named["llama.cpp (Metal) / Apple M1 (8-core GPU)"] == "llama.cpp-metal"
+    assert any(engine == "mlc" for engine in named.values())
+    assert any(engine == "llama.cpp-cuda" for engine in named.values())
+    assert engine_for("MLX (mlx-lm 0.19)", "GPU", "Apple M2 Max", "gpu") == "mlx"
+    assert engine_for("Qualcomm AI Hub (Genie)", "NPU", "Snapdragon 8 Elite", "npu") == "qnn"
+    assert engine_for("something else", "GPU", "a GPU", "gpu") is None
