@@ -8,10 +8,11 @@
   // The API's defaults (AnalyzeRequest), which are the command line's and Workload's; the page's own for the rest.
   const DEFAULTS = {model: "llama-2-7b", hardware: ["jetson-orin-nx"], phase: "decode", batch: "1", seq_len: "1024",
                     weights: STORED, activations: "fp16", kv_cache: "", flash_attention: false, fuse: false,
-                    sparsity: false, target_ms: "50", steps: "512", tab: "roofline", "heat-value": "tokens_per_s"};
+                    sparsity: false, target_ms: "50", steps: "512", tab: "roofline", "heat-value": "tokens_per_s",
+                    engine: ""};
   // Controls kept in the address: value controls, check boxes, and the multi-select of devices.
-  const VALUES = ["model", "phase", "batch", "seq_len", "weights", "activations", "kv_cache", "target_ms", "steps",
-                  "heat-value"];
+  const VALUES = ["model", "phase", "batch", "seq_len", "weights", "activations", "kv_cache", "engine", "target_ms",
+                  "steps", "heat-value"];
   const CHECKS = ["flash_attention", "fuse", "sparsity"];
   const TABS = ["roofline", "explore", "timeline"];
   const $ = (id) => document.getElementById(id);
@@ -77,6 +78,11 @@
     mixes.append(...(catalogue.mixes || []).map((m) => option(m, m, false)));
     $("weights").append(mixes);
     $("kv_cache").append(...catalogue.formats.map((f) => option(f, f, false)));
+    $("engine").append(...(catalogue.engines || []).map((e) => {
+      const node = option(e.name, `${e.name} (${e.kinds.join("/")})`, false);
+      node.title = e.description;
+      return node;
+    }));
     $("upload-hint").textContent =
       `read in memory by the server, never stored; a config.json of at most ` +
       `${RooflineCharts.si(state.limits.max_body_bytes, "B")}; of a GGUF file only its header is sent`;
@@ -147,6 +153,7 @@
       flash_attention: $("flash_attention").checked,
       fuse: $("fuse").checked ? "elementwise" : "none",
       sparsity: $("sparsity").checked ? "2:4" : "none",
+      engine: $("engine").value || null,
     };
     if ($("model").value !== UPLOADED) body.model = $("model").value;
     else if (state.gguf) body.gguf = state.gguf;
@@ -353,7 +360,7 @@
   function wire() {
     $("controls").addEventListener("submit", (event) => event.preventDefault());
     for (const id of ["model", "hardware", "phase", "batch", "seq_len", "weights", "activations", "kv_cache",
-                      "flash_attention", "fuse", "sparsity"]) {
+                      "flash_attention", "fuse", "sparsity", "engine"]) {
       $(id).addEventListener(id === "batch" || id === "seq_len" ? "input" : "change", schedule);
     }
     $("target_ms").addEventListener("input", () => {
