@@ -13,11 +13,21 @@ import pytest
 
 from conftest import require_file
 from llm_roofline import analyze, load_hardware
-from llm_roofline.core.efficiency import default_params
+from llm_roofline.core.efficiency import StepCost, default_params, expected_time_s, params_for, step_cost
+from llm_roofline.core.engines import fusion_of
 from llm_roofline.core.errors import InputError
-from llm_roofline.core.hardware import KINDS, PARAMETERS
+from llm_roofline.core.hardware import KINDS, PARAMETERS, EfficiencyParams
 from llm_roofline.faces.cli.main import main
-from llm_roofline.features.fidelity.validation import Case, Skip, cross_validate, predict, read_case, summary
+from llm_roofline.features.fidelity.validation import (
+    Case,
+    Skip,
+    cross_validate,
+    expected_time_terms,
+    predict,
+    read_case,
+    summary,
+    worst_predictions,
+)
 from llm_roofline.inputs.measurements import CALIBRATION_COLUMNS, read_measurements
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,3 +305,197 @@ def test_calibrate_refuses_a_bad_save_path(tmp_path: Path, capsys: pytest.Captur
     code, _, err = run(capsys, "calibrate", str(bench), "--hardware", "nvidia-rtx-3090", "--save",
                        str(tmp_path / "profile.txt"))
     assert code == 2 and "must be a .toml or .json file" in err
+
+
+# --- several inputs, the rows it misses most, cross-validation reports (issue 17) -----------------------
+
+def _rows_text(*changes: dict[str, str]) -> str:
+    """A calibration CSV of one row per change (on the M2 Ultra Llama-2-7B Q4_0 row of ``_calibration_text``)."""
+    texts = [_calibration_text(change) for change in changes]
+    return texts[0] + "".join(text.split("\n", 1)[1] for text in texts[1:])
+
+
+def test_several_files_and_a_folder_are_read_as_one_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    header, *lines = CALIBRATION.read_text().splitlines()
+    first = tmp_path / "first.csv"
+    first.write_text("\n".join([header, *lines[:40]]) + "\n")
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "rest.csv").write_text("\n".join([header, *lines[40:]]) + "\n")
+    (folder / "README.md").write_text("not measurements\n")  # only *.csv is read from a folder
+    code, out, err = run(capsys, "validate", str(first), str(folder), str(first), "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["files"] == [{"path": str(first), "rows": 40}, {"path": str(folder / "rest.csv"), "rows": 53}]
+    code, whole, _ = run(capsys, "validate", str(CALIBRATION), "--format", "json")
+    assert data["summary"] == json.loads(whole)["summary"]  # the same 93 rows, the same figures
+    # Each row keeps its file and its row number in that file: CSV row 41 is rest.csv's row 1.
+    where = {(row["where"].split(",")[0], row["row"]) for row in data["rows"]}
+    assert (str(folder / "rest.csv"), 1) in where and (str(first), 40) in where
+    code, out, _ = run(capsys, "validate", str(first), str(folder), "--no-rows")
+    assert code == 0 and out.startswith(f"{first} (40 rows), {folder / 'rest.csv'} (53 rows): 93 rows, 92 used")
+    assert "row rest.csv:28 (both): unknown model 'SmolLM2'" in out  # CSV row 68
+    (tmp_path / "empty").mkdir()
+    code, out, err = run(capsys, "calibrate", str(tmp_path / "empty"))
+    assert code == 2 and out == "" and "cannot read a folder with no .csv file" in err
+
+
+def test_time_terms_sum_to_the_expected_time(published: tuple) -> None:
+    _, predictions, _, _ = published
+    for p in predictions:
+        terms = expected_time_terms(p.cost, p.params)
+        assert terms.expected_time_s == pytest.approx(expected_time_s(p.cost, p.params), rel=1e-9, abs=0)
+        assert p.tokens / terms.expected_time_s == pytest.approx(p.expected_tokens_per_s, rel=1e-9, abs=0)
+        assert sum(terms.shares().values()) == pytest.approx(1, rel=1e-12)
+        # ... and to analyze's expected time, computed by its own compiled step.
+        if p.case.device_from == "catalogue":
+            totals = analyze(p.case.model, p.case.hardware, p.case.workload(p.phase)).totals
+            assert terms.expected_time_s == pytest.approx(totals.expected_time_s, rel=1e-9, abs=0)
+
+
+def test_time_terms_by_hand() -> None:
+    params = EfficiencyParams(bandwidth_efficiency=0.5, compute_efficiency=0.8, dequant_compute_factor=0.5,
+                              overhead_per_op_s=1e-5, overhead_per_step_s=1e-3)
+    # A matmul unpacking weights, 2 instances: compute 1 ms / (0.8 x 0.5) = 2.5 ms beats memory 0.5 / 0.5 = 1 ms;
+    # 1.25 ms of it at the compute efficiency, 1.25 ms the dequantization; x 2 = 2.5 ms + 2.5 ms.
+    # A memory-bound operator, 3 instances: 2 ms / 0.5 = 4 ms; x 3 = 12 ms.
+    # 5 kernels x 10 us = 0.05 ms; per step 1 ms. Total 2.5 + 2.5 + 12 + 0.05 + 1 = 18.05 ms.
+    cost = StepCost(counts=(2, 3), compute_time_s=(1e-3, 0.0), memory_time_s=(0.5e-3, 2e-3), dequantizes=(1, 0))
+    terms = expected_time_terms(cost, params)
+    assert terms.by_term() == pytest.approx({"memory": 12e-3, "compute": 2.5e-3, "dequant": 2.5e-3,
+                                             "kernel_overhead": 5e-5, "step_overhead": 1e-3}, rel=1e-12)
+    assert terms.kernels == 5 and terms.dominant == "memory"
+    assert terms.expected_time_s == pytest.approx(18.05e-3, rel=1e-12) == expected_time_s(cost, params)
+    # The memory-bound operator fused into its neighbour (an engine's fusion): it launches no kernel.
+    fused = expected_time_terms(cost._replace(kernels=(1, 0)), params)
+    assert (fused.kernels, fused.kernel_overhead_s) == (2, pytest.approx(2e-5, rel=1e-12))
+    assert fused.expected_time_s == pytest.approx(18.02e-3, rel=1e-12)
+    assert fused.expected_time_s == pytest.approx(expected_time_s(cost._replace(kernels=(1, 0)), params), rel=1e-12)
+
+
+@pytest.mark.parametrize("engine", [None, "mlx", "llama.cpp-metal"])
+def test_time_terms_follow_an_engine_s_figures_and_fusion(engine: str | None) -> None:
+    """With an engine (its fitted figures; MLX fuses norms, activations and adds into neighbouring kernels),
+    the terms still sum to analyze's expected time, and the per-kernel cost counts only the kernels launched."""
+    device = load_hardware("apple-m2-ultra-gpu")
+    result = analyze("llama-2-7b", device, seq_len=64, weights="q4_0", engine=engine)
+    workload = result.workload
+    cost = step_cost(result.ops, workload.weight_scheme(result.model), workload.activation_format,
+                     result.model.tied_embeddings, fusion_of(engine))
+    terms = expected_time_terms(cost, params_for(device, engine))
+    assert terms.expected_time_s == pytest.approx(result.totals.expected_time_s, rel=1e-9, abs=0)
+    instances = sum(op.count for op in result.ops)
+    assert (terms.kernels < instances) == (engine == "mlx")
+
+
+CONSTRUCTED = [
+    # 1: a tiny model's decode on a fast GPU: ~480 kernels of 11 us each, the weights streamed in microseconds.
+    {"source": "a", "hardware": "NVIDIA H100 SXM", "hw_mem_bw_GBps": "3350", "hw_peak_fp16_TFLOPS": "989",
+     "model": "SmolLM2-135M", "params_B": "0.135", "quant": "F16", "bits_per_weight": "16", "prefill_tok_s": "",
+     "decode_tok_s": "400"},
+    # 2: a 7B fp16 decode on a slow device: 13.5 GB at 17 GB/s.
+    {"source": "b", "hardware": "Raspberry Pi 5 8GB", "hw_mem_bw_GBps": "17", "hw_peak_fp16_TFLOPS": "",
+     "backend": "CPU", "quant": "F16", "bits_per_weight": "16", "prefill_tok_s": "", "decode_tok_s": "0.9"},
+    # 3: an NPU known by its own figures; prefill above its 1 TFLOPS fp16 roof (~6.9 TFLOP for 512 tokens: 74 tok/s).
+    {"source": "c", "hardware": "Test NPU", "backend": "NPU", "hw_mem_bw_GBps": "77", "hw_peak_fp16_TFLOPS": "1",
+     "prefill_tok_s": "900", "decode_tok_s": "20"},
+    # 4: the same NPU, a second source.
+    {"source": "d", "hardware": "Test NPU", "backend": "NPU", "hw_mem_bw_GBps": "77", "hw_peak_fp16_TFLOPS": "1",
+     "prefill_tok_s": "30", "decode_tok_s": "14"},
+]
+
+
+def test_worst_rows_their_dominant_term_and_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "constructed.csv"
+    path.write_text(_rows_text(*CONSTRUCTED))
+    predictions, _ = predict([read_case(m) for m in read_measurements(path)])
+    worst = worst_predictions(predictions, 10)
+    assert len(worst) == len(predictions) == 6  # rows 1 and 2 measured decode only
+    apes = [miss.prediction.expected_ape for miss in worst]
+    assert apes == sorted(apes, reverse=True)
+    found = {(miss.prediction.case.measurement.row, miss.prediction.phase): miss for miss in worst}
+    tiny = found[1, "decode"]
+    assert tiny.terms.dominant == "kernel_overhead" and tiny.terms.shares()["kernel_overhead"] > 0.9
+    assert tiny.terms.kernel_overhead_s == pytest.approx(tiny.terms.kernels * tiny.prediction.params.overhead_per_op_s)
+    assert found[2, "decode"].terms.dominant == "memory" and not found[2, "decode"].above_bound
+    npu_prefill = found[3, "prefill"]
+    assert npu_prefill.terms.dominant in ("compute", "dequant") and npu_prefill.above_bound
+    # The per-kernel cost that would reproduce the measurement, the other terms held.
+    assert tiny.dominant_scale is not None and tiny.dominant_scale < 1  # the expectation is too slow
+    implied_s = tiny.prediction.params.overhead_per_op_s * tiny.dominant_scale
+    rest_s = tiny.terms.expected_time_s - tiny.terms.kernel_overhead_s
+    assert rest_s + tiny.terms.kernels * implied_s == pytest.approx(tiny.measured_time_s, rel=1e-9)
+
+    code, out, err = run(capsys, "validate", str(path), "--worst", "3", "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [(w["row"], w["phase"]) for w in data["worst"]] == [
+        (m.prediction.case.measurement.row, m.prediction.phase) for m in worst[:3]]
+    for entry in data["worst"]:
+        assert sum(entry["time_terms_s"].values()) == pytest.approx(entry["expected_time_s"], rel=1e-9)
+        assert entry["dominant_term"] == max(entry["time_shares"], key=entry["time_shares"].get)
+    by_row = {(w["row"], w["phase"]): w for w in data["worst"]}
+    assert by_row[1, "decode"]["reason"].startswith(f"decode: 98 % kernel overheads ({tiny.terms.kernels} kernels × ")
+    assert "per kernel" in by_row[1, "decode"]["reason"]
+    assert "measured above the roofline bound" in by_row[3, "prefill"]["reason"]
+    code, out, _ = run(capsys, "validate", str(path), "--no-rows")
+    assert "the 6 predictions it misses most" in out and out.count("\n  row ") == 6  # one reason each, no skip
+    assert "row 2 decode: 99 % memory at 71 % of the bandwidth" in out
+    code, out, _ = run(capsys, "validate", str(path), "--no-rows", "--worst", "0")
+    assert code == 0 and "misses most" not in out
+    code, _, err = run(capsys, "validate", str(path), "--worst", "-1")
+    assert code == 2 and "--worst" in err
+
+
+def test_npu_rows_are_reported_on_their_own(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "constructed.csv"
+    path.write_text(_rows_text(*CONSTRUCTED))
+    code, out, err = run(capsys, "validate", str(path), "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    by_backend = data["summary"]["by_backend"]
+    assert set(by_backend) == {"gpu", "cpu", "npu"}
+    npu = [row["expected_ape"] for row in data["rows"] if row["backend"] == "npu" and row["phase"] == "decode"]
+    assert len(npu) == 2 and by_backend["npu"]["decode"]["n"] == 2
+    assert by_backend["npu"]["decode"]["median_ape"] == pytest.approx(sum(npu) / 2)  # the median of two
+    assert by_backend["npu"]["prefill"]["n"] == 2 and by_backend["gpu"]["prefill"]["n"] == 0
+    for part in by_backend.values():
+        assert set(part) == {"prefill", "decode", "bound"} and set(part["bound"]) == {"prefill", "decode"}
+        assert set(part["decode"]) == {"n", "median_ape", "p90_ape"}
+    assert data["summary"]["decode"]["n"] == 4  # all backends together, beside
+    code, out, _ = run(capsys, "validate", str(path), "--no-rows")
+    assert [line.split()[:3] for line in out.splitlines() if line.startswith("NPU ")] == [
+        ["NPU", "prefill", "2"], ["NPU", "decode", "2"]]
+
+
+def test_cross_validate_both(published: tuple, capsys: pytest.CaptureFixture[str]) -> None:
+    _, predictions, _, rows = published
+    code, out, err = run(capsys, "validate", str(CALIBRATION), "--cross-validate", "both", "--worst", "3",
+                         "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data["cross_validation"]) == {"family", "source"}
+    for by in ("family", "source"):
+        held_out, folds = cross_validate(predictions, by)
+        report = data["cross_validation"][by]
+        assert report["summary"] == json.loads(json.dumps(summary(held_out, rows)))  # floats round-trip exactly
+        assert set(report["folds"]) == set(folds) and len(report["worst"]) == 3
+        assert report["worst"][0]["expected_ape"] == max(p.expected_ape for p in held_out)
+    # The existing keys are the first grouping's.
+    assert data["summary"] == data["cross_validation"]["family"]["summary"] and data["folds"]
+    assert data["summary"]["decode"]["median_ape"] != data["cross_validation"]["source"]["summary"]["decode"][
+        "median_ape"]
+    code, out, _ = run(capsys, "validate", str(CALIBRATION), "--cross-validate", "both", "--no-rows", "--worst", "1")
+    assert code == 0
+    assert "fitted without each family" in out and "fitted without each source" in out
+    assert out.count("expected median") == 2 and out.count("the prediction it misses most") == 2
+    assert out.count("folds (the group left out") == 2
+
+
+def test_a_row_the_analyzer_refuses_is_skipped(tmp_path: Path) -> None:
+    # A catalogue NPU with an int8 ceiling only: fp16 math has no ceiling there; the row is skipped, not fatal.
+    path = tmp_path / "npu.csv"
+    path.write_text(_rows_text({"hardware": "Snapdragon 8 Elite NPU", "backend": "NPU"}, {}))
+    predictions, skipped = predict([read_case(m) for m in read_measurements(path)])
+    assert [(s.measurement.row, s.phase) for s in skipped] == [(1, "prefill"), (1, "decode")]
+    assert "no compute ceiling usable for fp16 math" in skipped[0].reason and len(predictions) == 2

@@ -22,13 +22,20 @@ How a row is read (docs/validation.md states the same rules):
   decode is predicted (its memory roof alone).
 - **Workloads**: prefill of ``prompt_tokens`` (512 when not stated); decode with half the generated
   tokens already cached (``gen_tokens / 2``; 64 when not stated). Batch from the row.
+
+Several files (and folders: every ``*.csv`` in them) are read as one set; each row keeps its file and
+row number (``Measurement.where``). Where a prediction misses, ``expected_time_terms`` splits its
+expected step time into the efficiency model's terms (memory, compute, dequantization, per-kernel and
+per-step overheads), and ``worst_predictions`` ranks the misses.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from llm_roofline.core import limits
@@ -42,7 +49,7 @@ from llm_roofline.core.roofline import analyze
 from llm_roofline.core.transformer import Workload, weight_storage_bytes
 from llm_roofline.features.fidelity.fitting import Observation, fit_params
 from llm_roofline.inputs.device_files import load_hardware
-from llm_roofline.inputs.measurements import Measurement
+from llm_roofline.inputs.measurements import Measurement, read_measurements
 from llm_roofline.inputs.model_files import load_model, model_names, resolve_model_name
 from llm_roofline.inputs.names import resolve_device
 from llm_roofline.inputs.reading import path_kind
@@ -97,6 +104,47 @@ class Skip:
         m = self.measurement
         return {"row": m.row, "where": m.where, "hardware": m.hardware, "model": m.model, "phase": self.phase,
                 "reason": self.reason}
+
+
+# --- reading the files ----------------------------------------------------------------------------
+
+def measurement_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The files that ``paths`` name, in order: a file as it is, a folder as its ``*.csv`` files sorted by
+    name; a file named twice (directly and through its folder, say) is read once."""
+    files: list[Path] = []
+    seen: set[str] = set()
+    for path in map(Path, paths):
+        if path_kind(path) == "folder":
+            found = sorted(p for p in path.glob("*.csv") if path_kind(p) == "file")
+            if not found:
+                raise InputError(f"cannot read a folder with no .csv file: {path} (a folder gives its *.csv "
+                                 "files: the calibration CSV schema or llama-bench -o csv)")
+        else:
+            found = [path]  # a missing or unreadable path: read_measurements names it
+        for file in found:
+            key = os.path.realpath(file)  # not Path.resolve: it raises on a symlink loop, which the reader names
+            if key not in seen:
+                seen.add(key)
+                files.append(file)
+    return files
+
+
+def read_measurement_files(paths: Sequence[str | Path]) -> tuple[list[Measurement], dict[str, int]]:
+    """Every measurement of the files and folders ``paths`` name, as one set (each keeps its file and row
+    in ``where``), and the number of measurements per file read."""
+    measurements: list[Measurement] = []
+    per_file: dict[str, int] = {}
+    for file in measurement_files(paths):
+        rows = read_measurements(file)
+        per_file[str(file)] = len(rows)
+        measurements += rows
+    return measurements, per_file
+
+
+def measurement_file(m: Measurement) -> str:
+    """The file a measurement was read from (``where`` reads "file, row N (line L)" or "file, test N")."""
+    found = re.match(r"(.*), (?:row|test) \d+", m.where)
+    return found.group(1) if found else m.where
 
 
 # --- reading a row --------------------------------------------------------------------------------
@@ -244,6 +292,7 @@ class Prediction:
     params: EfficiencyParams
     cost: StepCost = field(repr=False, compare=False)
     tokens: int = 1
+    peak_precision: str = ""  # the ceiling the step's matrix products run on (analyze's totals.peak_precision)
 
     @property
     def bound_ape(self) -> float:
@@ -274,7 +323,7 @@ class Prediction:
             "phase": self.phase, "batch": workload.batch, "seq_len": workload.seq_len,
             "measured_tokens_per_s": self.measured_tokens_per_s, "bound_tokens_per_s": self.bound_tokens_per_s,
             "expected_tokens_per_s": self.expected_tokens_per_s, "bound_ape": self.bound_ape,
-            "expected_ape": self.expected_ape,
+            "expected_ape": self.expected_ape, "peak_precision": self.peak_precision,
         }
 
 
@@ -294,7 +343,10 @@ def predict(cases: Sequence[Case | Skip]) -> tuple[list[Prediction], list[Skip]]
                 skipped.append(Skip(case.measurement, phase, "prefill needs a compute ceiling: the row gives no fp16 "
                                                              "peak and its device is not in the catalogue"))
                 continue
-            predictions.append(_predict_phase(case, phase))
+            try:
+                predictions.append(_predict_phase(case, phase))
+            except InputError as why:  # a device without a ceiling for the row's math, say
+                skipped.append(Skip(case.measurement, phase, str(why)))
     return predictions, skipped
 
 
@@ -307,7 +359,117 @@ def _predict_phase(case: Case, phase: str) -> Prediction:
     measured = case.measured_tokens_per_s(phase)
     assert measured is not None
     return Prediction(case, phase, measured, result.totals.tokens_per_s,
-                      workload.tokens / expected_time_s(cost, params), params, cost, workload.tokens)
+                      workload.tokens / expected_time_s(cost, params), params, cost, workload.tokens,
+                      result.totals.peak_precision)
+
+
+# --- where the expected time goes -----------------------------------------------------------------
+
+TIME_TERMS = ("memory", "compute", "dequant", "kernel_overhead", "step_overhead")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeTerms:
+    """The expected time of one step, split into the efficiency model's terms (seconds; they sum to it).
+
+    Each operator instance's ``max(compute / (compute_efficiency x d), memory / bandwidth_efficiency)``
+    goes to the side that wins the max: ``memory_s``, or ``compute_s`` (at the compute efficiency alone)
+    plus ``dequant_s`` (what ``d = dequant_compute_factor`` adds when the matmul unpacks its weights).
+    """
+
+    memory_s: float  # memory-bound instances: bytes / (bandwidth x bandwidth_efficiency)
+    compute_s: float  # compute-bound instances: FLOPs / (peak x compute_efficiency)
+    dequant_s: float  # their extra for unpacking quantized weights: x (1 / dequant_compute_factor - 1)
+    kernel_overhead_s: float  # overhead_per_op_s x kernels
+    step_overhead_s: float  # overhead_per_step_s
+    kernels: int  # kernel launches in the step: operator instances, less those fused into a neighbour
+
+    @property
+    def expected_time_s(self) -> float:
+        return sum(self.by_term().values())
+
+    def by_term(self) -> dict[str, float]:
+        """Seconds per term, in ``TIME_TERMS`` order."""
+        return dict(zip(TIME_TERMS, (self.memory_s, self.compute_s, self.dequant_s, self.kernel_overhead_s,
+                                     self.step_overhead_s), strict=True))
+
+    def shares(self) -> dict[str, float]:
+        """Each term's fraction of the expected time."""
+        total = self.expected_time_s
+        return {term: value / total for term, value in self.by_term().items()}
+
+    @property
+    def dominant(self) -> str:
+        """The term that takes the most time (the first in ``TIME_TERMS`` order on a tie)."""
+        terms = self.by_term()
+        return max(TIME_TERMS, key=lambda term: terms[term])
+
+    def to_dict(self) -> dict[str, object]:
+        return {"time_terms_s": self.by_term(), "time_shares": self.shares(), "dominant_term": self.dominant,
+                "kernels": self.kernels}
+
+
+def expected_time_terms(cost: StepCost, params: EfficiencyParams) -> TimeTerms:
+    """``efficiency.expected_time_s(cost, params)`` split into its terms (``TimeTerms``): the same
+    formula, operator by operator (``efficiency.op_time_s``), each instance's time put on the side of
+    the max that sets it, and the per-kernel cost paid by the operators that launch a kernel
+    (``cost.kernels``; empty: all of them)."""
+    eta_m, eta_c, dequant, per_op, per_step = params.values()
+    memory_s = compute_s = dequant_s = 0.0
+    kernels = 0
+    launches = cost.kernels if len(cost.kernels) else (1,) * len(cost.counts)  # as expected_time_s reads it
+    for count, compute_time, memory_time, flag, launch in zip(cost.counts, cost.compute_time_s, cost.memory_time_s,
+                                                              cost.dequantizes, launches, strict=True):
+        instances = int(count)
+        at_compute_efficiency = float(compute_time) / eta_c
+        unpacking = float(compute_time) / (eta_c + float(flag) * (eta_c * (dequant - 1)))  # as op_time_s
+        at_bandwidth_efficiency = float(memory_time) / eta_m
+        if unpacking >= at_bandwidth_efficiency:
+            compute_s += instances * at_compute_efficiency
+            dequant_s += instances * (unpacking - at_compute_efficiency)
+        else:
+            memory_s += instances * at_bandwidth_efficiency
+        kernels += instances * int(launch)  # an operator fused into a neighbour launches nothing
+    return TimeTerms(memory_s, compute_s, dequant_s, kernels * per_op, per_step, kernels)
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """A prediction and where its expected time goes: one of the rows the expectation misses most."""
+
+    prediction: Prediction
+    terms: TimeTerms
+
+    @property
+    def measured_time_s(self) -> float:
+        return self.prediction.tokens / self.prediction.measured_tokens_per_s
+
+    @property
+    def above_bound(self) -> bool:
+        """Measured faster than the roofline bound: no efficiency (at most 1) can explain it; a ceiling is low."""
+        return self.prediction.measured_tokens_per_s > self.prediction.bound_tokens_per_s
+
+    @property
+    def dominant_scale(self) -> float | None:
+        """The factor the dominant term would need for the expected time to equal the measured one, the other
+        terms held; None when the other terms alone take at least the measured time."""
+        terms = self.terms.by_term()
+        dominant_s = terms[self.terms.dominant]
+        needed_s = self.measured_time_s - (self.terms.expected_time_s - dominant_s)
+        return needed_s / dominant_s if needed_s > 0 and dominant_s > 0 else None
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.prediction.to_dict(), "expected_time_s": self.terms.expected_time_s,
+                "measured_time_s": self.measured_time_s, **self.terms.to_dict(),
+                "dominant_scale": self.dominant_scale, "above_bound": self.above_bound,
+                "params": self.prediction.params.to_dict()}
+
+
+def worst_predictions(predictions: Sequence[Prediction], count: int) -> list[Miss]:
+    """The ``count`` predictions with the largest absolute percentage error of the expected tokens/s
+    (largest first; in input order on a tie), each with its expected time split into terms."""
+    ranked = sorted(predictions, key=lambda p: p.expected_ape, reverse=True)[:count]
+    return [Miss(p, expected_time_terms(p.cost, p.params)) for p in ranked]
 
 
 # --- fitting and cross-validation -----------------------------------------------------------------
