@@ -451,7 +451,7 @@ def test_device_ranges(field: str) -> None:
     from dataclasses import replace
 
     limit = limits.DEVICE["memory_bytes" if field.removeprefix("usable_") == "memory_bytes" else "memory_bytes_per_s"]
-    base = replace(DEVICE, memory_bytes=limits.DEVICE["memory_bytes"].high)
+    base = replace(DEVICE, memory_bytes=limits.DEVICE["memory_bytes"].high, usable_memory_bytes=None)
     for inside in (limit.low, limit.high):
         assert getattr(replace(base, **{field: inside}), field) == inside
     _outside_refused(lambda v: replace(base, **{field: v}), field, limit)

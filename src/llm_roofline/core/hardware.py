@@ -21,6 +21,10 @@ from llm_roofline.core.errors import InputError, shown
 from llm_roofline.core.formats import PEAK_FALLBACK, PRECISIONS
 
 KINDS = ("gpu", "cpu", "npu")
+# What a usable-memory limit binds: everything the program holds ("process": an app's share of a phone,
+# the OS's share of a Jetson), or only what the accelerator maps ("accelerator": macOS's Metal working set,
+# which leaves the rest of the memory to the CPU).
+USABLE_MEMORY_SCOPES = ("process", "accelerator")
 
 # The parameters in the order they are stored and reported, with their meaning.
 PARAMETERS: dict[str, str] = {
@@ -115,6 +119,9 @@ class HardwareSpec:
     # with the document that says so; devices without them run a 2:4 model dense.
     sparse_2_4: bool = False
     sparse_2_4_source: str = ""
+    # The document (or the rule and its document) that gives usable_memory_bytes, and what the limit binds.
+    usable_memory_source: str = ""
+    usable_memory_scope: str = "process"
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __hash__(self) -> int:  # hashed once: devices key memoized figures
@@ -133,6 +140,9 @@ class HardwareSpec:
                 and self.usable_memory_bytes > self.memory_bytes):
             raise InputError(f"{where}: usable_memory_bytes ({self.usable_memory_bytes:g}) exceeds memory_bytes "
                              f"({self.memory_bytes:g})")
+        if self.usable_memory_scope not in USABLE_MEMORY_SCOPES:
+            raise InputError(f"{where}: usable_memory_scope must be one of {', '.join(USABLE_MEMORY_SCOPES)}, "
+                             f"got {shown(self.usable_memory_scope)}")
         if not isinstance(self.peak_flops_per_s, dict) or not self.peak_flops_per_s:
             raise InputError(f"{where}: peak_flops_per_s needs at least one precision ({', '.join(PRECISIONS)})")
         for precision, value in self.peak_flops_per_s.items():
@@ -187,6 +197,8 @@ class HardwareSpec:
             "efficiency": None if self.efficiency is None else self.efficiency.to_dict(),
             "sparse_2_4": self.sparse_2_4,
             "sparse_2_4_source": self.sparse_2_4_source,
+            "usable_memory_source": self.usable_memory_source,
+            "usable_memory_scope": self.usable_memory_scope,
         }
 
 
@@ -203,7 +215,8 @@ def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
         raise InputError(f"{where}: peak_flops_per_s must be a table of precision = FLOP/s")
     texts: dict[str, str] = {}
     for key, default in (("name", None), ("display_name", data["name"]), ("kind", None), ("source", None),
-                         ("notes", ""), ("sparse_2_4_source", "")):
+                         ("notes", ""), ("sparse_2_4_source", ""), ("usable_memory_source", ""),
+                         ("usable_memory_scope", "process")):
         value = data.get(key, default)
         if not isinstance(value, str):
             raise InputError(f"{where}: {key} must be a string, got {shown(value)}")
@@ -223,6 +236,8 @@ def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
             efficiency=None if data.get("efficiency") is None else params_from_dict(data["efficiency"], where),
             sparse_2_4=data.get("sparse_2_4", False),
             sparse_2_4_source=texts["sparse_2_4_source"],
+            usable_memory_source=texts["usable_memory_source"],
+            usable_memory_scope=texts["usable_memory_scope"],
         )
     except InputError as err:
         raise InputError(f"{where}: {err}") from None

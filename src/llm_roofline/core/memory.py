@@ -16,9 +16,11 @@
   300–500 MB; allocator slack), a parameter everywhere.
 
 It is checked against ``HardwareSpec.available_memory_bytes``: what the device lets a model use (a
-phone's OS keeps part of its RAM). ``analyze`` (its ``memory``), the sweep's ``memory_bytes`` and ``fits``,
-``fit``, ``transition``, the studies and the web page all use this module, for numbers or numpy arrays
-of batch and context.
+phone's OS keeps part of its RAM, macOS lets the GPU wire 2/3 to 3/4 of it). A footprint beyond that but
+within the device's memory is under *memory pressure*: it does not run at the roofline (the OS swaps, or an
+engine leaves layers to the CPU: ``deploy.fit`` prices that fallback). ``analyze`` (its ``memory``), the
+sweep's ``memory_bytes`` and ``fits``, ``fit``, ``transition``, the studies and the web page all use this
+module, for numbers or numpy arrays of batch and context.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class MemoryFootprint(NamedTuple):
     overhead_bytes: float = 0.0
     headroom_bytes: float | None = None  # capacity - total
     state_bytes: float = 0.0  # the recurrent mixers' state per sequence x batch (0 for a transformer)
+    physical_memory_bytes: float | None = None  # the device's memory, of which capacity_bytes is usable
+    memory_pressure: bool | None = None  # beyond the usable memory, within the physical one (None: unknown)
 
     def to_dict(self) -> dict[str, object]:
         return self._asdict()
@@ -245,10 +249,13 @@ def memory_footprint(model: ModelSpec, hardware: HardwareSpec, workload: Workloa
     """Weights + KV cache + peak activations + overhead of serving ``workload`` on ``hardware``."""
     workload = on_device(model, workload, hardware)[0]  # 2:4 sparsity stores half the pruned matrices
     weights, kv, act, total = workload_footprint_bytes(model, workload, overhead_bytes, prefill_chunk_tokens)
-    capacity = hardware.available_memory_bytes
+    capacity, physical = hardware.available_memory_bytes, hardware.memory_bytes
     state = float(state_bytes(model, workload.batch, workload.kv_format))
-    return MemoryFootprint(weights, kv, total, capacity, None if capacity is None else total <= capacity,
-                           act, overhead_bytes, None if capacity is None else capacity - total, state)
+    if capacity is None:
+        return MemoryFootprint(weights, kv, total, None, None, act, overhead_bytes, None, state, physical, None)
+    fits = total <= capacity
+    return MemoryFootprint(weights, kv, total, capacity, fits, act, overhead_bytes, capacity - total, state,
+                           physical, not fits and physical is not None and total <= physical)
 
 
 def _largest(fits: Callable[[int], bool], upper: int) -> int:

@@ -5,7 +5,8 @@ each result is a frozen record in SI units.
 
 - **Memory footprint** (``core/memory.py``, the one every command uses) = weights + KV cache + peak
   activations + a runtime overhead, against what the device lets a model use. ``fit`` adds how far the
-  context and the batch stretch.
+  context and the batch stretch, and, under memory pressure (beyond the usable memory, within the
+  physical one), the fallback: the split with the same SoC's CPU below.
 - **Offload to storage**: the layers that do not fit are read from storage every step at
   ``storage_bytes_per_s`` (UFS, NVMe, SD card), the others stay resident.
 - **Split accelerator/CPU** (llama.cpp ``-ngl N``): the last N - 1 layers and the output layer run on
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple
 
 from llm_roofline.core import limits
 from llm_roofline.core.architecture import Block
+from llm_roofline.core.engines import get_engine
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import (  # re-exported: the footprint lived here before core/memory.py
@@ -47,6 +49,7 @@ from llm_roofline.core.transformer import (
     vector_param_bytes,
     weight_storage_bytes,
 )
+from llm_roofline.inputs.device_files import hardware_names, load_hardware
 
 _NON_LAYER_ROLES = ("embed", "embed.positions", "lm_head")
 
@@ -71,6 +74,11 @@ class FitReport(NamedTuple):
     max_context_limited_by: str  # "memory", or "model" (its max_position_embeddings)
     model_max_context_tokens: int
     max_batch: int  # at this context; 0 if nothing fits
+    usable_memory_bytes: float | None = None  # what the OS lets the model use (footprint.capacity_bytes)
+    physical_memory_bytes: float | None = None
+    memory_pressure: bool | None = None  # beyond the usable memory, within the physical one
+    fallback: LayerSplit | None = None  # under memory pressure, when the limit binds the accelerator alone
+    fallback_host_assumed: str = ""  # how the host CPU of the fallback was taken, when the catalogue has none
 
     def to_dict(self) -> dict[str, object]:
         return _as_dict(self)
@@ -79,7 +87,15 @@ class FitReport(NamedTuple):
 def fit(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
         overhead_bytes: float = DEFAULT_OVERHEAD_BYTES,
         prefill_chunk_tokens: int = DEFAULT_PREFILL_CHUNK_TOKENS) -> FitReport:
-    """Footprint, fit, and the largest context (at this batch) and batch (at this context) that fit."""
+    """Footprint, fit, and the largest context (at this batch) and batch (at this context) that fit.
+
+    Under memory pressure (the footprint exceeds what the OS lets the model use but not the device's memory),
+    and where the limit binds the accelerator alone (``usable_memory_scope = "accelerator"``: macOS's Metal
+    working set), the fallback is ``split_layers`` with the same SoC's CPU (``soc_cpu``): as many layers on
+    the accelerator as its usable memory holds, the rest on the CPU, which reads the same memory (no link).
+    Where the limit binds the whole process (a phone's app, a Jetson's OS share), nothing falls back: the OS
+    swaps or ends the program.
+    """
     if hardware.available_memory_bytes is None:
         raise InputError(f"hardware '{hardware.name}' has no memory capacity: give one (memory_bytes)")
     _check_runtime(overhead_bytes, prefill_chunk_tokens)
@@ -88,12 +104,36 @@ def fit(model: ModelSpec, hardware: HardwareSpec, workload: Workload,
     context = context_tokens(workload)
     max_context_tokens = max_context(model, hardware, workload, overhead_bytes, prefill_chunk_tokens) or 0
     largest_batch = max_batch(model, hardware, workload, overhead_bytes, prefill_chunk_tokens) or 0
+    fallback, assumed = None, ""
+    if footprint.memory_pressure and hardware.usable_memory_scope == "accelerator" and hardware.kind != "cpu":
+        host, assumed = soc_cpu(hardware)
+        fallback = split_layers(model, hardware, host, workload, None, None, overhead_bytes, prefill_chunk_tokens)
     return FitReport(
         model=model.name, hardware=hardware.name, weights=workload.weight_scheme(model).name, batch=workload.batch,
         context_tokens=context, footprint=footprint, max_context_tokens=max_context_tokens,
         max_context_limited_by="model" if max_context_tokens == limit else "memory", model_max_context_tokens=limit,
-        max_batch=largest_batch,
+        max_batch=largest_batch, usable_memory_bytes=footprint.capacity_bytes,
+        physical_memory_bytes=footprint.physical_memory_bytes, memory_pressure=footprint.memory_pressure,
+        fallback=fallback, fallback_host_assumed=assumed,
     )
+
+
+def soc_cpu(hardware: HardwareSpec) -> tuple[HardwareSpec, str]:
+    """The CPU of ``hardware``'s SoC: (the device, "") where the catalogue has it (``<soc>-gpu`` or ``<soc>-npu``
+    beside ``<soc>-cpu``), else (an assumed one, the assumption in words).
+
+    The assumed CPU reads the same memory at the accelerator's bandwidth and compute ceilings, with the CPU
+    class's efficiency; it is not held to the accelerator's usable memory (its own limit is the device's).
+    """
+    stem, _, suffix = hardware.name.rpartition("-")
+    if suffix in ("gpu", "npu") and f"{stem}-cpu" in hardware_names():
+        return load_hardware(f"{stem}-cpu"), ""
+    assumed = replace(hardware, name=f"{hardware.name}:cpu", display_name=f"{hardware.display_name}'s CPU (assumed)",
+                      kind="cpu", usable_memory_bytes=None, usable_memory_source="", usable_memory_scope="process",
+                      efficiency=None, sparse_2_4=False, sparse_2_4_source="")
+    return assumed, (f"no CPU of this SoC in the catalogue: taken to read the same memory at "
+                     f"{hardware.memory_bytes_per_s / 1e9:g} GB/s, with the {hardware.kind.upper()}'s compute "
+                     f"ceilings and the CPU class's efficiency")
 
 
 def _check_runtime(overhead_bytes: float, prefill_chunk_tokens: int) -> None:
@@ -229,6 +269,9 @@ class LayerSplit(NamedTuple):
     host_bytes: float
     host_capacity_bytes: float | None
     host_fits: bool | None
+    # Each part's time scaled by its device's expected / roofline time of the whole step (the efficiency model)
+    expected_time_s: float
+    expected_tokens_per_s: float
 
     def to_dict(self) -> dict[str, object]:
         return _as_dict(self)
@@ -243,7 +286,9 @@ def split_layers(model: ModelSpec, accelerator: HardwareSpec, host: HardwareSpec
     llama.cpp numbers the output layer n_layer and offloads the layers from max(n_layer + 1 - N, 0)
     on (src/llama-model.cpp, ``i_gpu_start``); the input embedding always stays on the CPU. Each
     layer's KV cache lives with the layer. ``gpu_layers=None``: the largest N whose share fits the
-    accelerator. Activations cross the link once into the accelerator and the logits once back.
+    accelerator. Activations cross the link once into the accelerator and the logits once back. The expected
+    time scales each part by its device's expected over roofline time for the whole step; an engine that does
+    not run on the host's kind leaves the host its class's efficiency.
     """
     _check_runtime(overhead_bytes, prefill_chunk_tokens)
     layers = model.num_layers
@@ -260,7 +305,10 @@ def _split(model: ModelSpec, accelerator: HardwareSpec, host: HardwareSpec, work
     layers = model.num_layers
     on_accelerator = max(0, min(gpu_layers, layers + 1) - 1)
     output_on_accelerator = gpu_layers >= 1
-    fast, slow = analyze(model, accelerator, workload), analyze(model, host, workload)
+    on_host = workload
+    if workload.engine is not None and host.kind not in get_engine(workload.engine).kinds:
+        on_host = replace(workload, engine=None)
+    fast, slow = analyze(model, accelerator, workload), analyze(model, host, on_host)
     fast_layer, slow_layer = _layer_time(fast), _layer_time(slow)
     output_ops = ("final_norm", "lm_head")
     output_time = _op_time(fast if output_on_accelerator else slow, output_ops)
@@ -274,6 +322,8 @@ def _split(model: ModelSpec, accelerator: HardwareSpec, host: HardwareSpec, work
         transfer = (link.transfer_time_s(workload.tokens * model.hidden_size * act)
                     + link.transfer_time_s(logits_tokens * model.vocab_size * act))
     time_s = accelerator_time + host_time + transfer
+    expected_s = (accelerator_time * fast.totals.expected_time_s / fast.totals.time_s
+                  + host_time * slow.totals.expected_time_s / slow.totals.time_s + transfer)
     layer_bytes, outside_bytes = _layer_split(model, workload)
     scheme = workload.weight_scheme(model)
     output_bytes = sum(scheme.format_for(t.role).tensor_bytes(t.elements, t.rows, t.columns)
@@ -295,6 +345,7 @@ def _split(model: ModelSpec, accelerator: HardwareSpec, host: HardwareSpec, work
         accelerator_fits=None if fast_capacity is None else accelerator_bytes <= fast_capacity,
         host_bytes=host_bytes, host_capacity_bytes=slow_capacity,
         host_fits=None if slow_capacity is None else host_bytes <= slow_capacity,
+        expected_time_s=expected_s, expected_tokens_per_s=workload.tokens / expected_s,
     )
 
 

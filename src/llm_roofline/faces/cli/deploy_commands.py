@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from llm_roofline.core.hardware import HardwareSpec
     from llm_roofline.core.models import ModelSpec
     from llm_roofline.core.transformer import Workload
-    from llm_roofline.features.deploy import Link
+    from llm_roofline.features.deploy import FitReport, Link
 
 
 def _deployment_options(parser: argparse.ArgumentParser) -> None:
@@ -174,10 +174,35 @@ def _cmd_fit(args: argparse.Namespace) -> str:
         f"activations (peak)    {si(f.activation_bytes, 'B')}",
         f"runtime overhead      {si(f.overhead_bytes, 'B')}",
         f"total                 {si(f.total_bytes, 'B')} of {_capacity(f.capacity_bytes)} usable: fits {_yes(f.fits)}",
+        *_pressure_lines(report, hardware),
         f"max context           {context} at batch {report.batch}",
         f"max batch             {report.max_batch or 'none (does not fit)'} at {report.context_tokens} tokens",
     ]
     return "\n".join(lines)
+
+
+def _pressure_lines(report: FitReport, hardware: HardwareSpec) -> list[str]:
+    """What happens beyond the usable memory but within the physical one: the OS swaps, or the fallback runs."""
+    from llm_roofline.core.units import si
+
+    if not report.memory_pressure:
+        return []
+    f, split = report.footprint, report.fallback
+    user = f"the {hardware.kind.upper()}" if hardware.usable_memory_scope == "accelerator" else "a program"
+    lines = [f"memory pressure       needs {si(f.total_bytes, 'B')}: beyond the {_capacity(f.capacity_bytes)} the OS "
+             f"lets {user} use, within the {_capacity(f.physical_memory_bytes)} of memory"]
+    if split is None:
+        return [*lines, "                      the OS swaps, or ends the program: not the roofline's speed"]
+    layers = split.accelerator_layers + split.host_layers
+    output = " + output" if split.output_on_accelerator else ""
+    return [
+        *lines,
+        f"fallback              -ngl {split.gpu_layers}: {split.accelerator_layers} of {layers} layers{output} on the "
+        f"{hardware.kind.upper()}, {split.host_layers} on the CPU: {split.tokens_per_s:.4g} tokens/s (expected "
+        f"{split.expected_tokens_per_s:.3g}); or the OS swaps",
+        f"fallback CPU          {split.host}" + (f", assumed: {report.fallback_host_assumed}"
+                                                  if report.fallback_host_assumed else ""),
+    ]
 
 
 # --- offload ------------------------------------------------------------------------------------
@@ -203,7 +228,8 @@ def _cmd_offload(args: argparse.Namespace) -> str:
             f"accelerator time      {seconds(split.accelerator_time_s)}",
             f"host time             {seconds(split.host_time_s)}",
             f"link time             {seconds(split.transfer_time_s)}",
-            f"time per step         {seconds(split.time_s)}  ({split.tokens_per_s:.4g} tokens/s)",
+            f"time per step         {seconds(split.time_s)}  ({split.tokens_per_s:.4g} tokens/s; expected "
+            f"{seconds(split.expected_time_s)}, {split.expected_tokens_per_s:.4g} tokens/s)",
             f"accelerator memory    {si(split.accelerator_bytes, 'B')} of {_capacity(split.accelerator_capacity_bytes)}"
             f": fits {_yes(split.accelerator_fits)}",
             f"host memory           {si(split.host_bytes, 'B')} of {_capacity(split.host_capacity_bytes)}"
