@@ -20,7 +20,7 @@ from conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-CLONE_FOLDERS = ("docs", "bench")
+CLONE_FOLDERS = ("docs", "bench", "data")
 TIMEOUT_S = 120
 
 

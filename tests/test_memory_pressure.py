@@ -185,3 +185,14 @@ def test_bad_input_is_refused_as_before(capsys: pytest.CaptureFixture[str]) -> N
         hardware_from_dict({**data, "usable_memory_source": 3, "efficiency": None}, "a.toml")
     with pytest.raises(InputError, match="exceeds memory_bytes"):
         replace(load_hardware("apple-m1-gpu"), memory_bytes=8 * GIB)
+
+
+def test_memory_gb_keeps_the_devices_usable_share(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--memory-gb`` on a device with a usable limit scales the limit with it (the issue's 16 GB Mac)."""
+    assert main(["fit", "-m", "llama-2-7b", "-H", "apple-m2-gpu", "--memory-gb", "16", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    m2 = load_hardware("apple-m2-gpu")
+    assert m2.usable_memory_bytes is not None and m2.memory_bytes is not None
+    assert data["usable_memory_bytes"] == pytest.approx(16e9 * m2.usable_memory_bytes / m2.memory_bytes, rel=1e-12)
+    assert data["physical_memory_bytes"] == 16e9 and data["memory_pressure"] is True
+    assert data["footprint"]["fits"] is False and data["fallback"] is not None

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import require_file
 from llm_roofline import analyze, load_hardware
-from llm_roofline.core.efficiency import StepCost, default_params, expected_time_s, params_for, step_cost
+from llm_roofline.core.efficiency import StepCost, default_params, engine_params, expected_time_s, params_for, step_cost
 from llm_roofline.core.engines import fusion_of
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import KINDS, PARAMETERS, EfficiencyParams
@@ -32,6 +32,7 @@ from llm_roofline.inputs.measurements import CALIBRATION_COLUMNS, read_measureme
 
 ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION = ROOT / "bench/data/calibration.csv"
+MEASURED = ROOT / "data" / "measured"  # the project's own published measurements (data/measured/README.md)
 SHARED = ROOT.parent / "shared/data/measured/calibration.csv"
 
 
@@ -99,15 +100,20 @@ def test_cross_validated_acceptance(published: tuple) -> None:
 def test_shipped_defaults_are_what_calibrate_by_class_writes(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     out_path = tmp_path / "efficiency.toml"
-    code, _, err = run(capsys, "calibrate", str(CALIBRATION), "--by-class", "--save", str(out_path))
+    code, _, err = run(capsys, "calibrate", str(CALIBRATION), str(MEASURED), "--by-class", "--save", str(out_path))
     assert code == 0, err
     written = tomllib.loads(out_path.read_text())
     shipped = tomllib.loads((ROOT / "src/llm_roofline/data/efficiency.toml").read_text())
     assert written["class"] == shipped["class"]  # deterministic fit, 4 significant digits
-    assert shipped["command"] == ("llm-roofline calibrate bench/data/calibration.csv --by-class "
+    assert written["engine"] == shipped["engine"]
+    assert shipped["command"] == ("llm-roofline calibrate bench/data/calibration.csv data/measured --by-class "
                                   "--save src/llm_roofline/data/efficiency.toml")
     for kind in KINDS:
         assert default_params(kind).values() == tuple(shipped["class"][kind][name] for name in PARAMETERS)
+    for name, entry in shipped["engine"].items():
+        fitted = engine_params(name)
+        assert fitted is not None and fitted.values() == tuple(entry[p] for p in PARAMETERS)
+    assert {"llama.cpp-metal", "llama.cpp-cuda", "llama.cpp-cuda-2023"} <= set(shipped["engine"])
 
 
 def test_a_row_may_name_a_config_file(tmp_path: Path) -> None:
@@ -415,13 +421,14 @@ def test_worst_rows_their_dominant_term_and_why(tmp_path: Path, capsys: pytest.C
     assert apes == sorted(apes, reverse=True)
     found = {(miss.prediction.case.measurement.row, miss.prediction.phase): miss for miss in worst}
     tiny = found[1, "decode"]
-    assert tiny.terms.dominant == "kernel_overhead" and tiny.terms.shares()["kernel_overhead"] > 0.9
+    assert tiny.terms.dominant == "kernel_overhead" and tiny.terms.shares()["kernel_overhead"] > 0.8
     assert tiny.terms.kernel_overhead_s == pytest.approx(tiny.terms.kernels * tiny.prediction.params.overhead_per_op_s)
     assert found[2, "decode"].terms.dominant == "memory" and not found[2, "decode"].above_bound
     npu_prefill = found[3, "prefill"]
     assert npu_prefill.terms.dominant in ("compute", "dequant") and npu_prefill.above_bound
     # The per-kernel cost that would reproduce the measurement, the other terms held.
-    assert tiny.dominant_scale is not None and tiny.dominant_scale < 1  # the expectation is too slow
+    assert tiny.dominant_scale is not None and tiny.dominant_scale != pytest.approx(1)
+    assert (tiny.dominant_scale < 1) == (tiny.prediction.expected_tokens_per_s < tiny.prediction.measured_tokens_per_s)
     implied_s = tiny.prediction.params.overhead_per_op_s * tiny.dominant_scale
     rest_s = tiny.terms.expected_time_s - tiny.terms.kernel_overhead_s
     assert rest_s + tiny.terms.kernels * implied_s == pytest.approx(tiny.measured_time_s, rel=1e-9)
@@ -435,12 +442,17 @@ def test_worst_rows_their_dominant_term_and_why(tmp_path: Path, capsys: pytest.C
         assert sum(entry["time_terms_s"].values()) == pytest.approx(entry["expected_time_s"], rel=1e-9)
         assert entry["dominant_term"] == max(entry["time_shares"], key=entry["time_shares"].get)
     by_row = {(w["row"], w["phase"]): w for w in data["worst"]}
-    assert by_row[1, "decode"]["reason"].startswith(f"decode: 98 % kernel overheads ({tiny.terms.kernels} kernels × ")
+    share = round(100 * tiny.terms.shares()["kernel_overhead"])
+    kernels = tiny.terms.kernels
+    assert by_row[1, "decode"]["reason"].startswith(f"decode: {share} % kernel overheads ({kernels} kernels × ")
     assert "per kernel" in by_row[1, "decode"]["reason"]
     assert "measured above the roofline bound" in by_row[3, "prefill"]["reason"]
     code, out, _ = run(capsys, "validate", str(path), "--no-rows")
     assert "the 6 predictions it misses most" in out and out.count("\n  row ") == 6  # one reason each, no skip
-    assert "row 2 decode: 99 % memory at 71 % of the bandwidth" in out
+    memory = found[2, "decode"]
+    efficiency = round(100 * memory.prediction.params.bandwidth_efficiency)
+    memory_share = round(100 * memory.terms.shares()["memory"])
+    assert f"row 2 decode: {memory_share} % memory at {efficiency} % of the bandwidth" in out
     code, out, _ = run(capsys, "validate", str(path), "--no-rows", "--worst", "0")
     assert code == 0 and "misses most" not in out
     code, _, err = run(capsys, "validate", str(path), "--worst", "-1")

@@ -156,9 +156,14 @@ def test_heatmap_warnings_and_json() -> None:
     assert dense["warnings"] and "2:4 sparsity needs sparse tensor cores" in dense["warnings"][0]
     assert heatmap_payload(model, device, Workload(), [1, 2], [4095])["warnings"] == []
     assert json.loads(json.dumps(payload, allow_nan=False)) == payload  # plain JSON values, no NaN
-    # 16 GiB (17.18 GB) on a Jetson Orin NX: 13.48 GB of fp16 weights, 0.5 GB of runtime, and per sequence
-    # 2 x 32 layers x 4096 x 2 B = 0.52 MB of cache a token (2.15 GB at 4097) and 0.27 GB of activations.
-    assert payload["fits"] == [[True], [False]]
+    # A Jetson Orin NX lets a program use 12.9 GiB (13.85 GB) of its 16 GiB: 13.48 GB of fp16 weights, 0.5 GB
+    # of runtime, and per sequence 2 x 32 layers x 4096 x 2 B = 0.52 MB of cache a token (2.15 GB at 4097):
+    # not even one sequence fits, as analyze says.
+    assert payload["fits"] == [[False], [False]]
+    assert [row[0] for row in payload["fits"]] == [
+        analyze(model, device, Workload(batch=b, seq_len=4096)).memory.fits for b in (1, 2)]
+    int8 = heatmap_payload(model, device, Workload(weights="int8"), [1, 2, 4], [4096])
+    assert int8["fits"] == [[True], [True], [False]]  # 6.7 GB of weights: two sequences' caches fit, four do not
     assert payload["memory_bytes"][1][0] == analyze(model, device, Workload(batch=2, seq_len=4096)).memory.total_bytes
 
 

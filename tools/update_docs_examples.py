@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLONE_FOLDERS = ("docs", "bench")
+CLONE_FOLDERS = ("docs", "bench", "data")
 TIMEOUT_S = 300
 
 

@@ -109,7 +109,7 @@ def add_hardware_options(parser: argparse.ArgumentParser, default: str | None) -
     group.add_argument("--peak-precision", default="fp16",
                        help="precision that --peak-tflops is for (default: fp16)")
     group.add_argument("--memory-gb", type=limited(float, limits.DEVICE["memory_bytes"], 1e9),
-                       help="memory capacity in GB (1e9 B)")
+                       help="memory capacity in GB (1e9 B); a device with a usable limit keeps its share of it")
     parser.set_defaults(default_hardware=default)
 
 
@@ -137,6 +137,10 @@ def hardware_from_args(args: argparse.Namespace) -> HardwareSpec:
         changes["peak_flops_per_s"] = {**spec.peak_flops_per_s, args.peak_precision: args.peak_tflops * 1e12}
     if args.memory_gb:
         changes["memory_bytes"] = args.memory_gb * 1e9
+        if spec.usable_memory_bytes is not None and spec.memory_bytes:
+            # The same share of the new memory as the OS lets this device use of its own (Metal's working set,
+            # an Android app's share, a Jetson's OS carve-out), so that --memory-gb keeps the platform's limit.
+            changes["usable_memory_bytes"] = spec.usable_memory_bytes * args.memory_gb * 1e9 / spec.memory_bytes
     return replace(spec, **changes) if changes else spec
 
 

@@ -445,25 +445,30 @@ def _write_atomically(path_text: str, data: dict[str, Any]) -> None:
 
 def _calibrate_classes(args: argparse.Namespace) -> str:
     from llm_roofline.core.hardware import PARAMETERS
-    from llm_roofline.features.fidelity.validation import MIN_CLASS_OBSERVATIONS, fit_class_defaults
+    from llm_roofline.features.fidelity.validation import MIN_CLASS_OBSERVATIONS, MIN_ENGINE_OBSERVATIONS, fit_defaults
 
     predictions, skipped, per_file = _load_cases(args)
     rows = sum(per_file.values())
     inputs = ", ".join(args.files)
     if not predictions:
         raise InputError(f"{inputs}: no measurement could be predicted")
-    fitted = fit_class_defaults(predictions)
+    defaults = fit_defaults(predictions)
+    fitted = defaults.classes
     command = shlex.join(["llm-roofline", "calibrate", *args.files, "--by-class"]
                          + (["--save", args.save] if args.save else []))
     table_data: dict[str, Any] = {
-        "source": f"fitted on {inputs}: published llama.cpp, MLC, ExecuTorch and MediaPipe measurements, each row "
-                  f"citing its own source ({rows} rows, {len(predictions)} measured steps)",
+        "source": f"fitted on {inputs}: published measurements (llama.cpp, MLC, ExecuTorch, MediaPipe/LiteRT, Core ML, "
+                  f"QNN), each row citing its own source ({rows} rows, {len(predictions)} measured steps)",
         "command": command,
         "fit": ("pseudo-Huber loss (scale 0.1) of log(expected / measured) over every measured step of the class; "
                 f"a class with fewer than {MIN_CLASS_OBSERVATIONS} steps gets the pooled fit of all steps; "
-                "deterministic grid + golden-section search (efficiency.fit_params)"),
+                f"then each engine (data/engines.toml) with at least {MIN_ENGINE_OBSERVATIONS} steps measured with "
+                "it, on those steps, its class's figures as the prior; deterministic grid + simplex search "
+                "(fitting.fit_params)"),
         "class": {kind: {**{p: getattr(params, p) for p in PARAMETERS}, "basis": params.source}
                   for kind, params in fitted.items()},
+        "engine": {name: {**{p: getattr(params, p) for p in PARAMETERS}, "basis": params.source}
+                   for name, params in defaults.engines.items()},
     }
     if args.save:
         _write_atomically(args.save, table_data)
@@ -477,6 +482,12 @@ def _calibrate_classes(args: argparse.Namespace) -> str:
                    [[kind, *(_micro(getattr(p, name)) if name.startswith("overhead") else f"{getattr(p, name):.3f}"
                              for name in PARAMETERS)] for kind, p in fitted.items()], align="l" + "r" * 5), ""]
     lines += [f"{kind}: {p.source}" for kind, p in fitted.items()]
+    if defaults.engines:
+        lines += ["", table(["engine", *PARAMETERS],
+                            [[name, *(_micro(getattr(p, n)) if n.startswith("overhead") else f"{getattr(p, n):.3f}"
+                                      for n in PARAMETERS)] for name, p in defaults.engines.items()],
+                            align="l" + "r" * 5), ""]
+        lines += [f"{name}: {p.source}" for name, p in defaults.engines.items()]
     if args.save:
         lines += ["", f"saved {args.save}"]
     return "\n".join(lines)

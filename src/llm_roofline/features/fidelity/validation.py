@@ -36,10 +36,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llm_roofline.core import limits
 from llm_roofline.core.efficiency import StepCost, expected_time_s, params_for, step_cost
+from llm_roofline.core.engines import engine_for, fusion_of
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, get_format
 from llm_roofline.core.hardware import KINDS, EfficiencyParams, HardwareSpec
@@ -76,6 +77,7 @@ class Case:
     device_from: str  # "catalogue" or "row"
     has_compute_peak: bool
     family: str  # the device family, for leave-one-family-out cross-validation
+    engine: str | None = None  # the engine the row was measured with (engines.engine_for), None: not known
 
     def workload(self, phase: str) -> Workload:
         m = self.measurement
@@ -85,7 +87,7 @@ class Case:
             length = m.depth_tokens + (m.gen_tokens // 2 if m.gen_tokens else DEFAULT_CACHED_TOKENS)
         return Workload(phase=phase, batch=m.batch, seq_len=max(length, 1), weights=self.weights,
                         activations=self.activations, kv_cache=self.kv_cache,
-                        flash_attention=m.flash_attention)
+                        flash_attention=m.flash_attention, engine=self.engine)
 
     def measured_tokens_per_s(self, phase: str) -> float | None:
         m = self.measurement
@@ -224,9 +226,16 @@ def activations_for(m: Measurement, weights: WeightsSpec) -> tuple[str, str]:
     return "fp16", m.kv_cache or "fp16"
 
 
-def device_family(hardware: str) -> str:
-    """The family a device belongs to, for leave-one-family-out cross-validation."""
+def device_family(hardware: str, backend: str = "") -> str:
+    """The family a device belongs to, for leave-one-family-out cross-validation. An NPU is a family of its
+    own, apart from the GPU and CPU of the same chip (another unit, another engine)."""
     text = hardware.lower()
+    if backend.lower() == "npu":
+        for word, family in (("apple", "Apple Neural Engine"), ("snapdragon", "Hexagon NPU"),
+                             ("galaxy", "Hexagon NPU"), ("hexagon", "Hexagon NPU")):
+            if word in text:
+                return family
+        return " ".join(hardware.split()[:2]) + " NPU"
     apple = re.search(r"apple (m\d)", text)
     if apple:
         return f"Apple {apple.group(1).upper()}"
@@ -275,7 +284,9 @@ def read_case(m: Measurement, hardware: HardwareSpec | None = None, model: Model
     except NotPredictable as why:
         return Skip(m, "both", str(why))
     activations, kv_cache = activations_for(m, weights)
-    return Case(m, model, weights, activations, kv_cache, device, origin, has_peak, device_family(m.hardware))
+    engine = engine_for(m.framework, m.backend, m.hardware, device.kind)
+    return Case(m, model, weights, activations, kv_cache, device, origin, has_peak,
+                device_family(m.hardware, m.backend), engine)
 
 
 # --- predictions ----------------------------------------------------------------------------------
@@ -354,8 +365,8 @@ def _predict_phase(case: Case, phase: str) -> Prediction:
     result = analyze(case.model, case.hardware, case.workload(phase))
     workload = result.workload
     cost = step_cost(result.ops, workload.weight_scheme(case.model), workload.activation_format,
-                     case.model.tied_embeddings)
-    params = params_for(case.hardware)
+                     case.model.tied_embeddings, fusion_of(case.engine))
+    params = params_for(case.hardware, case.engine)
     measured = case.measured_tokens_per_s(phase)
     assert measured is not None
     return Prediction(case, phase, measured, result.totals.tokens_per_s,
@@ -474,7 +485,7 @@ def worst_predictions(predictions: Sequence[Prediction], count: int) -> list[Mis
 
 # --- fitting and cross-validation -----------------------------------------------------------------
 
-MIN_CLASS_OBSERVATIONS = 8  # fewer measured steps than this in a class: its defaults are the pooled fit
+MIN_CLASS_OBSERVATIONS = 16  # fewer measured steps than this in a class: its defaults are the pooled fit
 
 
 def fit_class_defaults(predictions: Sequence[Prediction], description: str = "") -> dict[str, EfficiencyParams]:
@@ -494,6 +505,39 @@ def fit_class_defaults(predictions: Sequence[Prediction], description: str = "")
         else:
             out[kind] = replace(pooled, source=f"{pooled.source} (the {kind} class has {len(own)} measured steps)")
     return out
+
+
+MIN_ENGINE_OBSERVATIONS = 8  # fewer measured steps with an engine than this: it gets its device class's figures
+
+
+class FittedDefaults(NamedTuple):
+    """What ``calibrate --by-class`` fits: per device class, and per engine with enough measurements."""
+
+    classes: dict[str, EfficiencyParams]
+    engines: dict[str, EfficiencyParams]
+
+    def params(self, case: Case) -> EfficiencyParams:
+        """The figures a measured row is predicted with: its engine's when fitted, else its class's."""
+        if case.engine is not None and case.engine in self.engines:
+            return self.engines[case.engine]
+        return self.classes[case.hardware.kind]
+
+
+def fit_defaults(predictions: Sequence[Prediction], description: str = "") -> FittedDefaults:
+    """The class defaults (``fit_class_defaults``), then each engine with at least ``MIN_ENGINE_OBSERVATIONS``
+    measured steps fitted on its own rows, its class's figures as the prior (a parameter its rows say little
+    about stays near the class's)."""
+    classes = fit_class_defaults(predictions, description)
+    engines = {}
+    for name in sorted({p.case.engine for p in predictions if p.case.engine is not None}):
+        own = [p for p in predictions if p.case.engine == name]
+        kinds = sorted({p.case.hardware.kind for p in own})
+        if len(own) < MIN_ENGINE_OBSERVATIONS or len(kinds) != 1:
+            continue
+        engines[name] = fit_params([p.observation() for p in own], prior=classes[kinds[0]],
+                                   source=f"fit of engine {name}: {_counts(own)}{description}; prior: the "
+                                          f"{kinds[0]} class")
+    return FittedDefaults(classes, engines)
 
 
 def _counts(predictions: Sequence[Prediction]) -> str:
@@ -527,10 +571,13 @@ def cross_validate(predictions: Sequence[Prediction], by: str = "family") -> tup
         test = [p for p in predictions if group_of(p) == group]
         if not train:
             raise InputError(f"cross-validation needs at least two {by} groups; the file has only '{group}'")
-        fitted = fit_class_defaults(train, description=f", leaving out {by} '{group}'")
-        held_out += [p.with_params(fitted[p.case.hardware.kind]) for p in test]
-        folds[group] = {"n": len(test), "params": {kind: fitted[kind].to_dict()
-                                                   for kind in sorted({p.case.hardware.kind for p in test})}}
+        fitted = fit_defaults(train, description=f", leaving out {by} '{group}'")
+        held_out += [p.with_params(fitted.params(p.case)) for p in test]
+        folds[group] = {"n": len(test), "params": {kind: fitted.classes[kind].to_dict()
+                                                   for kind in sorted({p.case.hardware.kind for p in test})},
+                        "engines": {name: fitted.engines[name].to_dict()
+                                    for name in sorted({p.case.engine for p in test if p.case.engine in
+                                                        fitted.engines})}}
     return held_out, folds
 
 
