@@ -14,68 +14,28 @@ from typing import Any
 
 import pytest
 
-from conftest import require_file, require_module
-from live_server import live_server
+from browser_support import ARTIFACTS, Page, chromium, serving, sync_api
+from conftest import require_module
 from llm_roofline import analyze
 from llm_roofline.faces.report.html import report_html
 from llm_roofline.inputs.model_files import catalogue_config
 
-CHROMIUM = require_file(Path("/usr/bin/chromium"), "Debian's chromium: .ci/run installs it")
-sync_api = require_module("playwright.sync_api")
-require_module("uvicorn")
-
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-# The flags this machine needs: no sandbox as root, no GPU, no background calls to the network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 15_000
-
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    with live_server() as url:
-        yield url
+    yield from serving()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
-
-
-class Page:
-    """A page in a fresh context that records console errors and failed requests."""
-
-    def __init__(self, browser: Any, **context_options: Any) -> None:
-        self.context = browser.new_context(viewport={"width": 1280, "height": 1000}, **context_options)
-        self.context.set_default_timeout(TIMEOUT_MS)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def updates(self) -> int:
-        return int(self.page.locator("body").get_attribute("data-updates") or 0)
-
-    def wait_for_update(self, after: int) -> None:
-        # A selector, not a script: the page's Content-Security-Policy forbids evaluating strings.
-        self.page.wait_for_selector(f'body[data-updates="{after + 1}"]', state="attached")
-
-    def cells(self, selector: str, column: int) -> list[str]:
-        return self.page.locator(f"{selector} tbody tr").evaluate_all(
-            f"rows => rows.map(r => r.cells[{column}].textContent)")
+    yield from chromium()
 
 
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
     opened = Page(browser)
     yield opened
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    opened.page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    opened.context.close()
+    opened.close(request.node.name)
 
 
 def test_page_loads_and_draws_without_console_errors(page: Page, server_url: str) -> None:
@@ -275,5 +235,4 @@ def test_report_opens_offline_and_draws_its_charts(browser: Any, request: pytest
         assert opened.page.locator("#ops tr.selected").get_attribute("data-op") == "layer.mlp.down_proj"
         assert opened.errors == []
     finally:
-        opened.page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-        opened.context.close()
+        opened.close(request.node.name)

@@ -12,27 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
-from conftest import require_file, require_module
-from live_server import live_server
+from browser_support import Page, chromium, serving
 from llm_roofline import analyze
 from llm_roofline.core.units import seconds
 from llm_roofline.faces.cli.main import main
 
-CHROMIUM = require_file(Path("/usr/bin/chromium"), "Debian's chromium: .ci/run installs it")
-sync_api = require_module("playwright.sync_api")
-require_module("uvicorn")
-
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 20_000
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1400, "height": 1000}
 VIEWPORTS = [pytest.param(PHONE, id="390x844"), pytest.param(DESKTOP, id="1400x1000")]
@@ -84,47 +72,12 @@ OVERLAPS = """(selector) => {
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    with live_server() as url:
-        yield url
+    yield from serving()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
-
-
-class Page:
-    """A page in a fresh context that records console errors and every request it makes."""
-
-    def __init__(self, browser: Any, viewport: dict[str, int]) -> None:
-        self.context = browser.new_context(viewport=viewport)
-        self.context.set_default_timeout(TIMEOUT_MS)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.on("request", lambda request: self.requests.append(request.url))
-
-    def count(self, kind: str) -> int:
-        return int(self.page.locator("body").get_attribute(f"data-{kind}") or 0)
-
-    def wait(self, kind: str, after: int) -> None:
-        # A selector, not a script: the page's Content-Security-Policy forbids evaluating strings.
-        self.page.wait_for_selector(f'body[data-{kind}="{after + 1}"]', state="attached")
-
-    def open(self, url: str, **state: Any) -> None:
-        query = urlencode({key: ",".join(v) if isinstance(v, list) else v for key, v in state.items()})
-        self.page.goto(f"{url}/?{query}" if query else url)
-        self.wait("updates", 0)
-        self.wait("advice", 0)
-
-    def cells(self, selector: str, column: int) -> list[str]:
-        return self.page.locator(f"{selector} tbody tr").evaluate_all(
-            f"rows => rows.map(r => r.cells[{column}].textContent)")
+    yield from chromium()
 
 
 @pytest.fixture
@@ -132,9 +85,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Page]:
     viewport = request.node.callspec.params.get("viewport", DESKTOP) if hasattr(request.node, "callspec") else DESKTOP
     opened = Page(browser, viewport)
     yield opened
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    opened.page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    opened.context.close()
+    opened.close(request.node.name)
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -357,35 +357,33 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
         results = _json_text([analysis_payload(a, request.precisions) for a in analyses])
         return Response(f'{{"results":{results},"graph":{graphs.text(analyses[0])}}}', media_type=JSON)
 
+    async def first_device(request: Any, text_of: Callable[[Any, ModelSpec, HardwareSpec], str]) -> Response:
+        """``text_of(request, model, device)`` for the request's first device, in a worker thread."""
+        model = _request_model(request, uploads)
+        device = _catalogue_device(request.hardware[0])
+        text = await anyio.to_thread.run_sync(text_of, request, model, device, limiter=workers)
+        return Response(text, media_type=JSON)
+
     @app.post("/api/advice", summary="in plain words: the bound and why, the fit, the changes that pay most",
               responses={200: {"description": "`llm-roofline advise --format json` for the first device: `summary` "
                                               "(sentences), `levers` (whatif variants in words, ranked), `top`, "
                                               "`whatif`, `feasibility` (with `target_ms`)"},
                          400: {"description": "input the analyzer refuses, with its message"}})
     async def advice_endpoint(request: AdviceRequest) -> Response:
-        model = _request_model(request, uploads)
-        device = _catalogue_device(request.hardware[0])
-        text = await anyio.to_thread.run_sync(_advice_text, request, model, device, limiter=workers)
-        return Response(text, media_type=JSON)
+        return await first_device(request, _advice_text)
 
     @app.post("/api/explore", summary="tokens/s over a batch x length grid, the compute-bound boundary, the fit",
               responses={200: {"description": "explore.heatmap_payload: `batch`, `seq_len`, grids `tokens_per_s`, "
                                               "`expected_tokens_per_s`, `compute_bound`, `fits`, `memory_bytes` and "
                                               "`boundary` (as `sweep --query boundary`)"}})
     async def explore_endpoint(request: ExploreRequest) -> Response:
-        model = _request_model(request, uploads)
-        device = _catalogue_device(request.hardware[0])
-        text = await anyio.to_thread.run_sync(_explore_text, request, model, device, limiter=workers)
-        return Response(text, media_type=JSON)
+        return await first_device(request, _explore_text)
 
     @app.post("/api/timeline", summary="a generation: the prompt's prefill, then decode steps (TTFT, TPOT)",
               responses={200: {"description": "explore.timeline_payload: as `llm-roofline timeline`, with "
                                               "sampled steps"}})
     async def timeline_endpoint(request: TimelineRequest) -> Response:
-        model = _request_model(request, uploads)
-        device = _catalogue_device(request.hardware[0])
-        text = await anyio.to_thread.run_sync(_timeline_text, request, model, device, limiter=workers)
-        return Response(text, media_type=JSON)
+        return await first_device(request, _timeline_text)
 
     @app.post("/api/sweep", summary="step totals over a bounded list of batch sizes or lengths",
               responses={200: {"description": "`points`: per value, the totals on each device"}})
