@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from llm_roofline.features.fidelity.validation import (
     Case,
     Skip,
     cross_validate,
+    device_family,
     expected_time_terms,
     predict,
     read_case,
+    read_measurement_files,
     summary,
     worst_predictions,
 )
@@ -70,7 +73,21 @@ def test_rows_become_models_formats_and_devices(published: tuple) -> None:
     assert by_row[79].activations == "fp32" and by_row[79].model.name == "gemma-3-1b"
     assert by_row[75].weights.bits_per_element == pytest.approx(4.2)  # "~4.1-4.3 (approx)": the midpoint
     assert {c.family for c in cases if isinstance(c, Case)} == {
-        "Apple M1", "Apple M2", "Jetson", "NVIDIA desktop", "Raspberry Pi", "Snapdragon"}
+        "Apple M1", "Apple M2", "Jetson", "NVIDIA RTX 30", "NVIDIA RTX 40", "Raspberry Pi", "Snapdragon"}
+
+
+@pytest.mark.parametrize(("hardware", "backend", "family"), [
+    ("NVIDIA GeForce RTX 4090 24GB", "gpu", "NVIDIA RTX 40"),
+    ("NVIDIA GeForce RTX 3060 12GB", "GPU", "NVIDIA RTX 30"),
+    ("RTX 5090", "gpu", "NVIDIA RTX 50"),
+    ("NVIDIA GeForce GTX 1080 Ti", "gpu", "NVIDIA desktop"),  # no generation read: the vendor's desktop cards
+    ("Apple M3 Max (40-core GPU, 48GB)", "gpu", "Apple M3"),
+    ("Apple M3 Max (40-core GPU, 48GB)", "npu", "Apple Neural Engine"),
+    ("Samsung Galaxy S24 (Snapdragon 8 Gen 3)", "npu", "Hexagon NPU"),
+    ("NVIDIA A100 80GB", "gpu", "NVIDIA A100"),
+])
+def test_device_families_are_product_generations(hardware: str, backend: str, family: str) -> None:
+    assert device_family(hardware, backend) == family
 
 
 def test_summary_counts_and_errors(published: tuple) -> None:
@@ -95,6 +112,25 @@ def test_cross_validated_acceptance(published: tuple) -> None:
     assert result["decode"]["median_ape"] <= 0.15
     assert result["prefill"]["median_ape"] <= 0.25
     assert result["bound"]["decode"]["median_ape"] > 0.3  # the pure roofline, reported beside it
+
+
+def test_cross_validated_on_all_measurements() -> None:
+    """Issue 17, on every measurement the project holds, each device family predicted without it: the
+    medians meet the targets (decode <= 10 %, prefill <= 15 %), NPUs are reported apart, and a fast GPU's
+    4-bit 7B decode with current llama.cpp builds (CUDA, Vulkan) is within 25 % of its published speed. (The 90th
+    percentiles do not meet theirs: docs/validation.md, section 3, says which rows and why.)"""
+    rows, _ = read_measurement_files([CALIBRATION, MEASURED])
+    predictions, _ = predict([read_case(m) for m in rows])
+    held_out, _ = cross_validate(predictions, "family")
+    result = summary(held_out, len(rows))
+    assert result["decode"]["median_ape"] <= 0.10 and result["prefill"]["median_ape"] <= 0.15
+    assert result["by_backend"]["npu"]["decode"]["n"] >= 10 and "npu" not in {p.backend for p in held_out
+                                                                           if p.case.family.startswith("NVIDIA")}
+    fast = [p for p in held_out if p.phase == "decode" and p.case.engine in ("llama.cpp-cuda", "llama.cpp-gpu")
+            and re.search(r"RTX (4080|4090|5080|5090)", p.case.measurement.hardware)
+            and p.case.model.name == "llama-2-7b" and p.case.weights == "q4_0"]
+    assert len(fast) >= 6
+    assert all(p.expected_ape <= 0.25 for p in fast), [(p.case.measurement.hardware, p.expected_ape) for p in fast]
 
 
 def test_shipped_defaults_are_what_calibrate_by_class_writes(tmp_path: Path,

@@ -227,8 +227,10 @@ def activations_for(m: Measurement, weights: WeightsSpec) -> tuple[str, str]:
 
 
 def device_family(hardware: str, backend: str = "") -> str:
-    """The family a device belongs to, for leave-one-family-out cross-validation. An NPU is a family of its
-    own, apart from the GPU and CPU of the same chip (another unit, another engine)."""
+    """The family a device belongs to, for leave-one-family-out cross-validation: a product generation
+    (Apple M1, M2, ...; NVIDIA's GeForce RTX 30, 40, 50 series; a data-centre GPU by its model), so the
+    fold left out is a chip design the fit never saw. An NPU is a family of its own, apart from the GPU
+    and CPU of the same chip (another unit, another engine)."""
     text = hardware.lower()
     if backend.lower() == "npu":
         for word, family in (("apple", "Apple Neural Engine"), ("snapdragon", "Hexagon NPU"),
@@ -239,6 +241,9 @@ def device_family(hardware: str, backend: str = "") -> str:
     apple = re.search(r"apple (m\d)", text)
     if apple:
         return f"Apple {apple.group(1).upper()}"
+    geforce = re.search(r"rtx (\d)0\d0", text)  # RTX 3090 -> "NVIDIA RTX 30"
+    if geforce:
+        return f"NVIDIA RTX {geforce.group(1)}0"
     for word, family in (("snapdragon", "Snapdragon"), ("jetson", "Jetson"), ("raspberry", "Raspberry Pi"),
                          ("rtx", "NVIDIA desktop"), ("geforce", "NVIDIA desktop")):
         if word in text:
@@ -507,7 +512,10 @@ def fit_class_defaults(predictions: Sequence[Prediction], description: str = "")
     return out
 
 
-MIN_ENGINE_OBSERVATIONS = 8  # fewer measured steps with an engine than this: it gets its device class's figures
+# Fewer measured steps with an engine than this: it gets its device class's figures. Its fit starts from
+# the class's figures as the prior, so a few steps move only what they measure (five: a CPU engine's
+# prefill, measured on a Raspberry Pi and two desktop CPUs, is fitted rather than borrowed from the GPUs).
+MIN_ENGINE_OBSERVATIONS = 5
 
 
 class FittedDefaults(NamedTuple):
