@@ -165,6 +165,20 @@ def test_a_row_may_name_a_config_file(tmp_path: Path) -> None:
     assert case.device_from == "row" and case.hardware.kind == "cpu"
 
 
+@pytest.mark.parametrize(("framework", "prompt", "gen", "cached"), [
+    ("llama.cpp llama-bench (Metal)", "512", "128", 64),  # tg from an empty cache: half its tokens on average
+    ("llama.cpp llama-batched-bench (CUDA)", "512", "32", 512 + 16),  # TG continues each PP-token sequence
+    ("llama.cpp (Dec 2023; ./main text completion)", "494", "1023", 494 + 511),
+    ("llama.cpp (Dec 2023; ./main text completion)", "", "", 64),  # no lengths given: the defaults, no prompt
+])
+def test_decode_context_follows_the_tool(tmp_path: Path, framework: str, prompt: str, gen: str, cached: int) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text(_calibration_text({"framework": framework, "prompt_tokens": prompt, "gen_tokens": gen}))
+    case = read_case(read_measurements(path)[0])
+    assert isinstance(case, Case) and case.workload("decode").seq_len == cached
+    assert case.workload("prefill").seq_len == int(prompt or 512)
+
+
 def test_validate_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "validate", str(CALIBRATION), "--format", "json")
     assert code == 0

@@ -58,6 +58,10 @@ from llm_roofline.inputs.reading import path_kind
 PHASES = ("prefill", "decode")
 DEFAULT_PROMPT_TOKENS = 512
 DEFAULT_CACHED_TOKENS = 64
+# Tools whose decode continues the sequence its prompt began (so the prompt is in the KV cache while it
+# decodes): llama.cpp's ./main and llama-cli, llama-batched-bench (TG after PP, per sequence). llama-bench
+# times its pp and tg tests apart, tg from an empty cache (or from -d tokens: depth_tokens).
+_DECODE_AFTER_PROMPT = re.compile(r"\./main|llama-cli|batched-bench|text completion", re.IGNORECASE)
 _PARAMS_TOLERANCE = 0.05
 _BITS_TOLERANCE = 0.10
 # A device known by its bandwidth only: the memory roof alone, under the highest compute roof a device may have.
@@ -84,7 +88,8 @@ class Case:
         if phase == "prefill":
             length = m.prompt_tokens or DEFAULT_PROMPT_TOKENS
         else:
-            length = m.depth_tokens + (m.gen_tokens // 2 if m.gen_tokens else DEFAULT_CACHED_TOKENS)
+            after_prompt = m.prompt_tokens if m.prompt_tokens and _DECODE_AFTER_PROMPT.search(m.framework) else 0
+            length = m.depth_tokens + after_prompt + (m.gen_tokens // 2 if m.gen_tokens else DEFAULT_CACHED_TOKENS)
         return Workload(phase=phase, batch=m.batch, seq_len=max(length, 1), weights=self.weights,
                         activations=self.activations, kv_cache=self.kv_cache,
                         flash_attention=m.flash_attention, engine=self.engine)
