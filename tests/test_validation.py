@@ -81,6 +81,7 @@ def test_rows_become_models_formats_and_devices(published: tuple) -> None:
     ("NVIDIA GeForce RTX 3060 12GB", "GPU", "NVIDIA RTX 30"),
     ("RTX 5090", "gpu", "NVIDIA RTX 50"),
     ("NVIDIA GeForce GTX 1080 Ti", "gpu", "NVIDIA desktop"),  # no generation read: the vendor's desktop cards
+    ("NVIDIA RTX 5000 Ada Generation", "gpu", "NVIDIA desktop"),  # a workstation card, not the RTX 50 series
     ("Apple M3 Max (40-core GPU, 48GB)", "gpu", "Apple M3"),
     ("Apple M3 Max (40-core GPU, 48GB)", "npu", "Apple Neural Engine"),
     ("Samsung Galaxy S24 (Snapdragon 8 Gen 3)", "npu", "Hexagon NPU"),

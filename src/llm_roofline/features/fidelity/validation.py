@@ -246,7 +246,7 @@ def device_family(hardware: str, backend: str = "") -> str:
     apple = re.search(r"apple (m\d)", text)
     if apple:
         return f"Apple {apple.group(1).upper()}"
-    geforce = re.search(r"rtx (\d)0\d0", text)  # RTX 3090 -> "NVIDIA RTX 30"
+    geforce = re.search(r"rtx (\d)0[5-9]0(?!\d)", text)  # RTX 3090 -> "NVIDIA RTX 30"; not RTX 5000 Ada
     if geforce:
         return f"NVIDIA RTX {geforce.group(1)}0"
     for word, family in (("snapdragon", "Snapdragon"), ("jetson", "Jetson"), ("raspberry", "Raspberry Pi"),
