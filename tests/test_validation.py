@@ -31,7 +31,7 @@ from llm_roofline.features.fidelity.validation import (
     summary,
     worst_predictions,
 )
-from llm_roofline.inputs.measurements import CALIBRATION_COLUMNS, read_measurements
+from llm_roofline.inputs.measurements import CALIBRATION_COLUMNS, GRAPH_COLUMNS, read_measurements
 
 ROOT = Path(__file__).resolve().parents[1]
 CALIBRATION = ROOT / "bench/data/calibration.csv"
@@ -83,8 +83,10 @@ def test_rows_become_models_formats_and_devices(published: tuple) -> None:
     ("NVIDIA GeForce GTX 1080 Ti", "gpu", "NVIDIA desktop"),  # no generation read: the vendor's desktop cards
     ("NVIDIA RTX 5000 Ada Generation", "gpu", "NVIDIA desktop"),  # a workstation card, not the RTX 50 series
     ("Apple M3 Max (40-core GPU, 48GB)", "gpu", "Apple M3"),
-    ("Apple M3 Max (40-core GPU, 48GB)", "npu", "Apple Neural Engine"),
-    ("Samsung Galaxy S24 (Snapdragon 8 Gen 3)", "npu", "Hexagon NPU"),
+    ("Apple M3 Max (40-core GPU, 48GB)", "npu", "Apple M3 Neural Engine"),  # an NPU apart, by generation too
+    ("Samsung Galaxy S24 (Snapdragon 8 Gen 3)", "npu", "Snapdragon 8 Gen 3 Hexagon"),
+    ("Samsung Galaxy S25 (Snapdragon 8 Elite) Hexagon NPU", "npu", "Snapdragon 8 Elite Hexagon"),
+    ("Samsung Galaxy S23 Ultra Hexagon NPU", "npu", "Hexagon NPU"),  # no generation named
     ("NVIDIA A100 80GB", "gpu", "NVIDIA A100"),
 ])
 def test_device_families_are_product_generations(hardware: str, backend: str, family: str) -> None:
@@ -362,6 +364,60 @@ def test_calibrate_refuses_a_bad_save_path(tmp_path: Path, capsys: pytest.Captur
     code, _, err = run(capsys, "calibrate", str(bench), "--hardware", "nvidia-rtx-3090", "--save",
                        str(tmp_path / "profile.txt"))
     assert code == 2 and "must be a .toml or .json file" in err
+
+
+# --- a fixed-shape graph (an NPU runtime's compiled decode step) ---------------------------------------
+
+def _graph_row(step: str = "", context: str = "") -> str:
+    """The Core ML Llama 2 7B on the M1 Max's Neural Engine row, with the graph columns after the schema's."""
+    row = {"source": "test", "hardware": "Apple M1 Max Neural Engine", "hw_mem_bw_GBps": "400",
+           "hw_peak_fp16_TFLOPS": "11", "model": "Llama-2-7B", "params_B": "6.74", "quant": "CoreML",
+           "bits_per_weight": "4.75", "framework": "Core ML on the ANE", "backend": "NPU", "batch": "1",
+           "prompt_tokens": "", "gen_tokens": "80", "prefill_tok_s": "", "decode_tok_s": "7.02", "notes": "",
+           "graph_step_tokens": step, "graph_context_tokens": context}
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*CALIBRATION_COLUMNS, *GRAPH_COLUMNS])
+    writer.writerow([row[c] for c in (*CALIBRATION_COLUMNS, *GRAPH_COLUMNS)])
+    return out.getvalue()
+
+
+def test_a_fixed_shape_graph_computes_its_whole_width_over_its_whole_cache(tmp_path: Path) -> None:
+    """A decode step compiled for 64 positions over a 512-token cache computes all 64 (one real token) and
+    attends over all 512, whatever was cached: on the ANE's 11 TFLOPS that is arithmetic, not memory."""
+    padded, plain = tmp_path / "padded.csv", tmp_path / "plain.csv"
+    padded.write_text(_graph_row("64", "512"))
+    plain.write_text(_graph_row())
+    (graph,), (row,) = read_measurements(padded), read_measurements(plain)
+    assert (graph.graph_step_tokens, graph.graph_context_tokens) == (64, 512)
+    assert (row.graph_step_tokens, row.graph_context_tokens) == (1, None)
+    case, plain_case = read_case(graph), read_case(row)
+    assert isinstance(case, Case) and isinstance(plain_case, Case)
+    workload = case.workload("decode")
+    assert (workload.new_tokens, workload.seq_len, case.tokens_per_step("decode")) == (64, 448, 1)
+    assert plain_case.workload("decode").new_tokens == 1 and plain_case.workload("decode").seq_len == 40
+    (padded_step,), _ = predict([case])
+    (plain_step,), _ = predict([plain_case])
+    result = analyze(case.model, case.hardware, workload)
+    assert result.totals.bound == "compute"
+    # one token per step of 64 positions: the bound is the step's time, 2 FLOPs per weight per position
+    assert padded_step.bound_tokens_per_s == pytest.approx(1 / result.totals.time_s)
+    assert padded_step.bound_tokens_per_s == pytest.approx(11e12 / (64 * 2 * 6.74e9), rel=0.08)
+    assert padded_step.bound_tokens_per_s < plain_step.bound_tokens_per_s / 5
+    assert padded_step.tokens == 1 and padded_step.observation().measured_time_s == pytest.approx(1 / 7.02)
+
+
+@pytest.mark.parametrize(("step", "context", "message"), [
+    ("64", "64", "'graph_context_tokens': expected more than graph_step_tokens (64)"),
+    ("0", "512", "'graph_step_tokens': expected an integer >= 1"),
+    ("1", "4k", "'graph_context_tokens': expected an integer"),
+])
+def test_graph_columns_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str], step: str, context: str,
+                                   message: str) -> None:
+    path = tmp_path / "graph.csv"
+    path.write_text(_graph_row(step, context))
+    code, out, err = run(capsys, "validate", str(path))
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1, err
 
 
 # --- several inputs, the rows it misses most, cross-validation reports (issue 17) -----------------------

@@ -40,6 +40,12 @@ CALIBRATION_COLUMNS = (
     "decode_tok_s", "notes",
 )
 _OPTIONAL_COLUMNS = ("source", "framework", "notes")  # a user's own file may leave these out
+# Columns a file may add (the schema above holds without them): a fixed-shape graph's decode step, as an NPU
+# runtime compiles it. ``graph_step_tokens``: the token positions every decode step computes (the graph's
+# width; the real token is one of them, the rest padding); ``graph_context_tokens``: the KV-cache length the
+# step attends over, read in full whatever the real context (the graph's cache capacity, the step's own
+# tokens included).
+GRAPH_COLUMNS = ("graph_step_tokens", "graph_context_tokens")
 
 # The llama-bench fields read (names as llama-bench prints them in -o json and -o csv).
 LLAMA_BENCH_FIELDS = ("model_type", "model_n_params", "n_prompt", "n_gen", "avg_ts")
@@ -71,6 +77,8 @@ class Measurement:
     depth_tokens: int = 0  # llama-bench -d: tokens already in the KV cache before the test
     kv_cache: str | None = None  # llama-bench type_k, when it says (f16, q8_0, ...)
     flash_attention: bool = False
+    graph_step_tokens: int = 1  # positions a decode step computes (a fixed-shape graph pads to it); 1: no padding
+    graph_context_tokens: int | None = None  # KV length a decode step attends over, fixed; None: the real one
 
 
 def read_measurements(path: str | Path, name: str = "") -> list[Measurement]:
@@ -145,6 +153,12 @@ def _calibration_row(row: dict[str, str], number: int, where: str) -> Measuremen
     bandwidth_gb_s = cell.number("hw_mem_bw_GBps")
     peak_tflops = cell.number("hw_peak_fp16_TFLOPS")
     params_b = cell.number("params_B")
+    step_tokens = cell.integer("graph_step_tokens", default=1)
+    context_tokens = cell.integer("graph_context_tokens")
+    if context_tokens is not None and context_tokens <= step_tokens:
+        raise InputError(f"{where}, column 'graph_context_tokens': expected more than graph_step_tokens "
+                         f"({step_tokens}): the cache the step attends over holds its own tokens and earlier "
+                         f"ones, got {context_tokens}")
     return Measurement(
         row=number,
         where=where,
@@ -163,6 +177,8 @@ def _calibration_row(row: dict[str, str], number: int, where: str) -> Measuremen
         memory_bytes_per_s=None if bandwidth_gb_s is None else bandwidth_gb_s * 1e9,
         peak_fp16_flops_per_s=None if peak_tflops is None else peak_tflops * 1e12,
         source=cell.text("source"),
+        graph_step_tokens=step_tokens,
+        graph_context_tokens=context_tokens,
     )
 
 

@@ -87,12 +87,20 @@ class Case:
         m = self.measurement
         if phase == "prefill":
             length = m.prompt_tokens or DEFAULT_PROMPT_TOKENS
+        elif m.graph_context_tokens is not None:  # a fixed-shape graph: its whole cache, whatever was cached
+            length = m.graph_context_tokens - m.graph_step_tokens
         else:
             after_prompt = m.prompt_tokens if m.prompt_tokens and _DECODE_AFTER_PROMPT.search(m.framework) else 0
             length = m.depth_tokens + after_prompt + (m.gen_tokens // 2 if m.gen_tokens else DEFAULT_CACHED_TOKENS)
         return Workload(phase=phase, batch=m.batch, seq_len=max(length, 1), weights=self.weights,
                         activations=self.activations, kv_cache=self.kv_cache,
-                        flash_attention=m.flash_attention, engine=self.engine)
+                        flash_attention=m.flash_attention, engine=self.engine,
+                        new_tokens=m.graph_step_tokens if phase == "decode" else 1)
+
+    def tokens_per_step(self, phase: str) -> int:
+        """The tokens a step yields: a prompt's (prefill); one per sequence (decode, a padded graph's too)."""
+        workload = self.workload(phase)
+        return workload.batch if phase == "decode" else workload.tokens
 
     def measured_tokens_per_s(self, phase: str) -> float | None:
         m = self.measurement
@@ -235,15 +243,21 @@ def device_family(hardware: str, backend: str = "") -> str:
     """The family a device belongs to, for leave-one-family-out cross-validation: a product generation
     (Apple M1, M2, ...; NVIDIA's GeForce RTX 30, 40, 50 series; a data-centre GPU by its model), so the
     fold left out is a chip design the fit never saw. An NPU is a family of its own, apart from the GPU
-    and CPU of the same chip (another unit, another engine)."""
+    and CPU of the same chip (another unit, another engine), and of its generation too (the M2's Neural
+    Engine, the Snapdragon 8 Gen 3's Hexagon)."""
     text = hardware.lower()
+    apple = re.search(r"apple (m\d)", text)
     if backend.lower() == "npu":
+        snapdragon = re.search(r"snapdragon (8 gen \d|8 elite(?: gen \d)?|x elite|x plus|\d+)", text)
+        if apple:
+            return f"Apple {apple.group(1).upper()} Neural Engine"
+        if snapdragon:
+            return f"Snapdragon {snapdragon.group(1).title()} Hexagon"
         for word, family in (("apple", "Apple Neural Engine"), ("snapdragon", "Hexagon NPU"),
                              ("galaxy", "Hexagon NPU"), ("hexagon", "Hexagon NPU")):
             if word in text:
                 return family
         return " ".join(hardware.split()[:2]) + " NPU"
-    apple = re.search(r"apple (m\d)", text)
     if apple:
         return f"Apple {apple.group(1).upper()}"
     geforce = re.search(r"rtx (\d)0[5-9]0(?!\d)", text)  # RTX 3090 -> "NVIDIA RTX 30"; not RTX 5000 Ada
@@ -340,11 +354,15 @@ class Prediction:
         return {
             "row": m.row, "where": m.where, "hardware": m.hardware, "backend": m.backend, "family": case.family,
             "device": case.hardware.name, "device_from": case.device_from, "model": case.model.name,
-            "weights": workload.weights_label, "activations": workload.activation_format.name,
+            "weights": workload.weights_label if workload.weights is not None else
+            workload.weight_scheme(case.model).name,  # the model's own formats (a GGUF's, gpt-oss's MXFP4 experts)
+            "activations": workload.activation_format.name,
             "phase": self.phase, "batch": workload.batch, "seq_len": workload.seq_len,
             "measured_tokens_per_s": self.measured_tokens_per_s, "bound_tokens_per_s": self.bound_tokens_per_s,
             "expected_tokens_per_s": self.expected_tokens_per_s, "bound_ape": self.bound_ape,
             "expected_ape": self.expected_ape, "peak_precision": self.peak_precision,
+            "step_tokens": workload.new_tokens if self.phase == "decode" else workload.tokens,
+            "graph_context_tokens": m.graph_context_tokens if self.phase == "decode" else None,
         }
 
 
@@ -379,9 +397,9 @@ def _predict_phase(case: Case, phase: str) -> Prediction:
     params = params_for(case.hardware, case.engine)
     measured = case.measured_tokens_per_s(phase)
     assert measured is not None
-    return Prediction(case, phase, measured, result.totals.tokens_per_s,
-                      workload.tokens / expected_time_s(cost, params), params, cost, workload.tokens,
-                      result.totals.peak_precision)
+    tokens = case.tokens_per_step(phase)
+    return Prediction(case, phase, measured, tokens / result.totals.time_s,
+                      tokens / expected_time_s(cost, params), params, cost, tokens, result.totals.peak_precision)
 
 
 # --- where the expected time goes -----------------------------------------------------------------
