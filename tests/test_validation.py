@@ -394,8 +394,9 @@ def test_a_fixed_shape_graph_computes_its_whole_width_over_its_whole_cache(tmp_p
     case, plain_case = read_case(graph), read_case(row)
     assert isinstance(case, Case) and isinstance(plain_case, Case)
     workload = case.workload("decode")
-    assert (workload.new_tokens, workload.seq_len, case.tokens_per_step("decode")) == (64, 448, 1)
-    assert plain_case.workload("decode").new_tokens == 1 and plain_case.workload("decode").seq_len == 40
+    assert (workload.q_len, workload.past_len, workload.tokens) == (64, 448, 1)
+    assert (workload.graph_tokens, workload.graph_context) == (64, 512)
+    assert (plain_case.workload("decode").q_len, plain_case.workload("decode").past_len) == (1, 40)
     (padded_step,), _ = predict([case])
     (plain_step,), _ = predict([plain_case])
     result = analyze(case.model, case.hardware, workload)
@@ -405,6 +406,35 @@ def test_a_fixed_shape_graph_computes_its_whole_width_over_its_whole_cache(tmp_p
     assert padded_step.bound_tokens_per_s == pytest.approx(11e12 / (64 * 2 * 6.74e9), rel=0.08)
     assert padded_step.bound_tokens_per_s < plain_step.bound_tokens_per_s / 5
     assert padded_step.tokens == 1 and padded_step.observation().measured_time_s == pytest.approx(1 / 7.02)
+
+
+def test_analyze_prices_the_graph_validate_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``analyze --graph-tokens 64 --graph-context 512`` is the step the graph columns describe: one formula."""
+    path = tmp_path / "padded.csv"
+    path.write_text(_graph_row("64", "512"))
+    (step,), _ = predict([read_case(read_measurements(path)[0])])
+    code, out, err = run(capsys, "analyze", "-m", "llama-2-7b", "--bandwidth-gb-s", "400", "--peak-tflops", "11",
+                         "-w", "4.75", "--graph-tokens", "64", "--graph-context", "512", "--format", "json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["workload"]["q_len"] == 64 and result["workload"]["past_len"] == 448
+    assert (result["workload"]["graph_tokens"], result["workload"]["graph_context"]) == (64, 512)
+    assert result["totals"]["tokens"] == 1 and result["totals"]["bound"] == "compute"
+    assert result["totals"]["tokens_per_s"] == pytest.approx(step.bound_tokens_per_s)
+    code, out, _ = run(capsys, "analyze", "-m", "llama-2-7b", "--graph-tokens", "64", "--graph-context", "512")
+    assert code == 0 and "a fixed-shape graph of 64 positions over a 512-position cache" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--graph-tokens", "64", "--graph-context", "64"], "graph_context must exceed graph_tokens (64)"),
+    (["-p", "prefill", "--graph-tokens", "8"], "describe a fixed-shape decode graph"),
+    (["--graph-tokens", "0"], "--graph-tokens: expected an integer from 1 to 65536"),
+    (["--graph-context", "1"], "--graph-context: expected an integer from 2 to"),
+])
+def test_analyze_refuses_a_graph_it_cannot_be(capsys: pytest.CaptureFixture[str], flags: list[str],
+                                              message: str) -> None:
+    code, out, err = run(capsys, "analyze", "-m", "llama-2-7b", *flags)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.parametrize(("step", "context", "message"), [

@@ -67,6 +67,9 @@ WORKLOAD: dict[str, Limit] = {
     "batch": _count(1, 1 << 20, "serving engines batch at most a few thousand sequences (vLLM's default: 256 to 1024)"),
     "seq_len": _count(1, 1 << 24, "1.6x the longest context window (Llama 4 Scout: 10485760 tokens)"),
     "new_tokens": _count(1, 1024, "speculative verification: EAGLE-2's draft trees hold about 60 tokens"),
+    "graph_tokens": _count(1, 1 << 16, "an NPU runtime's fixed decode graph: coreml-llm-cli computes 64 positions "
+                                       "per step, QNN's prompt processors 128 to 1024"),
+    "graph_context": _count(2, 1 << 24, "a compiled graph's KV cache: QNN's 1024 to 4096 positions; at most seq_len's"),
 }
 
 # --- a device: HardwareSpec ------------------------------------------------------------------------

@@ -276,8 +276,10 @@ def step_workload(workload: Workload, past_len: int, q_len: int, batch: int | No
     nothing is cached)."""
     batch = workload.batch if batch is None else batch
     if past_len == 0:
-        return replace(workload, phase="prefill", batch=batch, seq_len=q_len, new_tokens=1)
-    return replace(workload, phase="decode", batch=batch, seq_len=past_len, new_tokens=q_len)
+        return replace(workload, phase="prefill", batch=batch, seq_len=q_len, new_tokens=1, graph_tokens=1,
+                       graph_context=None)
+    return replace(workload, phase="decode", batch=batch, seq_len=past_len, new_tokens=q_len, graph_tokens=1,
+                   graph_context=None)
 
 
 def max_batch(model: ModelSpec, hardware: HardwareSpec, workload: Workload,

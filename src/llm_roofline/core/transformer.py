@@ -103,6 +103,12 @@ class Workload:
     ``weight_format`` is the format most weights are in; ``weight_scheme(model)`` is the full scheme.
     ``new_tokens``: decode only, the tokens each sequence processes in the step (1; gamma + 1 when a
     target model verifies gamma drafted tokens).
+
+    A **fixed-shape graph** (an NPU runtime's compiled decode step: Core ML, QNN, LiteRT) computes the same
+    shapes whatever the sequence holds, and a step still yields one token per sequence: ``graph_tokens``
+    positions per step (the graph's width, the real token one of them; 1: no padding) over a cache of
+    ``graph_context`` positions read in full (the graph's capacity, the step's own positions included; None:
+    ``seq_len`` cached tokens, as without a graph). Decode only, with ``new_tokens`` 1.
     """
 
     phase: str = "decode"
@@ -119,6 +125,8 @@ class Workload:
     fuse: str = "none"  # "elementwise": elementwise operators run inside their neighbouring matmul (ops.fused_cost)
     sparsity: str = "none"  # "2:4": the layers' projections pruned 2:4 where the device has sparse units (on_device)
     engine: str | None = None  # the inference engine (engines.py): its fitted figures and fusion; None: the class's
+    graph_tokens: int = 1  # decode: positions a fixed-shape graph computes per step (one real token); 1: no padding
+    graph_context: int | None = None  # decode: the cache a fixed-shape graph attends over, in full; None: seq_len
     weight_format: NumberFormat = field(init=False, repr=False, compare=False)
     activation_format: NumberFormat = field(init=False, repr=False, compare=False)
     kv_format: NumberFormat = field(init=False, repr=False, compare=False)
@@ -131,6 +139,19 @@ class Workload:
             limits.count(label, getattr(self, label), limits.WORKLOAD[label])
         if self.phase == "prefill" and self.new_tokens != 1:
             raise InputError("new_tokens applies to decode steps; a prefill step processes seq_len tokens")
+        limits.count("graph_tokens", self.graph_tokens, limits.WORKLOAD["graph_tokens"])
+        if self.graph_context is not None:
+            limits.count("graph_context", self.graph_context, limits.WORKLOAD["graph_context"])
+            if self.graph_context <= self.graph_tokens:
+                raise InputError(f"graph_context must exceed graph_tokens ({self.graph_tokens}): the cache a fixed-"
+                                 f"shape graph attends over holds the step's own positions and earlier ones, "
+                                 f"got {self.graph_context}")
+        if self.fixed_graph and self.phase != "decode":
+            raise InputError("graph_tokens and graph_context describe a fixed-shape decode graph; a prefill step "
+                             "processes seq_len tokens")
+        if self.fixed_graph and self.new_tokens != 1:
+            raise InputError("a fixed-shape graph yields one token per sequence per step: new_tokens must be 1 "
+                             "with graph_tokens or graph_context")
         if self.mla is not None and self.mla not in MLA_FORMS:
             raise InputError(f"mla must be one of {', '.join(MLA_FORMS)} or None, got {self.mla!r}")
         for option, text, choices in (("sparsity", self.sparsity, SPARSITY_MODES), ("fuse", self.fuse, FUSE_MODES),
@@ -142,6 +163,9 @@ class Workload:
         object.__setattr__(self, "activation_format", activations)
         object.__setattr__(self, "kv_format", activations if self.kv_cache is None else get_format(self.kv_cache))
         q_len, past_len = phase_lengths(self.phase, self.seq_len, self.new_tokens)
+        if self.fixed_graph:
+            q_len = self.graph_tokens
+            past_len = self.seq_len if self.graph_context is None else self.graph_context - self.graph_tokens
         object.__setattr__(self, "q_len", q_len)
         object.__setattr__(self, "past_len", past_len)
 
@@ -155,9 +179,25 @@ class Workload:
         return self.flash_attention if self.causal_skip is None else self.causal_skip
 
     @property
+    def fixed_graph(self) -> bool:
+        """Whether the step is a fixed-shape graph's (``graph_tokens`` > 1 or a ``graph_context``)."""
+        return self.graph_tokens > 1 or self.graph_context is not None
+
+    @property
+    def length_label(self) -> str:
+        """'prompt 512 tokens', '1024 tokens cached', or a fixed-shape graph's shape, for headers."""
+        if self.phase == "prefill":
+            return f"prompt {self.seq_len} tokens"
+        if self.fixed_graph:
+            return (f"a fixed-shape graph of {self.q_len} positions over a {self.past_len + self.q_len}-position "
+                    f"cache (one token per sequence)")
+        return f"{self.seq_len} tokens cached"
+
+    @property
     def tokens(self) -> int:
-        """Tokens this step produces per second of work: prompt tokens (prefill) or new tokens (decode)."""
-        return self.batch * self.q_len
+        """Tokens this step produces per second of work: prompt tokens (prefill) or new tokens (decode; one per
+        sequence from a fixed-shape graph, whatever positions it computes)."""
+        return self.batch * (1 if self.fixed_graph else self.q_len)
 
     @property
     def weights_label(self) -> str:
@@ -185,6 +225,8 @@ class Workload:
             "fuse": self.fuse,
             "sparsity": self.sparsity,
             "engine": self.engine,
+            "graph_tokens": self.graph_tokens,
+            "graph_context": self.graph_context,
         }
 
 

@@ -86,6 +86,8 @@ non_negative_float = number_arg(float, 0)
 fraction = number_arg(float, 0, 1)
 batch_arg = limited(int, limits.WORKLOAD["batch"])
 seq_len_arg = limited(int, limits.WORKLOAD["seq_len"])
+graph_tokens_arg = limited(int, limits.WORKLOAD["graph_tokens"])
+graph_context_arg = limited(int, limits.WORKLOAD["graph_context"])
 
 
 def json_text(value: object) -> str:
@@ -204,7 +206,8 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
         phase=args.phase, batch=args.batch, seq_len=args.seq_len, weights=args.weights,
         activations=args.activations, kv_cache=args.kv_cache, flash_attention=args.flash_attention,
         causal_skip=args.causal_skip, lm_head=args.lm_head, mla=getattr(args, "mla", None), fuse=args.fuse,
-        sparsity=args.sparsity, engine=args.engine,
+        sparsity=args.sparsity, engine=args.engine, graph_tokens=getattr(args, "graph_tokens", 1),
+        graph_context=getattr(args, "graph_context", None),
     )
 
 
@@ -358,6 +361,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     analyze.add_argument("--mtp", action="store_true",
                          help="run the model's multi-token-prediction module each step as well (DeepSeek-V3/R1: "
                               "a draft token for speculative decoding); left out by default, as inference does")
+    analyze.add_argument("--graph-tokens", type=graph_tokens_arg, default=1, metavar="N",
+                         help="decode through a fixed-shape graph (an NPU runtime's compiled step) that computes N "
+                              "positions per step, one of them the real token (coreml-llm-cli: 64; default 1)")
+    analyze.add_argument("--graph-context", type=graph_context_arg, default=None, metavar="N",
+                         help="the cache a fixed-shape decode graph attends over, read in full whatever --seq-len "
+                              "holds (a QNN token generator: its context length, 1024 to 4096; default: --seq-len)")
     add_format_option(analyze)
     analyze.set_defaults(run=_cmd_analyze)
 

@@ -91,7 +91,7 @@ def workload_label(workload: Workload, phases: Sequence[str] | None = None) -> s
     step with L tokens cached); by default the workload's own phase.
     """
     phases = list(phases or [workload.phase])
-    length = {"prefill": f"{workload.seq_len}-token prompt", "decode": f"{workload.seq_len} tokens cached"}
+    length = {"prefill": f"{workload.seq_len}-token prompt", "decode": workload.length_label}
     parts = [" + ".join(f"{p} ({length[p]})" for p in phases) if len(phases) > 1 else
              f"{phases[0]}, {length[phases[0]]}", f"batch {workload.batch}",
              f"weights {workload.weights_label}", f"activations {workload.activation_format.name}",

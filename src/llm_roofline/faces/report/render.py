@@ -40,7 +40,7 @@ def analysis_text(result: Analysis) -> str:
     header = (
         f"{model.display_name or model.name} ({si(model.params, digits=4)} params) on {hw.display_name}: "
         f"{wl.phase}, batch {wl.batch}, "
-        + (f"prompt {wl.seq_len} tokens" if wl.phase == "prefill" else f"{wl.seq_len} tokens cached")
+        + wl.length_label
         + f"; weights {wl.weights_label}, activations {wl.activation_format.name}, "
           f"KV cache {wl.kv_format.name}"
         + (", FlashAttention" if wl.flash_attention else "")

@@ -87,20 +87,14 @@ class Case:
         m = self.measurement
         if phase == "prefill":
             length = m.prompt_tokens or DEFAULT_PROMPT_TOKENS
-        elif m.graph_context_tokens is not None:  # a fixed-shape graph: its whole cache, whatever was cached
-            length = m.graph_context_tokens - m.graph_step_tokens
         else:
             after_prompt = m.prompt_tokens if m.prompt_tokens and _DECODE_AFTER_PROMPT.search(m.framework) else 0
             length = m.depth_tokens + after_prompt + (m.gen_tokens // 2 if m.gen_tokens else DEFAULT_CACHED_TOKENS)
         return Workload(phase=phase, batch=m.batch, seq_len=max(length, 1), weights=self.weights,
                         activations=self.activations, kv_cache=self.kv_cache,
                         flash_attention=m.flash_attention, engine=self.engine,
-                        new_tokens=m.graph_step_tokens if phase == "decode" else 1)
-
-    def tokens_per_step(self, phase: str) -> int:
-        """The tokens a step yields: a prompt's (prefill); one per sequence (decode, a padded graph's too)."""
-        workload = self.workload(phase)
-        return workload.batch if phase == "decode" else workload.tokens
+                        graph_tokens=m.graph_step_tokens if phase == "decode" else 1,
+                        graph_context=m.graph_context_tokens if phase == "decode" else None)
 
     def measured_tokens_per_s(self, phase: str) -> float | None:
         m = self.measurement
@@ -361,8 +355,7 @@ class Prediction:
             "measured_tokens_per_s": self.measured_tokens_per_s, "bound_tokens_per_s": self.bound_tokens_per_s,
             "expected_tokens_per_s": self.expected_tokens_per_s, "bound_ape": self.bound_ape,
             "expected_ape": self.expected_ape, "peak_precision": self.peak_precision,
-            "step_tokens": workload.new_tokens if self.phase == "decode" else workload.tokens,
-            "graph_context_tokens": m.graph_context_tokens if self.phase == "decode" else None,
+            "step_tokens": workload.q_len, "graph_context_tokens": workload.graph_context,
         }
 
 
@@ -397,7 +390,7 @@ def _predict_phase(case: Case, phase: str) -> Prediction:
     params = params_for(case.hardware, case.engine)
     measured = case.measured_tokens_per_s(phase)
     assert measured is not None
-    tokens = case.tokens_per_step(phase)
+    tokens = workload.tokens
     return Prediction(case, phase, measured, tokens / result.totals.time_s,
                       tokens / expected_time_s(cost, params), params, cost, tokens, result.totals.peak_precision)
 
