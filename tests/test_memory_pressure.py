@@ -196,3 +196,28 @@ def test_memory_gb_keeps_the_devices_usable_share(capsys: pytest.CaptureFixture[
     assert data["usable_memory_bytes"] == pytest.approx(16e9 * m2.usable_memory_bytes / m2.memory_bytes, rel=1e-12)
     assert data["physical_memory_bytes"] == 16e9 and data["memory_pressure"] is True
     assert data["footprint"]["fits"] is False and data["fallback"] is not None
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["-m", "llama-2-7b", "-H", "apple-m1-gpu"],  # 14.6 GB: past the Metal working set, within 16 GiB
+     "memory pressure        beyond what the OS lets the GPU use, within the device's memory: the times above "
+     "assume the model fits; the OS swaps, or layers run on the CPU (llm-roofline fit prices that split)"),
+    (["-m", "llama-2-7b", "-H", "nvidia-jetson-orin-nano-8gb", "-w", "q8_0"],  # a limit on the whole program
+     "memory pressure        beyond what the OS lets a program use, within the device's memory: the times above "
+     "assume the model fits; the OS swaps or ends the program (llm-roofline fit)"),
+    (["-m", "llama-2-13b", "-H", "apple-m1-gpu"],  # 27.5 GB: past the device's memory
+     "beyond memory          the times above assume the model fits, which it does not: llm-roofline offload "
+     "prices streaming layers from storage or splitting them with a host"),
+])
+def test_analyze_says_what_its_times_mean_for_a_model_that_does_not_fit(
+        capsys: pytest.CaptureFixture[str], argv: list[str], line: str) -> None:
+    assert main(["analyze", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[lines.index(line) - 1].startswith("memory needed") and lines[lines.index(line) - 1].endswith(
+        "fits: NO")
+
+
+def test_analyze_adds_nothing_for_a_model_that_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "-m", "llama-2-7b", "-H", "apple-m1-gpu", "-w", "q4_0"]) == 0
+    text = capsys.readouterr().out
+    assert "fits: yes" in text and "memory pressure" not in text and "beyond memory" not in text

@@ -80,9 +80,27 @@ def analysis_text(result: Analysis) -> str:
         + (f"+ recurrent state {si(memory.state_bytes, 'B')} " if memory.state_bytes else "")
         + f"+ activations {si(memory.activation_bytes, 'B')} "
         f"+ runtime {si(memory.overhead_bytes, 'B')}; capacity {capacity}; fits: {fits}",
+        *_beyond_memory(result),
         *(f"warning: {text}" for text in result.warnings),
     ]
     return "\n".join(lines)
+
+
+def _beyond_memory(result: Analysis) -> list[str]:
+    """What the times above mean for a model that does not fit: a line saying so, and the command that prices
+    what happens instead (``fit``: the fallback split or swapping; ``offload``: beyond the device's memory)."""
+    memory, hw = result.memory, result.hardware
+    if memory.fits is not False:
+        return []
+    if memory.memory_pressure and hw.usable_memory_scope == "accelerator" and hw.kind != "cpu":
+        return [f"memory pressure        beyond what the OS lets the {hw.kind.upper()} use, within the device's "
+                "memory: the times above assume the model fits; the OS swaps, or layers run on the CPU "
+                "(llm-roofline fit prices that split)"]
+    if memory.memory_pressure:
+        return ["memory pressure        beyond what the OS lets a program use, within the device's memory: the times "
+                "above assume the model fits; the OS swaps or ends the program (llm-roofline fit)"]
+    return ["beyond memory          the times above assume the model fits, which it does not: llm-roofline offload "
+            "prices streaming layers from storage or splitting them with a host"]
 
 
 OP_COLUMNS = ("name", "kind", "group", "count", "flops", "bytes", "weight_bytes", "act_read_bytes",
