@@ -16,9 +16,12 @@ import functools
 import tomllib
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from llm_roofline.core.errors import InputError
+
+if TYPE_CHECKING:
+    from llm_roofline.core.hardware import HardwareSpec
 
 FUSION_LEVELS = ("none", "elementwise")
 # Operator kinds (ops.py's registry) that an engine fusing elementwise work runs inside a neighbour: the
@@ -33,6 +36,7 @@ class Engine(NamedTuple):
     match: tuple[tuple[str, ...], ...]  # a measurement is this engine's when all words of one entry appear
     description: str
     source: str
+    fp16_accumulate: bool = False  # its fp16 matrix products accumulate in fp16 (HardwareSpec.for_engine)
 
 
 @functools.cache
@@ -42,7 +46,7 @@ def engines() -> dict[str, Engine]:
     found = {}
     for name, entry in data.get("engine", {}).items():
         engine = Engine(name, tuple(entry["kinds"]), entry["fusion"], tuple(tuple(m) for m in entry["match"]),
-                        entry["description"], entry["source"])
+                        entry["description"], entry["source"], bool(entry.get("fp16_accumulate", False)))
         if engine.fusion not in FUSION_LEVELS:
             raise ValueError(f"data/engines.toml: {name}: fusion {engine.fusion!r} is not one of {FUSION_LEVELS}")
         found[name] = engine
@@ -73,6 +77,11 @@ def check_engine_on(name: str, device_kind: str, device: str) -> Engine:
     if device_kind not in engine.kinds:
         raise InputError(f"engine {name!r} runs on {', '.join(engine.kinds)} devices; {device} is a {device_kind}")
     return engine
+
+
+def engine_device(hardware: HardwareSpec, name: str | None) -> HardwareSpec:
+    """The device as the engine's matrix products see it (``HardwareSpec.for_engine``); no engine: itself."""
+    return hardware if name is None else hardware.for_engine(get_engine(name).fp16_accumulate)
 
 
 def fusion_of(name: str | None) -> str:

@@ -122,6 +122,10 @@ class HardwareSpec:
     # The document (or the rule and its document) that gives usable_memory_bytes, and what the limit binds.
     usable_memory_source: str = ""
     usable_memory_scope: str = "process"
+    # fp16 tensor math accumulating in fp16, where the device runs it faster than its fp16 figure (which
+    # accumulates in fp32): GeForce cards run fp32 accumulation at half rate. None: the fp16 figure. What an
+    # engine that accumulates in fp16 reaches (engines.toml fp16_accumulate; for_engine).
+    fp16_accumulate_flops_per_s: float | None = None
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __hash__(self) -> int:  # hashed once: devices key memoized figures
@@ -150,6 +154,13 @@ class HardwareSpec:
                 raise InputError(f"{where}: unknown precision {shown(precision)} in peak_flops_per_s; "
                                  f"known: {', '.join(PRECISIONS)}")
             limits.figure(f"peak_flops_per_s.{precision}", value, limits.DEVICE["peak_flops_per_s"], f"{where}: ")
+        if self.fp16_accumulate_flops_per_s is not None:
+            limits.figure("fp16_accumulate_flops_per_s", self.fp16_accumulate_flops_per_s,
+                          limits.DEVICE["peak_flops_per_s"], f"{where}: ")
+            if self.fp16_accumulate_flops_per_s < self.peak_flops_per_s.get("fp16", 0.0):
+                raise InputError(f"{where}: fp16_accumulate_flops_per_s ({self.fp16_accumulate_flops_per_s:g}) is "
+                                 f"below its fp16 figure ({self.peak_flops_per_s['fp16']:g}): accumulating in fp16 "
+                                 "is never slower")
         if not str(self.source).strip():
             raise InputError(f"{where}: every device needs a source (datasheet URL or measurement)")
         if not isinstance(self.sparse_2_4, bool):
@@ -158,7 +169,7 @@ class HardwareSpec:
             raise InputError(f"{where}: sparse_2_4 = true needs sparse_2_4_source (the document that says so)")
         object.__setattr__(self, "_hash", hash((self.name, self.kind, self.memory_bytes, self.memory_bytes_per_s,
                                                 tuple(self.peak_flops_per_s.items()), self.usable_memory_bytes,
-                                                self.efficiency, self.sparse_2_4)))
+                                                self.efficiency, self.sparse_2_4, self.fp16_accumulate_flops_per_s)))
 
     def peak_for(self, precision: str) -> tuple[str, float]:
         """The ceiling arithmetic of ``precision`` runs at: (precision used, FLOP/s).
@@ -172,6 +183,13 @@ class HardwareSpec:
             f"hardware '{self.name}' has no compute ceiling usable for {precision} math "
             f"(tried {', '.join(PEAK_FALLBACK[precision])}); it has {', '.join(self.peak_flops_per_s)}"
         )
+
+    def for_engine(self, fp16_accumulate: bool) -> HardwareSpec:
+        """The device as an engine's matrix products see it: with ``fp16_accumulate`` (cuBLAS
+        CUBLAS_COMPUTE_16F), its fp16 ceiling is the fp16-accumulate rate where it has one; else itself."""
+        if not fp16_accumulate or self.fp16_accumulate_flops_per_s is None:
+            return self
+        return replace(self, peak_flops_per_s={**self.peak_flops_per_s, "fp16": self.fp16_accumulate_flops_per_s})
 
     @property
     def available_memory_bytes(self) -> float | None:
@@ -199,6 +217,7 @@ class HardwareSpec:
             "sparse_2_4_source": self.sparse_2_4_source,
             "usable_memory_source": self.usable_memory_source,
             "usable_memory_scope": self.usable_memory_scope,
+            "fp16_accumulate_flops_per_s": self.fp16_accumulate_flops_per_s,
         }
 
 
@@ -238,6 +257,7 @@ def hardware_from_dict(data: dict[str, Any], where: str) -> HardwareSpec:
             sparse_2_4_source=texts["sparse_2_4_source"],
             usable_memory_source=texts["usable_memory_source"],
             usable_memory_scope=texts["usable_memory_scope"],
+            fp16_accumulate_flops_per_s=data.get("fp16_accumulate_flops_per_s"),
         )
     except InputError as err:
         raise InputError(f"{where}: {err}") from None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, overload
 
 from llm_roofline.core import compiled
 from llm_roofline.core.efficiency import dequantizes, params_for
-from llm_roofline.core.engines import fusion_of, kernel_flags
+from llm_roofline.core.engines import engine_device, fusion_of, kernel_flags
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import MemoryFootprint, memory_footprint
 from llm_roofline.core.models import ModelSpec
@@ -350,13 +350,14 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     workload, device_note = on_device(model, workload, hardware)  # 2:4 sparsity where the device runs it
     plan = workload_plan(model, workload)
     counts = step_counts(model, workload.batch, workload.q_len, workload.past_len, workload.skips_masked_scores)
-    peaks, precisions = _ceilings(hardware, plan.unique_maths)
+    ceilings = engine_device(hardware, workload.engine)  # an engine accumulating in fp16: that rate (engines.toml)
+    peaks, precisions = _ceilings(ceilings, plan.unique_maths)
     bandwidth = hardware.memory_bytes_per_s
     eta_m, eta_c, dequant, per_op, per_step = params_for(hardware, workload.engine).values()
     fusion = fusion_of(workload.engine)
     (flops, weight, act_read, act_write, kv_read, kv_write, moved), time_s, compute_bound_time, operators_s = (
         _step_function(plan, False, fusion)(counts, peaks, precisions, bandwidth, eta_m, eta_c, dequant, per_op))
-    step_precision, step_peak = hardware.peak_for(step_math(workload.activation_format, workload.weight_scheme(model)))
+    step_precision, step_peak = ceilings.peak_for(step_math(workload.activation_format, workload.weight_scheme(model)))
     ridge = step_peak / bandwidth
     expected_s = per_step + operators_s
     tokens = workload.tokens

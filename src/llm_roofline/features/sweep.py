@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes, plan_kernels
-from llm_roofline.core.engines import check_engine_on, fusion_of
+from llm_roofline.core.engines import check_engine_on, engine_device, fusion_of
 from llm_roofline.core.errors import InputError, one_of, shown
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
@@ -261,7 +261,8 @@ def _pricing(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, weig
     skip = flash_attention if causal_skip is None else causal_skip
     plan = step_plan(model, weights, activations, kv_format, flash_attention, lm_head == "all",
                      mla_absorbed(phase, mla), fuse == "elementwise")
-    ceilings = np.array([[d.peak_for(precision)[1] for d in devices] for precision in plan.unique_maths])
+    seen = [engine_device(d, engine) for d in devices]  # an engine accumulating in fp16: that rate (engines.toml)
+    ceilings = np.array([[d.peak_for(precision)[1] for d in seen] for precision in plan.unique_maths])
     params = [params_for(d, engine) for d in devices]
     with_step, without_step = ([column[:, None] for column in np.array([p.values() for p in ps]).T]
                                for ps in (params, [replace(p, overhead_per_step_s=0.0) for p in params]))
@@ -275,7 +276,7 @@ def _pricing(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, weig
         op_peaks=ceilings[list(plan.math_index)][:, :, None],
         bandwidth=np.array([[d.memory_bytes_per_s] for d in devices], dtype=np.float64),
         efficiency=(with_step, without_step),
-        ridge=np.array([[d.peak_for(step_math(activations, weights))[1] / d.memory_bytes_per_s] for d in devices]),
+        ridge=np.array([[d.peak_for(step_math(activations, weights))[1] / d.memory_bytes_per_s] for d in seen]),
         footprint=footprint,
         kernels=plan_kernels(plan, fusion_of(engine)),
         groups={},

@@ -161,7 +161,7 @@ def _lever(variant: Variant, base: Variant, capacity_bytes: float | None, worklo
 
 def _bound_reason(analysis: Analysis) -> str:
     t, hw = analysis.totals, analysis.hardware
-    peak = hw.peak_for(t.peak_precision)[1]
+    peak = t.ridge_flop_per_byte * hw.memory_bytes_per_s  # the ceiling the step was priced at (its engine's)
     where = (f"{hw.display_name}'s ridge point, {t.ridge_flop_per_byte:.3g} FLOP/B ({t.peak_precision} peak "
              f"{si(peak, 'FLOP/s')} ÷ {si(hw.memory_bytes_per_s, 'B/s')})")
     if t.bound == "memory":

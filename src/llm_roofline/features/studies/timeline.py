@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from llm_roofline.core import limits
+from llm_roofline.core.engines import engine_device
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import memory_footprint
@@ -135,6 +136,7 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
     compute_bound_steps = np.empty(steps, dtype=bool)
     changes: list[BoundChange] = []
     last_bound: dict[int, bool] = {}  # the step's and each operator's bound at the end of the previous chunk
+    ceilings = engine_device(hardware, workload.engine)  # the sweep's ceilings (an engine accumulating in fp16)
     for first in range(0, steps, CHUNK_STEPS):
         chunk = slice(first, min(first + CHUNK_STEPS, steps))
         cached = past_len[chunk]
@@ -146,7 +148,7 @@ def generation_timeline(model: ModelSpec, hardware: HardwareSpec, workload: Work
         compute_bound_steps[chunk] = grid.compute_bound[0]
         bounds = [("step", compute_bound_steps[chunk])]
         for op in grid.ops:
-            line = roofline(np.asarray(op.cost.flops), np.asarray(op.cost.bytes), hardware.peak_for(op.math)[1],
+            line = roofline(np.asarray(op.cost.flops), np.asarray(op.cost.bytes), ceilings.peak_for(op.math)[1],
                             hardware.memory_bytes_per_s)
             bounds.append((op.name, np.broadcast_to(line.compute_bound, cached.shape)))
         for index, (name, bound) in enumerate(bounds):
