@@ -135,11 +135,10 @@ class Workload:
 
     def __post_init__(self) -> None:
         one_of("phase", self.phase, PHASES)
-        for label in ("batch", "seq_len", "new_tokens"):
+        for label in ("batch", "seq_len", "new_tokens", "graph_tokens"):
             limits.count(label, getattr(self, label), limits.WORKLOAD[label])
         if self.phase == "prefill" and self.new_tokens != 1:
             raise InputError("new_tokens applies to decode steps; a prefill step processes seq_len tokens")
-        limits.count("graph_tokens", self.graph_tokens, limits.WORKLOAD["graph_tokens"])
         if self.graph_context is not None:
             limits.count("graph_context", self.graph_context, limits.WORKLOAD["graph_context"])
             if self.graph_context <= self.graph_tokens:

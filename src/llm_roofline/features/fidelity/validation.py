@@ -302,27 +302,26 @@ def read_case(m: Measurement, hardware: HardwareSpec | None = None, model: Model
     except NotPredictable as why:
         return Skip(m, "both", str(why))
     activations, kv_cache = activations_for(m, weights)
-    if has_peak and origin == "catalogue" and not _has_ceiling_for(device, activations):
-        device, has_peak = _memory_roof_only(device, activations), False
+    if has_peak and origin == "catalogue" and not _has_ceiling_for(device, get_format(activations).math):
+        device, has_peak = _memory_roof_only(device, get_format(activations).math), False
     engine = engine_for(m.framework, m.backend, m.hardware, device.kind)
     return Case(m, model, weights, activations, kv_cache, device, origin, has_peak,
                 device_family(m.hardware, m.backend), engine)
 
 
-def _has_ceiling_for(device: HardwareSpec, activations: str) -> bool:
-    """Whether the device has a compute ceiling for the row's math (``peak_for``'s fallbacks included)."""
+def _has_ceiling_for(device: HardwareSpec, math: str) -> bool:
+    """Whether the device has a compute ceiling for ``math`` (``peak_for``'s fallbacks included)."""
     try:
-        device.peak_for(get_format(activations).math)
+        device.peak_for(math)
     except InputError:
         return False
     return True
 
 
-def _memory_roof_only(device: HardwareSpec, activations: str) -> HardwareSpec:
+def _memory_roof_only(device: HardwareSpec, math: str) -> HardwareSpec:
     """A catalogue device without a ceiling for the row's math (an NPU entry with only its vendor's int8 TOPS
     and a w4a16 model): its memory roof alone, under the highest compute roof a device may have, as for a
     row that gives a bandwidth and no peak (decode only)."""
-    math = get_format(activations).math
     return replace(device, peak_flops_per_s={**device.peak_flops_per_s, math: _NO_COMPUTE_PEAK_FLOPS_PER_S},
                    source=f"{device.source} (no ceiling for {math} math: its memory roof alone)")
 
