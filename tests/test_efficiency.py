@@ -114,7 +114,10 @@ def test_invalid_parameters_are_refused(change: dict[str, object], message: str)
         hardware_from_dict({**data, "efficiency": {k: 1.0 for k in list(PARAMETERS)[:4]}}, "my-board.toml")
 
 
-def test_fit_recovers_known_parameters() -> None:
+@pytest.mark.parametrize("fusion", ["none", "elementwise"])
+def test_fit_recovers_known_parameters(fusion: str) -> None:
+    """Measurements made by the model itself give its parameters back, for an engine that fuses the elementwise
+    operators too (the fit prices launches as the prediction does: a fused operator launches nothing)."""
     truth = EfficiencyParams(bandwidth_efficiency=0.7, compute_efficiency=0.6, dequant_compute_factor=0.8,
                              overhead_per_op_s=5e-6, overhead_per_step_s=0.0)
     observations = []
@@ -123,7 +126,7 @@ def test_fit_recovers_known_parameters() -> None:
             result = analyze(model, "apple-m2-max-gpu", phase=phase, seq_len=256, weights=weights)
             spec = load_model(model)
             cost = step_cost(result.ops, result.workload.weight_scheme(spec), result.workload.activation_format,
-                             spec.tied_embeddings)
+                             spec.tied_embeddings, fusion)
             observations.append(Observation(cost, expected_time_s(cost, truth)))
     fitted = fit_params(observations)
     for name in ("bandwidth_efficiency", "compute_efficiency", "dequant_compute_factor"):

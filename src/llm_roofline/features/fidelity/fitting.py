@@ -33,12 +33,15 @@ class _Stacked:
         self.compute = np.concatenate([np.asarray(c.compute_time_s, dtype=float) for c in costs])
         self.memory = np.concatenate([np.asarray(c.memory_time_s, dtype=float) for c in costs])
         self.dequantizes = np.concatenate([np.asarray(c.dequantizes, dtype=float) for c in costs])
+        self.kernels = np.concatenate([np.asarray(c.kernels if len(c.kernels) else np.ones(len(c.counts)), dtype=float)
+                                       for c in costs])  # as ``expected_time_s``: an operator fused away launches nothing
         self.starts = np.cumsum([0] + [len(c.counts) for c in costs[:-1]])
 
     def expected_times_s(self, candidates: np.ndarray) -> np.ndarray:
         """candidates (k, 5) -> expected step times (k, steps), through ``op_time_s``."""
         columns = [candidates[:, i:i + 1] for i in range(candidates.shape[1])]
-        per_op = op_time_s(self.compute[None, :], self.memory[None, :], self.dequantizes[None, :], columns)
+        per_op = op_time_s(self.compute[None, :], self.memory[None, :], self.dequantizes[None, :], columns,
+                           self.kernels[None, :])
         times_s: np.ndarray = np.add.reduceat(per_op * self.counts[None, :], self.starts, axis=1) + columns[4]
         return times_s
 
