@@ -140,6 +140,21 @@ def test_mix_rules_for_eight_experts_70b_and_row_fallbacks() -> None:
     assert dict(llama_cpp_mix(load_model("llama-2-7b"), "q8_0").by_role)["lm_head"].name == "q8_0"
 
 
+def test_mxfp4_moe_mix_matches_the_published_gpt_oss_files() -> None:
+    # llama.cpp's MXFP4_MOE file type: the experts' 3-D tensors MXFP4, every other matrix (output too) Q8_0, no
+    # other rule. llama-bench prints the ggml-org GGUF files at 11.27 GiB and 59.02 GiB
+    # (ggml-org/llama.cpp benches/dgx-spark.md @ 4c7e989); the checkpoints' own bf16 tensors would not fit that.
+    scheme = dict(llama_cpp_mix(load_model("gpt-oss-20b"), "mxfp4_moe").by_role)
+    assert {scheme[role].name for role in ("mlp.experts.gate_proj", "mlp.experts.up_proj",
+                                           "mlp.experts.down_proj")} == {"mxfp4"}
+    assert {scheme[role].name for role in ("attn.q_proj", "attn.v_proj", "embed", "lm_head")} == {"q8_0"}
+    assert scheme["mlp.router"].name == scheme["vectors"].name == "fp32"
+    for model, gib in (("gpt-oss-20b", 11.27), ("gpt-oss-120b", 59.02)):
+        weight_bytes = analyze(model, A100, weights="mxfp4_moe").memory.weight_bytes
+        assert round(weight_bytes / 2**30, 2) == gib
+        assert round(analyze(model, A100).memory.weight_bytes / 2**30, 2) > gib + 0.5  # bf16 attention and embeddings
+
+
 def test_weight_scheme_resolution() -> None:
     model = load_model("llama-2-7b")
     assert weight_scheme(model, None).default.name == "fp16"

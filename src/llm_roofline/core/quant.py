@@ -38,6 +38,8 @@ _FALLBACK = {"q2_k": "q4_0", "q3_k": "q4_0", "q4_k": "q5_0", "q5_k": "q5_1", "q6
 # gate, ffn_gate_inp_shexp, whose trailing dimension of 1 makes it 1-D to ggml_n_dims), the MoE router
 # (ffn_gate_inp) and position embeddings; convert_hf_to_gguf.py writes them as F32.
 _UNQUANTIZED = (arch.VECTORS, arch.ROUTER, arch.SHARED_EXPERT_GATE, arch.POSITIONS)
+# The experts' stacked matrices (ffn_*_exps: 3-D tensors, ne[2] = the number of experts).
+_EXPERT_ROLES = (arch.EXPERT_GATE_PROJ, arch.EXPERT_UP_PROJ, arch.EXPERT_DOWN_PROJ)
 # Families whose GGUF files fuse Q, K and V into one attn_qkv tensor (quantized by the attn_v rules).
 _FUSED_QKV = ("phi3", "gpt2")
 
@@ -51,6 +53,7 @@ class LlamaCppMix:
     more_bits: NumberFormat | None
     attn_output_8_experts: NumberFormat | None
     source: str
+    experts: NumberFormat | None = None  # the experts' stacked matrices (MXFP4_MOE); every other rule then off
 
 
 @functools.cache
@@ -61,7 +64,7 @@ def _mixes() -> dict[str, LlamaCppMix]:
         if not entry.get("source"):
             raise ValueError(f"mixes.toml: {name}: a mix needs a source")
         optional = {key: get_format(entry[key]) if key in entry else None
-                    for key in ("more_bits", "attn_output_8_experts")}
+                    for key in ("more_bits", "attn_output_8_experts", "experts")}
         mixes[name] = LlamaCppMix(name=name, base=get_format(entry["base"]), source=entry["source"], **optional)
     return mixes
 
@@ -106,6 +109,8 @@ def _layer_types(mix: LlamaCppMix, model: ModelSpec, role: str) -> list[NumberFo
     (ffn_down_exps, ffn_down_shexp) follow the ffn_down rules."""
     layers = model.num_layers
     indices = _layers_with(model, role)
+    if mix.experts is not None:  # MXFP4_MOE: experts' 3-D tensors in one type, every other matrix the base
+        return [mix.experts if role in _EXPERT_ROLES else mix.base] * len(indices)
     category = role
     if model.family in _FUSED_QKV and role in (arch.Q_PROJ, arch.K_PROJ, arch.V_PROJ):
         category = arch.V_PROJ  # attn_qkv is treated like attn_v

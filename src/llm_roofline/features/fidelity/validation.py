@@ -193,11 +193,12 @@ def _checked_size(m: Measurement, model: ModelSpec) -> ModelSpec:
 
 
 def weights_for(m: Measurement, model: ModelSpec) -> WeightsSpec:
-    """The weight format of a row: a name, a mix, or a custom bits-per-weight format (None: a GGUF
-    model's own tensor formats)."""
-    if model.stored_weights is not None:
-        return None
+    """The weight format of a row: a name, a mix, or a custom bits-per-weight format (None: the model's own
+    stored formats, as a GGUF file or a checkpoint that quantizes some tensors holds them; a llama.cpp file
+    type the row names, MXFP4_MOE for a gpt-oss GGUF say, replaces those)."""
     name = m.quant.split("(")[0].strip().split(" ")[0].lower() if m.quant.strip() else ""
+    if model.stored_weights is not None and get_mix(name) is None:
+        return None
     named: WeightsSpec = None
     if name:
         try:
