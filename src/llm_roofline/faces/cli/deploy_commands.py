@@ -110,8 +110,9 @@ def _cmd_formats(args: argparse.Namespace) -> str:
     lines = [table(["format", "bits/weight", "overhead", "GGUF type", "math"], rows, align="lrllr")]
     lines.append("")
     lines.append("llama.cpp mixes (--weights): " + ", ".join(
-        f"{m.name} ({m.base.name}" + (f", {m.more_bits.name} for attn_v/ffn_down in half the layers" if m.more_bits
-                                      else "") + ")" for m in mixes if m is not None))
+        f"{m.name} (" + (f"{m.experts.name} experts, " if m.experts else "") + m.base.name
+        + (f", {m.more_bits.name} for attn_v/ffn_down in half the layers" if m.more_bits else "")
+        + (" elsewhere" if m.experts else "") + ")" for m in mixes if m is not None))
     return "\n".join(lines)
 
 
