@@ -33,8 +33,9 @@ class _Stacked:
         self.compute = np.concatenate([np.asarray(c.compute_time_s, dtype=float) for c in costs])
         self.memory = np.concatenate([np.asarray(c.memory_time_s, dtype=float) for c in costs])
         self.dequantizes = np.concatenate([np.asarray(c.dequantizes, dtype=float) for c in costs])
+        # as ``expected_time_s``: an operator an engine fuses into a neighbour launches nothing
         self.kernels = np.concatenate([np.asarray(c.kernels if len(c.kernels) else np.ones(len(c.counts)), dtype=float)
-                                       for c in costs])  # as ``expected_time_s``: an operator fused away launches nothing
+                                       for c in costs])
         self.starts = np.cumsum([0] + [len(c.counts) for c in costs[:-1]])
 
     def expected_times_s(self, candidates: np.ndarray) -> np.ndarray:
