@@ -155,6 +155,29 @@ def test_mxfp4_moe_mix_matches_the_published_gpt_oss_files() -> None:
         assert round(analyze(model, A100).memory.weight_bytes / 2**30, 2) > gib + 0.5  # bf16 attention and embeddings
 
 
+def test_8da4w_recipe_matches_the_published_executorch_files() -> None:
+    # Meta's quantized Llama 3.2 for ExecuTorch: blocks int4 in groups of 32 (fp32 scales: 5 bits per weight),
+    # embedding and output int8 per channel, the tied table stored twice; the .pte files are 1083 MiB (1B
+    # SpinQuant) and 2435 MiB (3B) (bench/data/calibration.csv rows 70 and 73).
+    spec = load_model("llama-3.2-1b")
+    scheme = weight_scheme(spec, "8da4w")
+    assert scheme.untied_head and scheme.default.name == "int4_g32" and scheme.default.bits_per_element == 5
+    assert scheme.format_for("embed").name == scheme.format_for("lm_head").name == "int8"
+    for model, mib in (("llama-3.2-1b", 1083), ("llama-3.2-3b", 2435)):
+        result = analyze(model, "snapdragon-8-gen-3-cpu", weights="8da4w", activations="int8", seq_len=1)
+        assert result.memory.weight_bytes / 2**20 == pytest.approx(mib, rel=0.003)
+        assert result.workload.weights_label == "8da4w"
+    # A decode step reads the output copy in full and one row of the lookup table: the blocks at 5 bits, the
+    # 128,256 x 2,048 output matrix at 8 bits plus a 16-bit scale per row.
+    blocks = sum(t.instances * t.elements for t in spec.weight_tensors() if t.role not in ("embed", "vectors"))
+    step = analyze(spec, "snapdragon-8-gen-3-cpu", weights="8da4w", activations="int8", seq_len=1)
+    head = next(op for op in step.ops if op.name == "lm_head")
+    assert head.weight_bytes == 128_256 * 2_048 + 128_256 * 2
+    assert step.totals.weight_bytes == pytest.approx(blocks * 5 / 8 + head.weight_bytes + 2_048 * 1.0, rel=1e-3)
+    # Storage counts the table twice; one copy is read per step.
+    assert step.memory.weight_bytes > step.totals.weight_bytes + 0.99 * head.weight_bytes
+
+
 def test_weight_scheme_resolution() -> None:
     model = load_model("llama-2-7b")
     assert weight_scheme(model, None).default.name == "fp16"

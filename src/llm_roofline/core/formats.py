@@ -247,13 +247,14 @@ class WeightScheme:
     default: NumberFormat
     by_role: tuple[tuple[str, NumberFormat], ...] = ()
     source: str = ""
+    untied_head: bool = False  # a tied model's table stored twice: the lookup (embed) and the output (lm_head)
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __hash__(self) -> int:  # hashed once: schemes key every memoized plan, on every analysis
         return self._hash
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_hash", hash((self.name, self.default, self.by_role)))
+        object.__setattr__(self, "_hash", hash((self.name, self.default, self.by_role, self.untied_head)))
         for role, _ in self.by_role:
             if role not in WEIGHT_ROLES:
                 raise InputError(f"weight scheme '{self.name}': unknown tensor role '{role}'; "

@@ -7,6 +7,8 @@ for that model:
 - a llama.cpp file type (``q4_k_m``, ``q5_k_m``, ``q8_0``; ``data/mixes.toml``): the type
   llama-quantize gives each tensor, following ``llama_tensor_get_type_impl`` in
   src/llama-quant.cpp (ggml-org/llama.cpp @ 007dbbf);
+- another engine's recipe (``8da4w``; ``data/recipes.toml``): its format for the blocks' matrices and
+  for the embedding table and output matrix;
 - any other format name or a number of bits: every matrix and embedding table in that format.
 """
 
@@ -71,6 +73,54 @@ def _mixes() -> dict[str, LlamaCppMix]:
 
 def mix_names() -> list[str]:
     return list(_mixes())
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """Another engine's quantization recipe (``data/recipes.toml``): one format for the transformer blocks'
+    matrices, one for the embedding table and the output matrix."""
+
+    name: str
+    linear: NumberFormat
+    embedding: NumberFormat
+    untied: bool
+    source: str
+
+
+@functools.cache
+def _recipes() -> dict[str, Recipe]:
+    text = resources.files("llm_roofline").joinpath("data/recipes.toml").read_text()
+    recipes = {}
+    for name, entry in tomllib.loads(text).items():
+        if not entry.get("source"):
+            raise ValueError(f"recipes.toml: {name}: a recipe needs a source")
+        recipes[name] = Recipe(name=name, linear=get_format(entry["linear"]), embedding=get_format(entry["embedding"]),
+                               untied=bool(entry.get("untied", False)), source=entry["source"])
+    return recipes
+
+
+def recipe_names() -> list[str]:
+    return list(_recipes())
+
+
+def get_recipe(name: str) -> Recipe | None:
+    """The recipe of that name (case-insensitive), or None if the name is not one."""
+    return _recipes().get(name.strip().lower())
+
+
+@functools.lru_cache(maxsize=256)
+def _recipe_scheme(model: ModelSpec, name: str) -> WeightScheme:
+    recipe = _recipes()[name]
+    by_role: list[tuple[str, NumberFormat]] = []
+    for tensor in model.weight_tensors():
+        if tensor.role in _UNQUANTIZED:
+            by_role.append((tensor.role, get_format("fp32")))
+        elif tensor.role in (arch.EMBED, arch.LM_HEAD):
+            by_role.append((tensor.role, recipe.embedding))
+    if model.tied_embeddings and recipe.untied:
+        by_role.append((arch.LM_HEAD, recipe.embedding))  # the output copy a tied model's file holds
+    return WeightScheme(name=recipe.name, default=recipe.linear, by_role=tuple(dict(by_role).items()),
+                        source=recipe.source, untied_head=recipe.untied)
 
 
 def get_mix(name: str) -> LlamaCppMix | None:
@@ -176,6 +226,8 @@ def weight_scheme(model: ModelSpec, weights: WeightsSpec) -> WeightScheme:
         return model.stored_weights or WeightScheme.uniform(get_format("fp16"))
     if isinstance(weights, str) and get_mix(weights) is not None:
         return llama_cpp_mix(model, weights)
+    if isinstance(weights, str) and get_recipe(weights) is not None:
+        return _recipe_scheme(model, weights.strip().lower())
     return WeightScheme.uniform(_weight_format(weights))
 
 
@@ -184,7 +236,7 @@ def _weight_format(weights: NumberFormat | str | float | int) -> NumberFormat:
         return get_format(weights)
     except InputError:
         if isinstance(weights, str) and not _is_number(weights):
-            raise unknown_name("precision", weights, {*format_names(), *mix_names()}) from None
+            raise unknown_name("precision", weights, {*format_names(), *mix_names(), *recipe_names()}) from None
         raise
 
 
@@ -204,6 +256,8 @@ def default_weight_format(weights: WeightsSpec) -> NumberFormat:
         return get_format("fp16")
     if isinstance(weights, str) and (mix := get_mix(weights)) is not None:
         return mix.base
+    if isinstance(weights, str) and (recipe := get_recipe(weights)) is not None:
+        return recipe.linear
     return _weight_format(weights)
 
 
@@ -213,6 +267,8 @@ def weights_label(weights: WeightsSpec) -> str:
         return weights.name
     if isinstance(weights, str) and (mix := get_mix(weights)) is not None:
         return mix.name
+    if isinstance(weights, str) and (recipe := get_recipe(weights)) is not None:
+        return recipe.name
     return default_weight_format(weights).name
 
 

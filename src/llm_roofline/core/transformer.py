@@ -1058,7 +1058,8 @@ def _cache_terms(model: ModelSpec) -> tuple[tuple[int, Span], ...]:
 @functools.lru_cache(maxsize=1024)
 def weight_storage_bytes(model: ModelSpec, weights: NumberFormat | WeightScheme, activations: NumberFormat) -> float:
     """Bytes of the stored weights: every tensor in its scheme's format (norms and biases unquantized
-    unless the scheme names their format); a tied lm_head is stored once.
+    unless the scheme names their format); a tied lm_head is stored once, unless the scheme stores it again
+    as an output matrix of its own (``untied_head``: ExecuTorch's 8da4w), in its ``lm_head`` format.
 
     Memoized: a pure function of frozen records, asked again for every workload of the same model.
     """
@@ -1072,4 +1073,7 @@ def weight_storage_bytes(model: ModelSpec, weights: NumberFormat | WeightScheme,
         else:
             fmt = scheme.format_for(tensor.role)
             total += tensor.instances * fmt.tensor_bytes(tensor.elements, tensor.rows, tensor.columns)
+            if tensor.role == arch.EMBED and model.tied_embeddings and scheme.untied_head:
+                head = scheme.format_for(arch.LM_HEAD)
+                total += tensor.instances * head.tensor_bytes(tensor.elements, tensor.rows, tensor.columns)
     return total

@@ -90,11 +90,12 @@ def _yes(value: bool | None) -> str:
 
 def _cmd_formats(args: argparse.Namespace) -> str:
     from llm_roofline.core.formats import format_names, get_format
-    from llm_roofline.core.quant import get_mix, mix_names
+    from llm_roofline.core.quant import get_mix, get_recipe, mix_names, recipe_names
     from llm_roofline.faces.report.render import table
 
     formats = [get_format(name) for name in format_names()]
     mixes = [get_mix(name) for name in mix_names()]
+    recipes = [get_recipe(name) for name in recipe_names()]
     if args.format == "json":
         return json_text({
             "formats": [{"name": f.name, "bits_per_element": f.bits_per_element,
@@ -113,6 +114,9 @@ def _cmd_formats(args: argparse.Namespace) -> str:
         f"{m.name} (" + (f"{m.experts.name} experts, " if m.experts else "") + m.base.name
         + (f", {m.more_bits.name} for attn_v/ffn_down in half the layers" if m.more_bits else "")
         + (" elsewhere" if m.experts else "") + ")" for m in mixes if m is not None))
+    lines.append("other engines' recipes (--weights): " + ", ".join(
+        f"{r.name} ({r.linear.name} in the blocks, {r.embedding.name} embedding and output"
+        + (", a tied table stored twice" if r.untied else "") + ")" for r in recipes if r is not None))
     return "\n".join(lines)
 
 

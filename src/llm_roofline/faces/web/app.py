@@ -44,7 +44,7 @@ from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import PRECISIONS, format_names
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.models import ModelSpec
-from llm_roofline.core.quant import mix_names
+from llm_roofline.core.quant import mix_names, recipe_names
 from llm_roofline.core.roofline import Analysis, analyze
 from llm_roofline.core.transformer import Workload
 from llm_roofline.faces.report.charts import INFERENCE_PRECISIONS, analysis_payload
@@ -336,6 +336,7 @@ def create_app(limits: ServerLimits | None = None, hosts: Collection[str] = ()) 
                           "peak_flops_per_s": d.peak_flops_per_s} for d in devices],
             "formats": format_names(),
             "mixes": mix_names(),  # llama.cpp's per-tensor mixes (q4_k_m, ...): weights only
+            "recipes": recipe_names(),  # other engines' per-tensor recipes (ExecuTorch's 8da4w): weights only
             "engines": [{"name": e.name, "kinds": list(e.kinds), "fusion": e.fusion, "description": e.description}
                         for e in engines().values()],
             "precisions": list(PRECISIONS),

@@ -10,8 +10,10 @@ How a row is read (docs/validation.md states the same rules):
   column names; llama-bench: its GGUF file when at hand, else the entry with exactly its parameter
   count. No match: the row is skipped.
 - **Weights**: the row's format name when it is a known format or llama.cpp mix whose bits per
-  weight agree with the row's (within 10 %); otherwise a custom format of the row's bits per weight,
-  applied to every matrix (the sources' figure is the file size over the parameters).
+  weight agree with the row's (within 10 %), or another engine's recipe named anywhere in the quant
+  text (``8da4w``) whose bits agree; otherwise a custom format of the row's bits per weight, applied to
+  every matrix (the sources' figure is the file size over the parameters). A model that stores its own
+  formats (gpt-oss) keeps them unless the row names a llama.cpp file type (``MXFP4_MOE``).
 - **Activations**: fp32 or bf16 when the weights are (an unquantized baseline); int8 when the format
   quantizes activations dynamically (``8da4w``, ``dynamic_int8``); fp16 otherwise. The KV cache is
   fp16 unless the activations are wider.
@@ -45,7 +47,7 @@ from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, get_format
 from llm_roofline.core.hardware import KINDS, EfficiencyParams, HardwareSpec
 from llm_roofline.core.models import ModelSpec
-from llm_roofline.core.quant import WeightsSpec, get_mix, weight_scheme
+from llm_roofline.core.quant import WeightsSpec, get_mix, get_recipe, weight_scheme
 from llm_roofline.core.roofline import analyze
 from llm_roofline.core.transformer import Workload, weight_storage_bytes
 from llm_roofline.features.fidelity.fitting import Observation, fit_params
@@ -195,7 +197,8 @@ def _checked_size(m: Measurement, model: ModelSpec) -> ModelSpec:
 def weights_for(m: Measurement, model: ModelSpec) -> WeightsSpec:
     """The weight format of a row: a name, a mix, or a custom bits-per-weight format (None: the model's own
     stored formats, as a GGUF file or a checkpoint that quantizes some tensors holds them; a llama.cpp file
-    type the row names, MXFP4_MOE for a gpt-oss GGUF say, replaces those)."""
+    type the row names, MXFP4_MOE for a gpt-oss GGUF say, replaces those). An engine's recipe named anywhere
+    in the quant text (``SpinQuant 8da4w (...)``) is the row's when its bits agree, as a name's must."""
     name = m.quant.split("(")[0].strip().split(" ")[0].lower() if m.quant.strip() else ""
     if model.stored_weights is not None and get_mix(name) is None:
         return None
@@ -206,7 +209,7 @@ def weights_for(m: Measurement, model: ModelSpec) -> WeightsSpec:
                 get_format(name)
             named = name
         except InputError:
-            named = None
+            named = next((word for word in re.findall(r"[a-z0-9_]+", m.quant.lower()) if get_recipe(word)), None)
     if named is not None:
         if m.bits_per_weight is None:
             return named
@@ -223,7 +226,7 @@ def activations_for(m: Measurement, weights: WeightsSpec) -> tuple[str, str]:
     quant = m.quant.lower()
     if isinstance(weights, NumberFormat):
         name = weights.name
-    elif isinstance(weights, str) and get_mix(weights) is None:
+    elif isinstance(weights, str) and get_mix(weights) is None and get_recipe(weights) is None:
         name = get_format(weights).name  # an alias (f32, float16) by its canonical name
     else:
         name = ""  # a llama.cpp mix, or a GGUF file's own formats: quantized

@@ -77,6 +77,10 @@
     mixes.label = "llama.cpp mixes";
     mixes.append(...(catalogue.mixes || []).map((m) => option(m, m, false)));
     $("weights").append(mixes);
+    const recipes = document.createElement("optgroup");
+    recipes.label = "other engines' recipes";
+    recipes.append(...(catalogue.recipes || []).map((m) => option(m, m, false)));
+    $("weights").append(recipes);
     $("kv_cache").append(...catalogue.formats.map((f) => option(f, f, false)));
     $("engine").append(...(catalogue.engines || []).map((e) => {
       const node = option(e.name, `${e.name} (${e.kinds.join("/")})`, false);
