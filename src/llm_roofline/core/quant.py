@@ -58,16 +58,24 @@ class LlamaCppMix:
     experts: NumberFormat | None = None  # the experts' stacked matrices (MXFP4_MOE); every other rule then off
 
 
+def _sourced_entries(file: str) -> dict[str, dict[str, object]]:
+    """The tables of a data file (``data/<file>``), each of which must cite its source."""
+    entries: dict[str, dict[str, object]] = tomllib.loads(
+        resources.files("llm_roofline").joinpath(f"data/{file}").read_text())
+    for name, entry in entries.items():
+        if not entry.get("source"):
+            raise ValueError(f"{file}: {name}: an entry needs a source")
+    return entries
+
+
 @functools.cache
 def _mixes() -> dict[str, LlamaCppMix]:
-    text = resources.files("llm_roofline").joinpath("data/mixes.toml").read_text()
     mixes = {}
-    for name, entry in tomllib.loads(text).items():
-        if not entry.get("source"):
-            raise ValueError(f"mixes.toml: {name}: a mix needs a source")
-        optional = {key: get_format(entry[key]) if key in entry else None
+    for name, entry in _sourced_entries("mixes.toml").items():
+        optional = {key: get_format(str(entry[key])) if key in entry else None
                     for key in ("more_bits", "attn_output_8_experts", "experts")}
-        mixes[name] = LlamaCppMix(name=name, base=get_format(entry["base"]), source=entry["source"], **optional)
+        mixes[name] = LlamaCppMix(name=name, base=get_format(str(entry["base"])), source=str(entry["source"]),
+                                  **optional)
     return mixes
 
 
@@ -89,14 +97,10 @@ class Recipe:
 
 @functools.cache
 def _recipes() -> dict[str, Recipe]:
-    text = resources.files("llm_roofline").joinpath("data/recipes.toml").read_text()
-    recipes = {}
-    for name, entry in tomllib.loads(text).items():
-        if not entry.get("source"):
-            raise ValueError(f"recipes.toml: {name}: a recipe needs a source")
-        recipes[name] = Recipe(name=name, linear=get_format(entry["linear"]), embedding=get_format(entry["embedding"]),
-                               untied=bool(entry.get("untied", False)), source=entry["source"])
-    return recipes
+    return {name: Recipe(name=name, linear=get_format(str(entry["linear"])),
+                         embedding=get_format(str(entry["embedding"])), untied=bool(entry.get("untied", False)),
+                         source=str(entry["source"]))
+            for name, entry in _sourced_entries("recipes.toml").items()}
 
 
 def recipe_names() -> list[str]:
