@@ -18,6 +18,7 @@ import functools
 import tomllib
 from dataclasses import dataclass, replace
 from importlib import resources
+from typing import Any
 
 from llm_roofline.core import architecture as arch
 from llm_roofline.core.errors import InputError, unknown_name
@@ -58,9 +59,9 @@ class LlamaCppMix:
     experts: NumberFormat | None = None  # the experts' stacked matrices (MXFP4_MOE); every other rule then off
 
 
-def _sourced_entries(file: str) -> dict[str, dict[str, object]]:
+def _sourced_entries(file: str) -> dict[str, dict[str, Any]]:
     """The tables of a data file (``data/<file>``), each of which must cite its source."""
-    entries: dict[str, dict[str, object]] = tomllib.loads(
+    entries: dict[str, dict[str, Any]] = tomllib.loads(
         resources.files("llm_roofline").joinpath(f"data/{file}").read_text())
     for name, entry in entries.items():
         if not entry.get("source"):
@@ -72,10 +73,9 @@ def _sourced_entries(file: str) -> dict[str, dict[str, object]]:
 def _mixes() -> dict[str, LlamaCppMix]:
     mixes = {}
     for name, entry in _sourced_entries("mixes.toml").items():
-        optional = {key: get_format(str(entry[key])) if key in entry else None
+        optional = {key: get_format(entry[key]) if key in entry else None
                     for key in ("more_bits", "attn_output_8_experts", "experts")}
-        mixes[name] = LlamaCppMix(name=name, base=get_format(str(entry["base"])), source=str(entry["source"]),
-                                  **optional)
+        mixes[name] = LlamaCppMix(name=name, base=get_format(entry["base"]), source=entry["source"], **optional)
     return mixes
 
 
@@ -97,9 +97,8 @@ class Recipe:
 
 @functools.cache
 def _recipes() -> dict[str, Recipe]:
-    return {name: Recipe(name=name, linear=get_format(str(entry["linear"])),
-                         embedding=get_format(str(entry["embedding"])), untied=bool(entry.get("untied", False)),
-                         source=str(entry["source"]))
+    return {name: Recipe(name=name, linear=get_format(entry["linear"]), embedding=get_format(entry["embedding"]),
+                         untied=bool(entry.get("untied", False)), source=entry["source"])
             for name, entry in _sourced_entries("recipes.toml").items()}
 
 

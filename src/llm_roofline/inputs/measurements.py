@@ -153,10 +153,11 @@ def _calibration_row(row: dict[str, str], number: int, where: str) -> Measuremen
     bandwidth_gb_s = cell.number("hw_mem_bw_GBps")
     peak_tflops = cell.number("hw_peak_fp16_TFLOPS")
     params_b = cell.number("params_B")
-    step_tokens = cell.integer("graph_step_tokens", default=1)
-    context_tokens = cell.integer("graph_context_tokens")
+    step_column, context_column = GRAPH_COLUMNS
+    step_tokens = cell.integer(step_column, default=1)
+    context_tokens = cell.integer(context_column)
     if context_tokens is not None and context_tokens <= step_tokens:
-        raise InputError(f"{where}, column 'graph_context_tokens': expected more than graph_step_tokens "
+        raise InputError(f"{where}, column '{context_column}': expected more than {step_column} "
                          f"({step_tokens}): the cache the step attends over holds its own tokens and earlier "
                          f"ones, got {context_tokens}")
     return Measurement(

@@ -415,7 +415,7 @@ def _predict_phase(case: Case, phase: str) -> Prediction:
     measured = case.measured_tokens_per_s(phase)
     assert measured is not None
     tokens = workload.tokens
-    return Prediction(case, phase, measured, tokens / result.totals.time_s,
+    return Prediction(case, phase, measured, result.totals.tokens_per_s,
                       tokens / expected_time_s(cost, params), params, cost, tokens, result.totals.peak_precision)
 
 
