@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -133,6 +134,30 @@ def test_fit_recovers_known_parameters(fusion: str) -> None:
         assert getattr(fitted, name) == pytest.approx(getattr(truth, name), rel=0.02), name
     assert fitted.overhead_per_op_s == pytest.approx(5e-6, rel=0.1)
     assert all(math.isclose(expected_time_s(o.cost, fitted), o.measured_time_s, rel_tol=0.01) for o in observations)
+
+
+def test_a_fit_keeps_the_cost_per_kernel_a_step_pays_whatever_the_fit() -> None:
+    """Steps launched without their engine's graph pay another engine's cost per kernel (an Observation's
+    ``overhead_per_op_s``): the fit prices them at it, as the prediction does, and recovers the engine's own
+    figures from the rest; read as the engine's own launches, the same measurements give another figure."""
+    truth = EfficiencyParams(bandwidth_efficiency=0.8, compute_efficiency=0.6, dequant_compute_factor=1.0,
+                             overhead_per_op_s=2e-6, overhead_per_step_s=0.0)
+    ungraphed_s = 1e-5
+    observations = []
+    for model in ("llama-2-7b", "llama-3.2-1b", "qwen2.5-0.5b"):
+        spec = load_model(model)
+        for phase, batch in (("prefill", 1), ("decode", 1), ("decode", 8)):
+            result = analyze(model, "nvidia-rtx-4090", phase=phase, seq_len=256, batch=batch, weights="q4_0")
+            cost = step_cost(result.ops, result.workload.weight_scheme(spec), result.workload.activation_format,
+                             spec.tied_embeddings)
+            fixed = None if phase == "decode" and batch == 1 else ungraphed_s
+            paid = truth if fixed is None else replace(truth, overhead_per_op_s=fixed)
+            observations.append(Observation(cost, expected_time_s(cost, paid), fixed))
+    fitted = fit_params(observations)
+    assert fitted.overhead_per_op_s == pytest.approx(2e-6, rel=0.1)
+    assert fitted.bandwidth_efficiency == pytest.approx(0.8, rel=0.02)
+    unaware = fit_params([Observation(o.cost, o.measured_time_s) for o in observations])
+    assert unaware.overhead_per_op_s > 2 * fitted.overhead_per_op_s
 
 
 def test_a_prior_holds_what_the_data_cannot_tell() -> None:

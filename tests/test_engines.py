@@ -14,7 +14,7 @@ import pytest
 from llm_roofline import analyze
 from llm_roofline.core import ops
 from llm_roofline.core.efficiency import engine_params, expected_time_s, params_for, step_cost
-from llm_roofline.core.engines import FUSED_KINDS, FUSION_LEVELS, engine_for, engines, kernel_flags
+from llm_roofline.core.engines import FUSED_KINDS, FUSION_LEVELS, engine_for, engines, engines_from, kernel_flags
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.transformer import Workload
@@ -57,6 +57,8 @@ def npu_with_fp16() -> HardwareSpec:
     ("qwen3-8b", "apple-m2-gpu", "mlx", Workload(phase="prefill", seq_len=512, weights="q4_k_m")),
     ("llama-3.2-1b", "test-npu", "qnn", Workload(weights="int4")),
     ("lfm2-1.2b", "qualcomm-snapdragon-8-elite-cpu", "llama.cpp-cpu", Workload(weights="q4_k_m")),
+    ("llama-3.1-8b", "nvidia-rtx-4090", "llama.cpp-cuda", Workload(batch=8, weights="q4_0")),  # no CUDA graph
+    ("llama-2-7b", "nvidia-dgx-spark", "llama.cpp-cuda", Workload(phase="prefill", seq_len=512, weights="q4_0")),
 ])
 def test_an_engines_expected_time_is_the_efficiency_models_sum(model: str, device: str, engine: str,
                                                                workload: Workload) -> None:
@@ -65,7 +67,7 @@ def test_an_engines_expected_time_is_the_efficiency_models_sum(model: str, devic
     result = analyze(spec, hardware, named)
     fusion = engines()[engine].fusion
     cost = step_cost(result.ops, named.weight_scheme(spec), named.activation_format, spec.tied_embeddings, fusion)
-    params = params_for(hardware, engine)
+    params = params_for(hardware, engine, named.batch * named.q_len)
     assert result.totals.expected_time_s == pytest.approx(expected_time_s(cost, params), rel=1e-12)
     assert result.totals.time_s == analyze(spec, hardware, workload).totals.time_s  # the bound is the engine's too
     # The operators an elementwise-fusing engine runs inside a neighbour launch nothing: with the same figures,
@@ -85,6 +87,49 @@ def test_an_engines_expected_time_is_the_efficiency_models_sum(model: str, devic
         timeline = generation_timeline(spec, hardware, named, named.seq_len, 3)
         first = analyze(spec, hardware, replace(named, seq_len=named.seq_len)).totals.time_s
         assert timeline.step_time_s[0] == pytest.approx(first, rel=1e-12)
+
+
+def test_a_step_an_engine_does_not_replay_as_a_graph_launches_at_the_ungraphed_cost() -> None:
+    """llama.cpp's CUDA backend replays a step as a CUDA graph only when it computes one position ("disabling
+    CUDA graphs due to batch size > 1", the ggml source cited in engines.toml): a prompt or a batched decode
+    step launches every kernel from the CPU, at the cost per kernel fitted on the 2023 builds, which had no
+    graphs. Only that figure changes; analyze, the sweep and the validation's fit all price it so."""
+    cuda = engines()["llama.cpp-cuda"]
+    assert (cuda.graph_max_tokens, cuda.ungraphed_launches) == (1, "llama.cpp-cuda-2023")
+    assert not cuda.launches_ungraphed(1) and cuda.launches_ungraphed(2)
+    assert all(e.graph_max_tokens is None for name, e in engines().items() if name != "llama.cpp-cuda")
+    own, ungraphed = engine_params("llama.cpp-cuda"), engine_params("llama.cpp-cuda-2023")
+    assert own is not None and ungraphed is not None
+    assert ungraphed.overhead_per_op_s > own.overhead_per_op_s  # launches from the CPU cost more than a replay
+    spark, spec = load_hardware("nvidia-dgx-spark"), load_model("gemma-3-4b")
+    assert params_for(spark, "llama.cpp-cuda") == params_for(spark, "llama.cpp-cuda", 1) == own
+    batched = params_for(spark, "llama.cpp-cuda", 2)
+    assert batched.overhead_per_op_s == ungraphed.overhead_per_op_s
+    assert batched.values()[:3] == own.values()[:3] and "without a graph" in batched.source
+    times = {}
+    for batch in (1, 2, 8):
+        workload = Workload(batch=batch, seq_len=528, weights="q4_0", engine="llama.cpp-cuda")
+        result = analyze(spec, spark, workload)
+        cost = step_cost(result.ops, workload.weight_scheme(spec), workload.activation_format, spec.tied_embeddings)
+        launches = sum(op.count for op in result.ops)
+        paid = own if batch == 1 else batched
+        assert result.totals.expected_time_s == pytest.approx(expected_time_s(cost, paid), rel=1e-12)
+        if batch > 1:
+            assert result.totals.expected_time_s - expected_time_s(cost, own) == pytest.approx(
+                launches * (ungraphed.overhead_per_op_s - own.overhead_per_op_s), rel=1e-9)
+        times[batch] = result.totals.expected_time_s
+    grid = evaluate_grid(spec, [spark], "decode", np.array([1, 2, 8]), np.array([528] * 3), Workload(
+        weights="q4_0").weight_scheme(spec), Workload().activation_format, Workload().kv_format, False,
+        engine="llama.cpp-cuda")
+    assert grid.expected_time_s[0] == pytest.approx([times[1], times[2], times[8]], rel=1e-12)
+    mine = replace(spark, efficiency=own)  # a device's own fitted figures: one cost per kernel for every step
+    assert params_for(mine, "llama.cpp-cuda", 8) == own
+    with pytest.raises(ValueError, match="graph_max_tokens and ungraphed_launches go together"):
+        engines_from({"engine": {"x": {"kinds": ["gpu"], "fusion": "none", "match": [["x"]], "description": "x",
+                                       "source": "https://x", "graph_max_tokens": 1}}})
+    with pytest.raises(ValueError, match="must name an engine of the same kinds that captures no graphs"):
+        engines_from({"engine": {"x": {"kinds": ["gpu"], "fusion": "none", "match": [["x"]], "description": "x",
+                                       "source": "https://x", "graph_max_tokens": 1, "ungraphed_launches": "x"}}})
 
 
 def test_an_engine_that_accumulates_in_fp16_runs_at_that_rate() -> None:

@@ -29,6 +29,11 @@ calibrate`` writes it into a device profile); else, when an engine is named (``W
 defaults of its class — ``HardwareSpec.kind``: gpu, cpu or npu. Both are stored in
 ``data/efficiency.toml`` with the command that produced them.
 
+An engine that replays a step's kernels as a captured graph (llama.cpp's CUDA backend: CUDA graphs)
+does so only for steps of few positions (``graph_max_tokens`` in ``data/engines.toml``: one); a larger
+step launches every kernel from the CPU, at the cost per kernel fitted for an engine that never captures
+graphs (``ungraphed_launches``: llama.cpp's 2023 CUDA builds), ``launch_params``.
+
 The per-operator overhead is paid per **kernel**: an engine whose fusion level is ``elementwise`` (MLX,
 MLC, vLLM, TensorRT-LLM, QNN) runs norms, activations, RoPE and residual adds inside a neighbouring
 kernel, so those operators add their roofline time but launch nothing (``engines.kernel_flags``).
@@ -42,7 +47,7 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -95,17 +100,38 @@ def device_class(hardware: HardwareSpec) -> str:
     return hardware.kind
 
 
-def params_for(hardware: HardwareSpec, engine: str | None = None) -> EfficiencyParams:
+def params_for(hardware: HardwareSpec, engine: str | None = None, step_tokens: int = 1) -> EfficiencyParams:
     """A device's own fitted parameters (a calibrated profile), else the named engine's, else its class's
-    defaults. An engine that does not run on the device's kind is an input error."""
+    defaults. An engine that does not run on the device's kind is an input error. ``step_tokens``: the
+    positions the step computes (batch x new positions), which decide whether an engine that captures
+    graphs replays this step as one (``launch_params``)."""
     if hardware.efficiency is not None:
         return hardware.efficiency
     if engine is not None:
         check_engine_on(engine, hardware.kind, hardware.name)
         fitted = engine_params(engine)
         if fitted is not None:
-            return fitted
+            return launch_params(fitted, engine, step_tokens, engine_params)
     return default_params(device_class(hardware))
+
+
+def launch_params(params: EfficiencyParams, engine: str | None, step_tokens: int,
+                  fitted: Callable[[str], EfficiencyParams | None]) -> EfficiencyParams:
+    """An engine's figures for a step of ``step_tokens`` positions: its own, except that a step it does not
+    replay as a captured graph (more positions than its ``graph_max_tokens``: llama.cpp's CUDA backend
+    disables CUDA graphs above one) launches each kernel from the CPU and pays the cost per kernel of the
+    engine its ``ungraphed_launches`` names, as ``fitted`` (engine name -> figures, or None) gives it; that
+    engine without figures: the engine's own."""
+    spec = None if engine is None else get_engine(engine)
+    if spec is None or spec.ungraphed_launches is None or not spec.launches_ungraphed(step_tokens):
+        return params
+    ungraphed = fitted(spec.ungraphed_launches)
+    if ungraphed is None:
+        return params
+    return replace(params, overhead_per_op_s=ungraphed.overhead_per_op_s,
+                   source=f"{params.source}; {ungraphed.overhead_per_op_s * 1e6:.3g} us per kernel, engine "
+                          f"'{spec.ungraphed_launches}': a step of {step_tokens} positions launches its kernels "
+                          f"without a graph (above {spec.graph_max_tokens})")
 
 
 # --- the formula ------------------------------------------------------------------------------------

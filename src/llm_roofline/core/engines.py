@@ -37,19 +37,42 @@ class Engine(NamedTuple):
     description: str
     source: str
     fp16_accumulate: bool = False  # its fp16 matrix products accumulate in fp16 (HardwareSpec.for_engine)
+    # A step of more tokens than this is not replayed as a captured graph (CUDA graphs): its kernels are
+    # launched one by one from the CPU, each at the cost per kernel of the engine ``ungraphed_launches``
+    # names (one that never captured graphs); None: the engine's own cost per kernel for every step.
+    graph_max_tokens: int | None = None
+    ungraphed_launches: str | None = None
+
+    def launches_ungraphed(self, step_tokens: int) -> bool:
+        """Whether a step of ``step_tokens`` tokens (batch x new positions) launches its kernels from the CPU
+        at ``ungraphed_launches``'s cost per kernel instead of replaying a graph."""
+        return self.graph_max_tokens is not None and step_tokens > self.graph_max_tokens
 
 
 @functools.cache
 def engines() -> dict[str, Engine]:
     """The engines of ``data/engines.toml``, by name."""
-    data: dict[str, Any] = tomllib.loads(resources.files("llm_roofline").joinpath("data/engines.toml").read_text())
+    return engines_from(tomllib.loads(resources.files("llm_roofline").joinpath("data/engines.toml").read_text()))
+
+
+def engines_from(data: dict[str, Any]) -> dict[str, Engine]:
+    """The engines of a parsed engines file, checked (a malformed entry: ValueError naming it)."""
     found = {}
     for name, entry in data.get("engine", {}).items():
         engine = Engine(name, tuple(entry["kinds"]), entry["fusion"], tuple(tuple(m) for m in entry["match"]),
-                        entry["description"], entry["source"], bool(entry.get("fp16_accumulate", False)))
+                        entry["description"], entry["source"], bool(entry.get("fp16_accumulate", False)),
+                        entry.get("graph_max_tokens"), entry.get("ungraphed_launches"))
         if engine.fusion not in FUSION_LEVELS:
             raise ValueError(f"data/engines.toml: {name}: fusion {engine.fusion!r} is not one of {FUSION_LEVELS}")
+        if (engine.graph_max_tokens is None) != (engine.ungraphed_launches is None):
+            raise ValueError(f"data/engines.toml: {name}: graph_max_tokens and ungraphed_launches go together")
         found[name] = engine
+    for engine in found.values():
+        target = found.get(engine.ungraphed_launches or "")
+        if engine.ungraphed_launches is not None and (target is None or target.graph_max_tokens is not None
+                                                      or target.kinds != engine.kinds):
+            raise ValueError(f"data/engines.toml: {engine.name}: ungraphed_launches must name an engine of the same "
+                             f"kinds that captures no graphs, got {engine.ungraphed_launches!r}")
     return found
 
 

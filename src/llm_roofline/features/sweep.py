@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes, plan_kernels
-from llm_roofline.core.engines import check_engine_on, engine_device, fusion_of
+from llm_roofline.core.engines import check_engine_on, engine_device, fusion_of, get_engine
 from llm_roofline.core.errors import InputError, one_of, shown
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
@@ -201,6 +201,9 @@ class _Pricing(NamedTuple):
     footprint: Callable[[np.ndarray, np.ndarray], tuple[float, Array, Array, Array]]  # (batch, context) -> memory
     kernels: np.ndarray  # per operator: efficiency.plan_kernels under the engine's fusion
     groups: dict[tuple[tuple[bool, bool], ...], tuple[_Group, ...]]  # memo of ``_groups``
+    # An engine that replays only steps of at most this many positions as a captured graph, and what a larger
+    # step's launches add per device, (devices, 1) seconds (efficiency.launch_params); None: every step alike.
+    ungraphed: tuple[int, np.ndarray] | None = None
 
 
 class _Group(NamedTuple):
@@ -264,6 +267,14 @@ def _pricing(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, weig
     seen = [engine_device(d, engine) for d in devices]  # an engine accumulating in fp16: that rate (engines.toml)
     ceilings = np.array([[d.peak_for(precision)[1] for d in seen] for precision in plan.unique_maths])
     params = [params_for(d, engine) for d in devices]
+    kernels = plan_kernels(plan, fusion_of(engine))
+    graph_max_tokens = None if engine is None else get_engine(engine).graph_max_tokens
+    ungraphed = None
+    if graph_max_tokens is not None:  # a larger step pays another cost per kernel: that difference x its kernels
+        launches = float(plan.instance_weights.dot(kernels))
+        ungraphed = (graph_max_tokens, np.array([[(params_for(d, engine, graph_max_tokens + 1).overhead_per_op_s
+                                                    - p.overhead_per_op_s) * launches]
+                                                  for d, p in zip(devices, params, strict=True)]))
     with_step, without_step = ([column[:, None] for column in np.array([p.values() for p in ps]).T]
                                for ps in (params, [replace(p, overhead_per_step_s=0.0) for p in params]))
 
@@ -278,8 +289,9 @@ def _pricing(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, weig
         efficiency=(with_step, without_step),
         ridge=np.array([[d.peak_for(step_math(activations, weights))[1] / d.memory_bytes_per_s] for d in seen]),
         footprint=footprint,
-        kernels=plan_kernels(plan, fusion_of(engine)),
+        kernels=kernels,
         groups={},
+        ungraphed=ungraphed,
     )
 
 
@@ -413,6 +425,9 @@ def _price(pricing: _Pricing, points: _Points) -> GridResult:
         stored, *rectangle = pricing.footprint(batch, past_len + q_len)
         for target, value in zip((kv, act, total), rectangle, strict=True):
             np.copyto(target[where].reshape(rows, columns), value)
+    if pricing.ungraphed is not None:
+        graph_max_tokens, launches_s = pricing.ungraphed
+        expected_s += launches_s * (tokens > graph_max_tokens)[None, :]
     return GridResult(
         plan=pricing.plan,
         flops=flops,

@@ -19,16 +19,19 @@ from llm_roofline.core.hardware import BOUNDS, PARAMETERS, EfficiencyParams
 
 
 class Observation(NamedTuple):
-    """A measured step: its cost under the roofline and the time it took."""
+    """A measured step: its cost under the roofline and the time it took; ``overhead_per_op_s``: the cost per
+    kernel the step pays whatever the fitted one (a step an engine launches without its graph, at another
+    engine's cost: ``efficiency.launch_params``), None: the fitted one."""
 
     cost: StepCost
     measured_time_s: float
+    overhead_per_op_s: float | None = None
 
 
 class _Stacked:
     """Many steps' operators in flat arrays, so a fit evaluates many candidates at once."""
 
-    def __init__(self, costs: Sequence[StepCost]) -> None:
+    def __init__(self, costs: Sequence[StepCost], per_op_s: Sequence[float | None] = ()) -> None:
         self.counts = np.concatenate([np.asarray(c.counts, dtype=float) for c in costs])
         self.compute = np.concatenate([np.asarray(c.compute_time_s, dtype=float) for c in costs])
         self.memory = np.concatenate([np.asarray(c.memory_time_s, dtype=float) for c in costs])
@@ -37,10 +40,17 @@ class _Stacked:
         self.kernels = np.concatenate([np.asarray(c.kernels if len(c.kernels) else np.ones(len(c.counts)), dtype=float)
                                        for c in costs])
         self.starts = np.cumsum([0] + [len(c.counts) for c in costs[:-1]])
+        # per operator, the cost per kernel its step pays whatever the candidate's (NaN: the candidate's)
+        fixed = [np.nan if value is None else value for value in per_op_s] or [np.nan] * len(costs)
+        self.fixed_per_op = np.repeat(np.array(fixed, dtype=float), [len(c.counts) for c in costs])
+        self.has_fixed = bool(np.isfinite(self.fixed_per_op).any())
 
     def expected_times_s(self, candidates: np.ndarray) -> np.ndarray:
         """candidates (k, 5) -> expected step times (k, steps), through ``op_time_s``."""
         columns = [candidates[:, i:i + 1] for i in range(candidates.shape[1])]
+        if self.has_fixed:
+            fixed = np.isfinite(self.fixed_per_op)[None, :]
+            columns[3] = np.where(fixed, np.nan_to_num(self.fixed_per_op)[None, :], columns[3])
         per_op = op_time_s(self.compute[None, :], self.memory[None, :], self.dequantizes[None, :], columns,
                            self.kernels[None, :])
         times_s: np.ndarray = np.add.reduceat(per_op * self.counts[None, :], self.starts, axis=1) + columns[4]
@@ -66,7 +76,7 @@ def fit_params(observations: Sequence[Observation], prior: EfficiencyParams | No
     """
     if not observations:
         raise InputError("nothing to fit: no measurement could be predicted")
-    stacked = _Stacked([o.cost for o in observations])
+    stacked = _Stacked([o.cost for o in observations], [o.overhead_per_op_s for o in observations])
     measured = np.log([o.measured_time_s for o in observations])
     names = list(PARAMETERS)
     prior_at = None if prior is None else _prior_coordinates(np.array([prior.values()]), names)

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from llm_roofline.core import limits
-from llm_roofline.core.efficiency import StepCost, expected_time_s, params_for, step_cost
-from llm_roofline.core.engines import engine_for, fusion_of
+from llm_roofline.core.efficiency import StepCost, expected_time_s, launch_params, params_for, step_cost
+from llm_roofline.core.engines import engine_for, fusion_of, get_engine
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, get_format
 from llm_roofline.core.hardware import KINDS, EfficiencyParams, HardwareSpec
@@ -358,8 +358,16 @@ class Prediction:
     def backend(self) -> str:
         return self.case.measurement.backend
 
-    def observation(self) -> Observation:
-        return Observation(self.cost, self.tokens / self.measured_tokens_per_s)
+    @property
+    def step_positions(self) -> int:
+        """The positions the step computes, batch x new positions (what decides whether an engine replays it
+        as a captured graph: ``efficiency.launch_params``)."""
+        workload = self.case.workload(self.phase)
+        return workload.batch * workload.q_len
+
+    def observation(self, overhead_per_op_s: float | None = None) -> Observation:
+        """The measured step for a fit; ``overhead_per_op_s``: a cost per kernel it pays whatever the fit's."""
+        return Observation(self.cost, self.tokens / self.measured_tokens_per_s, overhead_per_op_s)
 
     def with_params(self, params: EfficiencyParams) -> Prediction:
         """The same prediction under other efficiency parameters."""
@@ -411,7 +419,7 @@ def _predict_phase(case: Case, phase: str) -> Prediction:
     workload = result.workload
     cost = step_cost(result.ops, workload.weight_scheme(case.model), workload.activation_format,
                      case.model.tied_embeddings, fusion_of(case.engine))
-    params = params_for(case.hardware, case.engine)
+    params = params_for(case.hardware, case.engine, workload.batch * workload.q_len)
     measured = case.measured_tokens_per_s(phase)
     assert measured is not None
     tokens = workload.tokens
@@ -564,10 +572,12 @@ class FittedDefaults(NamedTuple):
     classes: dict[str, EfficiencyParams]
     engines: dict[str, EfficiencyParams]
 
-    def params(self, case: Case) -> EfficiencyParams:
-        """The figures a measured row is predicted with: its engine's when fitted, else its class's."""
+    def params(self, case: Case, step_positions: int = 1) -> EfficiencyParams:
+        """The figures a measured step is predicted with: its engine's when fitted (with the cost per kernel of
+        launches without a graph where the engine does not replay a step of ``step_positions`` as one:
+        ``efficiency.launch_params``), else its class's."""
         if case.engine is not None and case.engine in self.engines:
-            return self.engines[case.engine]
+            return launch_params(self.engines[case.engine], case.engine, step_positions, self.engines.get)
         return self.classes[case.hardware.kind]
 
 
@@ -576,16 +586,22 @@ def fit_defaults(predictions: Sequence[Prediction], description: str = "") -> Fi
     measured steps fitted on its own rows, its class's figures as the prior (a parameter its rows say little
     about stays near the class's)."""
     classes = fit_class_defaults(predictions, description)
-    engines = {}
-    for name in sorted({p.case.engine for p in predictions if p.case.engine is not None}):
+    engines: dict[str, EfficiencyParams] = {}
+    names = sorted({p.case.engine for p in predictions if p.case.engine is not None})
+    # an engine that launches some steps at another engine's cost per kernel is fitted after that engine
+    for name in sorted(names, key=lambda n: get_engine(n).ungraphed_launches is not None):
         own = [p for p in predictions if p.case.engine == name]
         kinds = sorted({p.case.hardware.kind for p in own})
         if len(own) < MIN_ENGINE_OBSERVATIONS or len(kinds) != 1:
             continue
-        engines[name] = fit_params([p.observation() for p in own], prior=classes[kinds[0]],
+        engine = get_engine(name)
+        ungraphed = engines.get(engine.ungraphed_launches) if engine.ungraphed_launches is not None else None
+        observations = [p.observation(ungraphed.overhead_per_op_s if ungraphed is not None and
+                                      engine.launches_ungraphed(p.step_positions) else None) for p in own]
+        engines[name] = fit_params(observations, prior=classes[kinds[0]],
                                    source=f"fit of engine {name}: {_counts(own)}{description}; prior: the "
                                           f"{kinds[0]} class")
-    return FittedDefaults(classes, engines)
+    return FittedDefaults(classes, dict(sorted(engines.items())))
 
 
 def _counts(predictions: Sequence[Prediction]) -> str:
@@ -620,7 +636,7 @@ def cross_validate(predictions: Sequence[Prediction], by: str = "family") -> tup
         if not train:
             raise InputError(f"cross-validation needs at least two {by} groups; the file has only '{group}'")
         fitted = fit_defaults(train, description=f", leaving out {by} '{group}'")
-        held_out += [p.with_params(fitted.params(p.case)) for p in test]
+        held_out += [p.with_params(fitted.params(p.case, p.step_positions)) for p in test]
         folds[group] = {"n": len(test), "params": {kind: fitted.classes[kind].to_dict()
                                                    for kind in sorted({p.case.hardware.kind for p in test})},
                         "engines": {name: fitted.engines[name].to_dict()
