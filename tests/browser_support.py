@@ -7,6 +7,7 @@ Skipped when Chromium or Playwright is absent outside CI (``conftest``); .ci/run
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,15 @@ class Page:
         return int(self.page.locator("body").get_attribute(f"data-{kind}") or 0)
 
     def wait(self, kind: str, after: int) -> None:
-        # A selector, not a script: the page's Content-Security-Policy forbids evaluating strings.
-        self.page.wait_for_selector(f'body[data-{kind}="{after + 1}"]', state="attached")
+        """Until the page has drawn ``kind`` more than ``after`` times. Read through the locator, not a script
+        (the page's Content-Security-Policy forbids evaluating strings), and compared as a number: a page that
+        draws twice between two looks has drawn, where a selector for exactly ``after + 1`` would wait on."""
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while (drawn := self.count(kind)) <= after:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the page drew {kind} {drawn} times in {TIMEOUT_MS} ms; waited for more "
+                                     f"than {after}")
+            self.page.wait_for_timeout(20)
 
     def updates(self) -> int:
         return self.count("updates")
