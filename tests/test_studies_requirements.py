@@ -142,3 +142,21 @@ def test_exercise_2_7_scaling_7b_to_70b() -> None:
     assert small.arithmetic_intensity == pytest.approx(1.0) and big.arithmetic_intensity == pytest.approx(1.0)
     assert big.time_per_token_s == pytest.approx(10 * small.time_per_token_s, rel=1e-3)
     assert big.bytes_per_s_for_target == pytest.approx(1.4e12)  # 140 GB per 100 ms
+
+
+def test_the_studies_price_a_named_engines_ceilings_as_analyze_does() -> None:
+    """llama.cpp's CUDA engine accumulates fp16 products in fp16, at twice an RTX 4090's fp32-accumulate fp16
+    figure (engines.toml, HardwareSpec.for_engine): a study's step with that engine named is analyze's step,
+    not the device's plain roofline (a compute-bound batch of 1024 runs twice as fast)."""
+    from llm_roofline import analyze
+
+    gpu = load_hardware("nvidia-rtx-4090")
+    plain = Workload(batch=1024, seq_len=16, weights="fp16")
+    named = replace(plain, engine="llama.cpp-cuda")
+    assert step_time_s(LLAMA, gpu, named) == pytest.approx(analyze(LLAMA, gpu, named).totals.time_s, rel=1e-9)
+    assert step_time_s(LLAMA, gpu, plain) == pytest.approx(analyze(LLAMA, gpu, plain).totals.time_s, rel=1e-9)
+    assert step_time_s(LLAMA, gpu, named) < 0.6 * step_time_s(LLAMA, gpu, plain)
+    need = required_bandwidth(LLAMA, named, 10, gpu)
+    assert need.hardware_tokens_per_s == pytest.approx(1 / step_time_s(LLAMA, gpu, named), rel=1e-9)
+    scaling = model_scaling([LLAMA], gpu, named, formats=("fp16",))[0]
+    assert scaling.time_per_token_s == pytest.approx(step_time_s(LLAMA, gpu, replace(named, batch=1024)), rel=1e-9)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from llm_roofline.core import limits, ops
+from llm_roofline.core.engines import engine_device
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, get_format
 from llm_roofline.core.hardware import HardwareSpec
@@ -82,7 +83,7 @@ def resident_bytes(subject: Subject, workload: Workload, batch: int | None = Non
 
 def step_time_s(subject: Subject, hardware: HardwareSpec, workload: Workload, batch: int | None = None,
                 q_len: int = 1) -> float:
-    return step_sums(decode_ops(subject, workload, batch, q_len), hardware).time_s
+    return step_sums(decode_ops(subject, workload, batch, q_len), engine_device(hardware, workload.engine)).time_s
 
 
 def bandwidth_for_time(operators: Sequence[Op[Scalar]], hardware: HardwareSpec | None, time_s: float) -> float:
@@ -146,8 +147,9 @@ def required_bandwidth(subject: Subject, workload: Workload, tokens_per_s: float
     operators = decode_ops(subject, workload)
     moved = sum(op.cost.bytes * op.instances for op in operators)
     flops = sum(op.cost.flops * op.instances for op in operators)
-    roofline = None if hardware is None else bandwidth_for_time(operators, hardware, step_s)
-    on_device = None if hardware is None else step_sums(operators, hardware).time_s
+    seen = None if hardware is None else engine_device(hardware, workload.engine)  # its engine's ceilings, as analyze
+    roofline = None if seen is None else bandwidth_for_time(operators, seen, step_s)
+    on_device = None if seen is None else step_sums(operators, seen).time_s
     return BandwidthRequirement(
         model=subject.name, weights=workload.weights_label, batch=workload.batch,
         seq_len=workload.seq_len if isinstance(subject, ModelSpec) else 0, tokens_per_s=tokens_per_s,
@@ -236,7 +238,7 @@ def speculative_options(subject: Subject, hardware: HardwareSpec, workload: Work
 
 def _verdict(subject: Subject, hardware: HardwareSpec, workload: Workload, target_s: float) -> FormatVerdict:
     operators = decode_ops(subject, workload)
-    time_s = step_sums(operators, hardware).time_s
+    time_s = step_sums(operators, engine_device(hardware, workload.engine)).time_s
     memory = resident_bytes(subject, workload)
     weights = (float(operators[0].cost.weight_bytes) if isinstance(subject, ParamsOnly)
                else weight_storage_bytes(subject, workload.weight_scheme(subject), workload.activation_format))
@@ -371,7 +373,7 @@ def model_scaling(subjects: Sequence[Subject], hardware: HardwareSpec, workload:
         for fmt in formats:
             decode = replace(workload, phase="decode", weights=fmt)
             operators = decode_ops(subject, decode)
-            sums = step_sums(operators, hardware)
+            sums = step_sums(operators, engine_device(hardware, workload.engine))
             memory = resident_bytes(subject, decode)
             weights = (float(operators[0].cost.weight_bytes) if isinstance(subject, ParamsOnly)
                        else weight_storage_bytes(subject, decode.weight_scheme(subject), decode.activation_format))
