@@ -32,7 +32,7 @@ defaults of its class — ``HardwareSpec.kind``: gpu, cpu or npu. Both are store
 An engine that replays a step's kernels as a captured graph (llama.cpp's CUDA backend: CUDA graphs)
 does so only for steps of few positions (``graph_max_tokens`` in ``data/engines.toml``: one); a larger
 step launches every kernel from the CPU, at the cost per kernel fitted for an engine that never captures
-graphs (``ungraphed_launches``: llama.cpp's 2023 CUDA builds), ``launch_params``.
+graphs (``ungraphed_launches``: llama.cpp's 2023 CUDA builds), ``launch_overhead_s``.
 
 The per-operator overhead is paid per **kernel**: an engine whose fusion level is ``elementwise`` (MLX,
 MLC, vLLM, TensorRT-LLM, QNN) runs norms, activations, RoPE and residual adds inside a neighbouring
@@ -117,21 +117,29 @@ def params_for(hardware: HardwareSpec, engine: str | None = None, step_tokens: i
 
 def launch_params(params: EfficiencyParams, engine: str | None, step_tokens: int,
                   fitted: Callable[[str], EfficiencyParams | None]) -> EfficiencyParams:
-    """An engine's figures for a step of ``step_tokens`` positions: its own, except that a step it does not
-    replay as a captured graph (more positions than its ``graph_max_tokens``: llama.cpp's CUDA backend
-    disables CUDA graphs above one) launches each kernel from the CPU and pays the cost per kernel of the
-    engine its ``ungraphed_launches`` names, as ``fitted`` (engine name -> figures, or None) gives it; that
-    engine without figures: the engine's own."""
+    """An engine's figures ``params`` for a step of ``step_tokens`` positions: as they are, or with the cost per
+    kernel ``launch_overhead_s`` gives where the step launches its kernels without a graph."""
+    per_op = launch_overhead_s(engine, step_tokens, fitted)
+    if engine is None or per_op is None:
+        return params
+    return replace(params, overhead_per_op_s=per_op,
+                   source=f"{params.source}; {per_op * 1e6:.3g} us per kernel, engine "
+                          f"'{get_engine(engine).ungraphed_launches}': a step of {step_tokens} positions launches its "
+                          f"kernels without a graph")
+
+
+def launch_overhead_s(engine: str | None, step_tokens: int,
+                      fitted: Callable[[str], EfficiencyParams | None]) -> float | None:
+    """The cost per kernel a step of ``step_tokens`` positions pays whatever the engine's own figure, or None
+    (its own). An engine that replays steps as captured graphs does so only up to its ``graph_max_tokens``
+    (llama.cpp's CUDA backend disables CUDA graphs above one position); a larger step launches each kernel
+    from the CPU, at the cost per kernel of the engine its ``ungraphed_launches`` names, as ``fitted`` (engine
+    name -> figures, or None) gives it; that engine without figures: None."""
     spec = None if engine is None else get_engine(engine)
     if spec is None or spec.ungraphed_launches is None or not spec.launches_ungraphed(step_tokens):
-        return params
+        return None
     ungraphed = fitted(spec.ungraphed_launches)
-    if ungraphed is None:
-        return params
-    return replace(params, overhead_per_op_s=ungraphed.overhead_per_op_s,
-                   source=f"{params.source}; {ungraphed.overhead_per_op_s * 1e6:.3g} us per kernel, engine "
-                          f"'{spec.ungraphed_launches}': a step of {step_tokens} positions launches its kernels "
-                          f"without a graph (above {spec.graph_max_tokens})")
+    return None if ungraphed is None else ungraphed.overhead_per_op_s
 
 
 # --- the formula ------------------------------------------------------------------------------------

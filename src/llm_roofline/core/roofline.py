@@ -353,8 +353,7 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
     ceilings = engine_device(hardware, workload.engine)  # an engine accumulating in fp16: that rate (engines.toml)
     peaks, precisions = _ceilings(ceilings, plan.unique_maths)
     bandwidth = hardware.memory_bytes_per_s
-    eta_m, eta_c, dequant, per_op, per_step = params_for(hardware, workload.engine,
-                                                         workload.batch * workload.q_len).values()
+    eta_m, eta_c, dequant, per_op, per_step = params_for(hardware, workload.engine, workload.step_positions).values()
     fusion = fusion_of(workload.engine)
     (flops, weight, act_read, act_write, kv_read, kv_write, moved), time_s, compute_bound_time, operators_s = (
         _step_function(plan, False, fusion)(counts, peaks, precisions, bandwidth, eta_m, eta_c, dequant, per_op))

@@ -199,6 +199,13 @@ class Workload:
         return self.batch * (1 if self.fixed_graph else self.q_len)
 
     @property
+    def step_positions(self) -> int:
+        """Positions the step computes, batch x new positions per sequence (a fixed-shape graph's padding
+        included): what decides whether an engine replays the step as a captured graph
+        (``efficiency.launch_overhead_s``)."""
+        return self.batch * self.q_len
+
+    @property
     def weights_label(self) -> str:
         """The weights' name in outputs: a mix's or scheme's name, else the format's."""
         return weights_label(self.weights)

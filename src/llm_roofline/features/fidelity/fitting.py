@@ -21,7 +21,7 @@ from llm_roofline.core.hardware import BOUNDS, PARAMETERS, EfficiencyParams
 class Observation(NamedTuple):
     """A measured step: its cost under the roofline and the time it took; ``overhead_per_op_s``: the cost per
     kernel the step pays whatever the fitted one (a step an engine launches without its graph, at another
-    engine's cost: ``efficiency.launch_params``), None: the fitted one."""
+    engine's cost: ``efficiency.launch_overhead_s``), None: the fitted one."""
 
     cost: StepCost
     measured_time_s: float

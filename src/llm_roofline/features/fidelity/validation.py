@@ -41,7 +41,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from llm_roofline.core import limits
-from llm_roofline.core.efficiency import StepCost, expected_time_s, launch_params, params_for, step_cost
+from llm_roofline.core.efficiency import (
+    StepCost,
+    expected_time_s,
+    launch_overhead_s,
+    launch_params,
+    params_for,
+    step_cost,
+)
 from llm_roofline.core.engines import engine_for, fusion_of, get_engine
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.formats import NumberFormat, get_format
@@ -360,10 +367,8 @@ class Prediction:
 
     @property
     def step_positions(self) -> int:
-        """The positions the step computes, batch x new positions (what decides whether an engine replays it
-        as a captured graph: ``efficiency.launch_params``)."""
-        workload = self.case.workload(self.phase)
-        return workload.batch * workload.q_len
+        """``Workload.step_positions`` of the step measured."""
+        return self.case.workload(self.phase).step_positions
 
     def observation(self, overhead_per_op_s: float | None = None) -> Observation:
         """The measured step for a fit; ``overhead_per_op_s``: a cost per kernel it pays whatever the fit's."""
@@ -419,7 +424,7 @@ def _predict_phase(case: Case, phase: str) -> Prediction:
     workload = result.workload
     cost = step_cost(result.ops, workload.weight_scheme(case.model), workload.activation_format,
                      case.model.tied_embeddings, fusion_of(case.engine))
-    params = params_for(case.hardware, case.engine, workload.batch * workload.q_len)
+    params = params_for(case.hardware, case.engine, workload.step_positions)
     measured = case.measured_tokens_per_s(phase)
     assert measured is not None
     tokens = workload.tokens
@@ -594,10 +599,7 @@ def fit_defaults(predictions: Sequence[Prediction], description: str = "") -> Fi
         kinds = sorted({p.case.hardware.kind for p in own})
         if len(own) < MIN_ENGINE_OBSERVATIONS or len(kinds) != 1:
             continue
-        engine = get_engine(name)
-        ungraphed = engines.get(engine.ungraphed_launches) if engine.ungraphed_launches is not None else None
-        observations = [p.observation(ungraphed.overhead_per_op_s if ungraphed is not None and
-                                      engine.launches_ungraphed(p.step_positions) else None) for p in own]
+        observations = [p.observation(launch_overhead_s(name, p.step_positions, engines.get)) for p in own]
         engines[name] = fit_params(observations, prior=classes[kinds[0]],
                                    source=f"fit of engine {name}: {_counts(own)}{description}; prior: the "
                                           f"{kinds[0]} class")
