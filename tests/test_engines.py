@@ -17,7 +17,7 @@ from llm_roofline.core.efficiency import engine_params, expected_time_s, params_
 from llm_roofline.core.engines import FUSED_KINDS, FUSION_LEVELS, engine_for, engines, engines_from, kernel_flags
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
-from llm_roofline.core.transformer import Workload
+from llm_roofline.core.transformer import Workload, attended_past_len
 from llm_roofline.faces.cli.main import main
 from llm_roofline.features.studies.timeline import generation_timeline
 from llm_roofline.features.sweep import evaluate_grid
@@ -69,7 +69,11 @@ def test_an_engines_expected_time_is_the_efficiency_models_sum(model: str, devic
     cost = step_cost(result.ops, named.weight_scheme(spec), named.activation_format, spec.tied_embeddings, fusion)
     params = params_for(hardware, engine, named.batch * named.q_len)
     assert result.totals.expected_time_s == pytest.approx(expected_time_s(cost, params), rel=1e-12)
-    assert result.totals.time_s == analyze(spec, hardware, workload).totals.time_s  # the bound is the engine's too
+    # The bound is the engine's too: the same step, its cache read padded as the engine pads it (llama.cpp: 256).
+    padding = engines()[engine].kv_padding
+    same = workload if padding is None or workload.phase == "prefill" else replace(
+        workload, seq_len=attended_past_len(1, workload.seq_len, padding))
+    assert result.totals.time_s == analyze(spec, hardware, same).totals.time_s
     # The operators an elementwise-fusing engine runs inside a neighbour launch nothing: with the same figures,
     # the expected time is lower by the per-kernel cost of each of their instances.
     if fusion == "elementwise":
@@ -130,6 +134,39 @@ def test_a_step_an_engine_does_not_replay_as_a_graph_launches_at_the_ungraphed_c
     with pytest.raises(ValueError, match="must name an engine of the same kinds that captures no graphs"):
         engines_from({"engine": {"x": {"kinds": ["gpu"], "fusion": "none", "match": [["x"]], "description": "x",
                                        "source": "https://x", "graph_max_tokens": 1, "ungraphed_launches": "x"}}})
+
+
+def test_llama_cpp_attends_over_its_cache_padded_to_256_positions() -> None:
+    """llama.cpp's attention reads n_kv = max(256, the cache's used cells rounded up to 256) positions
+    (llama_kv_cache::get_n_kv, cited in engines.toml): the padding is masked but read and scored. A decode step
+    at 528 cached positions reads 768; analyze, the sweep and the studies' steps price the same padded step."""
+    from llm_roofline.core.transformer import step_ops
+
+    assert {name for name, e in engines().items() if e.kv_padding == 256} == {
+        "llama.cpp-cuda", "llama.cpp-metal", "llama.cpp-gpu", "llama.cpp-cpu"}
+    assert all(e.kv_padding is None for name, e in engines().items() if not name.startswith("llama.cpp-")
+               or name == "llama.cpp-cuda-2023")
+    assert attended_past_len(1, 527, 256) == 767 and attended_past_len(1, 527, None) == 527
+    assert attended_past_len(1, 0, 256) == 255  # the first token reads 256 positions
+    assert attended_past_len(512, 0, 256) == 0 and attended_past_len(494, 0, 256) == 18  # a prompt: 512 keys
+    assert attended_past_len(np.array([1, 1]), np.array([255, 256]), 256).tolist() == [255, 511]
+    spec, gpu = load_model("llama-2-7b"), load_hardware("nvidia-rtx-4090")
+    plain = Workload(seq_len=527, weights="q4_0")
+    padded = replace(plain, engine="llama.cpp-cuda")
+    per_position = 2 * 32 * 4096 * 2  # K and V, 32 layers, 4096 wide, fp16 bytes
+    assert analyze(spec, gpu, plain).totals.kv_read_bytes == pytest.approx(528 * per_position)
+    assert analyze(spec, gpu, padded).totals.kv_read_bytes == pytest.approx(768 * per_position)
+    assert analyze(spec, gpu, replace(plain, engine="llama.cpp-cuda-2023")).totals.kv_read_bytes == pytest.approx(
+        528 * per_position)
+    assert sum(op.cost.kv_read_bytes * op.instances for op in step_ops(spec, padded)) == pytest.approx(
+        768 * per_position)
+    grid = evaluate_grid(spec, [gpu], "decode", np.array([1, 1]), np.array([527, 767]), plain.weight_scheme(spec),
+                         plain.activation_format, plain.kv_format, False, engine="llama.cpp-cuda")
+    assert grid.time_s[0, 0] == pytest.approx(grid.time_s[0, 1], rel=1e-12)  # 528 and 768 positions: one padding
+    assert grid.time_s[0, 0] == pytest.approx(analyze(spec, gpu, padded).totals.time_s, rel=1e-12)
+    with pytest.raises(ValueError, match="kv_padding must be a positive number of positions"):
+        engines_from({"engine": {"x": {"kinds": ["gpu"], "fusion": "none", "match": [["x"]], "description": "x",
+                                       "source": "https://x", "kv_padding": 0}}})
 
 
 def test_an_engine_that_accumulates_in_fp16_runs_at_that_rate() -> None:

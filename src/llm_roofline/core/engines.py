@@ -42,6 +42,9 @@ class Engine(NamedTuple):
     # names (one that never captured graphs); None: the engine's own cost per kernel for every step.
     graph_max_tokens: int | None = None
     ungraphed_launches: str | None = None
+    # The cache a step attends over is padded to a multiple of this many positions (llama.cpp: 256), the
+    # padding masked but read and scored; None: the positions cached and new, exactly.
+    kv_padding: int | None = None
 
     def launches_ungraphed(self, step_tokens: int) -> bool:
         """Whether a step of ``step_tokens`` tokens (batch x new positions) launches its kernels from the CPU
@@ -61,9 +64,11 @@ def engines_from(data: dict[str, Any]) -> dict[str, Engine]:
     for name, entry in data.get("engine", {}).items():
         engine = Engine(name, tuple(entry["kinds"]), entry["fusion"], tuple(tuple(m) for m in entry["match"]),
                         entry["description"], entry["source"], bool(entry.get("fp16_accumulate", False)),
-                        entry.get("graph_max_tokens"), entry.get("ungraphed_launches"))
+                        entry.get("graph_max_tokens"), entry.get("ungraphed_launches"), entry.get("kv_padding"))
         if engine.fusion not in FUSION_LEVELS:
             raise ValueError(f"data/engines.toml: {name}: fusion {engine.fusion!r} is not one of {FUSION_LEVELS}")
+        if engine.kv_padding is not None and (not isinstance(engine.kv_padding, int) or engine.kv_padding < 1):
+            raise ValueError(f"data/engines.toml: {name}: kv_padding must be a positive number of positions")
         if (engine.graph_max_tokens is None) != (engine.ungraphed_launches is None):
             raise ValueError(f"data/engines.toml: {name}: graph_max_tokens and ungraphed_launches go together")
         found[name] = engine
@@ -105,6 +110,11 @@ def check_engine_on(name: str, device_kind: str, device: str) -> Engine:
 def engine_device(hardware: HardwareSpec, name: str | None) -> HardwareSpec:
     """The device as the engine's matrix products see it (``HardwareSpec.for_engine``); no engine: itself."""
     return hardware if name is None else hardware.for_engine(get_engine(name).fp16_accumulate)
+
+
+def kv_padding_of(name: str | None) -> int | None:
+    """The positions an engine pads the cache a step attends over to a multiple of; no engine named: None."""
+    return None if name is None else get_engine(name).kv_padding
 
 
 def fusion_of(name: str | None) -> str:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, overload
 
 from llm_roofline.core import compiled
 from llm_roofline.core.efficiency import dequantizes, params_for
-from llm_roofline.core.engines import engine_device, fusion_of, kernel_flags
+from llm_roofline.core.engines import engine_device, fusion_of, kernel_flags, kv_padding_of
 from llm_roofline.core.hardware import HardwareSpec
 from llm_roofline.core.memory import MemoryFootprint, memory_footprint
 from llm_roofline.core.models import ModelSpec
@@ -37,6 +37,7 @@ from llm_roofline.core.transformer import (
     Op,
     StepPlan,
     Workload,
+    attended_past_len,
     on_device,
     over_operators,
     step_counts,
@@ -349,7 +350,9 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
     workload, device_note = on_device(model, workload, hardware)  # 2:4 sparsity where the device runs it
     plan = workload_plan(model, workload)
-    counts = step_counts(model, workload.batch, workload.q_len, workload.past_len, workload.skips_masked_scores)
+    counts = step_counts(model, workload.batch, workload.q_len,
+                         attended_past_len(workload.q_len, workload.past_len, kv_padding_of(workload.engine)),
+                         workload.skips_masked_scores)
     ceilings = engine_device(hardware, workload.engine)  # an engine accumulating in fp16: that rate (engines.toml)
     peaks, precisions = _ceilings(ceilings, plan.unique_maths)
     bandwidth = hardware.memory_bytes_per_s

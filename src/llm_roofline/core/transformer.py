@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, 
 from llm_roofline.core import architecture as arch
 from llm_roofline.core import compiled, limits, ops
 from llm_roofline.core.architecture import FULL, MLP, Attention, Block, LinearAttention, ShortConv, Span, StateSpace
-from llm_roofline.core.engines import check_engine
+from llm_roofline.core.engines import check_engine, kv_padding_of
 from llm_roofline.core.errors import InputError, one_of
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format, product_math
 from llm_roofline.core.models import ModelSpec
@@ -57,6 +57,17 @@ def phase_lengths(phase: str, seq_len: Length, new_tokens: int = 1) -> tuple[Len
     if phase == "prefill":
         return seq_len, seq_len * 0
     return seq_len * 0 + new_tokens, seq_len
+
+
+def attended_past_len(q_len: Length, past_len: Length, kv_padding: int | None) -> Length:
+    """The cached positions a step's attention reads, given ``past_len`` cached and ``q_len`` new per sequence:
+    ``past_len`` itself, or, for an engine that pads the cache it attends over to a multiple of ``kv_padding``
+    positions (llama.cpp: 256, ``engines.toml``), the padded length less the step's own positions. The padding
+    is masked, but its keys and values are read and its scores computed (``step_counts`` takes the result as
+    the step's past). Numbers or numpy arrays."""
+    if kv_padding is None:
+        return past_len
+    return -(-(past_len + q_len) // kv_padding) * kv_padding - q_len
 
 
 def step_math(activations: NumberFormat, weights: NumberFormat | WeightScheme | None = None) -> str:
@@ -578,9 +589,11 @@ def step_ops(model: ModelSpec, workload: Workload, *, batch: int | None = None, 
     ``batch``, ``q_len`` or ``past_len`` override the workload's (a study's search over one of them); a grid
     of steps at once is ``workload_plan(...).costs(step_counts(...))`` with numpy arrays.
     """
+    q_len = workload.q_len if q_len is None else q_len
+    past_len = workload.past_len if past_len is None else past_len
     return workload_plan(model, workload).ops(step_counts(
-        model, workload.batch if batch is None else batch, workload.q_len if q_len is None else q_len,
-        workload.past_len if past_len is None else past_len, workload.skips_masked_scores))
+        model, workload.batch if batch is None else batch, q_len,
+        attended_past_len(q_len, past_len, kv_padding_of(workload.engine)), workload.skips_masked_scores))
 
 
 @dataclass(frozen=True)

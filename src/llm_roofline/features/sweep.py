@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes, plan_kernels
-from llm_roofline.core.engines import check_engine_on, engine_device, fusion_of, get_engine
+from llm_roofline.core.engines import check_engine_on, engine_device, fusion_of, get_engine, kv_padding_of
 from llm_roofline.core.errors import InputError, one_of, shown
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
@@ -56,6 +56,7 @@ from llm_roofline.core.transformer import (
     Op,
     StepCounts,
     StepPlan,
+    attended_past_len,
     mla_absorbed,
     over_operators,
     phase_lengths,
@@ -168,7 +169,8 @@ class GridResult:
         """The step counts of every point (computed on demand)."""
         batch, seq_len = self.points.pairs()
         q_len, past_len = phase_lengths(self.pricing.phase, seq_len)
-        return step_counts(self.pricing.model, batch, q_len, past_len, self.pricing.causal_skip)
+        attended = attended_past_len(q_len, past_len, self.pricing.kv_padding)
+        return step_counts(self.pricing.model, batch, q_len, attended, self.pricing.causal_skip)
 
     @property
     def ops(self) -> tuple[Op[Array], ...]:
@@ -204,6 +206,7 @@ class _Pricing(NamedTuple):
     # An engine that replays only steps of at most this many positions as a captured graph, and what a larger
     # step's launches add per device, (devices, 1) seconds (efficiency.launch_params); None: every step alike.
     ungraphed: tuple[int, np.ndarray] | None = None
+    kv_padding: int | None = None  # the engine's: the cache a step attends over, padded (transformer.attended_past_len)
 
 
 class _Group(NamedTuple):
@@ -292,6 +295,7 @@ def _pricing(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, weig
         kernels=kernels,
         groups={},
         ungraphed=ungraphed,
+        kv_padding=kv_padding_of(engine),
     )
 
 
@@ -395,7 +399,8 @@ def _price(pricing: _Pricing, points: _Points) -> GridResult:
         rows, columns = batch.shape[0], seq_len.shape[1]
         where = slice(offset, offset + rows * columns)
         q_len, past_len = phase_lengths(pricing.phase, seq_len)
-        counts = step_counts(pricing.model, _narrowed(batch), _narrowed(q_len), _narrowed(past_len),
+        attended = attended_past_len(q_len, past_len, pricing.kv_padding)
+        counts = step_counts(pricing.model, _narrowed(batch), _narrowed(q_len), _narrowed(attended),
                              pricing.causal_skip)
         counts_2d = [np.asarray(c, dtype=np.float64) for c in counts]  # (rows or 1, columns or 1) each
         groups = _groups(pricing, tuple((c.shape[0] > 1, c.shape[1] > 1) for c in counts_2d))
