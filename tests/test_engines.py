@@ -164,6 +164,14 @@ def test_llama_cpp_attends_over_its_cache_padded_to_256_positions() -> None:
                          plain.activation_format, plain.kv_format, False, engine="llama.cpp-cuda")
     assert grid.time_s[0, 0] == pytest.approx(grid.time_s[0, 1], rel=1e-12)  # 528 and 768 positions: one padding
     assert grid.time_s[0, 0] == pytest.approx(analyze(spec, gpu, padded).totals.time_s, rel=1e-12)
+    # Only attention reads the padded cache: a hybrid model's prompt resumes no recurrent state either way.
+    from llm_roofline.core.transformer import step_counts
+
+    lfm2 = load_model("lfm2-1.2b")
+    exact, padded_counts = (step_counts(lfm2, 1, 494, 0, False, padding) for padding in (None, 256))
+    span = exact.layout.spans[0]
+    assert (exact.keys(span), padded_counts.keys(span)) == (494, 512)
+    assert exact.resumed == padded_counts.resumed == 0
     with pytest.raises(ValueError, match="kv_padding must be a positive number of positions"):
         engines_from({"engine": {"x": {"kinds": ["gpu"], "fusion": "none", "match": [["x"]], "description": "x",
                                        "source": "https://x", "kv_padding": 0}}})

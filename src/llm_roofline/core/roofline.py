@@ -37,7 +37,6 @@ from llm_roofline.core.transformer import (
     Op,
     StepPlan,
     Workload,
-    attended_past_len,
     on_device,
     over_operators,
     step_counts,
@@ -350,9 +349,8 @@ def analyze(model: ModelSpec, hardware: HardwareSpec, workload: Workload) -> Ana
         workload = replace(workload, weights=model.stored_weights)  # the file's formats, named in the result
     workload, device_note = on_device(model, workload, hardware)  # 2:4 sparsity where the device runs it
     plan = workload_plan(model, workload)
-    counts = step_counts(model, workload.batch, workload.q_len,
-                         attended_past_len(workload.q_len, workload.past_len, kv_padding_of(workload.engine)),
-                         workload.skips_masked_scores)
+    counts = step_counts(model, workload.batch, workload.q_len, workload.past_len, workload.skips_masked_scores,
+                         kv_padding_of(workload.engine))
     ceilings = engine_device(hardware, workload.engine)  # an engine accumulating in fp16: that rate (engines.toml)
     peaks, precisions = _ceilings(ceilings, plan.unique_maths)
     bandwidth = hardware.memory_bytes_per_s

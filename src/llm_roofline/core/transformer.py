@@ -59,12 +59,12 @@ def phase_lengths(phase: str, seq_len: Length, new_tokens: int = 1) -> tuple[Len
     return seq_len * 0 + new_tokens, seq_len
 
 
-def attended_past_len(q_len: Length, past_len: Length, kv_padding: int | None) -> Length:
+def attended_past_len(q_len: Quantity, past_len: Quantity, kv_padding: int | None) -> Quantity:
     """The cached positions a step's attention reads, given ``past_len`` cached and ``q_len`` new per sequence:
     ``past_len`` itself, or, for an engine that pads the cache it attends over to a multiple of ``kv_padding``
     positions (llama.cpp: 256, ``engines.toml``), the padded length less the step's own positions. The padding
     is masked, but its keys and values are read and its scores computed (``step_counts`` takes the result as
-    the step's past). Numbers or numpy arrays."""
+    the step's past for its attention). Numbers or numpy arrays."""
     if kv_padding is None:
         return past_len
     return -(-(past_len + q_len) // kv_padding) * kv_padding - q_len
@@ -384,8 +384,10 @@ class StepCounts(tuple[Quantity, ...], Generic[Quantity]):
 
 
 def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Quantity,
-                causal_skip: bool) -> StepCounts[Quantity]:
-    """The counts of a step of ``q_len`` new tokens per sequence over ``past_len`` cached ones.
+                causal_skip: bool, kv_padding: int | None = None) -> StepCounts[Quantity]:
+    """The counts of a step of ``q_len`` new tokens per sequence over ``past_len`` cached ones; ``kv_padding``:
+    the engine's padding of the cache its attention reads (``attended_past_len``; a recurrent state is not
+    padded).
 
     A grid's counts are float64, whatever its arrays hold: batch x scores reaches 2^68 at the largest
     batch and prompt (``limits.WORKLOAD``), past what int64 holds; Python integers are exact at any size."""
@@ -394,9 +396,10 @@ def step_counts(model: ModelSpec, batch: Quantity, q_len: Quantity, past_len: Qu
     layout = count_layout(model)
     tokens = batch * q_len
     values: list[Quantity] = [batch, tokens]
+    attended = attended_past_len(q_len, past_len, kv_padding)
     for span in layout.spans:
-        values += [batch * keys_read(q_len, past_len, span),
-                   batch * attention_pairs(q_len, past_len, causal_skip, span)]
+        values += [batch * keys_read(q_len, attended, span),
+                   batch * attention_pairs(q_len, attended, causal_skip, span)]
     values += [ops.expected_experts_touched(tokens, experts, k) for experts, k in layout.mixtures]
     if layout.recurrent:
         one_token = q_len < 2  # the recurrent form; longer steps scan in chunks (ops.py, convention 8)
@@ -592,8 +595,8 @@ def step_ops(model: ModelSpec, workload: Workload, *, batch: int | None = None, 
     q_len = workload.q_len if q_len is None else q_len
     past_len = workload.past_len if past_len is None else past_len
     return workload_plan(model, workload).ops(step_counts(
-        model, workload.batch if batch is None else batch, q_len,
-        attended_past_len(q_len, past_len, kv_padding_of(workload.engine)), workload.skips_masked_scores))
+        model, workload.batch if batch is None else batch, q_len, past_len, workload.skips_masked_scores,
+        kv_padding_of(workload.engine)))
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,6 @@ from llm_roofline.core.transformer import (
     Op,
     StepCounts,
     StepPlan,
-    attended_past_len,
     mla_absorbed,
     over_operators,
     phase_lengths,
@@ -169,8 +168,8 @@ class GridResult:
         """The step counts of every point (computed on demand)."""
         batch, seq_len = self.points.pairs()
         q_len, past_len = phase_lengths(self.pricing.phase, seq_len)
-        attended = attended_past_len(q_len, past_len, self.pricing.kv_padding)
-        return step_counts(self.pricing.model, batch, q_len, attended, self.pricing.causal_skip)
+        pricing = self.pricing
+        return step_counts(pricing.model, batch, q_len, past_len, pricing.causal_skip, pricing.kv_padding)
 
     @property
     def ops(self) -> tuple[Op[Array], ...]:
@@ -206,7 +205,7 @@ class _Pricing(NamedTuple):
     # An engine that replays only steps of at most this many positions as a captured graph, and what a larger
     # step's launches add per device, (devices, 1) seconds (efficiency.launch_params); None: every step alike.
     ungraphed: tuple[int, np.ndarray] | None = None
-    kv_padding: int | None = None  # the engine's: the cache a step attends over, padded (transformer.attended_past_len)
+    kv_padding: int | None = None  # the engine's padding of the cache a step attends over (transformer.step_counts)
 
 
 class _Group(NamedTuple):
@@ -399,9 +398,8 @@ def _price(pricing: _Pricing, points: _Points) -> GridResult:
         rows, columns = batch.shape[0], seq_len.shape[1]
         where = slice(offset, offset + rows * columns)
         q_len, past_len = phase_lengths(pricing.phase, seq_len)
-        attended = attended_past_len(q_len, past_len, pricing.kv_padding)
-        counts = step_counts(pricing.model, _narrowed(batch), _narrowed(q_len), _narrowed(attended),
-                             pricing.causal_skip)
+        counts = step_counts(pricing.model, _narrowed(batch), _narrowed(q_len), _narrowed(past_len),
+                             pricing.causal_skip, pricing.kv_padding)
         counts_2d = [np.asarray(c, dtype=np.float64) for c in counts]  # (rows or 1, columns or 1) each
         groups = _groups(pricing, tuple((c.shape[0] > 1, c.shape[1] > 1) for c in counts_2d))
         outputs = [time_s[:, where], compute_time_s[:, where], expected_s[:, where], flops[where], moved[where]]

@@ -29,7 +29,6 @@ from llm_roofline.core.ops import gemm
 from llm_roofline.core.transformer import (
     Op,
     Workload,
-    attended_past_len,
     count_layout,
     on_device,
     step_counts,
@@ -193,8 +192,8 @@ def _every_prompt_len(model: ModelSpec, hardware: HardwareSpec, prefill: Workloa
     for start in range(1, limit + 1, _LENGTHS_AT_ONCE):
         lengths = np.arange(start, min(start + _LENGTHS_AT_ONCE, limit + 1), dtype=np.float64)
         batch, cached = np.full_like(lengths, prefill.batch), np.zeros_like(lengths)  # a prompt: nothing cached
-        attended = attended_past_len(lengths, cached, kv_padding_of(prefill.engine))
-        costs = plan.costs(step_counts(model, batch, lengths, attended, prefill.skips_masked_scores))
+        costs = plan.costs(step_counts(model, batch, lengths, cached, prefill.skips_masked_scores,
+                                       kv_padding_of(prefill.engine)))
         flops = np.vstack([costs[0], instances @ costs[0]])  # every operator per instance, then the whole step
         moved = np.vstack([costs[-1], instances @ costs[-1]])
         for row, compute_bound in zip(ranges, flops - ridges[:, None] * moved >= 0, strict=True):
