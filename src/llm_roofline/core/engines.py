@@ -13,14 +13,18 @@ every operator a kernel (the defaults fitted on all measurements of the class).
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
 from collections.abc import Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from llm_roofline.core.errors import InputError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from llm_roofline.core.hardware import HardwareSpec
 
 FUSION_LEVELS = ("none", "elementwise")
@@ -46,10 +50,16 @@ class Engine(NamedTuple):
     # padding masked but read and scored; None: the positions cached and new, exactly.
     kv_padding: int | None = None
 
-    def launches_ungraphed(self, step_tokens: int) -> bool:
+    @overload
+    def launches_ungraphed(self, step_tokens: int) -> bool: ...
+    @overload
+    def launches_ungraphed(self, step_tokens: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]: ...
+
+    def launches_ungraphed(self, step_tokens: int | npt.NDArray[np.int64]) -> bool | npt.NDArray[np.bool_]:
         """Whether a step of ``step_tokens`` tokens (batch x new positions) launches its kernels from the CPU
-        at ``ungraphed_launches``'s cost per kernel instead of replaying a graph."""
-        return self.graph_max_tokens is not None and step_tokens > self.graph_max_tokens
+        at ``ungraphed_launches``'s cost per kernel instead of replaying a graph (a number, or a numpy array
+        of a grid's steps: true or false each)."""
+        return step_tokens > (math.inf if self.graph_max_tokens is None else self.graph_max_tokens)
 
 
 @functools.cache

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from llm_roofline.core.efficiency import expected_step_time_s, params_for, plan_dequantizes, plan_kernels
-from llm_roofline.core.engines import check_engine_on, engine_device, fusion_of, get_engine, kv_padding_of
+from llm_roofline.core.engines import Engine, check_engine_on, engine_device, fusion_of, get_engine, kv_padding_of
 from llm_roofline.core.errors import InputError, one_of, shown
 from llm_roofline.core.formats import NumberFormat, WeightScheme, get_format
 from llm_roofline.core.hardware import HardwareSpec
@@ -202,9 +202,10 @@ class _Pricing(NamedTuple):
     footprint: Callable[[np.ndarray, np.ndarray], tuple[float, Array, Array, Array]]  # (batch, context) -> memory
     kernels: np.ndarray  # per operator: efficiency.plan_kernels under the engine's fusion
     groups: dict[tuple[tuple[bool, bool], ...], tuple[_Group, ...]]  # memo of ``_groups``
-    # An engine that replays only steps of at most this many positions as a captured graph, and what a larger
-    # step's launches add per device, (devices, 1) seconds (efficiency.launch_params); None: every step alike.
-    ungraphed: tuple[int, np.ndarray] | None = None
+    # An engine that replays only steps of few positions as a captured graph (Engine.launches_ungraphed), and
+    # what a larger step's launches add per device, (devices, 1) seconds (efficiency.launch_params); None: every
+    # step alike.
+    ungraphed: tuple[Engine, np.ndarray] | None = None
     kv_padding: int | None = None  # the engine's padding of the cache a step attends over (transformer.step_counts)
 
 
@@ -270,13 +271,13 @@ def _pricing(model: ModelSpec, devices: Sequence[HardwareSpec], phase: str, weig
     ceilings = np.array([[d.peak_for(precision)[1] for d in seen] for precision in plan.unique_maths])
     params = [params_for(d, engine) for d in devices]
     kernels = plan_kernels(plan, fusion_of(engine))
-    graph_max_tokens = None if engine is None else get_engine(engine).graph_max_tokens
+    spec = None if engine is None else get_engine(engine)
     ungraphed = None
-    if graph_max_tokens is not None:  # a larger step pays another cost per kernel: that difference x its kernels
+    if spec is not None and spec.graph_max_tokens is not None:  # a larger step pays another cost per kernel
         launches = float(plan.instance_weights.dot(kernels))
-        ungraphed = (graph_max_tokens, np.array([[(params_for(d, engine, graph_max_tokens + 1).overhead_per_op_s
-                                                    - p.overhead_per_op_s) * launches]
-                                                  for d, p in zip(devices, params, strict=True)]))
+        ungraphed = (spec, np.array([[(params_for(d, engine, spec.graph_max_tokens + 1).overhead_per_op_s
+                                       - p.overhead_per_op_s) * launches]
+                                     for d, p in zip(devices, params, strict=True)]))
     with_step, without_step = ([column[:, None] for column in np.array([p.values() for p in ps]).T]
                                for ps in (params, [replace(p, overhead_per_step_s=0.0) for p in params]))
 
@@ -429,8 +430,8 @@ def _price(pricing: _Pricing, points: _Points) -> GridResult:
         for target, value in zip((kv, act, total), rectangle, strict=True):
             np.copyto(target[where].reshape(rows, columns), value)
     if pricing.ungraphed is not None:
-        graph_max_tokens, launches_s = pricing.ungraphed
-        expected_s += launches_s * (tokens > graph_max_tokens)[None, :]
+        graph_engine, launches_s = pricing.ungraphed
+        expected_s += launches_s * graph_engine.launches_ungraphed(tokens)[None, :]
     return GridResult(
         plan=pricing.plan,
         flops=flops,
