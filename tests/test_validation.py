@@ -26,6 +26,7 @@ from llm_roofline.features.fidelity.validation import (
     device_family,
     expected_time_terms,
     predict,
+    quantile,
     read_case,
     read_measurement_files,
     summary,
@@ -640,11 +641,44 @@ def test_npu_rows_are_reported_on_their_own(tmp_path: Path, capsys: pytest.Captu
     assert by_backend["npu"]["prefill"]["n"] == 2 and by_backend["gpu"]["prefill"]["n"] == 0
     for part in by_backend.values():
         assert set(part) == {"prefill", "decode", "bound"} and set(part["bound"]) == {"prefill", "decode"}
-        assert set(part["decode"]) == {"n", "median_ape", "p90_ape"}
+        assert set(part["decode"]) == {"n", "median_ape", "p90_ape", "median_signed_error"}
     assert data["summary"]["decode"]["n"] == 4  # all backends together, beside
     code, out, _ = run(capsys, "validate", str(path), "--no-rows")
     assert [line.split()[:3] for line in out.splitlines() if line.startswith("NPU ")] == [
         ["NPU", "prefill", "2"], ["NPU", "decode", "2"]]
+
+
+def test_errors_by_weight_format_and_their_sign(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "constructed.csv"
+    third_npu_decode = {**CONSTRUCTED[3], "source": "e", "prefill_tok_s": "", "decode_tok_s": "25"}
+    path.write_text(_rows_text(*CONSTRUCTED, third_npu_decode))
+    code, out, err = run(capsys, "validate", str(path), "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    rows = data["rows"]
+    for row in rows:  # the sign kept: above 0 when the expectation is faster than the measurement
+        assert row["expected_error"] == pytest.approx(row["expected_tokens_per_s"] / row["measured_tokens_per_s"] - 1)
+        assert abs(row["expected_error"]) == pytest.approx(row["expected_ape"])
+    by_weights = data["summary"]["by_weights"]
+    assert set(by_weights) == {row["weights"] for row in rows} == {"fp16", "q4_0"}
+    for label, part in by_weights.items():
+        for phase in ("prefill", "decode"):
+            mine = sorted(row["expected_error"] for row in rows if row["weights"] == label and row["phase"] == phase)
+            assert part[phase]["n"] == len(mine)
+            if mine:
+                middle = (mine[(len(mine) - 1) // 2] + mine[len(mine) // 2]) / 2
+                assert part[phase]["median_signed_error"] == pytest.approx(middle)
+                assert part[phase]["median_ape"] == pytest.approx(quantile([abs(e) for e in mine], 0.5))
+    assert data["summary"]["decode"]["median_signed_error"] == pytest.approx(
+        quantile([row["expected_error"] for row in rows if row["phase"] == "decode"], 0.5))
+    # The text: a bias column beside each backend's figures; a format's table only past three predictions.
+    code, out, _ = run(capsys, "validate", str(path), "--no-rows", "--worst", "0")
+    assert "expected bias" in out and "by weight format" in out
+    table_lines = out.split("by weight format", 1)[1].splitlines()[3:]
+    decode_q4 = [line.split() for line in table_lines if line.startswith("q4_0 ")]
+    assert [line[:3] for line in decode_q4] == [["q4_0", "decode", "3"]]  # q4_0's 2 prefills and fp16's 1: too few
+    expected_bias = by_weights["q4_0"]["decode"]["median_signed_error"]
+    assert decode_q4[0][5] == f"{100 * expected_bias:+.1f}%"
 
 
 def test_cross_validate_both(published: tuple, capsys: pytest.CaptureFixture[str]) -> None:

@@ -212,8 +212,10 @@ def _validate_text(per_file: dict[str, int], reports: list[_Report], skipped: li
                               _micro(p["overhead_per_op_s"]), _micro(p["overhead_per_step_s"])]
                              for group, fold in report.folds.items() for kind, p in fold["params"].items()],
                             align="lrlrrrrr"), ""]
-        lines += ["absolute percentage error (median / 90th percentile) of tokens/s:", _summary_table(report.summary),
-                  ""]
+        lines += ["absolute percentage error (median / 90th percentile) of tokens/s; bias: the median of expected / "
+                  "measured - 1 (above 0: the expectation too fast):", _summary_table(report.summary), ""]
+        if formats := _formats_table(report.summary):
+            lines += [f"by weight format (those with {_FORMAT_MIN_N} or more predictions in a phase):", formats, ""]
         if report.worst:
             lines += [*_worst_text(report.worst, row_label), ""]
     return "\n".join(lines).rstrip("\n")
@@ -236,9 +238,28 @@ def _summary_table(result: dict[str, Any]) -> str:
                 continue
             rows.append([label, phase, part[phase]["n"], _percent(part["bound"][phase]["median_ape"]),
                          _percent(part["bound"][phase]["p90_ape"]), _percent(part[phase]["median_ape"]),
-                         _percent(part[phase]["p90_ape"])])
-    return table(["backend", "phase", "n", "bound median", "bound p90", "expected median", "expected p90"], rows,
-                 align="llrrrrr")
+                         _percent(part[phase]["p90_ape"]), _signed_percent(part[phase]["median_signed_error"])])
+    return table(["backend", "phase", "n", "bound median", "bound p90", "expected median", "expected p90",
+                  "expected bias"], rows, align="llrrrrrr")
+
+
+_FORMAT_MIN_N = 3  # a format's figures over fewer predictions say little
+
+
+def _formats_table(result: dict[str, Any]) -> str:
+    """Per weight format and phase: the expectation's median and 90th-percentile error and its bias, for
+    the formats with at least ``_FORMAT_MIN_N`` predictions in the phase; "" when none has."""
+    from llm_roofline.faces.report.render import table
+
+    rows = [[label, phase, part[phase]["n"], _percent(part[phase]["median_ape"]), _percent(part[phase]["p90_ape"]),
+             _signed_percent(part[phase]["median_signed_error"])]
+            for label, part in result.get("by_weights", {}).items() for phase in ("prefill", "decode")
+            if part[phase]["n"] >= _FORMAT_MIN_N]
+    return table(["weights", "phase", "n", "median", "p90", "bias"], rows, align="llrrrr") if rows else ""
+
+
+def _signed_percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:+.1f}%"
 
 
 # --- the rows it misses most ------------------------------------------------------------------------

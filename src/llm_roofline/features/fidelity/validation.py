@@ -362,8 +362,27 @@ class Prediction:
         return abs(self.expected_tokens_per_s / self.measured_tokens_per_s - 1)
 
     @property
+    def expected_error(self) -> float:
+        """Signed: expected / measured - 1 (above 0: the expectation is faster than the measurement)."""
+        return self.expected_tokens_per_s / self.measured_tokens_per_s - 1
+
+    @property
+    def bound_error(self) -> float:
+        """Signed: bound / measured - 1."""
+        return self.bound_tokens_per_s / self.measured_tokens_per_s - 1
+
+    @property
     def backend(self) -> str:
         return self.case.measurement.backend
+
+    @property
+    def weights_label(self) -> str:
+        """The weight format the row names; without one, the model's own formats (a GGUF's, gpt-oss's MXFP4
+        experts)."""
+        workload = self.case.workload(self.phase)
+        if workload.weights is None:
+            return workload.weight_scheme(self.case.model).name
+        return workload.weights_label
 
     @property
     def step_positions(self) -> int:
@@ -384,13 +403,13 @@ class Prediction:
         return {
             "row": m.row, "where": m.where, "hardware": m.hardware, "backend": m.backend, "family": case.family,
             "device": case.hardware.name, "device_from": case.device_from, "model": case.model.name,
-            "weights": workload.weights_label if workload.weights is not None else
-            workload.weight_scheme(case.model).name,  # the model's own formats (a GGUF's, gpt-oss's MXFP4 experts)
+            "weights": self.weights_label,
             "activations": workload.activation_format.name,
             "phase": self.phase, "batch": workload.batch, "seq_len": workload.seq_len,
             "measured_tokens_per_s": self.measured_tokens_per_s, "bound_tokens_per_s": self.bound_tokens_per_s,
             "expected_tokens_per_s": self.expected_tokens_per_s, "bound_ape": self.bound_ape,
-            "expected_ape": self.expected_ape, "peak_precision": self.peak_precision,
+            "expected_ape": self.expected_ape, "expected_error": self.expected_error,
+            "peak_precision": self.peak_precision,
             "step_tokens": workload.q_len, "graph_context_tokens": workload.graph_context,
         }
 
@@ -651,14 +670,16 @@ def cross_validate(predictions: Sequence[Prediction], by: str = "family") -> tup
 
 def summary(predictions: Sequence[Prediction], rows: int) -> dict[str, Any]:
     """Median and 90th-percentile absolute percentage errors of the expectation (and, under ``bound``, of
-    the roofline bound), per phase: overall, per backend and per device family; errors as fractions
+    the roofline bound), and the median signed error (the bias: above 0 when the expectation is faster than
+    measured), per phase: overall, per backend, per device family and per weight format; errors as fractions
     (0.12 = 12 %)."""
     used = len({id(p.case.measurement) for p in predictions})
     out: dict[str, Any] = {"rows": rows, "rows_used": used, "rows_skipped": rows - used}
     out |= _errors(predictions, "expected_ape")
     out["bound"] = _errors(predictions, "bound_ape")
     groupings: tuple[tuple[str, Callable[[Prediction], str]], ...] = (
-        ("by_backend", lambda p: p.backend), ("by_family", lambda p: p.case.family))
+        ("by_backend", lambda p: p.backend), ("by_family", lambda p: p.case.family),
+        ("by_weights", lambda p: p.weights_label))
     for key, group_of in groupings:
         out[key] = {
             group: {**_errors(subset, "expected_ape"), "bound": _errors(subset, "bound_ape")}
@@ -668,11 +689,16 @@ def summary(predictions: Sequence[Prediction], rows: int) -> dict[str, Any]:
     return out
 
 
+_SIGNED = {"expected_ape": "expected_error", "bound_ape": "bound_error"}
+
+
 def _errors(predictions: Sequence[Prediction], attribute: str) -> dict[str, Any]:
     out = {}
     for phase in PHASES:
-        values = [getattr(p, attribute) for p in predictions if p.phase == phase]
-        out[phase] = {"n": len(values), "median_ape": quantile(values, 0.5), "p90_ape": quantile(values, 0.9)}
+        chosen = [p for p in predictions if p.phase == phase]
+        values = [getattr(p, attribute) for p in chosen]
+        out[phase] = {"n": len(values), "median_ape": quantile(values, 0.5), "p90_ape": quantile(values, 0.9),
+                      "median_signed_error": quantile([getattr(p, _SIGNED[attribute]) for p in chosen], 0.5)}
     return out
 
 
