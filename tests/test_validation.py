@@ -681,6 +681,25 @@ def test_errors_by_weight_format_and_their_sign(tmp_path: Path, capsys: pytest.C
     assert decode_q4[0][5] == f"{100 * expected_bias:+.1f}%"
 
 
+def test_a_miss_on_super_block_weights_says_their_unpacking_is_not_priced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The same M2 Ultra Llama-2-7B decode, measured at a third of its expectation: in Q4_K_M and in Q4_0.
+    rows = [{"source": "k", "quant": "Q4_K_M", "bits_per_weight": "4.85", "prefill_tok_s": "", "decode_tok_s": "30"},
+            {"source": "l", "quant": "Q4_0", "bits_per_weight": "4.5", "prefill_tok_s": "", "decode_tok_s": "30"},
+            {"source": "m", "quant": "Q4_K_M", "bits_per_weight": "4.85", "prefill_tok_s": "", "decode_tok_s": "150"}]
+    path = tmp_path / "k.csv"
+    path.write_text(_rows_text(*rows))
+    predictions, _ = predict([read_case(m) for m in read_measurements(path)])
+    assert [p.unpacks_super_blocks for p in predictions] == [True, False, True]  # Q4_K (and Q6_K); Q4_0's 32
+    code, out, err = run(capsys, "validate", str(path), "--format", "json", "--worst", "3")
+    assert code == 0, err
+    reasons = {entry["row"]: entry["reason"] for entry in json.loads(out)["worst"]}
+    clause = "256-weight super-blocks (K-quants, i-quants)"
+    assert clause in reasons[1] and "faster than measured" in reasons[1]
+    assert clause not in reasons[2]  # Q4_0: the same miss, no such clause
+    assert "slower than measured" in reasons[3] and clause not in reasons[3]  # too slow: not this cause
+
+
 def test_cross_validate_both(published: tuple, capsys: pytest.CaptureFixture[str]) -> None:
     _, predictions, _, rows = published
     code, out, err = run(capsys, "validate", str(CALIBRATION), "--cross-validate", "both", "--worst", "3",

@@ -336,7 +336,15 @@ def _miss_reason(miss: Miss) -> str:
         "step_overhead": (f"{seconds(per_step * scale)} per step", 0.0),
     }[dominant]
     beyond = ", above the roof: another term is overestimated" if efficiency > 1 else ""
-    return f"{head}; {verdict}: the measurement implies {needed} (the other terms held{beyond})"
+    return f"{head}; {verdict}: the measurement implies {needed} (the other terms held{beyond}){_super_blocks(p)}"
+
+
+def _super_blocks(p: Prediction) -> str:
+    """A clause for an expectation too fast on weights in super-blocks, whose unpacking is not priced by format."""
+    if p.expected_tokens_per_s <= p.measured_tokens_per_s or not p.unpacks_super_blocks:
+        return ""
+    return ("; its weights are in 256-weight super-blocks (K-quants, i-quants), whose unpacking the model prices "
+            "as a 32-weight block's: such rows are expected 10-30 % too fast (docs/validation.md, section 3)")
 
 
 

@@ -339,6 +339,8 @@ def _memory_roof_only(device: HardwareSpec, math: str) -> HardwareSpec:
 
 # --- predictions ----------------------------------------------------------------------------------
 
+SUPER_BLOCK_ELEMENTS = 256  # ggml's QK_K: a K-quant's or i-quant's super-block (ggml/src/ggml-common.h)
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """One phase of one row: measured, the roofline bound and the expectation, in tokens per second."""
@@ -383,6 +385,15 @@ class Prediction:
         if workload.weights is None:
             return workload.weight_scheme(self.case.model).name
         return workload.weights_label
+
+    @property
+    def unpacks_super_blocks(self) -> bool:
+        """Whether the step's weights are mostly stored in 256-weight super-blocks (its scheme's default format
+        a K-quant or i-quant: ``block_elements`` in ``formats.toml``; a Q4_0 file's one Q6_K output matrix does
+        not count), whose extra unpacking work the expected time does not price apart from a 32-weight block's
+        (docs/validation.md, section 3: their rows' bias)."""
+        scheme = self.case.workload(self.phase).weight_scheme(self.case.model)
+        return scheme.default.block_elements >= SUPER_BLOCK_ELEMENTS
 
     @property
     def step_positions(self) -> int:
