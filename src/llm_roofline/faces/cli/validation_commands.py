@@ -344,7 +344,8 @@ def _super_blocks(p: Prediction) -> str:
     if p.expected_tokens_per_s <= p.measured_tokens_per_s or not p.unpacks_super_blocks:
         return ""
     return ("; its weights are in 256-weight super-blocks (K-quants, i-quants), whose unpacking the model prices "
-            "as a 32-weight block's: such rows are expected 10-30 % too fast (docs/validation.md, section 3)")
+            "as a 32-weight block's: such rows are expected too fast (their bias: `by weight format` above and "
+            "docs/validation.md, section 3)")
 
 
 

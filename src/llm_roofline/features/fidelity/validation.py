@@ -341,6 +341,7 @@ def _memory_roof_only(device: HardwareSpec, math: str) -> HardwareSpec:
 
 SUPER_BLOCK_ELEMENTS = 256  # ggml's QK_K: a K-quant's or i-quant's super-block (ggml/src/ggml-common.h)
 
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """One phase of one row: measured, the roofline bound and the expectation, in tokens per second."""
@@ -356,12 +357,9 @@ class Prediction:
     peak_precision: str = ""  # the ceiling the step's matrix products run on (analyze's totals.peak_precision)
 
     @property
-    def bound_ape(self) -> float:
-        return abs(self.bound_tokens_per_s / self.measured_tokens_per_s - 1)
-
-    @property
-    def expected_ape(self) -> float:
-        return abs(self.expected_tokens_per_s / self.measured_tokens_per_s - 1)
+    def bound_error(self) -> float:
+        """Signed: bound / measured - 1."""
+        return self.bound_tokens_per_s / self.measured_tokens_per_s - 1
 
     @property
     def expected_error(self) -> float:
@@ -369,9 +367,12 @@ class Prediction:
         return self.expected_tokens_per_s / self.measured_tokens_per_s - 1
 
     @property
-    def bound_error(self) -> float:
-        """Signed: bound / measured - 1."""
-        return self.bound_tokens_per_s / self.measured_tokens_per_s - 1
+    def bound_ape(self) -> float:
+        return abs(self.bound_error)
+
+    @property
+    def expected_ape(self) -> float:
+        return abs(self.expected_error)
 
     @property
     def backend(self) -> str:
@@ -686,30 +687,29 @@ def summary(predictions: Sequence[Prediction], rows: int) -> dict[str, Any]:
     (0.12 = 12 %)."""
     used = len({id(p.case.measurement) for p in predictions})
     out: dict[str, Any] = {"rows": rows, "rows_used": used, "rows_skipped": rows - used}
-    out |= _errors(predictions, "expected_ape")
-    out["bound"] = _errors(predictions, "bound_ape")
+    out |= _errors(predictions, "expected_error")
+    out["bound"] = _errors(predictions, "bound_error")
     groupings: tuple[tuple[str, Callable[[Prediction], str]], ...] = (
         ("by_backend", lambda p: p.backend), ("by_family", lambda p: p.case.family),
         ("by_weights", lambda p: p.weights_label))
     for key, group_of in groupings:
         out[key] = {
-            group: {**_errors(subset, "expected_ape"), "bound": _errors(subset, "bound_ape")}
+            group: {**_errors(subset, "expected_error"), "bound": _errors(subset, "bound_error")}
             for group in sorted({group_of(p) for p in predictions})
             for subset in [[p for p in predictions if group_of(p) == group]]
         }
     return out
 
 
-_SIGNED = {"expected_ape": "expected_error", "bound_ape": "bound_error"}
-
-
-def _errors(predictions: Sequence[Prediction], attribute: str) -> dict[str, Any]:
+def _errors(predictions: Sequence[Prediction], signed_attribute: str) -> dict[str, Any]:
+    """Per phase: ``n``, the median and 90th percentile of the absolute errors, and the median signed error,
+    of ``signed_attribute`` (``expected_error`` or ``bound_error``)."""
     out = {}
     for phase in PHASES:
-        chosen = [p for p in predictions if p.phase == phase]
-        values = [getattr(p, attribute) for p in chosen]
-        out[phase] = {"n": len(values), "median_ape": quantile(values, 0.5), "p90_ape": quantile(values, 0.9),
-                      "median_signed_error": quantile([getattr(p, _SIGNED[attribute]) for p in chosen], 0.5)}
+        signed = [getattr(p, signed_attribute) for p in predictions if p.phase == phase]
+        absolute = [abs(e) for e in signed]
+        out[phase] = {"n": len(signed), "median_ape": quantile(absolute, 0.5), "p90_ape": quantile(absolute, 0.9),
+                      "median_signed_error": quantile(signed, 0.5)}
     return out
 
 
