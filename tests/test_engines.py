@@ -13,7 +13,7 @@ import pytest
 
 from llm_roofline import analyze
 from llm_roofline.core import ops
-from llm_roofline.core.efficiency import engine_params, expected_time_s, params_for, step_cost
+from llm_roofline.core.efficiency import efficiency_key, engine_params, expected_time_s, params_for, step_cost
 from llm_roofline.core.engines import FUSED_KINDS, FUSION_LEVELS, engine_for, engines, engines_from, kernel_flags
 from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import HardwareSpec
@@ -131,9 +131,12 @@ def test_a_step_an_engine_does_not_replay_as_a_graph_launches_at_the_ungraphed_c
     with pytest.raises(ValueError, match="graph_max_tokens and ungraphed_launches go together"):
         engines_from({"engine": {"x": {"kinds": ["gpu"], "fusion": "none", "match": [["x"]], "description": "x",
                                        "source": "https://x", "graph_max_tokens": 1}}})
-    with pytest.raises(ValueError, match="must name an engine of the same kinds that captures no graphs"):
+    with pytest.raises(ValueError, match="must name an engine of the same one kind that captures no graphs"):
         engines_from({"engine": {"x": {"kinds": ["gpu"], "fusion": "none", "match": [["x"]], "description": "x",
                                        "source": "https://x", "graph_max_tokens": 1, "ungraphed_launches": "x"}}})
+    two_kinds = {"kinds": ["cpu", "gpu"], "fusion": "none", "match": [["y"]], "description": "y", "source": "https://y"}
+    with pytest.raises(ValueError, match="must name an engine of the same one kind that captures no graphs"):
+        engines_from({"engine": {"x": {**two_kinds, "graph_max_tokens": 1, "ungraphed_launches": "y"}, "y": two_kinds}})
 
 
 def test_llama_cpp_attends_over_its_cache_padded_to_256_positions() -> None:
@@ -210,16 +213,29 @@ def test_an_engine_that_accumulates_in_fp16_runs_at_that_rate() -> None:
 
 def test_an_engine_with_fitted_figures_gets_them_and_one_without_gets_its_class() -> None:
     gpu = load_hardware("nvidia-rtx-4090")
+    devices = {"gpu": gpu, "cpu": load_hardware("amd-ryzen-9-7950x"), "npu": npu_with_fp16()}
     for name, engine in engines().items():
-        fitted = engine_params(name)
-        kind = engine.kinds[0]
-        device = {"gpu": gpu, "cpu": load_hardware("amd-ryzen-9-7950x"), "npu": npu_with_fp16()}[kind]
-        params = params_for(device, name)
-        if fitted is None:
-            assert params == params_for(device)  # the class's defaults
-        else:
-            assert params == fitted and params.source.startswith(f"engine '{name}'")
+        for kind in engine.kinds:
+            fitted = engine_params(name, kind)
+            params = params_for(devices[kind], name)
+            if fitted is None:
+                assert params == params_for(devices[kind])  # the class's defaults
+            else:
+                assert params == fitted and params.source.startswith(f"engine '{name}'")
     assert params_for(gpu, None) == params_for(gpu)
+
+
+def test_an_engine_of_several_kinds_has_figures_per_kind() -> None:
+    """LiteRT runs XNNPACK on CPU cores and ML Drift on GPUs: two runtimes, two sets of figures, each fitted on
+    the rows measured on its kind (data/efficiency.toml ``[engine."litert/cpu"]``, ``[engine."litert/gpu"]``);
+    the bare name holds none, and an engine of one kind keeps its own name."""
+    assert efficiency_key("litert", "cpu") == "litert/cpu" and efficiency_key("litert", "gpu") == "litert/gpu"
+    assert efficiency_key("llama.cpp-cuda", "gpu") == "llama.cpp-cuda" == efficiency_key("llama.cpp-cuda")
+    cpu, gpu = engine_params("litert", "cpu"), engine_params("litert", "gpu")
+    assert cpu is not None and gpu is not None and cpu != gpu and engine_params("litert") is None
+    assert params_for(load_hardware("snapdragon-8-gen-3-cpu"), "litert") == cpu
+    assert params_for(load_hardware("snapdragon-8-gen-3-gpu"), "litert") == gpu
+    assert "on gpu devices" in gpu.source
 
 
 def test_bad_engines_are_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

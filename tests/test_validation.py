@@ -20,11 +20,13 @@ from llm_roofline.core.errors import InputError
 from llm_roofline.core.hardware import KINDS, PARAMETERS, EfficiencyParams
 from llm_roofline.faces.cli.main import main
 from llm_roofline.features.fidelity.validation import (
+    MIN_ENGINE_OBSERVATIONS,
     Case,
     Skip,
     cross_validate,
     device_family,
     expected_time_terms,
+    fit_defaults,
     predict,
     quantile,
     read_case,
@@ -156,10 +158,26 @@ def test_shipped_defaults_are_what_calibrate_by_class_writes(tmp_path: Path,
                                   "--save src/llm_roofline/data/efficiency.toml")
     for kind in KINDS:
         assert default_params(kind).values() == tuple(shipped["class"][kind][name] for name in PARAMETERS)
-    for name, entry in shipped["engine"].items():
-        fitted = engine_params(name)
+    for key, entry in shipped["engine"].items():
+        engine, _, kind = key.partition("/")  # an engine of several kinds of unit: figures per kind
+        fitted = engine_params(engine, kind or None)
         assert fitted is not None and fitted.values() == tuple(entry[p] for p in PARAMETERS)
-    assert {"llama.cpp-metal", "llama.cpp-cuda", "llama.cpp-cuda-2023"} <= set(shipped["engine"])
+    assert {"llama.cpp-metal", "llama.cpp-cuda", "llama.cpp-cuda-2023", "litert/cpu", "litert/gpu"} <= set(
+        shipped["engine"])
+
+
+def test_a_fold_does_not_lend_an_engine_s_cpu_figures_to_its_gpu_rows(published: tuple) -> None:
+    """LiteRT's GPU rows all come from one model card: a fold that leaves it out keeps only LiteRT's CPU rows,
+    whose figures (XNNPACK's) say nothing of ML Drift on a GPU; the GPU rows get the GPU class's."""
+    _, predictions, _, _ = published
+    litert = [p for p in predictions if p.case.engine == "litert"]
+    cpu_rows = [p for p in litert if p.case.hardware.kind == "cpu"]
+    gpu_rows = [p for p in litert if p.case.hardware.kind == "gpu"]
+    assert len(cpu_rows) >= MIN_ENGINE_OBSERVATIONS and gpu_rows
+    fitted = fit_defaults([p for p in predictions if p.case.engine != "litert"] + cpu_rows)
+    assert "litert/cpu" in fitted.engines and "litert/gpu" not in fitted.engines and "litert" not in fitted.engines
+    assert fitted.params(gpu_rows[0].case, gpu_rows[0].step_positions) == fitted.classes["gpu"]
+    assert fitted.params(cpu_rows[0].case, cpu_rows[0].step_positions) == fitted.engines["litert/cpu"]
 
 
 def test_a_row_may_name_a_config_file(tmp_path: Path) -> None:

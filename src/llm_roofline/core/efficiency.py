@@ -27,7 +27,9 @@ Which parameters a device gets: its own ``[efficiency]`` table when it has one (
 calibrate`` writes it into a device profile); else, when an engine is named (``Workload.engine``,
 ``--engine``: ``engines.py``), that engine's figures, fitted on the measurements made with it; else the
 defaults of its class — ``HardwareSpec.kind``: gpu, cpu or npu. Both are stored in
-``data/efficiency.toml`` with the command that produced them.
+``data/efficiency.toml`` with the command that produced them. An engine that runs on several kinds of
+unit has a runtime per kind (LiteRT: XNNPACK on CPU cores, ML Drift on GPUs; ExecuTorch: XNNPACK on CPU
+cores, QNN on the Hexagon), so its figures are fitted and looked up per kind (``efficiency_key``).
 
 An engine that replays a step's kernels as a captured graph (llama.cpp's CUDA backend: CUDA graphs)
 does so only for steps of few positions (``graph_max_tokens`` in ``data/engines.toml``: one); a larger
@@ -83,16 +85,28 @@ def default_params(device_class: str) -> EfficiencyParams:
     return replace(params, source=f"class '{device_class}' defaults, data/efficiency.toml: {entry.get('basis', '')}")
 
 
+def efficiency_key(engine: str, device_kind: str | None = None) -> str:
+    """The name an engine's fitted figures go by (``[engine."<key>"]`` of data/efficiency.toml, the fit's
+    engines): the engine's own name where it runs on one kind of unit, else ``<engine>/<kind>`` (``litert/cpu``,
+    ``litert/gpu``): one runtime per kind, each with its own figures. ``device_kind`` None: the engine's only
+    kind (an engine of several kinds then has no figures under its bare name)."""
+    kinds = get_engine(engine).kinds
+    if len(kinds) == 1 or device_kind is None:
+        return engine
+    return f"{engine}/{device_kind}"
+
+
 @functools.cache
-def engine_params(engine: str) -> EfficiencyParams | None:
-    """An engine's fitted figures (``[engine.<name>]`` of data/efficiency.toml), or None where it has too few
-    measurements to fit (it then gets its device class's)."""
-    get_engine(engine)
-    entry = defaults_table().get("engine", {}).get(engine)
+def engine_params(engine: str, device_kind: str | None = None) -> EfficiencyParams | None:
+    """An engine's fitted figures on a kind of device (``efficiency_key``), or None where it has too few
+    measurements there to fit (it then gets its device class's)."""
+    key = efficiency_key(engine, device_kind)
+    entry = defaults_table().get("engine", {}).get(key)
     if entry is None:
         return None
-    params = params_from_dict(entry, f"data/efficiency.toml [engine.{engine}]")
-    return replace(params, source=f"engine '{engine}', data/efficiency.toml: {entry.get('basis', '')}")
+    params = params_from_dict(entry, f"data/efficiency.toml [engine.{key}]")
+    where = "" if key == engine else f" on {device_kind} devices"
+    return replace(params, source=f"engine '{engine}'{where}, data/efficiency.toml: {entry.get('basis', '')}")
 
 
 def device_class(hardware: HardwareSpec) -> str:
@@ -109,7 +123,7 @@ def params_for(hardware: HardwareSpec, engine: str | None = None, step_tokens: i
         return hardware.efficiency
     if engine is not None:
         check_engine_on(engine, hardware.kind, hardware.name)
-        fitted = engine_params(engine)
+        fitted = engine_params(engine, hardware.kind)
         if fitted is not None:
             return launch_params(fitted, engine, step_tokens, engine_params)
     return default_params(device_class(hardware))

@@ -85,9 +85,10 @@ def engines_from(data: dict[str, Any]) -> dict[str, Engine]:
     for engine in found.values():
         target = found.get(engine.ungraphed_launches or "")
         if engine.ungraphed_launches is not None and (target is None or target.graph_max_tokens is not None
-                                                      or target.kinds != engine.kinds):
+                                                      or target.kinds != engine.kinds or len(target.kinds) != 1):
+            # one kind: its figures go by its bare name (efficiency.efficiency_key), which is how they are looked up
             raise ValueError(f"data/engines.toml: {engine.name}: ungraphed_launches must name an engine of the same "
-                             f"kinds that captures no graphs, got {engine.ungraphed_launches!r}")
+                             f"one kind that captures no graphs, got {engine.ungraphed_launches!r}")
     return found
 
 

@@ -493,8 +493,8 @@ def _calibrate_classes(args: argparse.Namespace) -> str:
         "fit": ("pseudo-Huber loss (scale 0.1) of log(expected / measured) over every measured step of the class; "
                 f"a class with fewer than {MIN_CLASS_OBSERVATIONS} steps gets the pooled fit of all steps; "
                 f"then each engine (data/engines.toml) with at least {MIN_ENGINE_OBSERVATIONS} steps measured with "
-                "it, on those steps, its class's figures as the prior; deterministic grid + simplex search "
-                "(fitting.fit_params)"),
+                "it, on those steps, its class's figures as the prior (an engine of several kinds of unit: per kind, "
+                "as engine/kind); deterministic grid + simplex search (fitting.fit_params)"),
         "class": {kind: {**{p: getattr(params, p) for p in PARAMETERS}, "basis": params.source}
                   for kind, params in fitted.items()},
         "engine": {name: {**{p: getattr(params, p) for p in PARAMETERS}, "basis": params.source}

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 from llm_roofline.core import limits
 from llm_roofline.core.efficiency import (
     StepCost,
+    efficiency_key,
     expected_time_s,
     launch_overhead_s,
     launch_params,
@@ -612,28 +613,31 @@ class FittedDefaults(NamedTuple):
         """The figures a measured step is predicted with: its engine's when fitted (with the cost per kernel of
         launches without a graph where the engine does not replay a step of ``step_positions`` as one:
         ``efficiency.launch_params``), else its class's."""
-        if case.engine is not None and case.engine in self.engines:
-            return launch_params(self.engines[case.engine], case.engine, step_positions, self.engines.get)
+        key = None if case.engine is None else efficiency_key(case.engine, case.hardware.kind)
+        if case.engine is not None and key in self.engines:
+            return launch_params(self.engines[key], case.engine, step_positions, self.engines.get)
         return self.classes[case.hardware.kind]
 
 
 def fit_defaults(predictions: Sequence[Prediction], description: str = "") -> FittedDefaults:
     """The class defaults (``fit_class_defaults``), then each engine with at least ``MIN_ENGINE_OBSERVATIONS``
     measured steps fitted on its own rows, its class's figures as the prior (a parameter its rows say little
-    about stays near the class's)."""
+    about stays near the class's); an engine of several kinds of unit, per kind (``efficiency_key``)."""
     classes = fit_class_defaults(predictions, description)
     engines: dict[str, EfficiencyParams] = {}
-    names = sorted({p.case.engine for p in predictions if p.case.engine is not None})
+    groups: dict[tuple[str, str], list[Prediction]] = {}
+    for p in predictions:
+        if p.case.engine is not None:
+            groups.setdefault((p.case.engine, p.case.hardware.kind), []).append(p)
     # an engine that launches some steps at another engine's cost per kernel is fitted after that engine
-    for name in sorted(names, key=lambda n: get_engine(n).ungraphed_launches is not None):
-        own = [p for p in predictions if p.case.engine == name]
-        kinds = sorted({p.case.hardware.kind for p in own})
-        if len(own) < MIN_ENGINE_OBSERVATIONS or len(kinds) != 1:
+    for (name, kind), own in sorted(groups.items(), key=lambda g: (get_engine(g[0][0]).ungraphed_launches is not None,
+                                                                   g[0])):
+        if len(own) < MIN_ENGINE_OBSERVATIONS:
             continue
+        key = efficiency_key(name, kind)
         observations = [p.observation(launch_overhead_s(name, p.step_positions, engines.get)) for p in own]
-        engines[name] = fit_params(observations, prior=classes[kinds[0]],
-                                   source=f"fit of engine {name}: {_counts(own)}{description}; prior: the "
-                                          f"{kinds[0]} class")
+        engines[key] = fit_params(observations, prior=classes[kind],
+                                  source=f"fit of engine {key}: {_counts(own)}{description}; prior: the {kind} class")
     return FittedDefaults(classes, dict(sorted(engines.items())))
 
 
@@ -672,9 +676,10 @@ def cross_validate(predictions: Sequence[Prediction], by: str = "family") -> tup
         held_out += [p.with_params(fitted.params(p.case, p.step_positions)) for p in test]
         folds[group] = {"n": len(test), "params": {kind: fitted.classes[kind].to_dict()
                                                    for kind in sorted({p.case.hardware.kind for p in test})},
-                        "engines": {name: fitted.engines[name].to_dict()
-                                    for name in sorted({p.case.engine for p in test if p.case.engine in
-                                                        fitted.engines})}}
+                        "engines": {key: fitted.engines[key].to_dict()
+                                    for key in sorted({efficiency_key(p.case.engine, p.case.hardware.kind)
+                                                       for p in test if p.case.engine is not None}
+                                                      & set(fitted.engines))}}
     return held_out, folds
 
 
