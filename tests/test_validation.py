@@ -220,6 +220,12 @@ def test_validate_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
     row = data["rows"][0]
     assert row["expected_ape"] == pytest.approx(abs(row["expected_tokens_per_s"] / row["measured_tokens_per_s"] - 1))
     assert any(skip["reason"].startswith("unknown model 'SmolLM2'") for skip in data["skipped"])
+    # each row names its engine and the figures that predicted it: LiteRT's per kind of unit
+    litert = {r["backend"].lower(): r["efficiency_figures"] for r in data["rows"] if r["engine"] == "litert"}
+    assert litert["cpu"].startswith("engine 'litert' on cpu devices") and "litert/cpu" in litert["cpu"]
+    assert litert["gpu"].startswith("engine 'litert' on gpu devices") and "litert/gpu" in litert["gpu"]
+    assert all(r["efficiency_figures"].startswith("class 'gpu'") for r in data["rows"] if r["engine"] is None
+               and r["backend"].lower() == "gpu")
 
 
 def test_validate_table_and_folds(capsys: pytest.CaptureFixture[str]) -> None:

@@ -424,6 +424,9 @@ class Prediction:
             "expected_ape": self.expected_ape, "expected_error": self.expected_error,
             "peak_precision": self.peak_precision,
             "step_tokens": workload.q_len, "graph_context_tokens": workload.graph_context,
+            # which figures predicted it: the engine the row was measured with and where its figures come from
+            # (an engine's own fit, per kind of unit; its class's defaults; in a cross-validation, the fold's fit)
+            "engine": case.engine, "efficiency_figures": self.params.source,
         }
 
 
