@@ -616,8 +616,7 @@ class FittedDefaults(NamedTuple):
         """The figures a measured step is predicted with: its engine's when fitted (with the cost per kernel of
         launches without a graph where the engine does not replay a step of ``step_positions`` as one:
         ``efficiency.launch_params``), else its class's."""
-        key = None if case.engine is None else efficiency_key(case.engine, case.hardware.kind)
-        if case.engine is not None and key in self.engines:
+        if case.engine is not None and (key := efficiency_key(case.engine, case.hardware.kind)) in self.engines:
             return launch_params(self.engines[key], case.engine, step_positions, self.engines.get)
         return self.classes[case.hardware.kind]
 
